@@ -1,0 +1,65 @@
+"""The ``ppl-ident`` command line.
+
+Each sub-command is one module in this package exposing ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; adding a command is one module plus one
+entry in :data:`COMMANDS`. Bad input exits with code 2 and a one-paragraph message, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import warnings
+
+__all__ = ["main", "COMMANDS"]
+
+COMMANDS = ["simulate", "fit", "demo"]
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from ppl_ident import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ppl-ident",
+        description="Identifiable latent-variable models: simulate, fit, check, report, compare.",
+    )
+    parser.add_argument("--version", action="version", version=f"ppl-ident {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"ppl_ident.cli.{name}")
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def _format_warning(message, category, filename, lineno, line=None):
+    return f"warning: {message}\n"
+
+
+def main(argv=None) -> int:
+    """Entry point of ``ppl-ident``; returns the exit code."""
+    os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    from ppl_ident.errors import InputError
+
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    warnings.formatwarning = _format_warning
+    try:
+        return int(args._run(args) or 0)
+    except InputError as err:
+        print(f"ppl-ident {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ppl-ident {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

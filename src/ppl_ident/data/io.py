@@ -1,0 +1,205 @@
+"""The ``.npz`` data contract: reading, validating and writing data files.
+
+Keys (loaded with ``allow_pickle=False``):
+
+``x``
+    float ``(N, d)``; for sequences ``(B, T, d)``.
+``u``
+    int domain labels ``(N,)`` (non-negative), or float ``(N, k)`` continuous auxiliary
+    variables; for sequences ``(B, T)`` and optional.
+``z`` (optional)
+    true latents ``(N, n)`` / ``(B, T, n)``; evaluation only.
+``truth_*`` (optional, written by the simulator)
+    ``truth_domain_loc``, ``truth_domain_scale`` ``(U, n)``; ``truth_mixing_weights``
+    ``(L, n, n)``; ``truth_mixing_projection`` ``(n, d)``; ``truth_mixing_activation``,
+    ``truth_source`` (strings); ``truth_mixing_slope``, ``truth_df``, ``truth_noise_std``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from ppl_ident.data.mixing import Mixing
+from ppl_ident.data.simulate import Dataset, GroundTruth
+from ppl_ident.errors import InputError
+from ppl_ident.files import atomic_savez
+
+__all__ = ["load_dataset", "save_dataset", "validate_dataset", "truth_to_arrays",
+           "truth_from_arrays"]
+
+
+def truth_to_arrays(truth: GroundTruth) -> dict:
+    """Flatten a :class:`GroundTruth` (without ``z``) into ``truth_*`` arrays."""
+    m = truth.mixing
+    out = {
+        "truth_domain_loc": np.asarray(truth.domain_loc),
+        "truth_domain_scale": np.asarray(truth.domain_scale),
+        "truth_mixing_weights": np.stack([np.asarray(w) for w in m.weights]),
+        "truth_mixing_activation": np.array(m.activation),
+        "truth_mixing_slope": np.array(m.slope),
+        "truth_source": np.array(truth.source),
+        "truth_df": np.array(truth.df),
+        "truth_noise_std": np.array(truth.noise_std),
+    }
+    if m.projection is not None:
+        out["truth_mixing_projection"] = np.asarray(m.projection)
+    return out
+
+
+def truth_from_arrays(arrays, z) -> GroundTruth | None:
+    """Inverse of :func:`truth_to_arrays`; None when the file has no mixing."""
+    if "truth_mixing_weights" not in arrays:
+        return None
+    w = np.asarray(arrays["truth_mixing_weights"], dtype=np.float32)
+    proj = arrays.get("truth_mixing_projection")
+    mixing = Mixing(
+        tuple(jnp.asarray(wi) for wi in w),
+        None if proj is None else jnp.asarray(np.asarray(proj, dtype=np.float32)),
+        str(arrays["truth_mixing_activation"]),
+        float(arrays["truth_mixing_slope"]),
+    )
+    return GroundTruth(
+        z=z,
+        domain_loc=np.asarray(arrays.get("truth_domain_loc", np.zeros((0,))), np.float32),
+        domain_scale=np.asarray(arrays.get("truth_domain_scale", np.zeros((0,))), np.float32),
+        mixing=mixing,
+        source=str(arrays.get("truth_source", "gaussian")),
+        df=float(arrays.get("truth_df", 3.0)),
+        noise_std=float(arrays.get("truth_noise_std", 0.0)),
+    )
+
+
+def save_dataset(path, dataset: Dataset, truth: GroundTruth | None = None,
+                 overwrite: bool = False) -> Path:
+    """Write a dataset (and the simulator's ground truth) as ``.npz``, atomically.
+
+    Refuses to replace an existing file unless ``overwrite``.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise InputError(f"Data files use the .npz format; name the output like {path}.npz.")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists; choose another name or pass --force to replace it.")
+    arrays = {"x": dataset.x}
+    if dataset.u is not None:
+        arrays["u"] = dataset.u
+    if dataset.z is not None:
+        arrays["z"] = dataset.z
+    if truth is not None:
+        arrays.update(truth_to_arrays(truth))
+    return atomic_savez(path, **arrays)
+
+
+def load_dataset(path) -> tuple[Dataset, GroundTruth | None]:
+    """Read and validate a data file.
+
+    Returns
+    -------
+    dataset : Dataset
+        ``x`` float32, ``u`` int32 labels or float32 ``(N, k)`` (None for sequences without
+        ``u``), ``z`` float32 or None.
+    truth : GroundTruth or None
+        Present when the file was written by the simulator.
+
+    Raises
+    ------
+    InputError
+        Missing file or key, unreadable or pickled content, shapes that disagree,
+        non-finite values, invalid domain labels. The message names the fix.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(
+            f"Data file {path} does not exist. Check the path, or create a file with "
+            f"`ppl-ident simulate --out {path}`."
+        )
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; pass the path of a .npz data file.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as err:
+        raise InputError(
+            f"{path} holds object arrays, which would need pickle to load and could run code; "
+            "save plain numeric arrays with np.savez(path, x=..., u=...)."
+        ) from err
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise InputError(
+            f"{path} is not a readable .npz file ({err}); write it with np.savez(path, x=x, u=u)."
+        ) from err
+    dataset = validate_dataset(arrays, source=str(path))
+    return dataset, truth_from_arrays(arrays, dataset.z)
+
+
+def _numeric(name, arr, source):
+    if arr.dtype.kind not in "fiub":
+        raise InputError(
+            f"{source}: '{name}' has dtype {arr.dtype}; it must be numeric. Convert it with "
+            f"{name}.astype('float32') before saving."
+        )
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = int(np.sum(~np.isfinite(arr)))
+        raise InputError(
+            f"{source}: '{name}' contains {bad} NaN or infinite value(s); drop or impute those "
+            "rows before fitting."
+        )
+
+
+def validate_dataset(arrays, source: str = "data") -> Dataset:
+    """Check a mapping of arrays against the data contract and return a :class:`Dataset`."""
+    if not hasattr(arrays, "get"):
+        arrays = dict(zip(("x", "u", "z"), arrays))
+    if "x" not in arrays or arrays.get("x") is None:
+        raise InputError(f"{source}: no 'x' array; save the observations under the key 'x'.")
+    x = np.asarray(arrays["x"])
+    _numeric("x", x, source)
+    if x.ndim not in (2, 3) or x.size == 0:
+        raise InputError(
+            f"{source}: 'x' has shape {x.shape}; expected (N, d) for i.i.d. data or (B, T, d) "
+            "for sequences, with at least one row."
+        )
+    seq = x.ndim == 3
+    lead = x.shape[:-1]
+    u = arrays.get("u")
+    if u is None and not seq:
+        raise InputError(
+            f"{source}: no 'u' array. Save the auxiliary variable (integer domain labels of "
+            "shape (N,), or continuous values of shape (N, k)) under the key 'u'."
+        )
+    if u is not None:
+        u = np.asarray(u)
+        _numeric("u", u, source)
+        if u.shape[: len(lead)] != lead or u.ndim > len(lead) + 1:
+            raise InputError(
+                f"{source}: 'u' has shape {u.shape} but 'x' has shape {x.shape}; u must have one "
+                f"entry per observation, shape {lead} (labels) or {lead + ('k',)} (continuous)."
+            )
+        if u.ndim == len(lead):
+            if u.dtype.kind == "f" and not np.all(u == np.round(u)):
+                raise InputError(
+                    f"{source}: 'u' has non-integer values; domain labels must be integers. "
+                    f"For a continuous auxiliary variable store it with shape {lead + (1,)}."
+                )
+            if np.any(u < 0):
+                raise InputError(
+                    f"{source}: 'u' has negative domain labels; use labels 0, 1, 2, ..."
+                )
+            u = u.astype(np.int32)
+        else:
+            u = u.astype(np.float32)
+    z = arrays.get("z")
+    if z is not None:
+        z = np.asarray(z)
+        _numeric("z", z, source)
+        if z.ndim != x.ndim or z.shape[:-1] != lead:
+            raise InputError(
+                f"{source}: 'z' has shape {z.shape} but 'x' has shape {x.shape}; the true latents "
+                f"must have shape {lead + ('n',)}."
+            )
+        z = z.astype(np.float32)
+    return Dataset(x.astype(np.float32), u, z)

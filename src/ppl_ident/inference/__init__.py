@@ -1,0 +1,20 @@
+"""Inference engines (``init``/``step`` behind registries) and the fit loop."""
+
+from ppl_ident.inference.engines import (
+    ELBOS,
+    ENGINES,
+    Engine,
+    OptimConfig,
+    StepInfo,
+    build_engine,
+    make_elbo,
+    make_optimizer,
+    svi_engine,
+)
+from ppl_ident.inference.fit import FitResult, fit, fit_batched
+from ppl_ident.inference.predict import decoder_fn, encode, encoder_mean_fn, learned_log_prior
+
+__all__ = [
+    "ELBOS", "ENGINES", "Engine", "FitResult", "OptimConfig", "StepInfo", "build_engine",
+    "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
+]

@@ -1,0 +1,146 @@
+"""Inference engines as pure ``init``/``step`` pairs, and their registries.
+
+An :class:`Engine` is three pure functions over an explicit state::
+
+    state = engine.init(key, x, u)
+    state, info = engine.step(state, x, u)      # info: StepInfo(loss, finite)
+    params = engine.get_params(state)
+
+``step`` never raises inside ``jit``: a step whose loss or gradients are not finite leaves
+the state unchanged and reports ``finite=False`` (NumPyro's ``SVI.stable_update``).
+
+A new ELBO is one entry in :data:`ELBOS`; a new engine one entry in :data:`ENGINES`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from numpyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from numpyro.optim import optax_to_numpyro
+
+from ppl_ident.errors import InputError
+from ppl_ident.models import ModelSpec
+
+__all__ = ["ELBOS", "ENGINES", "Engine", "StepInfo", "OptimConfig", "make_elbo", "svi_engine",
+           "build_engine", "make_optimizer"]
+
+ELBOS: dict[str, Callable] = {
+    "Trace_ELBO": Trace_ELBO,
+    "TraceMeanField_ELBO": TraceMeanField_ELBO,
+}
+
+
+class StepInfo(NamedTuple):
+    """Per-step diagnostics; never fed back into the state."""
+
+    loss: jax.Array
+    finite: jax.Array
+
+
+class OptimConfig(NamedTuple):
+    """Adam with global-norm clipping and a warm-up + cosine-decay learning rate."""
+
+    learning_rate: float = 3e-3
+    num_steps: int = 4000
+    warmup_steps: int = 200
+    end_fraction: float = 0.02
+    clip_norm: float = 10.0
+
+
+class Engine(NamedTuple):
+    """A named inference algorithm bound to one model.
+
+    Attributes
+    ----------
+    name : str
+    init : ``(key, x, u) -> state``
+    step : ``(state, x, u) -> (state, StepInfo)``
+    get_params : ``state -> dict`` of constrained parameters
+    evaluate : ``(key, params, x, u) -> loss``
+        Full-data negative ELBO (several particles), used to choose among restarts.
+    spec : ModelSpec
+    config : dict
+    """
+
+    name: str
+    init: Callable
+    step: Callable
+    get_params: Callable
+    evaluate: Callable
+    spec: ModelSpec
+    config: dict
+
+
+def make_elbo(name: str, num_particles: int = 1, **kwargs):
+    """Instantiate an ELBO from :data:`ELBOS` by name."""
+    if name not in ELBOS:
+        raise InputError(f"Unknown ELBO {name!r}; valid ELBOs: {', '.join(sorted(ELBOS))}.")
+    return ELBOS[name](num_particles=num_particles, **kwargs)
+
+
+def make_optimizer(cfg: OptimConfig):
+    """The optax chain behind every SVI engine: clip, then Adam on a schedule."""
+    warmup = max(0, min(cfg.warmup_steps, cfg.num_steps - 1))
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=cfg.learning_rate * 0.01,
+        peak_value=cfg.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(cfg.num_steps, warmup + 1),
+        end_value=cfg.learning_rate * cfg.end_fraction,
+    )
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adam(schedule))
+
+
+def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int = 1,
+               batch_size: int | None = 256, optim: OptimConfig = OptimConfig(),
+               eval_particles: int = 4, name: str | None = None) -> Engine:
+    """Stochastic variational inference with the model's amortised guide.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    elbo : str
+        A name in :data:`ELBOS`.
+    num_particles : int
+        Monte Carlo samples of the ELBO per step.
+    batch_size : int or None
+        Minibatch size (the ``obs`` plate's ``subsample_size``); None uses all data.
+    optim : OptimConfig
+    eval_particles : int
+        Particles of the full-data ELBO used by ``evaluate``.
+    """
+    loss = make_elbo(elbo, num_particles)
+    svi = SVI(spec.model, spec.guide, optax_to_numpyro(make_optimizer(optim)), loss)
+    eval_loss = make_elbo(elbo, eval_particles)
+
+    def init(key, x, u):
+        k_init, k_params = jax.random.split(key)
+        return svi.init(k_init, x, u, subsample_size=batch_size,
+                        init_params=spec.init_params(k_params))
+
+    def step(state, x, u):
+        state, loss_value = svi.stable_update(state, x, u, subsample_size=batch_size)
+        return state, StepInfo(loss_value, jnp.isfinite(loss_value))
+
+    def evaluate(key, params, x, u):
+        return eval_loss.loss(key, params, spec.model, spec.guide, x, u, subsample_size=None)
+
+    config = dict(engine=name or "svi", elbo=elbo, num_particles=num_particles,
+                  batch_size=batch_size, **optim._asdict())
+    return Engine(name or "svi", init, step, svi.get_params, evaluate, spec, config)
+
+
+ENGINES: dict[str, Callable] = {
+    "svi": svi_engine,
+}
+
+
+def build_engine(name: str, spec: ModelSpec, **kwargs) -> Engine:
+    """Build a registered engine by name; unknown names list the valid ones."""
+    if name not in ENGINES:
+        raise InputError(f"Unknown engine {name!r}; valid engines: {', '.join(sorted(ENGINES))}.")
+    return ENGINES[name](spec, **kwargs)

@@ -1,0 +1,88 @@
+"""Posterior summaries of a fitted model: the guide's moments of ``z``."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from numpyro import handlers
+
+__all__ = ["encode", "decoder_fn", "encoder_mean_fn", "learned_log_prior"]
+
+
+def encode(spec, params, x, u):
+    """Mean and standard deviation of ``q(z | x, u)`` for every observation.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    params : dict
+        Fitted (constrained) parameters.
+    x, u : arrays ``(N, d)``, ``(N,)`` or ``(N, k)``
+
+    Returns
+    -------
+    mean, std : arrays ``(N, n_latent)``
+    """
+    def moments(params, x, u):
+        guide = handlers.substitute(handlers.seed(spec.guide, 0), params)
+        site = handlers.trace(guide).get_trace(x, u, subsample_size=None)["z"]
+        return site["fn"].mean, jnp.sqrt(site["fn"].variance)
+
+    return jax.jit(moments)(params, jnp.asarray(x), None if u is None else jnp.asarray(u))
+
+
+def decoder_fn(spec, params):
+    """The fitted decoder as a pure function of one latent vector: ``(n,) -> (d,)``."""
+    import equinox as eqx
+
+    module = eqx.combine(params["decoder$params"], _static(spec, "decoder"))
+    return module
+
+
+def encoder_mean_fn(spec, params):
+    """The fitted encoder's posterior mean as a function of one ``(x, u)`` pair.
+
+    ``x``: ``(d,)``; ``u``: a scalar label or ``(k,)`` vector. Returns ``(n,)``.
+    """
+
+    def mean(x, u):
+        m, _ = encode(spec, params, x[None], None if u is None else jnp.asarray(u)[None])
+        return m[0]
+
+    return mean
+
+
+def learned_log_prior(spec, params):
+    """The fitted prior ``log p(z | u)`` as a pure function ``(z (n,), u) -> scalar``.
+
+    Only for models whose prior depends on ``u`` through :func:`ppl_ident.models.prior_params`
+    (the iVAE); raises ``ValueError`` for the VAE, whose prior does not depend on ``u``.
+    """
+    from ppl_ident.models.ivae import prior_params, _factorial
+
+    cfg = spec.config
+    if cfg["name"] != "ivae":
+        raise ValueError(f"model {cfg['name']!r} has no u-dependent prior")
+    aux_net = None
+    if cfg.get("n_domains") is None:
+        import equinox as eqx
+
+        aux_net = eqx.combine(params["prior_net$params"], _static(spec, "prior_net"))
+
+    def log_prior(z, u):
+        subs = handlers.substitute(prior_params, {k: v for k, v in params.items()})
+        loc, scale = subs(jnp.asarray(u)[None], n_latent=cfg["n_latent"],
+                          n_domains=cfg.get("n_domains"), aux_net=aux_net,
+                          learn_prior_loc=cfg.get("learn_prior_loc", True))
+        return _factorial(cfg["prior"], loc[0], scale[0]).log_prob(z)
+
+    return log_prior
+
+
+def _static(spec, name):
+    import equinox as eqx
+
+    fn = spec.model if name != "encoder" else spec.guide
+    module = fn.keywords["decoder" if name == "decoder" else ("aux_net" if name == "prior_net"
+                                                             else "encoder")]
+    return eqx.partition(module, eqx.is_inexact_array)[1]

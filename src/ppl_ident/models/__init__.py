@@ -1,0 +1,118 @@
+"""NumPyro models and the model registry.
+
+A model is a plain NumPyro function; :func:`build_model` binds it to freshly initialised
+networks and pairs it with its default guide as a :class:`ModelSpec`. A new model is one new
+module plus one entry in :data:`MODELS`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, NamedTuple
+
+import equinox as eqx
+import jax
+
+from ppl_ident.errors import InputError
+from ppl_ident.guides.encoder import encoder_guide
+from ppl_ident.models.ivae import PRIORS, ivae, prior_params, vae
+from ppl_ident.models.nn import mlp
+
+__all__ = ["MODELS", "ModelSpec", "build_model", "ivae", "vae", "prior_params", "PRIORS"]
+
+
+class ModelSpec(NamedTuple):
+    """A model bound to its networks, with its guide and a JSON-able description.
+
+    Attributes
+    ----------
+    name : str
+    model, guide : callables ``(x=None, u=None, *, subsample_size=None)``
+    init_params : callable ``key -> dict``
+        Fresh network parameters for a restart (NumPyro ``param`` site name -> pytree);
+        pure, so it can be ``vmap``-ed over keys.
+    config : dict
+        Everything :func:`build_model` needs to rebuild the same spec (saved in run dirs).
+    """
+
+    name: str
+    model: Callable
+    guide: Callable
+    init_params: Callable
+    config: dict
+
+
+def _params(module):
+    return eqx.filter(module, eqx.is_inexact_array)
+
+
+def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=None,
+                       width=64, depth=2, prior="gaussian", noise_scale=None,
+                       learn_prior_loc=True):
+    identifiable = name == "ivae"
+    if identifiable and n_domains is None and aux_dim is None:
+        raise InputError("The iVAE needs an auxiliary variable u: give n_domains or aux_dim.")
+    if prior not in PRIORS:
+        raise InputError(f"Unknown prior {prior!r}; choose one of {', '.join(PRIORS)}.")
+    use_u = identifiable
+    enc_in = data_dim + ((n_domains or aux_dim or 0) if use_u else 0)
+
+    def make_modules(key):
+        k_dec, k_enc, k_aux = jax.random.split(key, 3)
+        mods = {
+            "decoder": mlp(k_dec, n_latent, data_dim, width, depth),
+            "encoder": mlp(k_enc, enc_in, 2 * n_latent, width, depth),
+        }
+        if identifiable and n_domains is None:
+            mods["prior_net"] = mlp(k_aux, aux_dim, 2 * n_latent, width, 1)
+        return mods
+
+    mods = make_modules(key)
+    common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale)
+    if identifiable:
+        model = partial(ivae, decoder=mods["decoder"], n_domains=n_domains,
+                        aux_net=mods.get("prior_net"), prior=prior,
+                        learn_prior_loc=learn_prior_loc, **common)
+    else:
+        model = partial(vae, decoder=mods["decoder"], **common)
+    guide = partial(encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
+                    n_domains=n_domains, use_u=use_u)
+
+    def init_params(key):
+        return {f"{k}$params": _params(m) for k, m in make_modules(key).items()}
+
+    config = dict(name=name, n_latent=n_latent, data_dim=data_dim, n_domains=n_domains,
+                  aux_dim=aux_dim, width=width, depth=depth, prior=prior,
+                  noise_scale=noise_scale, learn_prior_loc=learn_prior_loc)
+    return ModelSpec(name, model, guide, init_params, config)
+
+
+MODELS = {
+    "ivae": partial(_build_ivae_family, "ivae"),
+    "vae": partial(_build_ivae_family, "vae"),
+}
+
+
+def build_model(name: str, key=None, **config) -> ModelSpec:
+    """Build a registered model by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODELS` (``"ivae"``, ``"vae"``, ...).
+    key : jax PRNG key, optional
+        Initialises the networks (default ``PRNGKey(0)``).
+    **config
+        ``n_latent``, ``data_dim``, ``n_domains`` or ``aux_dim``, ``width``, ``depth``,
+        ``prior``, ``noise_scale``, ``learn_prior_loc``.
+
+    Examples
+    --------
+    >>> spec = build_model("ivae", n_latent=2, data_dim=3, n_domains=4)
+    >>> spec.name
+    'ivae'
+    """
+    if name not in MODELS:
+        raise InputError(f"Unknown model {name!r}; valid models: {', '.join(sorted(MODELS))}.")
+    key = jax.random.PRNGKey(0) if key is None else key
+    return MODELS[name](key, **config)
