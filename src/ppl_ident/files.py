@@ -46,9 +46,26 @@ def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
+    """Write ``obj`` as indented, strict JSON, atomically.
+
+    NaN and infinities (which strict JSON readers reject) are written as ``null``.
+    """
+    text = json.dumps(_strict(obj), indent=2, sort_keys=False, default=_json_default,
+                      allow_nan=False)
     return atomic_write_bytes(path, (text + "\n").encode())
+
+
+def _strict(value):
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)) or hasattr(value, "__array__"):
+        value = np.asarray(value)
+        value = value.item() if value.ndim == 0 else _strict(value.tolist())
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value):

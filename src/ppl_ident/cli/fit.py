@@ -14,15 +14,17 @@ def add_arguments(p):
     from ppl_ident.workflow import FitSettings
 
     d = FitSettings()
-    p.add_argument("data", help=".npz data file (keys x, u, optional z)")
-    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("data", nargs="?", default=None,
+                   help=".npz data file (keys x, u, optional z); with --resume, only if it moved")
+    p.add_argument("--out", default=None, help="run directory to create (required unless --resume)")
     p.add_argument("--model", choices=sorted(MODELS), default=d.model)
     p.add_argument("--latent-dim", type=positive_int, default=None,
                    help="n (default: dimension of z in the file, else of x)")
     p.add_argument("--engine", choices=sorted(ENGINES), default=d.engine)
     p.add_argument("--elbo", choices=sorted(ELBOS), default=d.elbo)
     p.add_argument("--particles", type=positive_int, default=d.num_particles)
-    p.add_argument("--steps", type=positive_int, default=d.steps)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help=f"optimisation steps (default {d.steps}; with --resume: the total to reach)")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
     p.add_argument("--lr", type=positive_float, default=d.learning_rate)
     p.add_argument("--restarts", type=positive_int, default=d.restarts,
@@ -35,6 +37,12 @@ def add_arguments(p):
     p.add_argument("--seed", type=nonneg_int, default=d.seed)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="K",
+                   help="write a checkpoint (checkpoint.npz/.json in --out) every K steps; "
+                        "Ctrl-C always stops at the end of a chunk and writes one")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the checkpointed fit in RUN_DIR (to --steps total); the "
+                        "run's own settings are used")
 
 
 def settings_from_args(args):
@@ -42,7 +50,8 @@ def settings_from_args(args):
 
     return FitSettings(
         model=args.model, latent_dim=args.latent_dim, engine=args.engine, elbo=args.elbo,
-        num_particles=args.particles, steps=args.steps, batch_size=args.batch_size,
+        num_particles=args.particles, steps=args.steps or FitSettings().steps,
+        batch_size=args.batch_size,
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
         prior=args.prior, noise_scale=args.noise_scale, seed=args.seed,
     )
@@ -53,8 +62,18 @@ def run(args) -> int:
 
     from ppl_ident.data import load_dataset
     from ppl_ident.errors import InputError
-    from ppl_ident.workflow import fit_model, save_run
+    from ppl_ident.workflow import fit_model, resume_run, save_run
 
+    if args.resume is not None:
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise InputError("--resume writes into the run directory it resumes; drop --out.")
+        out = Path(args.resume)
+        fitted = resume_run(out, args.steps, progress=not args.no_progress,
+                            checkpoint_every=args.checkpoint_every, data_path=args.data)
+        return _finish(out, fitted, args.data or _recorded_data(out))
+    if args.data is None or args.out is None:
+        raise InputError("fit needs a data file and --out RUN_DIR (or --resume RUN_DIR); e.g. "
+                         "ppl-ident fit data.npz --out runs/ivae.")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise InputError(
@@ -62,13 +81,48 @@ def run(args) -> int:
             "pass --force to write into it."
         )
     data, _ = load_dataset(args.data)
-    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress)
-    save_run(out, fitted, force=True, data_path=args.data)
+    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
+                       checkpoint_dir=out, checkpoint_every=args.checkpoint_every,
+                       data_path=args.data)
+    return _finish(out, fitted, args.data)
+
+
+def _finish(out, fitted, data_path) -> int:
+    """Write the outputs; report; exit 0 (completed), 130 (interrupted) or 3 (diverged)."""
+    import sys
+
+    from ppl_ident.workflow import save_run
+
+    save_run(out, fitted, force=True, data_path=data_path)
     m = fitted.metrics
-    line = f"{fitted.settings.model}: ELBO/obs {m['elbo_per_obs']:.3f}"
-    if "mcc" in m:
-        line += f", MCC {m['mcc']:.3f} (raw x {m['mcc_raw_x']:.3f})"
-    line += f", {m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile"
+    reason = m.get("stop_reason", "completed")
+    line = f"{fitted.settings.model}: ELBO/obs {_fmt(m['elbo_per_obs'])}"
+    if m.get("mcc") is not None:
+        line += f", MCC {m['mcc']:.3f} (raw x {_fmt(m.get('mcc_raw_x'))})"
+    line += (f", {m['num_steps']} steps ({m['num_skipped_steps']} skipped), "
+             f"{m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile")
     print(line)
-    print(f"wrote {out}/ (config.json, params.npz, state.npz, losses.npz, metrics.json)")
+    print(f"wrote {out}/ (config.json, params.npz, state.npz, losses.npz, metrics.json, "
+          "checkpoint.npz, checkpoint.json)")
+    if reason == "interrupted":
+        print(f"ppl-ident fit: interrupted at step {m['num_steps']} of {m['target_steps']}; the "
+              f"checkpoint and the outputs so far are in {out}/. Resume with:\n"
+              f"  ppl-ident fit --resume {out}", file=sys.stderr)
+        return 130
+    if reason.startswith("diverged"):
+        print(f"ppl-ident fit: error: stopped early because the fit diverged ({reason}); see "
+              f"the warning above for causes and fixes. The last finite parameters and the "
+              f"outputs so far are in {out}/.", file=sys.stderr)
+        return 3
     return 0
+
+
+def _recorded_data(run):
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(run) / "config.json").read_text()).get("data")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
