@@ -135,6 +135,21 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
     return s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, dataset.x.shape[0])))
 
 
+def _check_fit_memory(dataset: Dataset, s: FitSettings):
+    """Refuse settings whose networks cannot fit in memory before anything is allocated."""
+    from ppl_ident.files import check_memory
+
+    d, n, w = dataset.x.shape[1], s.latent_dim, s.width
+    k = dataset.u.shape[1] if dataset.u is not None and dataset.u.ndim == 2 else 0
+    n_dom = len(np.unique(dataset.u)) if dataset.u is not None and dataset.u.ndim == 1 else 0
+    mlp = lambda i, o: i * w + (s.depth - 1) * w * w + w * o  # noqa: E731
+    n_params = mlp(n, d) + mlp(d + max(n_dom, k), 2 * n) + mlp(k, 2 * n) + 2 * n_dom * n + d
+    # parameters, gradients and two Adam moments per restart, plus one batch of activations
+    nbytes = 4 * s.restarts * (4 * n_params + 4 * s.batch_size * w * s.depth * s.num_particles)
+    check_memory(nbytes, f"a fit with --width {w} --depth {s.depth} --restarts {s.restarts}",
+                 "lower --width, --depth, --restarts or --batch-size.")
+
+
 def _check_domains(u, n: int, model: str):
     if u is None or u.ndim != 1:
         return
@@ -191,6 +206,7 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         For settings or data that cannot work (the message names the fix).
     """
     s = _check_settings(dataset, (settings or FitSettings())._replace(**overrides))
+    _check_fit_memory(dataset, s)
     u, labels = prepare_inputs(dataset.u)
     _check_domains(dataset.u, s.latent_dim, s.model)
     if checkpoint_dir is not None or checkpoint_every is not None:
@@ -282,7 +298,8 @@ def _fit_with_checkpoints(dataset: Dataset, s: FitSettings, u, labels, *, progre
              "resumed_from_step": resume.get("start_step"),
              "steps_per_s": (steps_done - start) / res.run_time if res.run_time > 0 else None}
     if reason.startswith("diverged"):
-        extra["stop_message"] = divergence_message(reason, s, steps_done)
+        extra["stop_message"] = divergence_message(reason.removeprefix("diverged: "), s,
+                                                   steps_done)
         warnings.warn(extra["stop_message"], RuntimeWarning, stacklevel=3)
     return fitted._replace(metrics={**_fit_metrics(res, dataset), **extra,
                                     **evaluate(fitted, dataset)})

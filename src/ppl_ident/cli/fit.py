@@ -110,7 +110,7 @@ def _finish(out, fitted, data_path) -> int:
               f"  ppl-ident fit --resume {out}", file=sys.stderr)
         return 130
     if reason.startswith("diverged"):
-        print(f"ppl-ident fit: error: stopped early because the fit diverged ({reason}); see "
+        print(f"ppl-ident fit: error: stopped early because the fit {reason}; see "
               f"the warning above for causes and fixes. The last finite parameters and the "
               f"outputs so far are in {out}/.", file=sys.stderr)
         return 3
@@ -125,4 +125,6 @@ def _recorded_data(run):
 
 
 def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    import math
+
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
