@@ -24,7 +24,7 @@ import numpy as np
 from ppl_ident import __version__
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.mcc import matched_r2, mcc
-from ppl_ident.errors import InputError, warn_identifiability
+from ppl_ident.errors import DivergenceWarning, InputError, warn_identifiability
 from ppl_ident.files import atomic_write_bytes, atomic_write_json, prepare_output_dir
 from ppl_ident.inference import FitResult, OptimConfig, build_engine, encode, fit
 from ppl_ident.models import MODELS, build_model
@@ -300,7 +300,7 @@ def _fit_with_checkpoints(dataset: Dataset, s: FitSettings, u, labels, *, progre
     if reason.startswith("diverged"):
         extra["stop_message"] = divergence_message(reason.removeprefix("diverged: "), s,
                                                    steps_done)
-        warnings.warn(extra["stop_message"], RuntimeWarning, stacklevel=3)
+        warnings.warn(extra["stop_message"], DivergenceWarning, stacklevel=3)
     return fitted._replace(metrics={**_fit_metrics(res, dataset), **extra,
                                     **evaluate(fitted, dataset)})
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from ppl_ident.cli._args import nonneg_int, positive_float, positive_int
 
 NAME = "fit"
@@ -68,8 +70,9 @@ def run(args) -> int:
         if args.out is not None and Path(args.out) != Path(args.resume):
             raise InputError("--resume writes into the run directory it resumes; drop --out.")
         out = Path(args.resume)
-        fitted = resume_run(out, args.steps, progress=not args.no_progress,
-                            checkpoint_every=args.checkpoint_every, data_path=args.data)
+        with _quiet_divergence():
+            fitted = resume_run(out, args.steps, progress=not args.no_progress,
+                                checkpoint_every=args.checkpoint_every, data_path=args.data)
         return _finish(out, fitted, args.data or _recorded_data(out))
     if args.data is None or args.out is None:
         raise InputError("fit needs a data file and --out RUN_DIR (or --resume RUN_DIR); e.g. "
@@ -81,10 +84,23 @@ def run(args) -> int:
             "pass --force to write into it."
         )
     data, _ = load_dataset(args.data)
-    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
-                       checkpoint_dir=out, checkpoint_every=args.checkpoint_every,
-                       data_path=args.data)
+    with _quiet_divergence():
+        fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
+                           checkpoint_dir=out, checkpoint_every=args.checkpoint_every,
+                           data_path=args.data)
     return _finish(out, fitted, args.data)
+
+
+@contextlib.contextmanager
+def _quiet_divergence():
+    """The CLI prints the divergence message itself (with exit code 3), not as a warning."""
+    import warnings
+
+    from ppl_ident.errors import DivergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        yield
 
 
 def _finish(out, fitted, data_path) -> int:
@@ -110,9 +126,8 @@ def _finish(out, fitted, data_path) -> int:
               f"  ppl-ident fit --resume {out}", file=sys.stderr)
         return 130
     if reason.startswith("diverged"):
-        print(f"ppl-ident fit: error: stopped early because the fit {reason}; see "
-              f"the warning above for causes and fixes. The last finite parameters and the "
-              f"outputs so far are in {out}/.", file=sys.stderr)
+        print(f"ppl-ident fit: error: {m['stop_message']} The outputs so far are in {out}/.",
+              file=sys.stderr)
         return 3
     return 0
 

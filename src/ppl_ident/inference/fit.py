@@ -92,7 +92,7 @@ def chunk_schedule(start: int, stop: int, chunk_size: int, every: int | None = N
     >>> chunk_schedule(0, 1000, 500, every=300)
     [300, 300, 300, 100]
     >>> chunk_schedule(300, 1000, 500, every=700)
-    [50, 350]
+    [50, 350, 300]
     """
     block = every or chunk_size
     pieces = -(-block // chunk_size)
