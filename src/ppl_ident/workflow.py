@@ -239,7 +239,8 @@ def _fit_with_checkpoints(dataset: Dataset, s: FitSettings, u, labels, *, progre
                           resume_dir=None) -> Fitted:
     """The body of :func:`fit_model` and :func:`resume_run` when checkpoints are on."""
     from ppl_ident.inference.checkpoint import (
-        file_sha256, load_checkpoint, save_checkpoint, state_template, stop_on_sigint)
+        CHECKPOINT_JSON, CHECKPOINT_NPZ, file_sha256, load_checkpoint, save_checkpoint,
+        state_template, stop_on_sigint)
 
     if checkpoint_every is not None and (int(checkpoint_every) != checkpoint_every
                                          or checkpoint_every < 1):
@@ -274,6 +275,9 @@ def _fit_with_checkpoints(dataset: Dataset, s: FitSettings, u, labels, *, progre
     if checkpoint_dir is not None:
         if resume_dir is None:
             prepare_output_dir(checkpoint_dir, force=True)
+            # a checkpoint left by a replaced run (--force) must never be resumed with this config
+            for name in (CHECKPOINT_NPZ, CHECKPOINT_JSON):
+                (Path(checkpoint_dir) / name).unlink(missing_ok=True)
             atomic_write_json(Path(checkpoint_dir) / "config.json",
                               _run_config(spec, s, labels, data_path))
 
@@ -481,15 +485,23 @@ def load_run(run_dir) -> Fitted:
             "`ppl-ident fit`."
         )
     config = _read_json(run / "config.json")
-    settings = FitSettings(**config["settings"])
-    model_cfg = dict(config["model"])
-    name = model_cfg.pop("name")
+    try:
+        settings = FitSettings(**config["settings"])
+        model_cfg = dict(config["model"])
+        name = model_cfg.pop("name")
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{run / 'config.json'} is not a ppl_ident run configuration ({err}); "
+                         "it is damaged or from another version.") from err
     spec = build_model(name, jax.random.PRNGKey(0), **model_cfg)
     params_t, state_t = _templates(spec, settings)
     params = load_tree(run / "params.npz", params_t)
     state = load_tree(run / "state.npz", state_t) if (run / "state.npz").exists() else None
-    with np.load(run / "losses.npz", allow_pickle=False) as npz:
-        losses = npz["['loss']"]
+    try:
+        with np.load(run / "losses.npz", allow_pickle=False) as npz:
+            losses = npz["['loss']"]
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"Cannot read {run / 'losses.npz'} ({err}); the run directory is "
+                         "damaged or incomplete.") from err
     metrics = _read_json(run / "metrics.json") if (run / "metrics.json").exists() else {}
     labels = None if config["labels"] is None else np.asarray(config["labels"])
     return Fitted(spec, params, state, settings, labels, losses, metrics)

@@ -124,10 +124,10 @@ def load_dataset(path) -> tuple[Dataset, GroundTruth | None]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except ValueError as err:
+    except ValueError as err:  # object arrays were refused above; this is a corrupt array
         raise InputError(
-            f"{path} holds object arrays, which would need pickle to load and could run code; "
-            "save plain numeric arrays with np.savez(path, x=..., u=...)."
+            f"{path} could not be read ({err}); it may be truncated or corrupt. Save plain "
+            "numeric arrays with np.savez(path, x=..., u=...)."
         ) from err
     except (OSError, zipfile.BadZipFile, EOFError) as err:
         raise InputError(
@@ -178,6 +178,9 @@ def scan_npz(path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                             "pickle, which is never loaded. Save plain numeric arrays with "
                             "np.savez(path, x=..., u=...)."
                         ) from None
+                if any(int(n) < 0 for n in shape):
+                    raise InputError(f"{path}: member {name!r} declares a negative shape {shape}; "
+                                     "the file is corrupt. Write it again with np.savez.")
                 out[name] = (tuple(int(n) for n in shape), dtype)
     except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as err:
         raise InputError(
