@@ -11,10 +11,12 @@ from ppl_ident.inference.engines import (
     make_optimizer,
     svi_engine,
 )
-from ppl_ident.inference.fit import FitResult, fit, fit_batched
+from ppl_ident.inference.fit import (
+    DivergencePolicy, FitResult, chunk_schedule, divergence_reason, fit, fit_batched)
 from ppl_ident.inference.predict import decoder_fn, encode, encoder_mean_fn, learned_log_prior
 
 __all__ = [
+    "DivergencePolicy", "chunk_schedule", "divergence_reason",
     "ELBOS", "ENGINES", "Engine", "FitResult", "OptimConfig", "StepInfo", "build_engine",
     "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
 ]
