@@ -209,10 +209,14 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
     _check_fit_memory(dataset, s)
     u, labels = prepare_inputs(dataset.u)
     _check_domains(dataset.u, s.latent_dim, s.model)
-    if checkpoint_dir is not None or checkpoint_every is not None:
-        return _fit_with_checkpoints(dataset, s, u, labels, progress=progress,
-                                     checkpoint_dir=checkpoint_dir,
-                                     checkpoint_every=checkpoint_every, data_path=data_path)
+    return _fit_with_checkpoints(dataset, s, u, labels, progress=progress,
+                                 checkpoint_dir=checkpoint_dir,
+                                 checkpoint_every=checkpoint_every, data_path=data_path)
+
+
+def _build_spec(dataset: Dataset, s: FitSettings, u, labels):
+    """The model of a fit and the key of its restarts, both derived from ``s.seed`` (shared by
+    :func:`fit_model` and :func:`resume_run`, so a resumed fit rebuilds the same model)."""
     key = jax.random.PRNGKey(s.seed)
     k_model, k_fit = jax.random.split(key)
     spec = build_model(
@@ -221,10 +225,7 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
         width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
     )
-    engine = _engine(spec, s)
-    res = fit(engine, k_fit, dataset.x, u, s.steps, restarts=s.restarts, progress=progress)
-    fitted = Fitted(spec, res.params, res.state, s, labels, res.losses, {})
-    return fitted._replace(metrics={**_fit_metrics(res, dataset), **evaluate(fitted, dataset)})
+    return spec, k_fit
 
 
 def _engine(spec, s: FitSettings):
@@ -237,7 +238,8 @@ def _engine(spec, s: FitSettings):
 def _fit_with_checkpoints(dataset: Dataset, s: FitSettings, u, labels, *, progress,
                           checkpoint_dir, checkpoint_every, data_path, target_steps=None,
                           resume_dir=None) -> Fitted:
-    """The body of :func:`fit_model` and :func:`resume_run` when checkpoints are on."""
+    """The body of :func:`fit_model` and :func:`resume_run`: fit (or continue from the
+    checkpoint in ``resume_dir``), checkpointing into ``checkpoint_dir`` when given."""
     from ppl_ident.inference.checkpoint import (
         CHECKPOINT_JSON, CHECKPOINT_NPZ, file_sha256, load_checkpoint, save_checkpoint,
         state_template, stop_on_sigint)
@@ -245,14 +247,7 @@ def _fit_with_checkpoints(dataset: Dataset, s: FitSettings, u, labels, *, progre
     if checkpoint_every is not None and (int(checkpoint_every) != checkpoint_every
                                          or checkpoint_every < 1):
         raise InputError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
-    key = jax.random.PRNGKey(s.seed)
-    k_model, k_fit = jax.random.split(key)
-    spec = build_model(
-        s.model, k_model, n_latent=s.latent_dim, data_dim=dataset.x.shape[1],
-        n_domains=None if labels is None else len(labels),
-        aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
-        width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
-    )
+    spec, k_fit = _build_spec(dataset, s, u, labels)
     engine = _engine(spec, s)
     target = int(target_steps or s.steps)
     resume = {}
