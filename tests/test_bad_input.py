@@ -300,7 +300,8 @@ def _opt(draw, option, value):
 @st.composite
 def bad_fit_args(draw, data):
     kind = draw(st.sampled_from(["int", "float", "choice", "latent_gt_d", "seed", "no_data",
-                                 "resume_missing", "resume_and_out", "unknown_flag"]))
+                                 "resume_missing", "resume_and_out", "resume_with_settings",
+                                 "unknown_flag"]))
     if kind == "int":
         return kind, [data, *_opt(draw, draw(st.sampled_from(FIT_INT)), draw(_BAD_INTS))]
     if kind == "float":
@@ -319,6 +320,10 @@ def bad_fit_args(draw, data):
         return kind, ["--resume", f"/nonexistent/{draw(_NAMES)}"]
     if kind == "resume_and_out":
         return kind, ["--resume", data.parent]
+    if kind == "resume_with_settings":
+        opt, value = draw(st.sampled_from([("--lr", "0.1"), ("--width", "7"), ("--seed", "9"),
+                                           ("--model", "vae"), ("--restarts", "3")]))
+        return kind, ["--resume", data.parent, opt, value]
     return kind, [data, f"--{draw(_NAMES)}-{draw(_NAMES)}", "1"]
 
 
@@ -332,7 +337,7 @@ def test_bad_fit_arguments_exit_2(data, good_file, capsys):
         argv = ["fit", *args, "--out", out, "--no-progress"]
         if kind == "resume_and_out":
             argv = ["fit", *args, "--out", tmp / "elsewhere"]
-        elif kind == "resume_missing":
+        elif kind in ("resume_missing", "resume_with_settings"):
             argv = ["fit", *args, "--no-progress"]
         run_cli(argv, capsys, "fit arguments", out, kind)
     finally:

@@ -69,6 +69,12 @@ def run(args) -> int:
     if args.resume is not None:
         if args.out is not None and Path(args.out) != Path(args.resume):
             raise InputError("--resume writes into the run directory it resumes; drop --out.")
+        changed = _changed_settings(args)
+        if changed:
+            raise InputError(
+                f"--resume continues the run with its own settings; drop {', '.join(changed)} "
+                "(only --steps, --checkpoint-every and --no-progress apply), or start a new fit."
+            )
         out = Path(args.resume)
         with _quiet_divergence():
             fitted = resume_run(out, args.steps, progress=not args.no_progress,
@@ -91,6 +97,17 @@ def run(args) -> int:
     return _finish(out, fitted, args.data)
 
 
+def _changed_settings(args) -> list[str]:
+    from ppl_ident.workflow import FitSettings
+
+    d = FitSettings()
+    defaults = {"model": d.model, "latent_dim": None, "engine": d.engine, "elbo": d.elbo,
+                "particles": d.num_particles, "batch_size": d.batch_size, "lr": d.learning_rate,
+                "restarts": d.restarts, "width": d.width, "depth": d.depth, "prior": d.prior,
+                "noise_scale": None, "seed": d.seed, "force": False}
+    return [f"--{k.replace('_', '-')}" for k, v in defaults.items() if getattr(args, k) != v]
+
+
 @contextlib.contextmanager
 def _quiet_divergence():
     """The CLI prints the divergence message itself (with exit code 3), not as a warning."""
@@ -109,6 +126,9 @@ def _finish(out, fitted, data_path) -> int:
 
     from ppl_ident.workflow import save_run
 
+    from pathlib import Path
+
+    data_path = None if data_path is None else str(Path(data_path).resolve())
     save_run(out, fitted, force=True, data_path=data_path)
     m = fitted.metrics
     reason = m.get("stop_reason", "completed")
