@@ -16,7 +16,7 @@ import pytest
 from ppl_ident.data import save_dataset
 
 EVERY = 50
-STEPS = 1000
+STEPS = 600
 FIT_ARGS = ["--steps", str(STEPS), "--checkpoint-every", str(EVERY), "--width", "8",
             "--batch-size", "32", "--seed", "3", "--no-progress"]
 
