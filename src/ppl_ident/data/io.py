@@ -157,7 +157,7 @@ def scan_npz(path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     path = Path(path)
     if not zipfile.is_zipfile(path):
         raise InputError(
-            f"{path} is not a .npz file (not a zip archive); write data files with "
+            f"{path} is not a readable .npz file (not a zip archive); write data files with "
             "np.savez(path, x=x, u=u)."
         )
     out = {}

@@ -4,6 +4,8 @@ from ppl_ident.inference.engines import (
     ELBOS,
     ENGINES,
     Engine,
+    KLAnneal,
+    NoiseAnneal,
     OptimConfig,
     StepInfo,
     build_engine,
@@ -17,6 +19,7 @@ from ppl_ident.inference.predict import decoder_fn, encode, encoder_mean_fn, lea
 
 __all__ = [
     "DivergencePolicy", "chunk_schedule", "divergence_reason",
-    "ELBOS", "ENGINES", "Engine", "FitResult", "OptimConfig", "StepInfo", "build_engine",
+    "ELBOS", "ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal", "OptimConfig",
+    "StepInfo", "build_engine",
     "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
 ]
