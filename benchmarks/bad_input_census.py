@@ -44,27 +44,17 @@ def main(argv=None) -> int:
         if failures:
             print(done.stdout[-4000:], file=sys.stderr)
         data = json.loads(census.read_text())
-    try:
-        from ppl_ident import __version__ as version
-    except ImportError:
-        version = "unknown"
-    lines = []
+    sys.path.insert(0, str(ROOT / "src"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import Emitter
+
+    emit = Emitter("bad_input_census", args.out)
+    settings = {"examples_per_property": examples}
     for group, row in data["summary"].items():
         for metric in ("cases", "distinct_messages"):
-            lines.append({"benchmark": "bad_input_census", "metric": f"{group}: {metric}",
-                          "value": row[metric], "unit": "count", "seeds": "derandomized",
-                          "settings": {"examples_per_property": examples},
-                          "machine": "2-core CPU", "version": version})
-    lines.append({"benchmark": "bad_input_census",
-                  "metric": "property tests failing (traceback or exit code != 2)",
-                  "value": failures, "unit": "count", "seeds": "derandomized",
-                  "settings": {"examples_per_property": examples}, "machine": "2-core CPU",
-                  "version": version})
-    text = "\n".join(json.dumps(line) for line in lines)
-    print(text)
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(text + "\n")
+            emit(f"{group}: {metric}", row[metric], "count", "derandomized", settings)
+    emit("property tests failing (traceback or exit code != 2)", failures, "count",
+         "derandomized", settings)
     return failures
 
 
