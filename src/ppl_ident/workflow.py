@@ -31,7 +31,7 @@ from ppl_ident.models import MODELS, build_model
 from ppl_ident.pytrees import load_tree, save_tree
 
 __all__ = ["FitSettings", "Fitted", "fit_model", "evaluate", "save_run", "load_run",
-           "prepare_inputs"]
+           "prepare_inputs", "whitening"]
 
 
 class FitSettings(NamedTuple):
@@ -53,6 +53,7 @@ class FitSettings(NamedTuple):
     depth: int = 2
     prior: str = "gaussian"
     noise_scale: float | None = None
+    whiten: bool = True
     seed: int = 0
 
 
@@ -187,11 +188,27 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         n_domains=None if labels is None else len(labels),
         aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
         width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
+        whiten=whitening(dataset.x) if s.whiten else None,
     )
     engine = _engine(spec, s)
     res = fit(engine, k_fit, dataset.x, u, s.steps, restarts=s.restarts, progress=progress)
     fitted = Fitted(spec, res.params, res.state, s, labels, res.losses, {})
     return fitted._replace(metrics={**_fit_metrics(res, dataset), **evaluate(fitted, dataset)})
+
+
+def whitening(x):
+    """Mean and Cholesky factor of the covariance of ``x`` ``(N, d)``, for
+    :func:`ppl_ident.models.ivae.observation_dist`.
+
+    A ridge of 1e-6 times the mean variance keeps the factor defined when ``x`` lies on a
+    subspace (``d > n`` without noise); directions with no variance then stay near zero.
+    """
+    x = np.asarray(x, np.float64)
+    mu = x.mean(0)
+    cov = np.atleast_2d(np.cov(x, rowvar=False)) if len(x) > 1 else np.eye(x.shape[1])
+    ridge = 1e-6 * max(float(np.mean(np.diag(cov))), 1e-12)
+    chol = np.linalg.cholesky(cov + ridge * np.eye(cov.shape[0]))
+    return mu.astype(np.float32), chol.astype(np.float32)
 
 
 def _engine(spec, s: FitSettings):

@@ -32,6 +32,9 @@ def add_arguments(p):
     p.add_argument("--prior", choices=PRIORS, default=d.prior)
     p.add_argument("--noise-scale", type=positive_float, default=None,
                    help="fix the observation noise scale (default: learn it)")
+    p.add_argument("--no-whiten", action="store_true",
+                   help="decode in data coordinates with isotropic noise instead of whitened "
+                        "coordinates (whitening is the default; see the README)")
     p.add_argument("--seed", type=nonneg_int, default=d.seed)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
@@ -44,7 +47,8 @@ def settings_from_args(args):
         model=args.model, latent_dim=args.latent_dim, engine=args.engine, elbo=args.elbo,
         num_particles=args.particles, steps=args.steps, batch_size=args.batch_size,
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
-        prior=args.prior, noise_scale=args.noise_scale, seed=args.seed,
+        prior=args.prior, noise_scale=args.noise_scale, whiten=not args.no_whiten,
+        seed=args.seed,
     )
 
 
