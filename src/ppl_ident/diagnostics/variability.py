@@ -246,6 +246,25 @@ def _check_aux(aux_values):
     return m
 
 
+class _ByIdentity:
+    """Hashable stand-in for an unhashable callable (e.g. an Equinox module or a bound method of
+    a NamedTuple holding arrays), so it can be a static argument of ``jax.jit``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, z, aux):
+        return self.fn(z, aux)
+
+
+def _hashable(fn):
+    try:
+        hash(fn)
+    except TypeError:
+        return _ByIdentity(fn)
+    return fn
+
+
 def _check_inputs(log_density, z_points, aux_values, reference, rtol, min_share):
     if not callable(log_density):
         raise InputError("log_density must be a function (z (n,), aux) -> scalar.")
@@ -309,7 +328,9 @@ def _seed_reason(n, m, rank, rank_a, rank_b, share, passed, min_sv, n_bad, rtol,
                f"scales alone change has Delta a_k = z_k Delta b_k), so the rank is at most "
                f"n = {n}")
     else:
-        why = f"the derivative changes are linearly dependent across the {m} auxiliary values"
+        why = (f"the derivative changes are (nearly) linearly dependent across the {m} auxiliary "
+               f"values (median {req}-th normalised singular value {min_sv:.2g}, below rtol = "
+               f"{rtol:g})")
     text = f"rank {rank} < 2n = {req} at most points ({share:.0%} pass, {min_share:.0%} needed): {why}."
     if n_bad:
         text += f" {n_bad} point(s) had non-finite derivatives and count as failing."
@@ -326,7 +347,8 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
         Any differentiable log-density ``log p(z | aux)`` of one point, factorial in ``z``.
         ``aux`` is one auxiliary value: an int label, a vector (e.g. ``z_{t-1}`` of a transition
         density), or a pytree. The function is a static argument of a cached ``jax.jit``: pass
-        the same function object to reuse the compilation.
+        the same (hashable) function object to reuse the compilation; an unhashable callable
+        is compiled afresh on every call.
     z_points : array ``(P, n)``
         Points at which to check (e.g. a sample of the latents).
     aux_values : array or pytree with leading axis ``m``
@@ -363,7 +385,7 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
     z, m = _check_inputs(log_density, z_points, aux_values, reference, rtol, min_share)
     n = z.shape[1]
     aux = jax.tree_util.tree_map(jnp.asarray, aux_values)
-    sv, rank, rank_a, rank_b, finite = _difference_spectrum(log_density, z, aux,
+    sv, rank, rank_a, rank_b, finite = _difference_spectrum(_hashable(log_density), z, aux,
                                                             int(reference), float(rtol))
     sv, rank, finite = np.asarray(sv), np.asarray(rank), np.asarray(finite)
     req = 2 * n
