@@ -206,8 +206,10 @@ def amari_distance(jac):
     -------
     array ``(...)``
         In ``[0, 1]``: 0 exactly for a scaled permutation (any signs, any scales), 1 when all
-        entries have the same magnitude. It is invariant to row and column scaling,
-        permutation and transposition. An all-zero row or column counts as hopeless (1 for that
+        entries have the same magnitude. It is invariant to permutations of rows and columns,
+        to signs and to transposition, and to a common scale; it is zero for a scaled
+        permutation whatever the scales, but away from that it depends on the relative scales
+        of the rows and columns (as the standard index does). An all-zero row or column counts as hopeless (1 for that
         row or column). For ``n = 1`` the distance is 0.
 
     Examples

@@ -190,7 +190,7 @@ def _mode(x):
 def _difference_spectrum(log_density, z_points, aux_values, reference: int, rtol: float):
     per_aux = jax.vmap(partial(_first_and_second, log_density), in_axes=(None, 0))
     a, b = jax.vmap(per_aux, in_axes=(0, None))(z_points, aux_values)  # (P, m, n) each
-    m = a.shape[1]
+    m, n = a.shape[1], a.shape[2]
     others = np.array([j for j in range(m) if j != reference])
     da = (a - a[:, reference:reference + 1])[:, others].swapaxes(1, 2)  # (P, n, m-1)
     db = (b - b[:, reference:reference + 1])[:, others].swapaxes(1, 2)
@@ -217,7 +217,13 @@ def _difference_spectrum(log_density, z_points, aux_values, reference: int, rtol
     _, rank_a = spectrum(full[:, : da.shape[1]])
     _, rank_b = spectrum(full[:, da.shape[1]:])
     sv = jnp.where(finite[:, None], sv, jnp.nan)
-    return sv, rank, rank_a, rank_b, finite
+    # Per latent: does each block change at all, and is the first-derivative change parallel
+    # to the second-derivative change (then the latent adds at most rank 1)?
+    ea, eb = full[:, :n], full[:, n:]
+    moves_a = jnp.any(ea != 0, axis=-1)
+    moves_b = jnp.any(eb != 0, axis=-1)
+    parallel = moves_a & moves_b & (jnp.abs(jnp.sum(ea * eb, axis=-1)) > 1.0 - rtol)
+    return sv, rank, rank_a, rank_b, finite, moves_a, moves_b, parallel
 
 
 def _check_aux(aux_values):
@@ -300,7 +306,12 @@ def _check_inputs(log_density, z_points, aux_values, reference, rtol, min_share)
     return z, m
 
 
-def _seed_reason(n, m, rank, rank_a, rank_b, share, passed, min_sv, n_bad, rtol, min_share):
+def _latents(mask) -> str:
+    return "[" + ", ".join(str(i) for i in np.flatnonzero(mask)) + "]"
+
+
+def _seed_reason(n, m, rank, share, passed, min_sv, n_bad, rtol, min_share, frozen,
+                 flat_b, flat_a, parallel):
     req = 2 * n
     if passed:
         return (
@@ -308,30 +319,38 @@ def _seed_reason(n, m, rank, rank_a, rank_b, share, passed, min_sv, n_bad, rtol,
             f"{m} auxiliary values; median smallest normalised singular value {min_sv:.3g} "
             f"(> rtol = {rtol:g})."
         )
+    causes = []
     if m - 1 < req:
-        why = (
+        causes.append(
             f"only {m} auxiliary values: the {req} x {m - 1} difference matrix has rank at most "
-            f"{m - 1} < 2n = {req}; the condition needs at least 2n+1 = {req + 1} values"
-        )
-    elif rank == 0:
-        why = ("log p(z | aux) does not change with the auxiliary variable (all derivative "
-               "differences vanish, e.g. identical domains)")
-    elif rank_b == 0:
-        why = (f"the second derivatives d2/dz_k2 log p do not change with the auxiliary variable "
-               f"(e.g. only locations change, a homoscedastic transition, or a Laplace density "
-               f"whose curvature is zero), so the rank is at most n = {n}")
-    elif rank_a == 0:
-        why = f"the first derivatives do not change, so the rank is at most n = {n}"
-    elif rank <= max(rank_a, rank_b):
-        why = (f"the changes of the first derivatives are proportional to those of the second "
-               f"(rank {rank} = rank of either block alone; e.g. a zero-mean Gaussian whose "
-               f"scales alone change has Delta a_k = z_k Delta b_k), so the rank is at most "
-               f"n = {n}")
+            f"{m - 1} < 2n = {req}; the condition needs at least 2n+1 = {req + 1} values")
+    if rank == 0 or frozen.all():
+        causes.append("log p(z | aux) does not change with the auxiliary variable (all "
+                      "derivative differences vanish, e.g. identical domains)")
     else:
-        why = (f"the derivative changes are (nearly) linearly dependent across the {m} auxiliary "
-               f"values (median {req}-th normalised singular value {min_sv:.2g}, below rtol = "
-               f"{rtol:g})")
-    text = f"rank {rank} < 2n = {req} at most points ({share:.0%} pass, {min_share:.0%} needed): {why}."
+        if frozen.any():
+            causes.append(f"the density of latent(s) {_latents(frozen)} does not change with "
+                          "the auxiliary variable")
+        if flat_b.any():
+            causes.append(
+                f"the second derivatives d2/dz_k2 log p of latent(s) {_latents(flat_b)} do not "
+                "change (e.g. only locations change, a homoscedastic transition, or a Laplace "
+                "density, whose curvature is zero), so each adds at most rank 1")
+        if flat_a.any():
+            causes.append(f"the first derivatives of latent(s) {_latents(flat_a)} do not change")
+        if parallel.any():
+            causes.append(
+                f"for latent(s) {_latents(parallel)} the change of the first derivative is "
+                "proportional to the change of the second at each point (e.g. a zero-mean "
+                "Gaussian whose scales alone change has Delta a_k = z_k Delta b_k), so each "
+                "adds at most rank 1")
+        if not causes:
+            causes.append(
+                f"the derivative changes are (nearly) linearly dependent across the {m} "
+                f"auxiliary values (median {req}-th normalised singular value {min_sv:.2g}, "
+                f"below rtol = {rtol:g})")
+    text = (f"rank {rank} < 2n = {req} at most points ({share:.0%} pass, {min_share:.0%} "
+            f"needed): " + "; ".join(causes) + ".")
     if n_bad:
         text += f" {n_bad} point(s) had non-finite derivatives and count as failing."
     return text
@@ -385,9 +404,8 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
     z, m = _check_inputs(log_density, z_points, aux_values, reference, rtol, min_share)
     n = z.shape[1]
     aux = jax.tree_util.tree_map(jnp.asarray, aux_values)
-    sv, rank, rank_a, rank_b, finite = _difference_spectrum(_hashable(log_density), z, aux,
-                                                            int(reference), float(rtol))
-    sv, rank, finite = np.asarray(sv), np.asarray(rank), np.asarray(finite)
+    out = _difference_spectrum(_hashable(log_density), z, aux, int(reference), float(rtol))
+    sv, rank, rank_a, rank_b, finite, moves_a, moves_b, parallel = map(np.asarray, out)
     req = 2 * n
     ok = finite & (rank >= req)
     share = float(ok.mean())
@@ -395,8 +413,13 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
     min_sv = float(np.nanmedian(nth)) if np.any(finite) else float("nan")
     passed = share >= min_share
     r, ra, rb = _mode(rank[finite] if finite.any() else rank), _mode(rank_a), _mode(rank_b)
-    reason = _seed_reason(n, m, r, ra, rb, share, passed, min_sv, int((~finite).sum()), rtol,
-                          min_share)
+    # A per-latent pattern counts when it holds at most (finite) points.
+    keep = finite if finite.any() else np.ones_like(finite)
+    most = lambda mask: mask[keep].mean(0) > 0.5  # noqa: E731
+    frozen = most(~moves_a & ~moves_b)
+    parallel = most(parallel) if m - 1 >= 2 else np.zeros(n, bool)  # one column: always parallel
+    reason = _seed_reason(n, m, r, share, passed, min_sv, int((~finite).sum()), rtol, min_share,
+                          frozen, most(moves_a & ~moves_b), most(moves_b & ~moves_a), parallel)
     return VariabilityReport(r, int(rank.min()), int(rank.max()), req, ra, rb, sv, min_sv,
                              share, bool(passed), reason, int(z.shape[0]), int(m), float(rtol),
                              float(min_share))
