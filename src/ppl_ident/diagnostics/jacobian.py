@@ -205,7 +205,7 @@ def amari_distance(jac):
     Returns
     -------
     array ``(...)``
-        In ``[0, 1]``: 0 exactly for a scaled permutation (any signs, any scales), 1 when all
+        NumPy for NumPy input, JAX otherwise. In ``[0, 1]``: 0 exactly for a scaled permutation (any signs, any scales), 1 when all
         entries have the same magnitude. It is invariant to permutations of rows and columns,
         to signs and to transposition, and to a common scale; it is zero for a scaled
         permutation whatever the scales, but away from that it depends on the relative scales
@@ -219,7 +219,10 @@ def amari_distance(jac):
     >>> float(amari_distance(jnp.ones((3, 3))))
     1.0
     """
-    a = jnp.abs(jnp.asarray(jac))
+    # numpy in, numpy out (no per-shape XLA compilation for one-off scoring); jax in, jax out
+    # (jit- and vmap-able).
+    xp = np if isinstance(jac, np.ndarray) else jnp
+    a = xp.abs(xp.asarray(jac))
     n = a.shape[-1]
     if a.shape[-2] != n:
         raise InputError(
@@ -227,12 +230,13 @@ def amari_distance(jac):
             "--latent-dim equal to the true number of latents to compare them."
         )
     if n == 1:
-        return jnp.zeros(a.shape[:-2])
+        return xp.zeros(a.shape[:-2])
 
     def side(m, axis):
-        mx = jnp.max(m, axis=axis)
-        ratio = jnp.where(mx > 0, jnp.sum(m, axis=axis) / jnp.where(mx > 0, mx, 1.0) - 1.0, n - 1)
-        return jnp.sum(ratio, axis=-1)
+        mx = xp.max(m, axis=axis)
+        safe = xp.where(mx > 0, mx, 1.0)
+        ratio = xp.where(mx > 0, xp.sum(m, axis=axis) / safe - 1.0, n - 1)
+        return xp.sum(ratio, axis=-1)
 
     return (side(a, -1) + side(a, -2)) / (2.0 * n * (n - 1))
 
