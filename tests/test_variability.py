@@ -201,3 +201,10 @@ def test_reports_serialise_to_json(rng):
     d = json.loads(json.dumps(report_to_dict(r)))
     assert d["holds"] == ["sufficient_variability", "exponential_family"]
     assert len(d["sufficient_variability"]["spectrum_median"]) == 2 * N
+
+
+def test_numpy_table_indexed_by_traced_aux_names_the_fix(rng):
+    table = rng.uniform(0.5, 2, (3, N))
+    with pytest.raises(InputError, match="jnp.asarray"):
+        sufficient_variability(lambda z, u: st.norm.logpdf(z, 0.0, table[u]).sum(),
+                               rng.standard_normal((4, N)), np.arange(3))

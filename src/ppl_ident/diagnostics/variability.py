@@ -296,7 +296,10 @@ def _check_inputs(log_density, z_points, aux_values, reference, rtol, min_share)
     except Exception as err:  # noqa: BLE001 -- any failure of user code is an input problem
         raise InputError(
             f"log_density(z, aux) failed on z of shape {z.shape[1:]} and one auxiliary value: "
-            f"{type(err).__name__}: {err}. It must take one point z (n,) and one aux value."
+            f"{type(err).__name__}: {err}. It must take one point z (n,) and one aux value"
+            + ("; index parameter tables as JAX arrays (jnp.asarray(table)[u]), since u is "
+               "traced." if isinstance(err, (jax.errors.TracerArrayConversionError,
+                                             jax.errors.TracerIntegerConversionError)) else ".")
         ) from err
     if getattr(out, "shape", None) != ():
         raise InputError(
@@ -365,7 +368,8 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
     log_density : callable ``(z (n,), aux) -> scalar``
         Any differentiable log-density ``log p(z | aux)`` of one point, factorial in ``z``.
         ``aux`` is one auxiliary value: an int label, a vector (e.g. ``z_{t-1}`` of a transition
-        density), or a pytree. The function is a static argument of a cached ``jax.jit``: pass
+        density), or a pytree; it is traced, so index parameter tables held as JAX arrays
+        (``jnp.asarray(table)[u]``), not NumPy arrays. The function is a static argument of a cached ``jax.jit``: pass
         the same (hashable) function object to reuse the compilation; an unhashable callable
         is compiled afresh on every call.
     z_points : array ``(P, n)``
@@ -395,7 +399,7 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
     --------
     >>> import jax.scipy.stats as st
     >>> rng = np.random.default_rng(0)
-    >>> loc, scale = rng.normal(size=(5, 2)), rng.uniform(0.5, 2, size=(5, 2))
+    >>> loc, scale = jnp.asarray(rng.normal(size=(5, 2))), jnp.asarray(rng.uniform(0.5, 2, (5, 2)))
     >>> logp = lambda z, u: st.norm.logpdf(z, loc[u], scale[u]).sum()
     >>> r = sufficient_variability(logp, rng.normal(size=(20, 2)), np.arange(5))
     >>> r.rank, r.required, r.passed
@@ -561,7 +565,7 @@ def check_identifiability(log_density, z_points, aux_values, *, prior: str | Non
     --------
     >>> import jax.scipy.stats as st
     >>> scale = np.random.default_rng(1).uniform(0.5, 3.0, size=(3, 2)); loc = 0 * scale
-    >>> logp = lambda z, u: st.norm.logpdf(z, 0.0, scale[u]).sum()
+    >>> logp = lambda z, u: st.norm.logpdf(z, 0.0, jnp.asarray(scale)[u]).sum()
     >>> r = check_identifiability(logp, np.ones((8, 2)), np.arange(3), prior="gaussian",
     ...                           loc=loc, scale=scale)
     >>> r.holds
