@@ -132,5 +132,15 @@ def plot_variability(report, path, title: str | None = None) -> Path:
     ax.set_title(f"{head}seed's condition {status}: rank {_field(rep, 'rank')} of "
                  f"{required} required ({_field(rep, 'share_passing'):.0%} of points pass)",
                  fontsize=10)
+    if len(med) and np.nanmin(lo) < floor:
+        ax.set_xlabel(f"singular value index (values below {floor:.0e} drawn at {floor:.0e})")
+    expf = (report.get("exponential_family") if isinstance(report, dict)
+            else getattr(report, "exponential_family", None))
+    if expf is not None and _field(expf, "applicable"):
+        stats = ", ".join(_field(expf, "statistics"))
+        ax.text(0.99, 0.98, f"iVAE exp.-family condition {'holds' if _field(expf, 'passed') else 'fails'}"
+                f"\nT(z) = ({stats}): rank {_field(expf, 'rank')} of {_field(expf, 'required')}",
+                fontsize=8, ha="right", va="top", transform=ax.transAxes,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})
     ax.legend(fontsize=8, loc="lower left")
     return _save(fig, path)
