@@ -24,6 +24,7 @@ from ppl_ident.diagnostics.jacobian import (
     jacobian_decoder_route,
     jacobian_encoder_route,
     jacobian_scores,
+    standardise,
     true_by_learned,
 )
 from ppl_ident.diagnostics.jacobian import report_to_dict as jacobian_dict
@@ -138,9 +139,16 @@ def _jacobians(fitted, truth, z_true, z_hat, u_points):
     enc = jacobian_encoder_route(encoder_mean_fn(fitted.spec, fitted.params), truth.g, z_true,
                                  u_points)
     dec = jacobian_decoder_route(truth.g_inv, decoder_fn(fitted.spec, fitted.params), z_hat)
-    out = {"applicable": True}
+    # Scores compare standardised latents (MCC's convention), so neither the simulator's
+    # per-latent scales nor the learned ones weigh in.
+    true_sd, learned_sd = z_true.std(0), z_hat.std(0)
+    if np.any(learned_sd <= 0) or np.any(true_sd <= 0):
+        return {"applicable": False,
+                "reason": "a learned or true latent is constant over the evaluation points "
+                          "(collapsed), so the Jacobian between standardised latents is undefined"}
+    out = {"applicable": True, "standardised": True}
     for route, jac in (("encoder", enc), ("decoder", dec)):
-        jac = np.asarray(true_by_learned(jac, route))
+        jac = standardise(true_by_learned(jac, route), true_sd, learned_sd)
         finite = np.all(np.isfinite(jac), axis=(1, 2))
         if not finite.any():
             out[route] = {"applicable": False, "reason": "no finite Jacobian at any point"}
@@ -173,7 +181,8 @@ def check_run(fitted, dataset, truth=None, *, n_points: int = 256, seed: int = 0
         observations (iVAE only; for the VAE it says why it does not apply). ``jacobian`` holds
         ``encoder`` (``d z_hat / d z`` at the true latents, through the noise-free ``g(z)``) and
         ``decoder`` (``d z / d z_hat`` at the encoder means) scores, both oriented true x
-        learned; None without ground truth.
+        learned and between standardised latents (each divided by its standard deviation over
+        the evaluation points); None without ground truth.
     """
     from ppl_ident.inference import encode
     from ppl_ident.workflow import prepare_inputs

@@ -44,6 +44,7 @@ __all__ = [
     "jacobian_encoder_route",
     "jacobian_decoder_route",
     "true_by_learned",
+    "standardise",
     "amari_distance",
     "dominant_permutations",
     "jacobian_scores",
@@ -188,6 +189,42 @@ def true_by_learned(jac, route: str):
         raise InputError(f"Unknown route {route!r}; choose 'encoder' or 'decoder'.")
     jac = jnp.asarray(jac)
     return jnp.swapaxes(jac, -1, -2) if route == "encoder" else jac
+
+
+def standardise(jac, true_scale, learned_scale):
+    """Jacobian between *standardised* latents.
+
+    Each latent's scale is arbitrary (the learned ones are identified only up to scale, and
+    the true ones come with whatever scales the simulator drew), and the Amari distance of a
+    matrix that is not exactly a scaled permutation depends on them. Dividing every true and
+    learned latent by its standard deviation removes that arbitrariness, the convention MCC
+    follows implicitly through correlations.
+
+    Parameters
+    ----------
+    jac : array ``(P, n, n_hat)``
+        True (rows) x learned (columns), ``d z_i / d z_hat_j``.
+    true_scale : array ``(n,)``
+        Standard deviation of each true latent (e.g. over the evaluation points).
+    learned_scale : array ``(n_hat,)``
+        Standard deviation of each learned latent.
+
+    Returns
+    -------
+    array ``(P, n, n_hat)``
+        ``jac[p, i, j] * learned_scale[j] / true_scale[i]``, i.e.
+        ``d (z_i / s_i) / d (z_hat_j / t_j)``.
+
+    Examples
+    --------
+    >>> standardise(np.array([[[2.0, 1.0], [0.0, 4.0]]]), np.array([2.0, 1.0]),
+    ...             np.array([1.0, 0.5])).tolist()
+    [[[1.0, 0.25], [0.0, 2.0]]]
+    """
+    true_scale, learned_scale = np.asarray(true_scale, float), np.asarray(learned_scale, float)
+    if np.any(~(true_scale > 0)) or np.any(~(learned_scale > 0)):
+        raise InputError("Latent scales must be positive; a constant latent has no scale.")
+    return np.asarray(jac) * learned_scale[None, None, :] / true_scale[None, :, None]
 
 
 def amari_distance(jac):
