@@ -146,3 +146,20 @@ def test_bad_input_raises_input_error():
 def test_report_dict_is_json(rng):
     d = report_to_dict(jacobian_scores(rng.standard_normal((10, 3, 3))))
     assert json.loads(json.dumps(d))["verdict"] in ("identified", "partial", "entangled")
+
+
+def test_standardised_scores_do_not_depend_on_latent_scales(rng):
+    from ppl_ident.diagnostics.jacobian import standardise
+
+    jac = np.eye(3)[None] + 0.3 * rng.standard_normal((50, 3, 3))
+    true_sd, learned_sd = rng.uniform(0.5, 3, 3), rng.uniform(0.5, 3, 3)
+    c_true, c_learned = rng.uniform(0.1, 10, 3), rng.uniform(0.1, 10, 3)
+    # Rescale true latents by c_true and learned ones by c_learned: d z / d z_hat picks up
+    # c_true[i] / c_learned[j], the standard deviations pick up the same factors.
+    rescaled = jac * c_true[None, :, None] / c_learned[None, None, :]
+    a = jacobian_scores(standardise(jac, true_sd, learned_sd))
+    b = jacobian_scores(standardise(rescaled, true_sd * c_true, learned_sd * c_learned))
+    assert a.amari == pytest.approx(b.amari, rel=1e-9)
+    assert a.agreement == b.agreement and a.off_mass == pytest.approx(b.off_mass, rel=1e-9)
+    with pytest.raises(InputError, match="positive"):
+        standardise(jac, np.zeros(3), learned_sd)
