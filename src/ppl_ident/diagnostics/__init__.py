@@ -6,6 +6,7 @@ from ppl_ident.diagnostics.jacobian import (
     jacobian_decoder_route,
     jacobian_encoder_route,
     jacobian_scores,
+    standardise,
     true_by_learned,
 )
 from ppl_ident.diagnostics.mcc import MCCResult, correlation_matrix, matched_r2, mcc
@@ -22,5 +23,6 @@ __all__ = [
     "ExpFamilyReport", "IdentifiabilityReport", "JacobianReport", "MCCResult",
     "VariabilityReport", "amari_distance", "check_identifiability", "correlation_matrix",
     "exponential_family_condition", "jacobian_decoder_route", "jacobian_encoder_route",
-    "jacobian_scores", "matched_r2", "mcc", "sufficient_variability", "true_by_learned",
+    "jacobian_scores", "matched_r2", "mcc", "standardise", "sufficient_variability",
+    "true_by_learned",
 ]
