@@ -156,7 +156,7 @@ def _check_domains(u, n: int, model: str):
 
 
 def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress: bool = False,
-              **overrides) -> Fitted:
+              truth=None, **overrides) -> Fitted:
     """Fit a registered model to a dataset and evaluate it.
 
     Parameters
@@ -168,6 +168,9 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         Keyword ``overrides`` replace single fields (``steps=500``).
     progress : bool
         Show a progress bar.
+    truth : GroundTruth, optional
+        The simulator's ground truth: adds the Jacobian scores and the learned prior's
+        sufficient-variability check to the metrics (see :func:`evaluate`).
 
     Returns
     -------
@@ -193,7 +196,8 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
     engine = _engine(spec, s)
     res = fit(engine, k_fit, dataset.x, u, s.steps, restarts=s.restarts, progress=progress)
     fitted = Fitted(spec, res.params, res.state, s, labels, res.losses, {})
-    return fitted._replace(metrics={**_fit_metrics(res, dataset), **evaluate(fitted, dataset)})
+    return fitted._replace(metrics={**_fit_metrics(res, dataset),
+                                    **evaluate(fitted, dataset, truth)})
 
 
 def whitening(x):
@@ -233,11 +237,21 @@ def _fit_metrics(res: FitResult, dataset: Dataset) -> dict:
     }
 
 
-def evaluate(fitted: Fitted, dataset: Dataset) -> dict:
+def evaluate(fitted: Fitted, dataset: Dataset, truth=None) -> dict:
     """Metrics of a fitted model on a dataset: MCC (Pearson and Spearman), per-dimension
-    correlations and R^2 of the posterior mean against ``dataset.z`` (when present)."""
+    correlations and R^2 of the posterior mean against ``dataset.z`` (when present).
+
+    With the simulator's ``truth``, also ``jacobian`` (scores of the learned-to-true Jacobian)
+    and ``variability`` (the learned prior's sufficient-variability check) from
+    :func:`ppl_ident.checks.check_run` on 256 points."""
+    checks = {}
+    if truth is not None:
+        from ppl_ident.checks import check_run
+
+        result = check_run(fitted, dataset, truth, n_points=256)
+        checks = {"jacobian": result["jacobian"], "variability": result["variability"]}
     if dataset.z is None:
-        return {}
+        return checks
     u, _ = prepare_inputs(dataset.u, fitted.labels)
     mean, _ = encode(fitted.spec, fitted.params, dataset.x, u)
     mean = np.asarray(mean)
@@ -251,6 +265,7 @@ def evaluate(fitted: Fitted, dataset: Dataset) -> dict:
         "r2_per_dim": matched_r2(dataset.z, mean, pear.matching).tolist(),
         "mcc_raw_x": mcc(dataset.z, dataset.x).score if dataset.x.shape[1] >= dataset.z.shape[1]
         else None,
+        **checks,
     }
 
 

@@ -65,8 +65,8 @@ def run(args) -> int:
             f"Output directory {out} already exists and is not empty; choose a new --out, or "
             "pass --force to write into it."
         )
-    data, _ = load_dataset(args.data)
-    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress)
+    data, truth = load_dataset(args.data)
+    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress, truth=truth)
     save_run(out, fitted, force=True, data_path=args.data)
     m = fitted.metrics
     line = f"{fitted.settings.model}: ELBO/obs {m['elbo_per_obs']:.3f}"

@@ -1,0 +1,1 @@
+"""Reporting: plots (and, later, ArviZ conversion and the report writer)."""
