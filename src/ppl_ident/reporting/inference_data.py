@@ -173,7 +173,7 @@ def to_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRAW
         constant_data=constant or None,
         coords=coords,
         dims=dims,
-        attrs={"inference_library": "ppl_ident", "inference_library_version": __version__,
+        posterior_attrs={"inference_library": "ppl_ident", "inference_library_version": __version__,
                "engine": draws.engine, "sampler": json.dumps(draws.config),
                "sampling_time_s": float(draws.run_time), "seed": int(seed),
                "num_obs_total": int(n_total)},
