@@ -43,24 +43,3 @@ def test_registry_and_checks(linear_gaussian):
     with pytest.raises(InputError, match="num_chains >= 2"):
         nuts_latents(lg["spec"], lg["params"], lg["x"], lg["u"], key=jax.random.PRNGKey(0),
                      num_chains=1)
-
-
-def test_nuts_reference_has_guide_dims(tiny_fit, small_data):
-    from ppl_ident.diagnostics.calibration import fit_alignment
-    from ppl_ident.inference.predict import encode
-    from ppl_ident.reporting.inference_data import nuts_reference
-    from ppl_ident.workflow import prepare_inputs
-
-    data, _ = small_data
-    obs = np.array([3, 70, 250])
-    ref = nuts_reference(tiny_fit, data, obs, num_warmup=60, num_samples=40, num_chains=2)
-    assert ref.posterior["z"].dims == ("chain", "draw", "obs", "latent")
-    assert ref.posterior["z"].shape == (2, 40, 3, 2)
-    np.testing.assert_array_equal(ref.posterior.obs.values, obs)
-    assert ref.posterior.attrs["engine"] == "nuts"
-    assert {"diverging", "n_steps", "acceptance_rate", "lp"} <= set(ref.sample_stats)
-    # aligned by the map fitted on the guide's means over all data, as the guide's draws are
-    u, _ = prepare_inputs(data.u, tiny_fit.labels)
-    mean, _ = encode(tiny_fit.spec, tiny_fit.params, data.x, u)
-    np.testing.assert_allclose(ref.fit["alignment_slope"],
-                               fit_alignment(data.z, np.asarray(mean)).slope, rtol=1e-6)

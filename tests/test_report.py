@@ -57,6 +57,14 @@ def test_report_has_every_section(run_dir):
     assert len(numbers["calibration_guide"]["coverage_hdi"]) == 4
     assert numbers["marginal"]["data"].startswith("training data")
     assert "az.summary" in page and "MCC (Pearson)" in page and "amari" in page
+    # the NUTS reference has the guide's dims and coords, aligned by the same map
+    guide, nuts = res.idata["guide"], res.idata["NUTS"]
+    assert nuts.posterior["z"].dims == guide.posterior["z"].dims
+    assert nuts.posterior["z"].shape == (2, 40, 2, 2)
+    np.testing.assert_array_equal(nuts.posterior.obs, guide.posterior.obs[:2])
+    assert nuts.posterior.attrs["engine"] == "nuts"
+    assert {"diverging", "n_steps", "acceptance_rate", "lp"} <= set(nuts.sample_stats)
+    np.testing.assert_allclose(nuts.fit["alignment_slope"], guide.fit["alignment_slope"])
 
 
 def test_cli_report_without_optional_sections(run_dir):

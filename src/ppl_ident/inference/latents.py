@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from typing import Callable, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers

@@ -61,6 +61,8 @@ class ReportResult(NamedTuple):
     numbers : dict
         What ``report.json`` holds.
     timings : dict of step -> seconds
+    idata : dict of engine -> arviz.InferenceData
+        The posteriors shown (``"guide"``, and ``"NUTS"`` when run).
     """
 
     html: Path
@@ -68,6 +70,7 @@ class ReportResult(NamedTuple):
     sections: list
     numbers: dict
     timings: dict
+    idata: dict
 
 
 def _plt():
@@ -357,7 +360,6 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     has_truth = "z_aligned" in idata.posterior
     alignment = alignment_from_idata(idata)
     obs = np.asarray(idata.posterior.obs)
-    rows = np.searchsorted(np.arange(data.x.shape[0]), obs)
     z_true = np.asarray(idata.constant_data["z_true"]) if has_truth else None
     var = "z_aligned" if has_truth else "z"
     draws = flat_draws(idata, var)
@@ -491,7 +493,7 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     atomic_write_json(run / "report.json", numbers)
     out = run / "report.html"
     atomic_write_bytes(out, page.encode())
-    return ReportResult(out, figures, sections, numbers, timings)
+    return ReportResult(out, figures, sections, numbers, timings, idatas)
 
 
 def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
