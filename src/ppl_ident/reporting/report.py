@@ -208,7 +208,7 @@ def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 
     handles = list(old.legend_handles) if old is not None else []
     leg_labels = [t.get_text() for t in old.get_texts()] if old is not None else []
     h, lab = ax.get_legend_handles_labels()
-    ax.legend(handles + h, leg_labels + lab, loc="best", fontsize=8)
+    ax.legend(handles + h, leg_labels + lab, loc="upper right", fontsize=8)
     return _save(ax.figure, path)
 
 
