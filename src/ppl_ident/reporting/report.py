@@ -157,9 +157,14 @@ def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path
         err = np.abs(iv[:, i, :].T - mean[:, i])
         ax.errorbar(z_true[:, i], mean[:, i], yerr=err, fmt="o", ms=2.5, lw=0.6, alpha=0.6,
                     color="C0", ecolor="C0")
-        lo = min(z_true[:, i].min(), iv[:, i, 0].min())
-        hi = max(z_true[:, i].max(), iv[:, i, 1].max())
+        lo = min(z_true[:, i].min(), mean[:, i].min())
+        hi = max(z_true[:, i].max(), mean[:, i].max())
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="y = x")
+        # intervals of a latent whose posterior stayed at its prior would hide the rest:
+        # the axes follow the points, and long bars are clipped
+        pad = 0.15 * (hi - lo + 1e-9)
+        ax.set_xlim(z_true[:, i].min() - pad, z_true[:, i].max() + pad)
+        ax.set_ylim(lo - pad, hi + pad)
         j = int(alignment.matching[i])
         sign = "+" if alignment.slope[i] >= 0 else "-"
         ax.set_title(f"true z{i}  <-  {sign}learned z{j}  (R² {alignment.r2[i]:.2f})",
@@ -174,42 +179,52 @@ def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path
 
 
 def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 0.9) -> Path:
-    """ArviZ forest plot of ``var`` for a few observations, one colour per engine, with the
-    true values (when known) marked by red crosses."""
+    """ArviZ forest plots of ``var`` for a few observations, one panel per latent (each with
+    its own scale), one colour per engine, true values (when known) marked by red crosses."""
     plt = _plt()
     import arviz as az
 
     names = list(idatas)
-    n_lat = idatas[names[0]].posterior[var].shape[-1]
-    axes = az.plot_forest([idatas[k] for k in names], model_names=names, var_names=[var],
-                          coords={"obs": list(obs)}, combined=True, hdi_prob=level,
-                          figsize=(6.5, 0.55 * len(obs) * n_lat * max(1, len(names)) + 1.2))
-    ax = axes[0]
-    ticks, labels = [], []
-    marked = False
-    for t in ax.get_yticklabels():
-        m = re.search(r"\[(\d+), (\d+)\]", t.get_text())
-        if not m:
+    first = idatas[names[0]].posterior[var]
+    lat_dim = first.dims[-1]
+    n_lat = first.shape[-1]
+    cols = min(n_lat, 3)
+    rows = int(np.ceil(n_lat / cols))
+    fig, axes = plt.subplots(rows, cols, squeeze=False,
+                             figsize=(3.4 * cols, (0.45 * len(obs) * len(names) + 1.0) * rows))
+    for k in range(rows * cols):
+        ax = axes.flat[k]
+        if k >= n_lat:
+            ax.axis("off")
             continue
-        o, k = int(m.group(1)), int(m.group(2))
-        y = t.get_position()[1]
-        ticks.append(y)
-        labels.append(f"obs {o}, z{k}")
+        az.plot_forest([idatas[m] for m in names], model_names=names, var_names=[var],
+                       coords={"obs": list(obs), lat_dim: [k]}, combined=True, hdi_prob=level,
+                       ax=ax, textsize=9, legend=k == 0)
+        rows_y = {}                    # one tick per engine and observation: merge them
+        for t in ax.get_yticklabels():
+            m = re.search(r"\[(\d+)", t.get_text())
+            if m:
+                rows_y.setdefault(int(m.group(1)), []).append(t.get_position()[1])
+        ticks = [float(np.mean(v)) for v in rows_y.values()]
+        labels = [f"obs {o}" for o in rows_y]
         if z_true is not None:
-            row = list(obs).index(o)
-            ax.plot([z_true[row, k]], [y], "x", color="crimson", ms=9, mew=2,
-                    label=None if marked else "true value")
-            marked = True
-    ax.set_yticks(ticks, labels)
-    ax.set_xlabel("latent value (aligned to the true latents)" if var == "z_aligned"
-                  else "latent value")
-    ax.set_title(f"{int(level * 100)}% HDI and interquartile range")
-    old = ax.get_legend()
-    handles = list(old.legend_handles) if old is not None else []
-    leg_labels = [t.get_text() for t in old.get_texts()] if old is not None else []
-    h, lab = ax.get_legend_handles_labels()
-    ax.legend(handles + h, leg_labels + lab, loc="upper right", fontsize=8)
-    return _save(ax.figure, path)
+            truth = [z_true[list(obs).index(o), k] for o in rows_y]
+            ax.plot(truth, ticks, "x", color="crimson", ms=8, mew=2, ls="none",
+                    label="true value" if k == 0 else None)
+        ax.set_yticks(ticks, labels)
+        ax.set_title(f"z{k}", fontsize=10)
+        ax.set_xlabel("aligned latent value" if var == "z_aligned" else "latent value",
+                      fontsize=9)
+        if k == 0:
+            old = ax.get_legend()
+            handles = list(old.legend_handles) if old is not None else []
+            leg_labels = [t.get_text() for t in old.get_texts()] if old is not None else []
+            h, lab = ax.get_legend_handles_labels()
+            ax.legend(handles + h, leg_labels + lab, loc="upper right", fontsize=7)
+    fig.suptitle(f"{int(level * 100)}% HDI (thin) and interquartile range (thick)",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def plot_calibration(curves: dict, levels, path: Path, tolerance=None,
