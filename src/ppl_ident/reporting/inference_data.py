@@ -1,8 +1,8 @@
 """Conversion of a fitted model's posterior over ``z`` to an ArviZ ``InferenceData``.
 
-ArviZ 0.23 has no converter for SVI (and ``az.from_numpyro`` re-runs the model without the
-fitted parameters for amortised guides), so everything is built here on :func:`az.from_dict`:
-this is the one module that changes when the package moves to ArviZ 1.x.
+ArviZ 0.23 has no converter for SVI results (``az.from_numpyro`` takes an ``MCMC`` object),
+so every posterior of ``z`` -- the guide's and NUTS's alike -- is built here on
+:func:`az.from_dict`: this is the one module that changes when the package moves to ArviZ 1.x.
 
 Groups (dims in brackets; coordinates: ``obs`` = row of the data file, ``latent`` = learned
 dimension, ``true_latent`` = true dimension, ``domain`` = original domain label, ``x_dim``,
