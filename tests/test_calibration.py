@@ -9,7 +9,7 @@ from ppl_ident.diagnostics.calibration import (LEVELS, apply_alignment, calibrat
 from ppl_ident.errors import InputError
 
 
-def _exact_posterior(rng, n_obs=2000, n=2, num_draws=400):
+def _exact_posterior(rng, n_obs=2000, n=2, num_draws=1000):
     """A heteroscedastic Gaussian posterior and true values drawn from it: calibrated."""
     mean = rng.normal(size=(n_obs, n))
     sd = rng.uniform(0.2, 2.0, size=(n_obs, n))
@@ -39,10 +39,11 @@ def test_exact_posterior_has_nominal_coverage(rng, method):
     cov = interval_coverage(z_true, draws, LEVELS, method)
     assert cov.shape == (len(LEVELS), 2)
     for level, row in zip(LEVELS, cov):
-        # 3 binomial s.e. of 2000 independent indicators (0.034 at 50%), plus 0.01 for the
-        # interval being estimated from 400 draws (its coverage error is O(1/sqrt(400)) per
-        # observation, averaging out, with a bias of order 1/400)
-        tol = coverage_tolerance(level, len(z_true)) + 0.01
+        # 3 binomial s.e. of 2000 independent indicators (0.034 at 50%), plus 0.015 for the
+        # interval being estimated from 1000 draws: a sample HDI under-covers by 0.012 at 50%
+        # and 0.006 at 90% (measured on Gaussian draws, 4000 replications), the equal-tailed
+        # interval by under 0.002
+        tol = coverage_tolerance(level, len(z_true)) + 0.015
         assert np.all(np.abs(row - level) < tol), (level, row, tol)
 
 

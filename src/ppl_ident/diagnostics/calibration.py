@@ -13,6 +13,12 @@ calibrated posterior gives ``p``; an over-confident one (common for amortised Ga
 gives less. The affine fit absorbs only global scale and offset, so widths that are wrong
 relative to the errors still show.
 
+Intervals estimated from ``S`` draws under-cover by themselves, the HDI more (it is the
+shortest of many sample windows): for Gaussian draws the mean coverage of a nominal 50 % / 90 %
+interval is 0.450 / 0.874 (HDI) and 0.489 / 0.882 (equal-tailed) with ``S = 100``, and
+0.477 / 0.889 and 0.496 / 0.895 with ``S = 400`` (measured, 8000 replications). Use a few
+hundred draws before reading small gaps.
+
 All functions are pure (NumPy in, NumPy out). Draws are arrays ``(S, N, n)``: ``S`` draws
 (chains and draws flattened) for ``N`` observations of ``n`` latents.
 

@@ -316,7 +316,8 @@ th{background:#eee} img{max-width:100%} .note{color:#555;font-size:0.9em}"""
 def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                  nuts_warmup: int = 300, nuts_samples: int = 300, nuts_chains: int = 4,
                  forest_obs: int = 3, marginal_samples: int = 100,
-                 marginal_obs: int = 1000, seed: int = 0) -> ReportResult:
+                 marginal_obs: int = 1000, calibration_draws: int = 400,
+                 seed: int = 0) -> ReportResult:
     """Write the figures, ``report.json`` and ``report.html`` of a run directory.
 
     Parameters
@@ -335,6 +336,11 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         Observations shown in the forest plot.
     marginal_samples, marginal_obs : int
         Importance samples ``K`` and observations for the marginal likelihood.
+    calibration_draws : int
+        When ``posterior.nc`` holds fewer guide draws than this, fresh draws for the same
+        observations are taken (in memory) for every figure and number: intervals estimated
+        from few draws under-cover by themselves (for a Gaussian, 100 draws give a 90 %
+        HDI that covers 87.4 % on average, 400 draws 88.9 %).
     seed : int
 
     Returns
@@ -371,10 +377,15 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     else:
         idata = to_inference_data(fitted, data, seed=seed)
         write_posterior(run, idata)
-    timings["posterior"] = time.perf_counter() - t0
     has_truth = "z_aligned" in idata.posterior
     alignment = alignment_from_idata(idata)
     obs = np.asarray(idata.posterior.obs)
+    n_draws = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+    if n_draws < calibration_draws and idata.posterior.attrs.get("engine", "guide") == "guide":
+        idata = to_inference_data(fitted, data, num_draws=calibration_draws, obs_idx=obs,
+                                  seed=seed + 1, truth=None if has_truth else False,
+                                  alignment=alignment)
+    timings["posterior"] = time.perf_counter() - t0
     z_true = np.asarray(idata.constant_data["z_true"]) if has_truth else None
     var = "z_aligned" if has_truth else "z"
     draws = flat_draws(idata, var)
@@ -474,7 +485,8 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         f'{_fmt(metrics.get("elbo_per_obs", float("nan")))}.</p>')
     if has_truth:
         html_parts["truth"] = _img(figures["truth"], "true vs posterior mean") + (
-            f'<p class="note">{len(obs)} observations kept in posterior.nc. Learned latents are '
+            f'<p class="note">{len(obs)} observations kept in posterior.nc, '
+            f'{idata.posterior.sizes["draw"]} guide draws each. Learned latents are '
             "matched to true ones (Hungarian on correlations), then mapped by a per-dimension "
             "affine fit of the guide's mean on all data; bars are 90% equal-tailed intervals."
             "</p>")
