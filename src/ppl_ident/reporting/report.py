@@ -439,7 +439,7 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
             curves[f"guide on the same {len(zt)} obs"] = cal_g["mean_coverage_eti"]
         figures["calibration"] = plot_calibration(
             curves, LEVELS, run / "calibration.png", np.asarray(cal["tolerance"]),
-            f"±3 binomial s.e. ({cal['num_obs']} obs)")
+            f"±3 binomial s.e. ({cal['num_obs']} obs × {z_true.shape[1]} latents)")
     timings["calibration"] = time.perf_counter() - t0
 
     # marginal likelihood
