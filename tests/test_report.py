@@ -41,7 +41,7 @@ def _fake_diagnostics(run):
 def test_report_has_every_section(run_dir):
     _fake_diagnostics(run_dir)
     res = build_report(run_dir, nuts_obs=2, nuts_warmup=60, nuts_samples=40, nuts_chains=2,
-                       marginal_samples=10, marginal_obs=100)
+                       marginal_samples=10, marginal_obs=100, calibration_draws=100)
     page = res.html.read_text()
     assert res.sections == list(SECTIONS)
     for key, title in SECTIONS.items():
@@ -73,6 +73,7 @@ def test_cli_report_without_optional_sections(run_dir):
     for name in OPTIONAL.values():
         (run_dir / name).unlink(missing_ok=True)
     rc = main(["report", str(run_dir), "--nuts-obs", "0", "--marginal-samples", "5",
+               "--calibration-draws", "100",
                "--heldout", str(run_dir.parent / "data.npz")])
     assert rc == 0
     page = (run_dir / "report.html").read_text()

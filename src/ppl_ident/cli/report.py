@@ -22,6 +22,9 @@ def add_arguments(p):
     p.add_argument("--nuts-chains", type=positive_int, default=4)
     p.add_argument("--marginal-samples", type=positive_int, default=100,
                    help="importance samples K per observation")
+    p.add_argument("--calibration-draws", type=positive_int, default=400,
+                   help="guide draws per observation for intervals (fresh draws are taken "
+                        "when posterior.nc holds fewer)")
     p.add_argument("--seed", type=nonneg_int, default=0)
 
 
@@ -38,6 +41,7 @@ def run(args) -> int:
     res = build_report(args.run_dir, dataset=args.data, heldout=args.heldout,
                        nuts_obs=args.nuts_obs, nuts_warmup=args.nuts_warmup,
                        nuts_samples=args.nuts_samples, nuts_chains=args.nuts_chains,
-                       marginal_samples=args.marginal_samples, seed=args.seed)
+                       marginal_samples=args.marginal_samples,
+                       calibration_draws=args.calibration_draws, seed=args.seed)
     print(f"wrote {res.html} ({len(res.sections)} sections, {res.timings['total']:.1f}s)")
     return 0
