@@ -36,6 +36,10 @@ def add_arguments(p):
                    help="decode in data coordinates with isotropic noise instead of whitened "
                         "coordinates (whitening is the default; see the README)")
     p.add_argument("--seed", type=nonneg_int, default=d.seed)
+    p.add_argument("--posterior-draws", type=nonneg_int, default=100,
+                   help="guide draws of z per observation saved in posterior.nc (0: no file)")
+    p.add_argument("--posterior-obs", type=positive_int, default=300,
+                   help="observations (a random subset) kept in posterior.nc")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
 
@@ -68,11 +72,18 @@ def run(args) -> int:
     data, truth = load_dataset(args.data)
     fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress, truth=truth)
     save_run(out, fitted, force=True, data_path=args.data)
+    files = "config.json, params.npz, state.npz, losses.npz, metrics.json"
+    if args.posterior_draws:
+        from ppl_ident.reporting.inference_data import to_inference_data, write_posterior
+
+        write_posterior(out, to_inference_data(fitted, data, num_draws=args.posterior_draws,
+                                               max_obs=args.posterior_obs, seed=args.seed))
+        files += ", posterior.nc"
     m = fitted.metrics
     line = f"{fitted.settings.model}: ELBO/obs {m['elbo_per_obs']:.3f}"
     if "mcc" in m:
         line += f", MCC {m['mcc']:.3f} (raw x {m['mcc_raw_x']:.3f})"
     line += f", {m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile"
     print(line)
-    print(f"wrote {out}/ (config.json, params.npz, state.npz, losses.npz, metrics.json)")
+    print(f"wrote {out}/ ({files})")
     return 0

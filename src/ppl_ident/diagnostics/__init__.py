@@ -1,5 +1,15 @@
 """Identifiability diagnostics: flat modules of pure functions."""
 
+from ppl_ident.diagnostics.calibration import (
+    LEVELS,
+    Alignment,
+    apply_alignment,
+    calibration_summary,
+    coverage_tolerance,
+    fit_alignment,
+    interval_coverage,
+    sd_error_correlation,
+)
 from ppl_ident.diagnostics.jacobian import (
     JacobianReport,
     amari_distance,
@@ -25,4 +35,6 @@ __all__ = [
     "exponential_family_condition", "jacobian_decoder_route", "jacobian_encoder_route",
     "jacobian_scores", "matched_r2", "mcc", "standardise", "sufficient_variability",
     "true_by_learned",
+    "LEVELS", "Alignment", "apply_alignment", "calibration_summary", "coverage_tolerance",
+    "fit_alignment", "interval_coverage", "sd_error_correlation",
 ]

@@ -1,1 +1,1 @@
-"""Reporting: plots (and, later, ArviZ conversion and the report writer)."""
+"""Reporting: ArviZ InferenceData, plots and the HTML report."""
