@@ -55,9 +55,15 @@ def test_log_likelihood_uses_fitted_parameters(idata, tiny_fit):
     x = idata.observed_data["x"].values
     sigma = np.asarray(params["noise_scale"])
 
+    # the decoder works in whitened coordinates w = chol^-1 (x - mu); log p(x) adds the
+    # Jacobian -log|chol| of the affine map (ppl_ident.models.ivae.observation_dist)
+    mu, chol = (np.asarray(a) for a in spec.config["whiten"])
+    white = lambda v: np.linalg.solve(chol, (v - mu)[..., None])[..., 0]  # noqa: E731
+    log_det = np.log(np.diag(chol)).sum()
+
     def loglik(decoder):
         mean = jax.vmap(jax.vmap(decoder))(z)
-        return jax.scipy.stats.norm.logpdf(x, mean, sigma).sum(-1)
+        return jax.scipy.stats.norm.logpdf(white(x), mean, sigma).sum(-1) - log_det
 
     expected = loglik(decoder_fn(spec, params))
     np.testing.assert_allclose(idata.log_likelihood["x"].values[0, :5], expected,
@@ -67,7 +73,7 @@ def test_log_likelihood_uses_fitted_parameters(idata, tiny_fit):
     assert np.abs(np.asarray(loglik(fresh)) - expected).mean() > 1.0
     # posterior predictive: decoder(z) plus noise of the fitted scale
     pp = idata.posterior_predictive["x"].values[0]
-    resid = (pp - jax.vmap(jax.vmap(decoder_fn(spec, params)))(
+    resid = (white(pp) - jax.vmap(jax.vmap(decoder_fn(spec, params)))(
         idata.posterior["z"].values[0])) / sigma
     assert abs(float(np.std(resid)) - 1.0) < 0.05           # 4000 values: sd of sd ~ 0.011
 
