@@ -31,7 +31,7 @@ from ppl_ident.models import MODELS, build_model
 from ppl_ident.pytrees import load_tree, save_tree
 
 __all__ = ["FitSettings", "Fitted", "fit_model", "evaluate", "save_run", "load_run",
-           "prepare_inputs", "resume_run", "divergence_message"]
+           "prepare_inputs", "resume_run", "divergence_message", "whitening"]
 
 
 class FitSettings(NamedTuple):
@@ -53,6 +53,7 @@ class FitSettings(NamedTuple):
     depth: int = 2
     prior: str = "gaussian"
     noise_scale: float | None = None
+    whiten: bool = True
     seed: int = 0
 
 
@@ -170,7 +171,7 @@ def _check_domains(u, n: int, model: str):
 
 
 def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress: bool = False,
-              checkpoint_dir=None, checkpoint_every: int | None = None,
+              truth=None, checkpoint_dir=None, checkpoint_every: int | None = None,
               data_path: str | None = None, **overrides) -> Fitted:
     """Fit a registered model to a dataset and evaluate it.
 
@@ -183,6 +184,9 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         Keyword ``overrides`` replace single fields (``steps=500``).
     progress : bool
         Show a progress bar.
+    truth : GroundTruth, optional
+        The simulator's ground truth: adds the Jacobian scores and the learned prior's
+        sufficient-variability check to the metrics (see :func:`evaluate`).
     checkpoint_dir : path, optional
         A run directory: ``config.json`` is written before the fit starts, a checkpoint every
         ``checkpoint_every`` steps and at the end, and Ctrl-C stops the fit at the end of the
@@ -211,7 +215,8 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
     _check_domains(dataset.u, s.latent_dim, s.model)
     return _fit_with_checkpoints(dataset, s, u, labels, progress=progress,
                                  checkpoint_dir=checkpoint_dir,
-                                 checkpoint_every=checkpoint_every, data_path=data_path)
+                                 checkpoint_every=checkpoint_every, data_path=data_path,
+                                 truth=truth)
 
 
 def _build_spec(dataset: Dataset, s: FitSettings, u, labels):
@@ -224,8 +229,24 @@ def _build_spec(dataset: Dataset, s: FitSettings, u, labels):
         n_domains=None if labels is None else len(labels),
         aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
         width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
+        whiten=whitening(dataset.x) if s.whiten else None,
     )
     return spec, k_fit
+
+
+def whitening(x):
+    """Mean and Cholesky factor of the covariance of ``x`` ``(N, d)``, for
+    :func:`ppl_ident.models.ivae.observation_dist`.
+
+    A ridge of 1e-6 times the mean variance keeps the factor defined when ``x`` lies on a
+    subspace (``d > n`` without noise); directions with no variance then stay near zero.
+    """
+    x = np.asarray(x, np.float64)
+    mu = x.mean(0)
+    cov = np.atleast_2d(np.cov(x, rowvar=False)) if len(x) > 1 else np.eye(x.shape[1])
+    ridge = 1e-6 * max(float(np.mean(np.diag(cov))), 1e-12)
+    chol = np.linalg.cholesky(cov + ridge * np.eye(cov.shape[0]))
+    return mu.astype(np.float32), chol.astype(np.float32)
 
 
 def _engine(spec, s: FitSettings):
@@ -237,7 +258,7 @@ def _engine(spec, s: FitSettings):
 
 def _fit_with_checkpoints(dataset: Dataset, s: FitSettings, u, labels, *, progress,
                           checkpoint_dir, checkpoint_every, data_path, target_steps=None,
-                          resume_dir=None) -> Fitted:
+                          resume_dir=None, truth=None) -> Fitted:
     """The body of :func:`fit_model` and :func:`resume_run`: fit (or continue from the
     checkpoint in ``resume_dir``), checkpointing into ``checkpoint_dir`` when given."""
     from ppl_ident.inference.checkpoint import (
@@ -301,7 +322,9 @@ def _fit_with_checkpoints(dataset: Dataset, s: FitSettings, u, labels, *, progre
                                                    steps_done)
         warnings.warn(extra["stop_message"], DivergenceWarning, stacklevel=3)
     return fitted._replace(metrics={**_fit_metrics(res, dataset), **extra,
-                                    **evaluate(fitted, dataset)})
+                                    # a diverged fit's Jacobian checks would mean nothing
+                                    **evaluate(fitted, dataset, None if reason.startswith(
+                                        "diverged") else truth)})
 
 
 class _no_stop:
@@ -376,13 +399,13 @@ def resume_run(run_dir, steps: int | None = None, *, progress: bool = False,
     except (KeyError, TypeError) as err:
         raise InputError(f"{run / 'config.json'} has unknown settings ({err}); it was written by "
                          "another version of ppl_ident.") from err
-    dataset, _ = load_dataset(data_path)
+    dataset, truth = load_dataset(data_path)
     u, labels = prepare_inputs(dataset.u)
     every = checkpoint_every or meta.get("checkpoint_every")
     return _fit_with_checkpoints(
         dataset, s, u, labels, progress=progress, checkpoint_dir=run, checkpoint_every=every,
         data_path=data_path, target_steps=steps or meta.get("target_steps") or s.steps,
-        resume_dir=run)
+        resume_dir=run, truth=truth)
 
 
 def _read_json(path):
@@ -417,11 +440,21 @@ def _fit_metrics(res: FitResult, dataset: Dataset) -> dict:
     }
 
 
-def evaluate(fitted: Fitted, dataset: Dataset) -> dict:
+def evaluate(fitted: Fitted, dataset: Dataset, truth=None) -> dict:
     """Metrics of a fitted model on a dataset: MCC (Pearson and Spearman), per-dimension
-    correlations and R^2 of the posterior mean against ``dataset.z`` (when present)."""
+    correlations and R^2 of the posterior mean against ``dataset.z`` (when present).
+
+    With the simulator's ``truth``, also ``jacobian`` (scores of the learned-to-true Jacobian)
+    and ``variability`` (the learned prior's sufficient-variability check) from
+    :func:`ppl_ident.checks.check_run` on 256 points."""
+    checks = {}
+    if truth is not None:
+        from ppl_ident.checks import check_run
+
+        result = check_run(fitted, dataset, truth, n_points=256)
+        checks = {"jacobian": result["jacobian"], "variability": result["variability"]}
     if dataset.z is None:
-        return {}
+        return checks
     u, _ = prepare_inputs(dataset.u, fitted.labels)
     mean, _ = encode(fitted.spec, fitted.params, dataset.x, u)
     mean = np.asarray(mean)
@@ -438,6 +471,7 @@ def evaluate(fitted: Fitted, dataset: Dataset) -> dict:
         "r2_per_dim": matched_r2(dataset.z, mean, pear.matching).tolist(),
         "mcc_raw_x": mcc(dataset.z, dataset.x).score if dataset.x.shape[1] >= dataset.z.shape[1]
         else None,
+        **checks,
     }
 
 

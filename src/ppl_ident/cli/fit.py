@@ -36,7 +36,14 @@ def add_arguments(p):
     p.add_argument("--prior", choices=PRIORS, default=d.prior)
     p.add_argument("--noise-scale", type=positive_float, default=None,
                    help="fix the observation noise scale (default: learn it)")
+    p.add_argument("--no-whiten", action="store_true",
+                   help="decode in data coordinates with isotropic noise instead of whitened "
+                        "coordinates (whitening is the default; see the README)")
     p.add_argument("--seed", type=nonneg_int, default=d.seed)
+    p.add_argument("--posterior-draws", type=nonneg_int, default=100,
+                   help="guide draws of z per observation saved in posterior.nc (0: no file)")
+    p.add_argument("--posterior-obs", type=positive_int, default=300,
+                   help="observations (a random subset) kept in posterior.nc")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="K",
@@ -55,7 +62,8 @@ def settings_from_args(args):
         num_particles=args.particles, steps=args.steps or FitSettings().steps,
         batch_size=args.batch_size,
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
-        prior=args.prior, noise_scale=args.noise_scale, seed=args.seed,
+        prior=args.prior, noise_scale=args.noise_scale, whiten=not args.no_whiten,
+        seed=args.seed,
     )
 
 
@@ -64,7 +72,7 @@ def run(args) -> int:
 
     from ppl_ident.data import load_dataset
     from ppl_ident.errors import InputError
-    from ppl_ident.workflow import fit_model, resume_run, save_run
+    from ppl_ident.workflow import fit_model, resume_run
 
     if args.resume is not None:
         if args.out is not None and Path(args.out) != Path(args.resume):
@@ -73,13 +81,14 @@ def run(args) -> int:
         if changed:
             raise InputError(
                 f"--resume continues the run with its own settings; drop {', '.join(changed)} "
-                "(only --steps, --checkpoint-every and --no-progress apply), or start a new fit."
+                "(only --steps, --checkpoint-every, --posterior-* and --no-progress apply), or "
+                "start a new fit."
             )
         out = Path(args.resume)
         with _quiet_divergence():
             fitted = resume_run(out, args.steps, progress=not args.no_progress,
                                 checkpoint_every=args.checkpoint_every, data_path=args.data)
-        return _finish(out, fitted, args.data or _recorded_data(out))
+        return _finish(out, fitted, args.data or _recorded_data(out), args)
     if args.data is None or args.out is None:
         raise InputError("fit needs a data file and --out RUN_DIR (or --resume RUN_DIR); e.g. "
                          "ppl-ident fit data.npz --out runs/ivae.")
@@ -89,12 +98,12 @@ def run(args) -> int:
             f"Output directory {out} already exists and is not empty; choose a new --out, or "
             "pass --force to write into it."
         )
-    data, _ = load_dataset(args.data)
+    data, truth = load_dataset(args.data)
     with _quiet_divergence():
         fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
-                           checkpoint_dir=out, checkpoint_every=args.checkpoint_every,
-                           data_path=args.data)
-    return _finish(out, fitted, args.data)
+                           truth=truth, checkpoint_dir=out,
+                           checkpoint_every=args.checkpoint_every, data_path=args.data)
+    return _finish(out, fitted, args.data, args, data)
 
 
 def _changed_settings(args) -> list[str]:
@@ -104,7 +113,7 @@ def _changed_settings(args) -> list[str]:
     defaults = {"model": d.model, "latent_dim": None, "engine": d.engine, "elbo": d.elbo,
                 "particles": d.num_particles, "batch_size": d.batch_size, "lr": d.learning_rate,
                 "restarts": d.restarts, "width": d.width, "depth": d.depth, "prior": d.prior,
-                "noise_scale": None, "seed": d.seed, "force": False}
+                "noise_scale": None, "no_whiten": False, "seed": d.seed, "force": False}
     return [f"--{k.replace('_', '-')}" for k, v in defaults.items() if getattr(args, k) != v]
 
 
@@ -120,16 +129,27 @@ def _quiet_divergence():
         yield
 
 
-def _finish(out, fitted, data_path) -> int:
+def _finish(out, fitted, data_path, args, data=None) -> int:
     """Write the outputs; report; exit 0 (completed), 130 (interrupted) or 3 (diverged)."""
     import sys
+    from pathlib import Path
 
     from ppl_ident.workflow import save_run
 
-    from pathlib import Path
-
     data_path = None if data_path is None else str(Path(data_path).resolve())
     save_run(out, fitted, force=True, data_path=data_path)
+    files = "config.json, params.npz, state.npz, losses.npz, metrics.json"
+    reason = fitted.metrics.get("stop_reason", "completed")
+    if args.posterior_draws and not reason.startswith("diverged"):
+        from ppl_ident.data import load_dataset
+        from ppl_ident.reporting.inference_data import to_inference_data, write_posterior
+
+        if data is None:
+            data, _ = load_dataset(data_path)
+        write_posterior(out, to_inference_data(fitted, data, num_draws=args.posterior_draws,
+                                               max_obs=args.posterior_obs,
+                                               seed=fitted.settings.seed))
+        files += ", posterior.nc"
     m = fitted.metrics
     reason = m.get("stop_reason", "completed")
     line = f"{fitted.settings.model}: ELBO/obs {_fmt(m['elbo_per_obs'])}"
@@ -138,8 +158,7 @@ def _finish(out, fitted, data_path) -> int:
     line += (f", {m['num_steps']} steps ({m['num_skipped_steps']} skipped), "
              f"{m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile")
     print(line)
-    print(f"wrote {out}/ (config.json, params.npz, state.npz, losses.npz, metrics.json, "
-          "checkpoint.npz, checkpoint.json)")
+    print(f"wrote {out}/ ({files}, checkpoint.npz, checkpoint.json)")
     if reason == "interrupted":
         print(f"ppl-ident fit: interrupted at step {m['num_steps']} of {m['target_steps']}; the "
               f"checkpoint and the outputs so far are in {out}/. Resume with:\n"
