@@ -463,3 +463,45 @@ def test_source_audit_no_pickle_and_atomic_writes():
                 if isinstance(mode, ast.Constant) and set(str(mode.value)) & set("wax+"):
                     bad.append(f"{path.name}:{node.lineno} opens a file for writing")
     assert not bad, bad
+
+
+@pytest.fixture(scope="module")
+def run_config_text():
+    """A valid config.json of a small iVAE run (no fit needed)."""
+    from ppl_ident.models import build_model
+    from ppl_ident.workflow import FitSettings, _run_config
+
+    spec = build_model("ivae", n_latent=2, data_dim=3, n_domains=4, width=8)
+    cfg = _run_config(spec, FitSettings(latent_dim=2, width=8), np.arange(4), None)
+    return json.dumps(cfg)
+
+
+@settings(SETTINGS, max_examples=min(SETTINGS.max_examples, 40))  # 16 combinations; slower CLI
+@given(cmd=st.sampled_from(["check", "report"]),
+       kind=st.sampled_from(["missing", "file", "empty_dir", "bad_json", "wrong_config",
+                             "partial_run", "corrupt_params", "pickled_params"]))
+def test_damaged_run_directories_exit_2(cmd, kind, run_config_text, capsys):
+    """A run directory that is missing, damaged, or left by a killed fit (config and checkpoint,
+    no parameters) is refused with a message by the commands that read runs."""
+    tmp = Path(tempfile.mkdtemp(prefix="ppl_badrun_"))
+    try:
+        run = tmp / "run"
+        if kind == "file":
+            run.write_bytes(b"not a directory")
+        elif kind != "missing":
+            run.mkdir()
+        if kind == "bad_json":
+            (run / "config.json").write_text("{not json")
+        elif kind == "wrong_config":
+            (run / "config.json").write_text(json.dumps({"settings": {"bogus": 1}}))
+        elif kind in ("partial_run", "corrupt_params", "pickled_params"):
+            (run / "config.json").write_text(run_config_text)
+            if kind == "corrupt_params":
+                (run / "params.npz").write_bytes(b"PK\x03\x04 truncated")
+            elif kind == "pickled_params":
+                np.savez(run / "params.npz", x=np.array([{"a": 1}], dtype=object))
+        before = sorted(p.name for p in tmp.rglob("*"))
+        run_cli([cmd, run], capsys, f"{cmd} run directories", None, kind)
+        assert sorted(p.name for p in tmp.rglob("*")) == before, "partial output"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

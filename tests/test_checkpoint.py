@@ -76,7 +76,7 @@ def test_damaged_or_missing_checkpoint_is_an_input_error(small_data, tmp_path):
     template = state_template(engine, jax.random.split(jax.random.PRNGKey(0), 1), data.x, data.u)
     with pytest.raises(InputError, match="no checkpoint"):
         load_checkpoint(tmp_path, template)
-    (tmp_path / CHECKPOINT_NPZ).write_bytes(b"not a zip")
+    (tmp_path / CHECKPOINT_NPZ).write_bytes(b"PK\x03\x04 truncated zip")
     with pytest.raises(InputError, match="damaged"):
         load_checkpoint(tmp_path, template)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -528,7 +529,7 @@ def load_run(run_dir) -> Fitted:
     try:
         with np.load(run / "losses.npz", allow_pickle=False) as npz:
             losses = npz["['loss']"]
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"Cannot read {run / 'losses.npz'} ({err}); the run directory is "
                          "damaged or incomplete.") from err
     metrics = _read_json(run / "metrics.json") if (run / "metrics.json").exists() else {}

@@ -25,6 +25,7 @@ import hashlib
 import json
 import signal
 import threading
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -125,7 +126,7 @@ def load_checkpoint(directory, template) -> Checkpoint:
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         meta = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"Cannot read the checkpoint in {directory} ({err}); it is damaged. "
                          "Start the fit again.") from err
     for key in ("['losses']", "['finite']", "['step']"):
