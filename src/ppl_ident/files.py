@@ -20,6 +20,16 @@ __all__ = ["atomic_write_bytes", "atomic_savez", "atomic_write_json", "prepare_o
 MEMORY_FRACTION = 0.5
 
 
+def _default_mode() -> int:
+    # mkstemp creates 0600 files; outputs should get the usual permissions (0666 & ~umask)
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _default_mode()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and an atomic rename.
 
@@ -33,6 +43,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

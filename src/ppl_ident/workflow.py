@@ -54,6 +54,7 @@ class FitSettings(NamedTuple):
     depth: int = 2
     prior: str = "gaussian"
     noise_scale: float | None = None
+    noise_init: float = 0.3
     whiten: bool = True
     seed: int = 0
 
@@ -127,6 +128,8 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
         )
     if not s.learning_rate > 0:
         raise InputError(f"learning_rate must be > 0, got {s.learning_rate}.")
+    if not s.noise_init > 0:
+        raise InputError(f"noise_init must be > 0, got {s.noise_init}.")
     if s.noise_scale is not None and not s.noise_scale > 0:
         raise InputError(f"noise_scale must be > 0 (or omitted to learn it), got {s.noise_scale}.")
     if dataset.x.ndim != 2:
@@ -230,7 +233,7 @@ def _build_spec(dataset: Dataset, s: FitSettings, u, labels):
         n_domains=None if labels is None else len(labels),
         aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
         width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
-        whiten=whitening(dataset.x) if s.whiten else None,
+        whiten=whitening(dataset.x) if s.whiten else None, noise_init=s.noise_init,
     )
     return spec, k_fit
 

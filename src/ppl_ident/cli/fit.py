@@ -36,6 +36,8 @@ def add_arguments(p):
     p.add_argument("--prior", choices=PRIORS, default=d.prior)
     p.add_argument("--noise-scale", type=positive_float, default=None,
                    help="fix the observation noise scale (default: learn it)")
+    p.add_argument("--noise-init", type=positive_float, default=d.noise_init,
+                   help="initial value of the learned noise scale (whitened units)")
     p.add_argument("--no-whiten", action="store_true",
                    help="decode in data coordinates with isotropic noise instead of whitened "
                         "coordinates (whitening is the default; see the README)")
@@ -62,7 +64,8 @@ def settings_from_args(args):
         num_particles=args.particles, steps=args.steps or FitSettings().steps,
         batch_size=args.batch_size,
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
-        prior=args.prior, noise_scale=args.noise_scale, whiten=not args.no_whiten,
+        prior=args.prior, noise_scale=args.noise_scale, noise_init=args.noise_init,
+        whiten=not args.no_whiten,
         seed=args.seed,
     )
 

@@ -53,7 +53,8 @@ def _params(module):
 
 def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=None,
                        width=64, depth=2, prior="gaussian", noise_scale=None,
-                       learn_prior_loc=True, encoder_u=True, architecture="mlp", whiten=None):
+                       learn_prior_loc=True, encoder_u=True, architecture="mlp", whiten=None,
+                       noise_init=0.1):
     identifiable = name == "ivae"
     if identifiable and n_domains is None and aux_dim is None:
         raise InputError("The iVAE needs an auxiliary variable u: give n_domains or aux_dim.")
@@ -85,7 +86,8 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
             raise InputError(f"whiten must be (mean ({data_dim},), cholesky ({data_dim}, "
                              f"{data_dim})); got shapes {mu.shape} and {chol.shape}.")
         white = (mu, chol)
-    common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale, whiten=white)
+    common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale, whiten=white,
+                  noise_init=noise_init)
     if identifiable:
         model = partial(ivae, decoder=mods["decoder"], n_domains=n_domains,
                         aux_net=mods.get("prior_net"), prior=prior,
@@ -101,7 +103,7 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim, n_domains=n_domains,
                   aux_dim=aux_dim, width=width, depth=depth, prior=prior,
                   noise_scale=noise_scale, learn_prior_loc=learn_prior_loc, encoder_u=encoder_u,
-                  architecture=architecture,
+                  architecture=architecture, noise_init=noise_init,
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white])
     return ModelSpec(name, model, guide, init_params, config)
 

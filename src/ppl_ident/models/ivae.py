@@ -102,18 +102,18 @@ def whiten_data(x, whiten=None):
     return solve_triangular(chol, (x - mu).T, lower=True).T
 
 
-def _noise(noise_scale, data_dim):
+def _noise(noise_scale, data_dim, noise_init=0.1):
     if noise_scale is not None:
         return noise_scale
     return numpyro.param(
-        "noise_scale", jnp.full((data_dim,), 0.1), constraint=dist.constraints.positive
+        "noise_scale", jnp.full((data_dim,), noise_init), constraint=dist.constraints.positive
     )
 
 
 def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: int | None = None,
          aux_net=None, prior: str = "gaussian", noise_scale: float | None = None,
          learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None,
-         kl_weight=1.0, whiten=None):
+         kl_weight=1.0, whiten=None, noise_init: float = 0.1):
     """iVAE: factorial prior ``p(z | u)`` with learned parameters, MLP decoder.
 
     Parameters
@@ -141,10 +141,12 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         asked to (an explicit tempering option); the guide must receive the same weight.
     whiten : tuple ``(mu (d,), chol (d, d))``, optional
         Decode in whitened coordinates (see :func:`observation_dist`).
+    noise_init : float
+        Initial value of the learned noise scale.
     """
     n = _num_obs(x, u, n_obs)
     dec = eqx_module("decoder", decoder)
-    sigma = _noise(noise_scale, data_dim)
+    sigma = _noise(noise_scale, data_dim, noise_init)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         u_b = u[idx]
         loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
@@ -157,14 +159,14 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
 
 def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
         subsample_size: int | None = None, n_obs=None, kl_weight=1.0, whiten=None,
-        **_unused):
+        noise_init: float = 0.1, **_unused):
     """Plain VAE: ``z ~ Normal(0, I)`` whatever ``u`` is (the non-identifiable control).
 
     Accepts and ignores ``u`` so that it is a drop-in replacement for :func:`ivae`.
     """
     n = _num_obs(x, u, n_obs)
     dec = eqx_module("decoder", decoder)
-    sigma = _noise(noise_scale, data_dim)
+    sigma = _noise(noise_scale, data_dim, noise_init)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         with handlers.scale(scale=kl_weight):
             z = numpyro.sample("z", dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1))
