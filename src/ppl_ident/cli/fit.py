@@ -116,7 +116,8 @@ def _changed_settings(args) -> list[str]:
     defaults = {"model": d.model, "latent_dim": None, "engine": d.engine, "elbo": d.elbo,
                 "particles": d.num_particles, "batch_size": d.batch_size, "lr": d.learning_rate,
                 "restarts": d.restarts, "width": d.width, "depth": d.depth, "prior": d.prior,
-                "noise_scale": None, "no_whiten": False, "seed": d.seed, "force": False}
+                "noise_scale": None, "noise_init": d.noise_init, "no_whiten": False,
+                "seed": d.seed, "force": False}
     return [f"--{k.replace('_', '-')}" for k, v in defaults.items() if getattr(args, k) != v]
 
 
