@@ -27,7 +27,7 @@ from ppl_ident.diagnostics.mcc import matched_r2, mcc
 from ppl_ident.errors import InputError, warn_identifiability
 from ppl_ident.files import atomic_write_bytes, atomic_write_json, prepare_output_dir
 from ppl_ident.inference import FitResult, OptimConfig, build_engine, encode, fit
-from ppl_ident.models import MODELS, build_model
+from ppl_ident.models import MODELS, SEQUENCE_MODELS, build_model
 from ppl_ident.pytrees import load_tree, save_tree
 
 __all__ = ["FitSettings", "Fitted", "fit_model", "evaluate", "save_run", "load_run",
@@ -54,6 +54,10 @@ class FitSettings(NamedTuple):
     prior: str = "gaussian"
     noise_scale: float | None = None
     seed: int = 0
+    # sequence models (x of shape (B, T, d)); batch_size counts time steps for them
+    lag: int = 1
+    n_regimes: int = 3
+    context: int = 1
 
 
 class Fitted(NamedTuple):
@@ -127,12 +131,20 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
         raise InputError(f"learning_rate must be > 0, got {s.learning_rate}.")
     if s.noise_scale is not None and not s.noise_scale > 0:
         raise InputError(f"noise_scale must be > 0 (or omitted to learn it), got {s.noise_scale}.")
-    if dataset.x.ndim != 2:
+    if (s.model in SEQUENCE_MODELS) != (dataset.x.ndim == 3):
+        if dataset.x.ndim == 3:
+            raise InputError(
+                f"Model {s.model!r} takes i.i.d. data x of shape (N, d); this file holds "
+                f"sequences {dataset.x.shape}. Use a sequence model: --model "
+                f"{' or '.join(SEQUENCE_MODELS)}."
+            )
         raise InputError(
-            f"Model {s.model!r} takes i.i.d. data x of shape (N, d); this file holds sequences "
-            f"{dataset.x.shape}. Use a sequence model (see `ppl-ident fit --help`)."
+            f"Model {s.model!r} takes sequences x of shape (B, T, d); this file holds i.i.d. "
+            f"data {dataset.x.shape}. Use --model ivae or vae, or simulate sequences with "
+            "`ppl-ident simulate --generator dynamics`."
         )
-    return s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, dataset.x.shape[0])))
+    n_obs = int(np.prod(dataset.x.shape[:-1]))
+    return s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, n_obs)))
 
 
 def _check_domains(u, n: int, model: str):
@@ -155,7 +167,7 @@ def _check_domains(u, n: int, model: str):
 
 
 def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress: bool = False,
-              **overrides) -> Fitted:
+              truth=None, **overrides) -> Fitted:
     """Fit a registered model to a dataset and evaluate it.
 
     Parameters
@@ -167,6 +179,9 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         Keyword ``overrides`` replace single fields (``steps=500``).
     progress : bool
         Show a progress bar.
+    truth : SequenceTruth, optional
+        Simulator ground truth; sequence models use its regime path and transition matrix for
+        the regime metrics (evaluation only).
 
     Returns
     -------
@@ -178,6 +193,10 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         For settings or data that cannot work (the message names the fix).
     """
     s = _check_settings(dataset, (settings or FitSettings())._replace(**overrides))
+    if s.model in SEQUENCE_MODELS:
+        from ppl_ident.workflow_sequences import fit_sequence_model
+
+        return fit_sequence_model(dataset, s, progress=progress, truth=truth)
     u, labels = prepare_inputs(dataset.u)
     _check_domains(dataset.u, s.latent_dim, s.model)
     key = jax.random.PRNGKey(s.seed)
@@ -216,9 +235,14 @@ def _fit_metrics(res: FitResult, dataset: Dataset) -> dict:
     }
 
 
-def evaluate(fitted: Fitted, dataset: Dataset) -> dict:
+def evaluate(fitted: Fitted, dataset: Dataset, truth=None) -> dict:
     """Metrics of a fitted model on a dataset: MCC (Pearson and Spearman), per-dimension
-    correlations and R^2 of the posterior mean against ``dataset.z`` (when present)."""
+    correlations and R^2 of the posterior mean against ``dataset.z`` (when present); for
+    sequence models see :func:`ppl_ident.workflow_sequences.evaluate_sequences`."""
+    if fitted.spec.config["name"] in SEQUENCE_MODELS:
+        from ppl_ident.workflow_sequences import evaluate_sequences
+
+        return evaluate_sequences(fitted, dataset, truth)
     if dataset.z is None:
         return {}
     u, _ = prepare_inputs(dataset.u, fitted.labels)
@@ -261,7 +285,10 @@ def _templates(spec, settings: FitSettings):
     engine = _engine(spec, settings)
     cfg = spec.config
     x = jnp.zeros((2, cfg["data_dim"]))
-    if cfg.get("n_domains") is not None:
+    if cfg["name"] in SEQUENCE_MODELS:  # two sequences just longer than the lag
+        x = jnp.zeros((2, cfg["lag"] + 2, cfg["data_dim"]))
+        u = None if cfg.get("n_domains") is None else jnp.zeros((2, cfg["lag"] + 2), jnp.int32)
+    elif cfg.get("n_domains") is not None:
         u = jnp.zeros((2,), jnp.int32)
     elif cfg.get("aux_dim") is not None:
         u = jnp.zeros((2, cfg["aux_dim"]))

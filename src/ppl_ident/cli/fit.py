@@ -5,7 +5,8 @@ from __future__ import annotations
 from ppl_ident.cli._args import nonneg_int, positive_float, positive_int
 
 NAME = "fit"
-HELP = "Fit a model (iVAE, VAE, ...) to a .npz data file; write a run directory."
+HELP = ("Fit a model (iVAE, VAE; sequences: tivae, regime, stationary) to a .npz data file; "
+        "write a run directory.")
 
 
 def add_arguments(p):
@@ -23,7 +24,8 @@ def add_arguments(p):
     p.add_argument("--elbo", choices=sorted(ELBOS), default=d.elbo)
     p.add_argument("--particles", type=positive_int, default=d.num_particles)
     p.add_argument("--steps", type=positive_int, default=d.steps)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help="observations per minibatch (sequences: time steps, whole sequences)")
     p.add_argument("--lr", type=positive_float, default=d.learning_rate)
     p.add_argument("--restarts", type=positive_int, default=d.restarts,
                    help="independent initialisations run together; best by ELBO is kept")
@@ -33,6 +35,11 @@ def add_arguments(p):
     p.add_argument("--noise-scale", type=positive_float, default=None,
                    help="fix the observation noise scale (default: learn it)")
     p.add_argument("--seed", type=nonneg_int, default=d.seed)
+    p.add_argument("--lag", type=positive_int, default=d.lag, help="sequence models: lag L")
+    p.add_argument("--regimes", type=positive_int, default=d.n_regimes,
+                   help="regime model: number of hidden regimes K")
+    p.add_argument("--context", type=nonneg_int, default=d.context,
+                   help="sequence models: encoder sees x_{t-c..t+c}")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
 
@@ -45,6 +52,7 @@ def settings_from_args(args):
         num_particles=args.particles, steps=args.steps, batch_size=args.batch_size,
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
         prior=args.prior, noise_scale=args.noise_scale, seed=args.seed,
+        lag=args.lag, n_regimes=args.regimes, context=args.context,
     )
 
 
@@ -61,13 +69,16 @@ def run(args) -> int:
             f"Output directory {out} already exists and is not empty; choose a new --out, or "
             "pass --force to write into it."
         )
-    data, _ = load_dataset(args.data)
-    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress)
+    data, truth = load_dataset(args.data)
+    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
+                       truth=truth)
     save_run(out, fitted, force=True, data_path=args.data)
     m = fitted.metrics
     line = f"{fitted.settings.model}: ELBO/obs {m['elbo_per_obs']:.3f}"
     if "mcc" in m:
         line += f", MCC {m['mcc']:.3f} (raw x {m['mcc_raw_x']:.3f})"
+    if "regime_accuracy" in m:
+        line += f", regime accuracy {m['regime_accuracy']:.3f}"
     line += f", {m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile"
     print(line)
     print(f"wrote {out}/ (config.json, params.npz, state.npz, losses.npz, metrics.json)")
