@@ -217,6 +217,8 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
     ``(K,)`` and ``regime_trans_logits`` ``(K, K)``.
     """
     B, T = _shape(x, u, n_seq, length)
+    x = None if x is None else jnp.asarray(x)
+    u = None if u is None else jnp.asarray(u)
     n = n_latent
     dec = eqx_module("decoder", decoder)
     net = eqx_module("transition", transition)
