@@ -20,6 +20,7 @@ from ppl_ident.models.temporal import (
     transition_log_density,
     transition_tables,
 )
+from ppl_ident.reporting.sequences import sequence_inference_data
 from ppl_ident.workflow import fit_model, load_run, save_run
 
 TINY = dict(width=16, depth=1)
@@ -123,6 +124,13 @@ def test_workflow_regime_metrics_and_run_round_trip(tmp_path):
                 "trans_matrix_max_abs_error", "learned_trans_matrix"):
         assert key in m, key
     assert 0 <= m["regime_accuracy"] <= 1 and m["sequences_per_batch"] == 4
+    idata = sequence_inference_data(fitted, data, num_draws=5, max_sequences=3, truth=truth)
+    assert idata.posterior["z"].dims == ("chain", "draw", "sequence", "time", "latent")
+    assert idata.posterior["z"].shape == (1, 5, 3, 15, 2)
+    probs = idata.posterior["regime_probs"]
+    assert probs.dims == ("chain", "draw", "sequence", "time", "regime")
+    np.testing.assert_allclose(probs.sum("regime"), 1.0, atol=1e-5)
+    assert idata.constant_data["regimes_true"].shape == (3, 15)
     save_run(tmp_path / "run", fitted)
     back = load_run(tmp_path / "run")
     for k, v in fitted.params.items():
