@@ -53,7 +53,7 @@ def test_dynamics_residuals_have_the_domain_noise_scale():
                                     n_domains=3, lag=2)
     assert truth.trans_w1.shape == (1, 4, truth.trans_w1.shape[-1])
     past = np.stack([data.z[:, 1:-1], data.z[:, :-2]], axis=2)  # (B, T-2, L=2, n)
-    resid = data.z[:, 2:] - np.asarray(transition_mean(truth, past, 0))
+    resid = data.z[:, 2:] - np.asarray(transition_mean(truth, past, 0)) - truth.loc[data.u[:, 2:]]
     for k in range(3):
         r = resid[data.u[:, 2:] == k]
         # about 1100 residuals per domain: the std estimate is within 10% with a wide margin.

@@ -35,8 +35,9 @@ def add_arguments(p):
                    help=f"default {d.scale_range[0]} (sequences: 0.1)")
     p.add_argument("--scale-max", type=positive_float, default=None,
                    help=f"default {d.scale_range[1]} (sequences: 1.0)")
-    p.add_argument("--loc-range", type=nonneg_float, default=d.loc_range,
-                   help="per-domain locations uniform in [-r, r]; 0 keeps sources centred")
+    p.add_argument("--loc-range", type=nonneg_float, default=None,
+                   help=f"per-domain locations uniform in [-r, r]; 0 keeps sources centred "
+                        f"(default {d.loc_range}, sequences: 1.0)")
     p.add_argument("--noise-std", type=nonneg_float, default=d.noise_std)
     p.add_argument("--identical-domains", action="store_true",
                    help="give every domain the same distribution (breaks identifiability)")
@@ -75,6 +76,7 @@ def run(args) -> int:
     args.domains = d.n_domains if args.domains is None else args.domains
     args.scale_min = d.scale_range[0] if args.scale_min is None else args.scale_min
     args.scale_max = d.scale_range[1] if args.scale_max is None else args.scale_max
+    args.loc_range = d.loc_range if args.loc_range is None else args.loc_range
     data, truth = simulate_domains(
         args.seed, n_latent=args.latent_dim, data_dim=args.data_dim, n_domains=args.domains,
         n_per_domain=args.points_per_domain, n_layers=args.mixing_layers,
@@ -102,7 +104,7 @@ def _run_sequences(args, out) -> int:
         n_sequences=args.sequences, length=args.length, n_layers=args.mixing_layers,
         activation=args.activation, slope=args.slope, max_cond=args.max_cond,
         noise_std=args.noise_std, n_segments=args.segments, segment_length=args.segment_length,
-        loc_range=args.loc_range if args.loc_range > 0 else d.loc_range, lag=args.lag,
+        loc_range=d.loc_range if args.loc_range is None else args.loc_range, lag=args.lag,
         n_domains=d.n_domains if args.domains is None else args.domains,
         domain_length=args.domain_length,
         scale_range=(d.scale_range[0] if args.scale_min is None else args.scale_min,

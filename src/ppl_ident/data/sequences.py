@@ -290,8 +290,9 @@ def simulate_segments(seed: int = 0, config: SequenceConfig | None = None, **ove
 def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **overrides):
     """Nonlinear latent dynamics with domain-dependent noise scales.
 
-    ``z_t,i = f_i(z_{t-1}, ..., z_{t-L}) + scale[u_t, i] * eps_t,i`` with one random tanh MLP
-    ``f`` of lag ``L`` and ``eps ~ N(0, 1)``. The domain ``u`` is fixed per sequence
+    ``z_t,i = f_i(z_{t-1}, ..., z_{t-L}) + loc[u_t, i] + scale[u_t, i] * eps_t,i`` with one
+    random tanh MLP ``f`` of lag ``L``, ``eps ~ N(0, 1)``, and per-domain noise locations
+    (uniform in ``[-loc_range, loc_range]``; 0 gives scale changes only) and scales. The domain ``u`` is fixed per sequence
     (``u[b] = b mod U``) or, with ``domain_length``, switches every ``domain_length`` steps.
     The first steps are drawn after ``burn_in`` steps from a standard-normal start, so each
     sequence starts near the chain's stationary regime.
@@ -301,14 +302,15 @@ def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **ove
     seed : int
     config : SequenceConfig, optional
         Uses ``n_latent, data_dim, n_sequences, length, lag, hidden, transition_gain,
-        n_domains, domain_length, scale_range, burn_in`` and the mixing fields.
+        n_domains, domain_length, loc_range, scale_range, burn_in`` and the mixing fields.
 
     Returns
     -------
     dataset : Dataset
         ``x`` ``(B, T, d)``, ``u`` int32 ``(B, T)``, ``z`` ``(B, T, n)``.
     truth : SequenceTruth
-        ``kind="dynamics"``; ``scale`` ``(U, n)``; one transition MLP (``trans_w1[0]``).
+        ``kind="dynamics"``; ``loc``, ``scale`` ``(U, n)``; one transition MLP
+        (``trans_w1[0]``).
 
     Examples
     --------
@@ -323,7 +325,10 @@ def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **ove
     mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope, c.max_cond)
     weights = _random_transitions(rng, 1, c.lag, n, c.hidden, c.transition_gain)
     scale = rng.uniform(*c.scale_range, size=(U, n))
-    loc = np.zeros((U, n))
+    # Shifting the location with the domain as well as the scale is what gives 2n independent
+    # variations: with scale changes alone the 2n-vectors of the sufficient-variability
+    # condition stay in an n-dimensional subspace at every point.
+    loc = rng.uniform(-c.loc_range, c.loc_range, size=(U, n))
     total = c.burn_in + c.length
     t_idx = np.arange(total) - c.burn_in
     if c.domain_length is None:
@@ -343,15 +348,15 @@ def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **over
 
     ``u_1 ~ init_probs``, ``u_t | u_{t-1} ~ trans_matrix[u_{t-1}]`` with ``stay_prob`` on the
     diagonal (the rest spread at random over the other regimes); given ``u_t = k``,
-    ``z_t = f_k(z_{t-1..t-L}) + scale[k] * eps_t`` with a random MLP and noise scales per
-    regime. The regime path is hidden: the dataset has ``u = None``; the truth keeps it.
+    ``z_t = f_k(z_{t-1..t-L}) + loc[k] + scale[k] * eps_t`` with a random MLP, location and
+    noise scales per regime. The regime path is hidden: the dataset has ``u = None``; the truth keeps it.
 
     Parameters
     ----------
     seed : int
     config : SequenceConfig, optional
         Uses ``n_latent, data_dim, n_sequences, length, lag, hidden, transition_gain,
-        n_regimes, stay_prob, scale_range, burn_in`` and the mixing fields.
+        n_regimes, stay_prob, loc_range, scale_range, burn_in`` and the mixing fields.
 
     Returns
     -------
@@ -374,7 +379,7 @@ def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **over
     mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope, c.max_cond)
     weights = _random_transitions(rng, K, c.lag, n, c.hidden, c.transition_gain)
     scale = rng.uniform(*c.scale_range, size=(K, n))
-    loc = np.zeros((K, n))
+    loc = rng.uniform(-c.loc_range, c.loc_range, size=(K, n))
     if K == 1:
         trans = np.ones((1, 1))
     else:
