@@ -44,7 +44,8 @@ def _machine():
     return dev.device_kind if dev.platform == "gpu" else f"{platform.machine()} CPU"
 
 
-def run(quick: bool, tasks, steps: int | None, seeds: int | None):
+def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=None,
+        batch_size=None):
     from ppl_ident.data.sequences import simulate_sequences
     from ppl_ident.workflow import fit_model
 
@@ -61,7 +62,9 @@ def run(quick: bool, tasks, steps: int | None, seeds: int | None):
             data, truth = simulate_sequences(generator, seed, **sim)
             for model in models:
                 t0 = time.perf_counter()
-                fitted = fit_model(data, model=model, steps=steps, seed=seed, truth=truth)
+                extra = {} if batch_size is None else {"batch_size": batch_size}
+                fitted = fit_model(data, model=model, steps=steps, seed=seed, truth=truth,
+                                   noise_scale=noise_scale, **extra)
                 wall = time.perf_counter() - t0
                 m = fitted.metrics
                 rec = per_model[model]
@@ -75,7 +78,8 @@ def run(quick: bool, tasks, steps: int | None, seeds: int | None):
                          else "") + f", {wall:.0f}s (compile {m['compile_time_s']:.0f}s)",
                       file=sys.stderr, flush=True)
         settings = dict(task=task, steps=steps, n_sequences=data.x.shape[0],
-                        length=data.x.shape[1], **sim)
+                        length=data.x.shape[1], noise_scale=noise_scale,
+                        batch_size=batch_size or "default", **sim)
         for model, rec in per_model.items():
             base = dict(benchmark=f"sequence_accuracy/{task}/{model}", seeds=n_seeds,
                         settings=settings)
@@ -101,9 +105,13 @@ def main(argv=None):
                    default=["dynamics", "regimes"])
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--noise-scale", type=float, default=None,
+                   help="fix the decoder noise (default: learned, as in `ppl-ident fit`)")
+    p.add_argument("--batch-size", type=int, default=None, help="time steps per minibatch")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     args = p.parse_args(argv)
-    rows = run(args.quick, args.tasks, args.steps, args.seeds)
+    rows = run(args.quick, args.tasks, args.steps, args.seeds, args.noise_scale,
+               args.batch_size)
     version, machine = _version(), _machine()
     lines = [json.dumps({**r, "machine": machine, "version": version}) for r in rows]
     print("\n".join(lines))

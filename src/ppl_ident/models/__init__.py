@@ -129,7 +129,13 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
                     context=context, n_domains=n_domains if use_u else None, use_u=use_u)
 
     def init_params(key):
-        return {f"{k}$params": _params(m) for k, m in make_modules(key).items()}
+        k_mod, k_loc = jax.random.split(key)
+        out = {f"{k}$params": _params(m) for k, m in make_modules(k_mod).items()}
+        if K > 1:
+            # Identical regime rows are a saddle the fit rarely leaves (two regimes merge):
+            # break the symmetry with distinct initial locations.
+            out["trans_loc"] = jax.random.normal(k_loc, (K, n_latent))
+        return out
 
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim,
                   n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
