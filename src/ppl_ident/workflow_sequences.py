@@ -13,7 +13,8 @@ import numpy as np
 
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.mcc import matched_r2
-from ppl_ident.diagnostics.sequences import match_regimes, sequence_mcc, transition_matrix_error
+from ppl_ident.diagnostics.sequences import (match_regimes, sequence_mcc,
+                                             transition_matrix_error)
 from ppl_ident.errors import InputError, warn_identifiability
 from ppl_ident.inference import encode, fit
 from ppl_ident.models import build_model

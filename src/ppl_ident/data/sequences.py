@@ -292,7 +292,8 @@ def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **ove
 
     ``z_t,i = f_i(z_{t-1}, ..., z_{t-L}) + loc[u_t, i] + scale[u_t, i] * eps_t,i`` with one
     random tanh MLP ``f`` of lag ``L``, ``eps ~ N(0, 1)``, and per-domain noise locations
-    (uniform in ``[-loc_range, loc_range]``; 0 gives scale changes only) and scales. The domain ``u`` is fixed per sequence
+    (uniform in ``[-loc_range, loc_range]``; 0 gives scale changes only) and scales. The
+    domain ``u`` is fixed per sequence
     (``u[b] = b mod U``) or, with ``domain_length``, switches every ``domain_length`` steps.
     The first steps are drawn after ``burn_in`` steps from a standard-normal start, so each
     sequence starts near the chain's stationary regime.
@@ -349,7 +350,8 @@ def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **over
     ``u_1 ~ init_probs``, ``u_t | u_{t-1} ~ trans_matrix[u_{t-1}]`` with ``stay_prob`` on the
     diagonal (the rest spread at random over the other regimes); given ``u_t = k``,
     ``z_t = f_k(z_{t-1..t-L}) + loc[k] + scale[k] * eps_t`` with a random MLP, location and
-    noise scales per regime. The regime path is hidden: the dataset has ``u = None``; the truth keeps it.
+    noise scales per regime. The regime path is hidden: the dataset has ``u = None``; the
+    truth keeps it.
 
     Parameters
     ----------

@@ -52,6 +52,7 @@ __all__ = [
     "regime",
     "stationary",
     "transition_tables",
+    "TransitionTables",
     "transition_log_density",
     "regime_posterior",
     "RegimePosterior",
