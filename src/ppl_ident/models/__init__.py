@@ -12,15 +12,20 @@ from typing import Callable, NamedTuple
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from ppl_ident.errors import InputError
 from ppl_ident.guides.encoder import encoder_guide
 from ppl_ident.models.ivae import PRIORS, ivae, prior_params, vae
-from ppl_ident.models.nn import mlp
+from ppl_ident.models.nn import mlp, residual_mlp
 from ppl_ident.models.temporal import SEQUENCE_KINDS, regime, stationary, tivae
 
-__all__ = ["MODELS", "SEQUENCE_MODELS", "ModelSpec", "build_model", "ivae", "vae",
-           "prior_params", "PRIORS", "tivae", "regime", "stationary"]
+#: Network families for encoders and decoders.
+ARCHITECTURES = {"mlp": mlp, "residual": residual_mlp}
+
+__all__ = ["ARCHITECTURES", "MODELS", "SEQUENCE_MODELS", "ModelSpec", "build_model", "ivae",
+           "vae", "prior_params", "PRIORS", "tivae", "regime", "stationary"]
 
 
 class ModelSpec(NamedTuple):
@@ -50,27 +55,39 @@ def _params(module):
 
 def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=None,
                        width=64, depth=2, prior="gaussian", noise_scale=None,
-                       learn_prior_loc=True):
+                       learn_prior_loc=True, encoder_u=True, architecture="mlp", whiten=None):
     identifiable = name == "ivae"
     if identifiable and n_domains is None and aux_dim is None:
         raise InputError("The iVAE needs an auxiliary variable u: give n_domains or aux_dim.")
     if prior not in PRIORS:
         raise InputError(f"Unknown prior {prior!r}; choose one of {', '.join(PRIORS)}.")
-    use_u = identifiable
+    use_u = identifiable and encoder_u
     enc_in = data_dim + ((n_domains or aux_dim or 0) if use_u else 0)
+
+    if architecture not in ARCHITECTURES:
+        raise InputError(f"Unknown architecture {architecture!r}; choose one of "
+                         f"{', '.join(ARCHITECTURES)}.")
+    net = ARCHITECTURES[architecture]
 
     def make_modules(key):
         k_dec, k_enc, k_aux = jax.random.split(key, 3)
         mods = {
-            "decoder": mlp(k_dec, n_latent, data_dim, width, depth),
-            "encoder": mlp(k_enc, enc_in, 2 * n_latent, width, depth),
+            "decoder": net(k_dec, n_latent, data_dim, width, depth),
+            "encoder": net(k_enc, enc_in, 2 * n_latent, width, depth),
         }
         if identifiable and n_domains is None:
             mods["prior_net"] = mlp(k_aux, aux_dim, 2 * n_latent, width, 1)
         return mods
 
     mods = make_modules(key)
-    common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale)
+    white = None
+    if whiten is not None:
+        mu, chol = (jnp.asarray(a, jnp.float32) for a in whiten)
+        if mu.shape != (data_dim,) or chol.shape != (data_dim, data_dim):
+            raise InputError(f"whiten must be (mean ({data_dim},), cholesky ({data_dim}, "
+                             f"{data_dim})); got shapes {mu.shape} and {chol.shape}.")
+        white = (mu, chol)
+    common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale, whiten=white)
     if identifiable:
         model = partial(ivae, decoder=mods["decoder"], n_domains=n_domains,
                         aux_net=mods.get("prior_net"), prior=prior,
@@ -78,14 +95,16 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
     else:
         model = partial(vae, decoder=mods["decoder"], **common)
     guide = partial(encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
-                    n_domains=n_domains, use_u=use_u)
+                    n_domains=n_domains, use_u=use_u, whiten=white)
 
     def init_params(key):
         return {f"{k}$params": _params(m) for k, m in make_modules(key).items()}
 
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim, n_domains=n_domains,
                   aux_dim=aux_dim, width=width, depth=depth, prior=prior,
-                  noise_scale=noise_scale, learn_prior_loc=learn_prior_loc)
+                  noise_scale=noise_scale, learn_prior_loc=learn_prior_loc, encoder_u=encoder_u,
+                  architecture=architecture,
+                  whiten=None if white is None else [np.asarray(a).tolist() for a in white])
     return ModelSpec(name, model, guide, init_params, config)
 
 
@@ -137,9 +156,11 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
             out["trans_loc"] = jax.random.normal(k_loc, (K, n_latent))
         return out
 
+    # batch_plate: the engines minibatch whole sequences
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim,
                   n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
-                  context=context, width=width, depth=depth, noise_scale=noise_scale)
+                  context=context, width=width, depth=depth, noise_scale=noise_scale,
+                  batch_plate="sequence")
     return ModelSpec(name, model, guide, init_params, config)
 
 
