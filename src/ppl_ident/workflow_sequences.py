@@ -57,7 +57,7 @@ def prepare_sequence_inputs(u, model: str, labels=None):
 def fit_sequence_model(dataset: Dataset, s, *, progress: bool = False, truth=None):
     """Fit a sequence model with settings ``s`` (a checked ``FitSettings``); see
     :func:`ppl_ident.workflow.fit_model`."""
-    from ppl_ident.workflow import Fitted, _engine, _fit_metrics
+    from ppl_ident.workflow import Fitted, _engine, _fit_metrics, whitening
 
     B, T, d = dataset.x.shape
     if T <= s.lag:
@@ -75,6 +75,7 @@ def fit_sequence_model(dataset: Dataset, s, *, progress: bool = False, truth=Non
         s.model, k_model, n_latent=s.latent_dim, data_dim=d,
         n_domains=None if labels is None else len(labels), lag=s.lag, n_regimes=s.n_regimes,
         context=s.context, width=s.width, depth=s.depth, noise_scale=s.noise_scale,
+        whiten=whitening(dataset.x.reshape(-1, d)) if s.whiten else None,
     )
     s = s._replace(batch_size=sequences_per_batch(s.batch_size, B, T) * T)
     engine = _engine(spec, s._replace(batch_size=s.batch_size // T))

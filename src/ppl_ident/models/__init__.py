@@ -110,7 +110,7 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
 
 def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
                            n_regimes=3, context=1, width=64, depth=2, noise_scale=None,
-                           **_iid_only):
+                           whiten=None, **_iid_only):
     """Builder of the sequence models (``x`` of shape ``(B, T, d)``); see
     :mod:`ppl_ident.models.temporal`. Options of the i.i.d. models (``prior``, ``aux_dim``,
     ...) are accepted and ignored so that one settings object serves both families."""
@@ -140,12 +140,19 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
         }
 
     mods = make_modules(key)
+    white = None
+    if whiten is not None:
+        white = tuple(jnp.asarray(a, jnp.float32) for a in whiten)
+        if white[0].shape != (data_dim,) or white[1].shape != (data_dim, data_dim):
+            raise InputError(f"whiten must be (mean ({data_dim},), cholesky ({data_dim}, "
+                             f"{data_dim})); got shapes {white[0].shape} and {white[1].shape}.")
     model = partial(temporal_model, kind=name, decoder=mods["decoder"],
                     transition=mods["transition"], n_latent=n_latent, data_dim=data_dim,
                     lag=lag, n_domains=n_domains if use_u else None, n_regimes=K,
-                    noise_scale=noise_scale)
+                    noise_scale=noise_scale, whiten=white)
     guide = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
-                    context=context, n_domains=n_domains if use_u else None, use_u=use_u)
+                    context=context, n_domains=n_domains if use_u else None, use_u=use_u,
+                    whiten=white)
 
     def init_params(key):
         k_mod, k_loc = jax.random.split(key)
@@ -160,7 +167,8 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim,
                   n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
                   context=context, width=width, depth=depth, noise_scale=noise_scale,
-                  batch_plate="sequence")
+                  batch_plate="sequence",
+                  whiten=None if white is None else [np.asarray(a).tolist() for a in white])
     return ModelSpec(name, model, guide, init_params, config)
 
 

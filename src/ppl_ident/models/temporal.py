@@ -43,6 +43,8 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
+from ppl_ident.models.ivae import observation_dist
+
 __all__ = [
     "SEQUENCE_KINDS",
     "MarkovPathPrior",
@@ -189,7 +191,7 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                    data_dim: int, lag: int = 1, n_domains: int | None = None,
                    n_regimes: int = 1, noise_scale: float | None = None,
                    stickiness: float = 0.9, subsample_size: int | None = None, n_seq=None,
-                   length=None):
+                   length=None, kl_weight=1.0, whiten=None):
     """The shared body of :func:`tivae`, :func:`regime` and :func:`stationary`.
 
     Parameters
@@ -210,6 +212,11 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         Fixed observation noise; None learns ``noise_scale`` ``(d,)``.
     stickiness : float
         Initial diagonal of the learned regime transition matrix.
+    kl_weight : float
+        Weight of the ``z`` site's log-density (1 is the ELBO; engines temper it only when
+        asked to).
+    whiten : tuple ``(mu (d,), chol (d, d))``, optional
+        Decode in whitened coordinates (see :func:`ppl_ident.models.ivae.observation_dist`).
     subsample_size : int, optional
         Minibatch size of the ``sequence`` plate.
 
@@ -256,9 +263,10 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         with numpyro.plate("time", T, dim=-1):
             prior = MarkovPathPrior(mean_fn, loc, scale, init_loc, init_scale, lag,
                                     log_init, log_trans)
-            z = numpyro.sample("z", prior)
+            with handlers.scale(scale=kl_weight):
+                z = numpyro.sample("z", prior)
             x_b = None if x is None else x[idx]
-            numpyro.sample("x", dist.Normal(_apply(dec, z), sigma).to_event(1), obs=x_b)
+            numpyro.sample("x", observation_dist(_apply(dec, z), sigma, whiten), obs=x_b)
 
 
 def tivae(x=None, u=None, **kwargs):
