@@ -43,7 +43,7 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
-from ppl_ident.models.ivae import observation_dist
+from ppl_ident.models.ivae import observation_dist, whiten_data
 
 __all__ = [
     "SEQUENCE_KINDS",
@@ -266,7 +266,18 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
             with handlers.scale(scale=kl_weight):
                 z = numpyro.sample("z", prior)
             x_b = None if x is None else x[idx]
-            numpyro.sample("x", observation_dist(_apply(dec, z), sigma, whiten), obs=x_b)
+            mean = _apply(dec, z)
+            if whiten is None or x_b is None:
+                numpyro.sample("x", observation_dist(mean, sigma, whiten), obs=x_b)
+            else:
+                # Same density as observation_dist(..., whiten), scored in whitened coordinates:
+                # one triangular solve for the whole minibatch instead of one per step (the
+                # batched solve of the transformed distribution is ~4x slower on CPU).
+                d = x_b.shape[-1]
+                w_b = whiten_data(x_b.reshape(-1, d), whiten).reshape(x_b.shape)
+                numpyro.sample("x", dist.Normal(mean, sigma).to_event(1), obs=w_b)
+                log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(whiten[1]))))
+                numpyro.factor("x_whitening_jacobian", -log_det * jnp.ones(x_b.shape[:2]))
 
 
 def tivae(x=None, u=None, **kwargs):
