@@ -1,8 +1,9 @@
 """Full-data quantities for guides that only run on minibatches of a fixed size.
 
-``AutoSemiDAIS`` fixes the size of the ``obs`` plate's subsample when it is first traced, so
-its posterior over all observations is obtained batch by batch with the subsample indices
-substituted (NumPyro's documented way: ``handlers.substitute(data={"obs": idx})``).
+``AutoNormal`` and ``AutoSemiDAIS`` re-create the ``obs`` plate with the subsample size they
+were first traced with, so their posterior over all observations is obtained batch by batch
+with the subsample indices substituted (NumPyro's documented way:
+``handlers.substitute(data={"obs": idx})``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro import handlers
 
-__all__ = ["fixed_batches", "minibatch_map", "posterior_mean"]
+__all__ = ["fixed_batches", "minibatch_map", "posterior_mean", "posterior_mean_fn"]
 
 
 def fixed_batches(n_obs: int, batch_size: int):
@@ -34,12 +35,12 @@ def minibatch_map(fn, key, n_obs: int, batch_size: int):
     return jax.lax.map(lambda a: fn(*a), (keys, idx))
 
 
-def posterior_mean(spec, params, x, u, key, *, num_samples: int = 32,
-                   batch_size: int | None = None):
-    """Posterior mean of ``z`` under the fitted guide, ``(N, n_latent)``.
+def posterior_mean_fn(spec, x, u, *, num_samples: int = 32, batch_size: int | None = None):
+    """A pure function ``(params, key) -> (N, n_latent)``: the guide's posterior mean of ``z``.
 
-    With ``batch_size`` None the guide runs on all observations and its ``z`` site's ``mean``
-    is returned (closed form for the Gaussian guides). Otherwise (guides bound to a fixed
+    It can be ``jit``-ed and ``vmap``-ed over the parameters of several seeds. With
+    ``batch_size`` None the guide runs on all observations and its ``z`` site's ``mean`` is
+    returned (closed form for the Gaussian guides). Otherwise (guides bound to a fixed
     subsample size) it runs on :func:`fixed_batches` of ``batch_size``; where the guide draws
     ``z`` through an annealing chain (a ``Delta`` site) the mean is a Monte Carlo average of
     ``num_samples`` draws per observation.
@@ -48,25 +49,38 @@ def posterior_mean(spec, params, x, u, key, *, num_samples: int = 32,
     n_obs = x.shape[0]
 
     if batch_size is None:
-        def moments(params):
-            guide = handlers.substitute(handlers.seed(spec.guide, 0), params)
+        def mean(params, key):
+            guide = handlers.substitute(handlers.seed(spec.guide, key), params)
             return handlers.trace(guide).get_trace(x, u, subsample_size=None)["z"]["fn"].mean
 
-        return np.asarray(jax.jit(moments)(params))
+        return mean
 
-    def draws(key, idx):
-        def site(k):
-            guide = handlers.substitute(handlers.seed(spec.guide, k), params)
-            with handlers.substitute(data={"obs": idx}):
-                return handlers.trace(guide).get_trace(x, u, subsample_size=idx.shape[0])["z"]
+    idx_all = fixed_batches(n_obs, batch_size).reshape(-1)
 
-        if not isinstance(site(key)["fn"], dist.Delta):
-            return site(key)["fn"].mean  # AutoNormal: closed form
-        return jax.vmap(lambda k: site(k)["value"])(jax.random.split(key, num_samples)).mean(0)
+    def mean(params, key):
+        def draws(key, idx):
+            def site(k):
+                guide = handlers.substitute(handlers.seed(spec.guide, k), params)
+                with handlers.substitute(data={"obs": idx}):
+                    return handlers.trace(guide).get_trace(
+                        x, u, subsample_size=idx.shape[0])["z"]
 
-    out = jax.jit(lambda key: minibatch_map(draws, key, n_obs, batch_size))(key)
-    idx = np.asarray(fixed_batches(n_obs, batch_size)).reshape(-1)
-    z = np.asarray(out).reshape(idx.size, -1)
-    mean = np.empty((n_obs, z.shape[1]), z.dtype)
-    mean[idx] = z  # wrapped-around duplicates overwrite with an equally valid estimate
+            first = site(key)
+            if not isinstance(first["fn"], dist.Delta):
+                return first["fn"].mean  # AutoNormal: closed form
+            keys = jax.random.split(key, num_samples)
+            return jax.vmap(lambda k: site(k)["value"])(keys).mean(0)
+
+        z = minibatch_map(draws, key, n_obs, batch_size)
+        z = z.reshape(idx_all.shape[0], -1)
+        # Wrapped-around duplicates overwrite with an equally valid estimate.
+        return jnp.zeros((n_obs, z.shape[1]), z.dtype).at[idx_all].set(z)
+
     return mean
+
+
+def posterior_mean(spec, params, x, u, key, *, num_samples: int = 32,
+                   batch_size: int | None = None) -> np.ndarray:
+    """:func:`posterior_mean_fn` evaluated once: ``(N, n_latent)`` NumPy array."""
+    fn = posterior_mean_fn(spec, x, u, num_samples=num_samples, batch_size=batch_size)
+    return np.asarray(jax.jit(fn)(params, key))
