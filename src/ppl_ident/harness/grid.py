@@ -13,6 +13,7 @@ A grid file (TOML)::
     engines = ["svi", "iwae"]  # names in ENGINE_PRESETS, or tables under [engines.NAME]
     steps = 4000
     eval_every = 500           # periodic MCC evaluations (recorded, never used to select)
+    metrics = ["mcc", "elbo", "timing", "time_to_mcc", "psis_khat"]   # default: all METRICS
 
     [data]                     # every value may be a list: the settings are the product
     latent_dim = 5
@@ -71,6 +72,8 @@ class Cell(NamedTuple):
         Engine options (keys of :data:`FIT_KEYS`).
     seeds : tuple of int
     eval_every : int
+    metrics : tuple of str
+        Names in :data:`ppl_ident.harness.metrics.METRICS` computed for every seed.
     """
 
     data: dict
@@ -79,6 +82,7 @@ class Cell(NamedTuple):
     fit: dict
     seeds: tuple
     eval_every: int
+    metrics: tuple = ()
 
     @property
     def setting(self) -> str:
@@ -92,7 +96,7 @@ class Cell(NamedTuple):
         """File-name-safe id: readable prefix plus a hash of everything that defines the cell,
         so a changed setting never reuses a stale result file."""
         blob = json.dumps([self.data, self.model, self.engine, self.fit, list(self.seeds),
-                           self.eval_every], sort_keys=True)
+                           self.eval_every, list(self.metrics)], sort_keys=True)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
         return f"{self.setting}__{self.model}__{self.engine}__{digest}"
 
@@ -105,6 +109,7 @@ class Grid(NamedTuple):
     engines: dict
     seeds: tuple
     eval_every: int
+    metrics: tuple = ()
 
     def settings(self) -> list[dict]:
         """Every data setting (product of the list-valued axes), ``data_dim`` resolved."""
@@ -119,12 +124,13 @@ class Grid(NamedTuple):
 
     def cells(self) -> list[Cell]:
         """Every cell, settings outermost (so one setting's data is reused by its cells)."""
-        return [Cell(d, m, name, self.engines[name], self.seeds, self.eval_every)
+        return [Cell(d, m, name, self.engines[name], self.seeds, self.eval_every, self.metrics)
                 for d in self.settings() for m in self.models for name in self.engines]
 
     def to_dict(self) -> dict:
         return dict(data=self.data, models=list(self.models), engines=self.engines,
-                    seeds=list(self.seeds), eval_every=self.eval_every)
+                    seeds=list(self.seeds), eval_every=self.eval_every,
+                    metrics=list(self.metrics))
 
 
 def _engine_entry(name: str, table: dict | None, steps: int | None) -> dict:
@@ -178,7 +184,7 @@ def _check_registries(engines: dict, models) -> None:
 
 
 def make_grid(*, data: dict | None = None, models=("ivae",), engines=("svi",), seeds=(0, 1, 2),
-              steps: int | None = None, eval_every: int = 500) -> Grid:
+              steps: int | None = None, eval_every: int = 500, metrics=None) -> Grid:
     """Build and validate a grid.
 
     Parameters
@@ -195,6 +201,8 @@ def make_grid(*, data: dict | None = None, models=("ivae",), engines=("svi",), s
         Optimisation steps for engines that do not set their own.
     eval_every : int
         Steps between periodic MCC evaluations (for time-to-MCC-0.9 only).
+    metrics : sequence of str, optional
+        Names in :data:`ppl_ident.harness.metrics.METRICS` (default: all).
 
     Examples
     --------
@@ -221,7 +229,13 @@ def make_grid(*, data: dict | None = None, models=("ivae",), engines=("svi",), s
         raise InputError("A grid needs at least one engine and one model.")
     engines = {name: _engine_entry(name, table, steps) for name, table in engines.items()}
     _check_registries(engines, models)
-    grid = Grid(data, tuple(models), engines, seeds, int(eval_every))
+    from ppl_ident.harness.metrics import METRICS
+
+    metrics = tuple(METRICS) if metrics is None else tuple(metrics)
+    if set(metrics) - set(METRICS) or not metrics:
+        raise InputError(f"Unknown metric(s) {sorted(set(metrics) - set(METRICS))}; valid "
+                         f"metrics: {', '.join(METRICS)}.")
+    grid = Grid(data, tuple(models), engines, seeds, int(eval_every), metrics)
     for d in grid.settings():
         if d["data_dim"] < d["latent_dim"]:
             raise InputError(f"data_dim={d['data_dim']} < latent_dim={d['latent_dim']}; the "
@@ -249,10 +263,11 @@ def load_grid(path) -> Grid:
     tables = doc.get("engines", {})
     names = g.pop("engines", None) or list(tables)
     engines = {name: tables.get(name) for name in names}
-    allowed = {"seeds", "models", "steps", "eval_every"}
+    allowed = {"seeds", "models", "steps", "eval_every", "metrics"}
     if set(g) - allowed:
         raise InputError(f"{path}: unknown [grid] key(s) {sorted(set(g) - allowed)}; valid: "
                          f"engines, {', '.join(sorted(allowed))}.")
     return make_grid(data=doc.get("data", {}), engines=engines,
                      models=tuple(g.get("models", ["ivae"])), seeds=g.get("seeds", (0, 1, 2)),
-                     steps=g.get("steps"), eval_every=g.get("eval_every", 500))
+                     steps=g.get("steps"), eval_every=g.get("eval_every", 500),
+                     metrics=g.get("metrics"))

@@ -160,7 +160,7 @@ def fit_cell(cell: Cell, data, heldout, truth) -> list[dict]:
                     "seeds_in_batch": len(cell.seeds), "trace": tr_i, "u_model": u}
         fitted = RunFit(spec, p_i, None, s, labels, losses[i], fit_info, engine, z_mean[i],
                         heldout, seed, cache)
-        rows.append({"seed": seed, **compute_metrics(fitted, data, truth)})
+        rows.append({"seed": seed, **compute_metrics(fitted, data, truth, cell.metrics)})
     return rows, trace
 
 
@@ -182,7 +182,8 @@ def run_cell(cell: Cell, out_dir) -> str:
     record = {
         "status": "done", "cell_id": cell.cell_id, "setting": cell.setting,
         "data": cell.data, "model": cell.model, "engine": cell.engine, "fit": cell.fit,
-        "seeds": list(cell.seeds), "eval_every": cell.eval_every, "rows": rows,
+        "seeds": list(cell.seeds), "eval_every": cell.eval_every,
+        "metrics": list(cell.metrics), "rows": rows,
         "trace": trace, "wall_time_s": time.perf_counter() - t0, "version": __version__,
         "host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
