@@ -4,9 +4,9 @@ Three schedulers, one code path per cell (:func:`ppl_ident.harness.run.run_cell`
 
 - ``"none"``: cells run one after another in this process (small grids, tests);
 - ``"local"`` (default): an embedded ``distributed.LocalCluster`` sized to this machine:
-  worker *processes* (started with ``spawn``, so no JAX state is forked), one thread each and
-  an XLA CPU thread pool of ``cores // workers`` threads, so concurrent cells do not fight over
-  cores;
+  ``min(cores, cells)`` worker *processes* (started with ``spawn``, so no JAX state is
+  forked), one task thread each, and single-threaded XLA matrix products when there is one
+  core per worker (:func:`worker_env`), so concurrent cells do not fight over cores;
 - ``"tcp://HOST:PORT"``: an existing Dask cluster (``dask scheduler`` / ``dask worker``); the
   workers must be able to import ``ppl_ident`` and write to the output directory.
 
@@ -34,19 +34,18 @@ __all__ = ["run_grid", "worker_env", "local_cluster"]
 
 
 def worker_env(threads: int) -> dict:
-    """Environment for a worker process with ``threads`` compute threads.
+    """Environment for a worker process meant to use ``threads`` cores.
 
-    XLA's CPU backend sizes its intra-op pool to all cores by default; with several workers
-    per machine each would oversubscribe the cores, so the pool is capped (and Eigen's
-    multi-threading disabled for one thread). BLAS/OpenMP pools are capped the same way.
+    XLA's CPU backend runs Eigen matrix products on a pool sized to all cores; with several
+    workers per machine each would oversubscribe the cores, so for one-thread workers Eigen's
+    multi-threading is switched off (``--xla_cpu_multi_thread_eigen=false``; XLA has no flag
+    for the pool's size). BLAS/OpenMP pools are capped to ``threads``.
     """
-    flags = os.environ.get("XLA_FLAGS", "")
-    flags = " ".join(f for f in flags.split() if "intra_op_parallelism_threads" not in f
-                     and "xla_cpu_multi_thread_eigen" not in f)
-    flags += f" intra_op_parallelism_threads={threads}"
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+             if not f.startswith("--xla_cpu_multi_thread_eigen")]
     if threads == 1:
-        flags += " --xla_cpu_multi_thread_eigen=false"
-    env = {"XLA_FLAGS": flags.strip()}
+        flags.append("--xla_cpu_multi_thread_eigen=false")
+    env = {"XLA_FLAGS": " ".join(flags)}
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     # Spawned workers import ppl_ident from wherever this process does.
@@ -58,8 +57,8 @@ def worker_env(threads: int) -> dict:
 def local_cluster(n_workers: int | None = None, n_cells: int | None = None):
     """A ``LocalCluster`` of spawned single-threaded worker processes sized to this machine.
 
-    ``n_workers`` defaults to ``min(cores, n_cells)``; each worker's XLA pool gets
-    ``cores // n_workers`` threads.
+    ``n_workers`` defaults to ``min(cores, n_cells)``; each worker gets the environment of
+    :func:`worker_env` for ``cores // n_workers`` threads.
     """
     import dask
     from distributed import LocalCluster
