@@ -173,3 +173,16 @@ def test_to_dataset_dims_from_table():
     ds = to_dataset(df)
     assert ds["mcc"].sel(setting="b", seed=1).item() == 0.4
     assert list(ds["domains"].values) == [3, 5]
+
+
+def test_worker_env_single_thread_flags(monkeypatch):
+    from ppl_ident.harness import worker_env
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1 "
+                                    "--xla_cpu_multi_thread_eigen=true")
+    env = worker_env(1)
+    assert env["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=1",
+                                        "--xla_cpu_multi_thread_eigen=false"]
+    assert env["OMP_NUM_THREADS"] == "1"
+    assert "multi_thread_eigen" not in worker_env(2)["XLA_FLAGS"]
+    assert env["PYTHONPATH"].split(":")[0].endswith("src")
