@@ -185,4 +185,8 @@ def test_worker_env_single_thread_flags(monkeypatch):
                                         "--xla_cpu_multi_thread_eigen=false"]
     assert env["OMP_NUM_THREADS"] == "1"
     assert "multi_thread_eigen" not in worker_env(2)["XLA_FLAGS"]
-    assert env["PYTHONPATH"].split(":")[0].endswith("src")
+    import os
+    from pathlib import Path
+
+    # Spawned workers import this very package.
+    assert (Path(env["PYTHONPATH"].split(os.pathsep)[0]) / "ppl_ident" / "harness").is_dir()
