@@ -32,6 +32,8 @@ from ppl_ident.harness.run import is_done, run_cell
 
 __all__ = ["run_grid", "worker_env", "local_cluster"]
 
+_ADDRESS_PREFIXES = ("tcp://", "tls://", "inproc://", "ws://", "wss://")
+
 
 def worker_env(threads: int) -> dict:
     """Environment for a worker process meant to use ``threads`` cores.
@@ -105,6 +107,9 @@ def run_grid(grid: Grid, out_dir, *, scheduler: str = "local", n_workers: int | 
     """
     from ppl_ident.harness.table import assemble_table
 
+    if scheduler not in ("none", "local") and not scheduler.startswith(_ADDRESS_PREFIXES):
+        raise InputError(f"Unknown scheduler {scheduler!r}; use 'local', 'none' or the address "
+                         "of a Dask scheduler (tcp://HOST:PORT).")
     out = Path(out_dir)
     cells = grid.cells()
     pending = [c for c in cells if not is_done(out, c)]
@@ -129,7 +134,7 @@ def _run_dask(cells, out: Path, scheduler: str, n_workers, retries: int, say, t0
     if scheduler == "local":
         cluster = local_cluster(n_workers, len(cells))
         client = Client(cluster)
-    elif scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
+    elif scheduler.startswith(_ADDRESS_PREFIXES):
         cluster = None
         try:
             client = Client(scheduler, timeout="30s")
