@@ -43,9 +43,9 @@ class FitSettings(NamedTuple):
     engine: str = "svi"
     elbo: str = "Trace_ELBO"
     num_particles: int = 1
-    steps: int = 4000
-    batch_size: int = 256
-    learning_rate: float = 3e-3
+    steps: int = 5000
+    batch_size: int = 512
+    learning_rate: float = 5e-3
     warmup_steps: int = 200
     clip_norm: float = 1e4
     restarts: int = 1

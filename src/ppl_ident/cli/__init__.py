@@ -36,8 +36,12 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _format_warning(message, category, filename, lineno, line=None):
-    return f"warning: {message}\n"
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # one readable line per warning, on stderr, as it happens; library internals stay quiet
+    from ppl_ident.errors import IdentifiabilityWarning
+
+    if issubclass(category, IdentifiabilityWarning) or "ppl_ident" in str(filename):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
@@ -50,9 +54,11 @@ def main(argv=None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    warnings.formatwarning = _format_warning
     try:
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            return int(args._run(args) or 0)
     except InputError as err:
         print(f"ppl-ident {args.command}: error: {err}", file=sys.stderr)
         return 2

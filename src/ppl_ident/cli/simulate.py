@@ -32,7 +32,9 @@ def add_arguments(p):
     p.add_argument("--noise-std", type=nonneg_float, default=d.noise_std)
     p.add_argument("--identical-domains", action="store_true",
                    help="give every domain the same distribution (breaks identifiability)")
-    p.add_argument("--max-cond", type=positive_float, default=d.max_cond)
+    p.add_argument("--max-cond", type=positive_float, default=d.max_cond,
+                   help="reject mixing layers with a larger condition number (default: the "
+                        "lower quartile of random draws, as in the literature)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
 
 

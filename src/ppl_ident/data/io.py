@@ -120,6 +120,11 @@ def load_dataset(path) -> tuple[Dataset, GroundTruth | None]:
         )
     if path.is_dir():
         raise InputError(f"{path} is a directory; pass the path of a .npz data file.")
+    if not zipfile.is_zipfile(path):
+        raise InputError(
+            f"{path} is not a readable .npz file (not a zip archive); write it with "
+            "np.savez(path, x=x, u=u)."
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

@@ -100,7 +100,7 @@ class SimulationConfig(NamedTuple):
     loc_range: float = 0.0
     noise_std: float = 0.0
     identical_domains: bool = False
-    max_cond: float = 25.0
+    max_cond: float | None = None
 
 
 def source_log_density(source: str, z, loc, scale, df: float = 3.0):

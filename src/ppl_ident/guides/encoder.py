@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
+from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
 from ppl_ident.models.nn import batched, one_hot
@@ -23,7 +24,7 @@ def encoder_inputs(x, u, n_domains: int | None, use_u: bool):
 
 def encoder_guide(x=None, u=None, *, encoder, n_latent: int, n_domains: int | None = None,
                   use_u: bool = True, subsample_size: int | None = None, n_obs=None,
-                  min_scale: float = 1e-3, **_unused):
+                  min_scale: float = 1e-3, kl_weight=1.0, **_unused):
     """Diagonal-Gaussian amortised posterior ``q(z | x, u) = Normal(mu, sigma)``.
 
     ``encoder`` maps one input (``x`` concatenated with one-hot ``u`` when ``use_u``) to
@@ -36,13 +37,14 @@ def encoder_guide(x=None, u=None, *, encoder, n_latent: int, n_domains: int | No
         out = batched(enc)(inp)
         loc = out[..., :n_latent]
         scale = jax.nn.softplus(out[..., n_latent:]) + min_scale
-        numpyro.sample("z", dist.Normal(loc, scale).to_event(1))
+        with handlers.scale(scale=kl_weight):
+            numpyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
 
 def fullcov_encoder_guide(x=None, u=None, *, encoder, n_latent: int,
                           n_domains: int | None = None, use_u: bool = True,
                           subsample_size: int | None = None, n_obs=None,
-                          min_scale: float = 1e-3, **_unused):
+                          min_scale: float = 1e-3, kl_weight=1.0, **_unused):
     """Full-covariance amortised posterior ``q(z | x, u) = MVN(mu, L L^T)``.
 
     ``encoder`` maps one input to ``n + n (n + 1) / 2`` numbers: the mean, then the lower
@@ -60,4 +62,5 @@ def fullcov_encoder_guide(x=None, u=None, *, encoder, n_latent: int,
         loc, tri = out[..., :n_latent], out[..., n_latent:]
         tri = jnp.where(on_diag, jax.nn.softplus(tri) + min_scale, tri)
         scale_tril = jnp.zeros(tri.shape[:-1] + (n_latent, n_latent)).at[..., rows, cols].set(tri)
-        numpyro.sample("z", dist.MultivariateNormal(loc, scale_tril=scale_tril))
+        with handlers.scale(scale=kl_weight):
+            numpyro.sample("z", dist.MultivariateNormal(loc, scale_tril=scale_tril))

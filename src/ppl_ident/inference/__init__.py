@@ -4,6 +4,8 @@ from ppl_ident.inference.engines import (
     ELBOS,
     ENGINES,
     Engine,
+    KLAnneal,
+    NoiseAnneal,
     OptimConfig,
     StepInfo,
     build_engine,
@@ -15,6 +17,6 @@ from ppl_ident.inference.fit import FitResult, fit, fit_batched
 from ppl_ident.inference.predict import decoder_fn, encode, encoder_mean_fn, learned_log_prior
 
 __all__ = [
-    "ELBOS", "ENGINES", "Engine", "FitResult", "OptimConfig", "StepInfo", "build_engine",
+    "ELBOS", "ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal", "OptimConfig", "StepInfo", "build_engine",
     "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
 ]

@@ -48,14 +48,14 @@ def _params(module):
 
 def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=None,
                        width=64, depth=2, prior="gaussian", noise_scale=None,
-                       learn_prior_loc=True, guide="encoder"):
+                       learn_prior_loc=True, encoder_u=True, guide="encoder"):
     identifiable = name == "ivae"
     if identifiable and n_domains is None and aux_dim is None:
         raise InputError("The iVAE needs an auxiliary variable u: give n_domains or aux_dim.")
     if prior not in PRIORS:
         raise InputError(f"Unknown prior {prior!r}; choose one of {', '.join(PRIORS)}.")
     family = guide_family(guide)
-    use_u = identifiable
+    use_u = identifiable and encoder_u
     enc_in = data_dim + ((n_domains or aux_dim or 0) if use_u else 0)
 
     def make_modules(key):
@@ -83,7 +83,8 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
 
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim, n_domains=n_domains,
                   aux_dim=aux_dim, width=width, depth=depth, prior=prior,
-                  noise_scale=noise_scale, learn_prior_loc=learn_prior_loc, guide=guide)
+                  noise_scale=noise_scale, learn_prior_loc=learn_prior_loc, encoder_u=encoder_u,
+                  guide=guide)
     return ModelSpec(name, model, guide_fn, init_params, config)
 
 

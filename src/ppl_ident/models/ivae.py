@@ -23,6 +23,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
+from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
 from ppl_ident.models.nn import batched, one_hot
@@ -85,7 +86,8 @@ def _noise(noise_scale, data_dim):
 
 def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: int | None = None,
          aux_net=None, prior: str = "gaussian", noise_scale: float | None = None,
-         learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None):
+         learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None,
+         kl_weight=1.0):
     """iVAE: factorial prior ``p(z | u)`` with learned parameters, MLP decoder.
 
     Parameters
@@ -108,6 +110,9 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         Learn per-domain locations (True) or fix them at 0.
     subsample_size : int, optional
         Minibatch size of the ``obs`` plate.
+    kl_weight : float
+        Weight of the ``z`` site's log-density (1 is the ELBO). Engines anneal it only when
+        asked to (an explicit tempering option); the guide must receive the same weight.
     """
     n = _num_obs(x, u, n_obs)
     dec = eqx_module("decoder", decoder)
@@ -116,13 +121,14 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         u_b = u[idx]
         loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
                                   learn_prior_loc=learn_prior_loc)
-        z = numpyro.sample("z", _factorial(prior, loc, scale))
+        with handlers.scale(scale=kl_weight):
+            z = numpyro.sample("z", _factorial(prior, loc, scale))
         x_b = None if x is None else x[idx]
         numpyro.sample("x", dist.Normal(batched(dec)(z), sigma).to_event(1), obs=x_b)
 
 
 def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
-        subsample_size: int | None = None, n_obs=None, **_unused):
+        subsample_size: int | None = None, n_obs=None, kl_weight=1.0, **_unused):
     """Plain VAE: ``z ~ Normal(0, I)`` whatever ``u`` is (the non-identifiable control).
 
     Accepts and ignores ``u`` so that it is a drop-in replacement for :func:`ivae`.
@@ -131,6 +137,7 @@ def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=No
     dec = eqx_module("decoder", decoder)
     sigma = _noise(noise_scale, data_dim)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
-        z = numpyro.sample("z", dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1))
+        with handlers.scale(scale=kl_weight):
+            z = numpyro.sample("z", dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1))
         x_b = None if x is None else x[idx]
         numpyro.sample("x", dist.Normal(batched(dec)(z), sigma).to_event(1), obs=x_b)

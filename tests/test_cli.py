@@ -1,0 +1,118 @@
+"""The ppl-ident command line: smoke tests of simulate / fit / demo and every bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ppl_ident.cli import main
+
+SMALL = ["--latent-dim", "2", "--data-dim", "2", "--domains", "5", "--points-per-domain", "40",
+         "--mixing-layers", "2"]
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "data.npz"
+    assert main(["simulate", "--out", str(path), *SMALL]) == 0
+    return path
+
+
+def _fail(argv, capsys, match):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert match in err, err
+    return err
+
+
+def test_simulate_writes_the_data_contract(data_file):
+    with np.load(data_file, allow_pickle=False) as npz:
+        assert npz["x"].shape == (200, 2) and npz["u"].shape == (200,) and npz["z"].shape == (200, 2)
+        assert "truth_mixing_weights" in npz.files
+
+
+def test_fit_writes_a_run_directory(data_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["fit", str(data_file), "--out", str(out), "--steps", "30", "--batch-size", "32",
+                 "--no-progress"])
+    assert code == 0
+    assert "MCC" in capsys.readouterr().out
+    for name in ["config.json", "params.npz", "state.npz", "losses.npz", "metrics.json"]:
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["mcc"] <= 1 and metrics["num_steps"] == 30
+    # an existing non-empty run directory is refused, and left untouched
+    before = (out / "metrics.json").read_bytes()
+    _fail(["fit", str(data_file), "--out", str(out), "--steps", "5"], capsys, "--force")
+    assert (out / "metrics.json").read_bytes() == before
+    assert main(["fit", str(data_file), "--out", str(out), "--steps", "5", "--batch-size", "16",
+                 "--no-progress", "--force"]) == 0
+
+
+def test_demo_runs_on_a_small_setting(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--domains", "5", "--points-per-domain", "40",
+                 "--latent-dim", "2", "--steps", "20", "--no-progress"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "ivae" in text and "vae" in text and "raw x" in text
+    assert (out / "ivae" / "metrics.json").is_file() and (out / "vae" / "metrics.json").is_file()
+
+
+def _npz(tmp_path, **arrays):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    return str(path)
+
+
+X = np.random.default_rng(0).normal(size=(30, 2))
+U = np.repeat(np.arange(6), 5)
+
+
+@pytest.mark.parametrize("arrays,match", [
+    (dict(u=U), "no 'x'"),
+    (dict(x=X), "no 'u'"),
+    (dict(x=X, u=U[:-1]), "one entry per observation"),
+    (dict(x=X, u=U, z=X[:-2]), "'z' has shape"),
+    (dict(x=np.where(np.arange(60).reshape(30, 2) == 7, np.nan, X), u=U), "NaN"),
+    (dict(x=X, u=U + 0.5), "non-integer"),
+    (dict(x=X, u=U - 1), "negative"),
+    (dict(x=X, u=np.zeros(30, int)), "single domain"),
+])
+def test_bad_data_files_exit_2(tmp_path, capsys, arrays, match):
+    _fail(["fit", _npz(tmp_path, **arrays), "--out", str(tmp_path / "r"), "--steps", "2"],
+          capsys, match)
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_file_and_bad_sizes_exit_2(tmp_path, data_file, capsys):
+    _fail(["fit", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "r")], capsys,
+          "does not exist")
+    _fail(["fit", str(data_file), "--out", str(tmp_path / "r"), "--latent-dim", "3"], capsys,
+          "--latent-dim <= 2")
+    with pytest.raises(SystemExit) as exc:  # argparse rejects non-positive sizes itself
+        main(["fit", str(data_file), "--out", str(tmp_path / "r"), "--steps", "0"])
+    assert exc.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+    _fail(["simulate", "--out", str(data_file)], capsys, "already exists")
+
+
+def test_too_few_domains_warns_with_the_consequence(tmp_path, capsys):
+    path = _npz(tmp_path, x=X, u=U % 3)
+    assert main(["fit", path, "--out", str(tmp_path / "r"), "--steps", "2", "--batch-size", "8",
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "2n+1=5" in err and "not guaranteed to be identifiable" in err
+
+
+def test_console_entry_point_runs_as_a_subprocess(tmp_path):
+    out = tmp_path / "x.npz"
+    proc = subprocess.run([sys.executable, "-m", "ppl_ident.cli", "simulate", "--out", str(out),
+                           "--latent-dim", "3", "--data-dim", "2"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "data_dim >= n_latent" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
