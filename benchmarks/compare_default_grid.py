@@ -14,11 +14,12 @@ Results (table, plots, cell files) go to ``--out-dir``; a re-run resumes.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
 from pathlib import Path
+
+from _common import Emitter
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,8 +50,6 @@ def main(argv=None):
     write_results(out, table)
     plot_all(table, out)
     summary = summarise(table)
-    from ppl_ident import __version__
-
     settings = dict(quick=args.quick, scheduler=args.scheduler, cells=len(grid.cells()),
                     data=grid.data, steps={k: v.get("steps") for k, v in grid.engines.items()})
     lines = [("grid_wall_time", wall, "s", None)]
@@ -63,15 +62,10 @@ def main(argv=None):
             if metric in row and not (isinstance(row[metric], float) and math.isnan(row[metric])):
                 lines.append((f"{row['engine']}/{metric}", float(row[metric]), unit,
                               int(row["seeds"])))
-    out_lines = [json.dumps({"benchmark": "compare_default_grid", "metric": m,
-                             "value": round(v, 4), "unit": unit,
-                             "seeds": seeds if seeds is not None else len(grid.seeds),
-                             "settings": settings, "machine": "2-core CPU",
-                             "version": __version__}) for m, v, unit, seeds in lines]
-    print("\n".join(out_lines))
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write("\n".join(out_lines) + "\n")
+    emit = Emitter("compare_default_grid", args.out)
+    for metric, value, unit, seeds in lines:
+        emit(metric, round(value, 4), unit, seeds if seeds is not None else len(grid.seeds),
+             settings)
     return 0
 
 

@@ -11,22 +11,10 @@ Run times exclude compilation (reported apart). Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
-from pathlib import Path
 
-
-def _version():
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        rev = ""
-    from ppl_ident import __version__
-
-    return f"{__version__}+{rev}" if rev else __version__
+from _common import Emitter
 
 
 def main(argv=None):
@@ -79,14 +67,9 @@ def main(argv=None):
         ("vectorised_over_one_seed", t8 / t1, "ratio (target <= 2)", args.seeds),
         ("speedup_vs_sequential", args.seeds * t1 / t8, "x", args.seeds),
     ]
-    version = _version()
-    out = [json.dumps({"benchmark": "vectorised_seeds", "metric": m, "value": round(v, 4),
-                       "unit": unit, "seeds": k, "settings": settings,
-                       "machine": "2-core CPU", "version": version}) for m, v, unit, k in lines]
-    print("\n".join(out))
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write("\n".join(out) + "\n")
+    emit = Emitter("vectorised_seeds", args.out)
+    for metric, value, unit, seeds in lines:
+        emit(metric, round(value, 4), unit, seeds, settings)
     return 0
 
 
