@@ -20,3 +20,62 @@ def small_data():
     from ppl_ident.data import simulate_domains
 
     return simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=60, n_layers=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_fit(small_data):
+    """A quickly fitted small iVAE on ``small_data`` (posterior and report tests)."""
+    from ppl_ident.workflow import fit_model
+
+    data, _ = small_data
+    return fit_model(data, steps=150, batch_size=64, width=16, depth=1, seed=0)
+
+
+@pytest.fixture(scope="session")
+def linear_gaussian():
+    """An iVAE with a linear decoder and fixed noise, where ``p(z | x, u)`` is Gaussian in
+    closed form: ``z ~ N(0, diag s_u^2)``, ``x = A z + N(0, sigma^2 I)``.
+
+    Returns a dict with ``spec``, ``params``, ``x``, ``u`` and the exact posterior ``mean``
+    ``(N, n)``, ``cov`` ``(N, n, n)`` and marginal ``log_px`` ``(N,)``.
+    """
+    from functools import partial
+
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpyro.distributions as dist
+    import numpyro
+    from scipy.stats import multivariate_normal
+
+    from ppl_ident.models import ModelSpec, ivae
+
+    n, d, n_dom, n_obs, sigma = 2, 3, 2, 6, 0.5
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(d, n)).astype(np.float32)
+    s = np.array([[0.5, 2.0], [1.5, 0.7]], np.float32)
+    lin = eqx.nn.Linear(n, d, key=jax.random.PRNGKey(0))
+    lin = eqx.tree_at(lambda m: (m.weight, m.bias), lin, (jnp.asarray(a), jnp.zeros(d)))
+    u = (np.arange(n_obs) % n_dom).astype(np.int32)
+    z = rng.normal(size=(n_obs, n)) * s[u]
+    x = (z @ a.T + sigma * rng.normal(size=(n_obs, d))).astype(np.float32)
+    prec = a.T @ a / sigma**2 + np.stack([np.diag(1 / s[k] ** 2) for k in u])
+    cov = np.linalg.inv(prec)
+    mean = np.einsum("njk,nk->nj", cov, x @ a / sigma**2)
+    log_px = np.array([multivariate_normal(np.zeros(d), a @ np.diag(s[k] ** 2) @ a.T
+                                           + sigma**2 * np.eye(d)).logpdf(xi)
+                       for xi, k in zip(x, u)])
+
+    def guide(x=None, u=None, *, subsample_size=None, n_obs=None, **_):
+        # the diagonal of the exact posterior (a good, not exact, proposal)
+        with numpyro.plate("obs", x.shape[0]):
+            numpyro.sample("z", dist.Normal(jnp.asarray(mean, jnp.float32),
+                                            jnp.sqrt(jnp.einsum("njj->nj", cov))
+                                            .astype(jnp.float32)).to_event(1))
+
+    model = partial(ivae, decoder=lin, n_latent=n, data_dim=d, n_domains=n_dom,
+                    noise_scale=sigma, learn_prior_loc=False)
+    spec = ModelSpec("linear", model, guide, None, {"name": "linear"})
+    params = {"decoder$params": eqx.filter(lin, eqx.is_inexact_array),
+              "prior_scale": jnp.asarray(s)}
+    return dict(spec=spec, params=params, x=x, u=u, mean=mean, cov=cov, log_px=log_px)

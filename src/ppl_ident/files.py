@@ -15,6 +15,16 @@ from ppl_ident.errors import InputError
 __all__ = ["atomic_write_bytes", "atomic_savez", "atomic_write_json", "prepare_output_dir"]
 
 
+def _default_mode() -> int:
+    # mkstemp creates 0600 files; outputs should get the usual permissions (0666 & ~umask)
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _default_mode()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and an atomic rename.
 
@@ -28,6 +38,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -31,7 +31,7 @@ from ppl_ident.models import MODELS, build_model
 from ppl_ident.pytrees import load_tree, save_tree
 
 __all__ = ["FitSettings", "Fitted", "fit_model", "evaluate", "save_run", "load_run",
-           "prepare_inputs"]
+           "prepare_inputs", "whitening"]
 
 
 class FitSettings(NamedTuple):
@@ -53,6 +53,8 @@ class FitSettings(NamedTuple):
     depth: int = 2
     prior: str = "gaussian"
     noise_scale: float | None = None
+    noise_init: float = 0.3
+    whiten: bool = True
     seed: int = 0
 
 
@@ -125,6 +127,8 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
         )
     if not s.learning_rate > 0:
         raise InputError(f"learning_rate must be > 0, got {s.learning_rate}.")
+    if not s.noise_init > 0:
+        raise InputError(f"noise_init must be > 0, got {s.noise_init}.")
     if s.noise_scale is not None and not s.noise_scale > 0:
         raise InputError(f"noise_scale must be > 0 (or omitted to learn it), got {s.noise_scale}.")
     if dataset.x.ndim != 2:
@@ -155,7 +159,7 @@ def _check_domains(u, n: int, model: str):
 
 
 def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress: bool = False,
-              **overrides) -> Fitted:
+              truth=None, **overrides) -> Fitted:
     """Fit a registered model to a dataset and evaluate it.
 
     Parameters
@@ -167,6 +171,9 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         Keyword ``overrides`` replace single fields (``steps=500``).
     progress : bool
         Show a progress bar.
+    truth : GroundTruth, optional
+        The simulator's ground truth: adds the Jacobian scores and the learned prior's
+        sufficient-variability check to the metrics (see :func:`evaluate`).
 
     Returns
     -------
@@ -187,11 +194,28 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         n_domains=None if labels is None else len(labels),
         aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
         width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
+        whiten=whitening(dataset.x) if s.whiten else None, noise_init=s.noise_init,
     )
     engine = _engine(spec, s)
     res = fit(engine, k_fit, dataset.x, u, s.steps, restarts=s.restarts, progress=progress)
     fitted = Fitted(spec, res.params, res.state, s, labels, res.losses, {})
-    return fitted._replace(metrics={**_fit_metrics(res, dataset), **evaluate(fitted, dataset)})
+    return fitted._replace(metrics={**_fit_metrics(res, dataset),
+                                    **evaluate(fitted, dataset, truth)})
+
+
+def whitening(x):
+    """Mean and Cholesky factor of the covariance of ``x`` ``(N, d)``, for
+    :func:`ppl_ident.models.ivae.observation_dist`.
+
+    A ridge of 1e-6 times the mean variance keeps the factor defined when ``x`` lies on a
+    subspace (``d > n`` without noise); directions with no variance then stay near zero.
+    """
+    x = np.asarray(x, np.float64)
+    mu = x.mean(0)
+    cov = np.atleast_2d(np.cov(x, rowvar=False)) if len(x) > 1 else np.eye(x.shape[1])
+    ridge = 1e-6 * max(float(np.mean(np.diag(cov))), 1e-12)
+    chol = np.linalg.cholesky(cov + ridge * np.eye(cov.shape[0]))
+    return mu.astype(np.float32), chol.astype(np.float32)
 
 
 def _engine(spec, s: FitSettings):
@@ -216,11 +240,21 @@ def _fit_metrics(res: FitResult, dataset: Dataset) -> dict:
     }
 
 
-def evaluate(fitted: Fitted, dataset: Dataset) -> dict:
+def evaluate(fitted: Fitted, dataset: Dataset, truth=None) -> dict:
     """Metrics of a fitted model on a dataset: MCC (Pearson and Spearman), per-dimension
-    correlations and R^2 of the posterior mean against ``dataset.z`` (when present)."""
+    correlations and R^2 of the posterior mean against ``dataset.z`` (when present).
+
+    With the simulator's ``truth``, also ``jacobian`` (scores of the learned-to-true Jacobian)
+    and ``variability`` (the learned prior's sufficient-variability check) from
+    :func:`ppl_ident.checks.check_run` on 256 points."""
+    checks = {}
+    if truth is not None:
+        from ppl_ident.checks import check_run
+
+        result = check_run(fitted, dataset, truth, n_points=256)
+        checks = {"jacobian": result["jacobian"], "variability": result["variability"]}
     if dataset.z is None:
-        return {}
+        return checks
     u, _ = prepare_inputs(dataset.u, fitted.labels)
     mean, _ = encode(fitted.spec, fitted.params, dataset.x, u)
     mean = np.asarray(mean)
@@ -234,6 +268,7 @@ def evaluate(fitted: Fitted, dataset: Dataset) -> dict:
         "r2_per_dim": matched_r2(dataset.z, mean, pear.matching).tolist(),
         "mcc_raw_x": mcc(dataset.z, dataset.x).score if dataset.x.shape[1] >= dataset.z.shape[1]
         else None,
+        **checks,
     }
 
 

@@ -32,7 +32,16 @@ def add_arguments(p):
     p.add_argument("--prior", choices=PRIORS, default=d.prior)
     p.add_argument("--noise-scale", type=positive_float, default=None,
                    help="fix the observation noise scale (default: learn it)")
+    p.add_argument("--noise-init", type=positive_float, default=d.noise_init,
+                   help="initial value of the learned noise scale (whitened units)")
+    p.add_argument("--no-whiten", action="store_true",
+                   help="decode in data coordinates with isotropic noise instead of whitened "
+                        "coordinates (whitening is the default; see the README)")
     p.add_argument("--seed", type=nonneg_int, default=d.seed)
+    p.add_argument("--posterior-draws", type=nonneg_int, default=100,
+                   help="guide draws of z per observation saved in posterior.nc (0: no file)")
+    p.add_argument("--posterior-obs", type=positive_int, default=300,
+                   help="observations (a random subset) kept in posterior.nc")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
 
@@ -44,7 +53,9 @@ def settings_from_args(args):
         model=args.model, latent_dim=args.latent_dim, engine=args.engine, elbo=args.elbo,
         num_particles=args.particles, steps=args.steps, batch_size=args.batch_size,
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
-        prior=args.prior, noise_scale=args.noise_scale, seed=args.seed,
+        prior=args.prior, noise_scale=args.noise_scale, noise_init=args.noise_init,
+        whiten=not args.no_whiten,
+        seed=args.seed,
     )
 
 
@@ -61,14 +72,21 @@ def run(args) -> int:
             f"Output directory {out} already exists and is not empty; choose a new --out, or "
             "pass --force to write into it."
         )
-    data, _ = load_dataset(args.data)
-    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress)
+    data, truth = load_dataset(args.data)
+    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress, truth=truth)
     save_run(out, fitted, force=True, data_path=args.data)
+    files = "config.json, params.npz, state.npz, losses.npz, metrics.json"
+    if args.posterior_draws:
+        from ppl_ident.reporting.inference_data import to_inference_data, write_posterior
+
+        write_posterior(out, to_inference_data(fitted, data, num_draws=args.posterior_draws,
+                                               max_obs=args.posterior_obs, seed=args.seed))
+        files += ", posterior.nc"
     m = fitted.metrics
     line = f"{fitted.settings.model}: ELBO/obs {m['elbo_per_obs']:.3f}"
     if "mcc" in m:
         line += f", MCC {m['mcc']:.3f} (raw x {m['mcc_raw_x']:.3f})"
     line += f", {m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile"
     print(line)
-    print(f"wrote {out}/ (config.json, params.npz, state.npz, losses.npz, metrics.json)")
+    print(f"wrote {out}/ ({files})")
     return 0

@@ -202,3 +202,36 @@ def simulate_domains(seed: int = 0, config: SimulationConfig | None = None, **ov
     truth = GroundTruth(z, loc.astype(np.float32), scale.astype(np.float32), mixing,
                         c.source, float(c.df), float(c.noise_std))
     return Dataset(x, u, z), truth
+
+
+def resample_domains(truth: GroundTruth, n_per_domain: int, seed: int) -> Dataset:
+    """Fresh observations from the same domains and mixing as ``truth`` (held-out data).
+
+    Parameters
+    ----------
+    truth : GroundTruth
+        From :func:`simulate_domains`.
+    n_per_domain : int
+    seed : int
+        Use a seed other than the simulation's so the draws are new.
+
+    Returns
+    -------
+    Dataset
+        ``x``, ``u`` (labels ``0..U-1``), ``z``, drawn exactly as :func:`simulate_domains`
+        draws them.
+    """
+    if int(n_per_domain) != n_per_domain or n_per_domain < 1:
+        raise InputError(f"n_per_domain must be a positive integer, got {n_per_domain!r}.")
+    rng = np.random.default_rng(seed)
+    loc, scale = np.asarray(truth.domain_loc), np.asarray(truth.domain_scale)
+    u = np.repeat(np.arange(loc.shape[0], dtype=np.int32), n_per_domain)
+    eps = _draw_source(rng, truth.source, (u.size, loc.shape[1]), truth.df)
+    z = (loc[u] + scale[u] * eps).astype(np.float32)
+    x = np.asarray(jax.jit(lambda m, z: mix(m, z))(truth.mixing, jnp.asarray(z)))
+    if truth.noise_std > 0:
+        x = x + truth.noise_std * rng.standard_normal(x.shape)
+    return Dataset(x.astype(np.float32), u, z)
+
+
+__all__ += ["resample_domains"]

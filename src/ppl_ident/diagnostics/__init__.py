@@ -1,5 +1,40 @@
 """Identifiability diagnostics: flat modules of pure functions."""
 
+from ppl_ident.diagnostics.calibration import (
+    LEVELS,
+    Alignment,
+    apply_alignment,
+    calibration_summary,
+    coverage_tolerance,
+    fit_alignment,
+    interval_coverage,
+    sd_error_correlation,
+)
+from ppl_ident.diagnostics.jacobian import (
+    JacobianReport,
+    amari_distance,
+    jacobian_decoder_route,
+    jacobian_encoder_route,
+    jacobian_scores,
+    standardise,
+    true_by_learned,
+)
 from ppl_ident.diagnostics.mcc import MCCResult, correlation_matrix, matched_r2, mcc
+from ppl_ident.diagnostics.variability import (
+    ExpFamilyReport,
+    IdentifiabilityReport,
+    VariabilityReport,
+    check_identifiability,
+    exponential_family_condition,
+    sufficient_variability,
+)
 
-__all__ = ["MCCResult", "correlation_matrix", "matched_r2", "mcc"]
+__all__ = [
+    "ExpFamilyReport", "IdentifiabilityReport", "JacobianReport", "MCCResult",
+    "VariabilityReport", "amari_distance", "check_identifiability", "correlation_matrix",
+    "exponential_family_condition", "jacobian_decoder_route", "jacobian_encoder_route",
+    "jacobian_scores", "matched_r2", "mcc", "standardise", "sufficient_variability",
+    "true_by_learned",
+    "LEVELS", "Alignment", "apply_alignment", "calibration_summary", "coverage_tolerance",
+    "fit_alignment", "interval_coverage", "sd_error_correlation",
+]

@@ -9,6 +9,7 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
+from ppl_ident.models.ivae import whiten_data
 from ppl_ident.models.nn import batched, one_hot
 
 __all__ = ["encoder_guide", "encoder_inputs", "fullcov_encoder_guide"]
@@ -24,16 +25,18 @@ def encoder_inputs(x, u, n_domains: int | None, use_u: bool):
 
 def encoder_guide(x=None, u=None, *, encoder, n_latent: int, n_domains: int | None = None,
                   use_u: bool = True, subsample_size: int | None = None, n_obs=None,
-                  min_scale: float = 1e-3, kl_weight=1.0, **_unused):
+                  min_scale: float = 1e-3, kl_weight=1.0, whiten=None, **_unused):
     """Diagonal-Gaussian amortised posterior ``q(z | x, u) = Normal(mu, sigma)``.
 
     ``encoder`` maps one input (``x`` concatenated with one-hot ``u`` when ``use_u``) to
     ``2 * n_latent`` numbers: the mean and the pre-softplus scale; registered as ``encoder``.
+    With ``whiten`` the encoder reads whitened ``x`` (as the model's decoder writes it).
     """
     n = x.shape[0] if n_obs is None else n_obs
     enc = eqx_module("encoder", encoder)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
-        inp = encoder_inputs(x[idx], None if u is None else u[idx], n_domains, use_u)
+        inp = encoder_inputs(whiten_data(x[idx], whiten), None if u is None else u[idx],
+                             n_domains, use_u)
         out = batched(enc)(inp)
         loc = out[..., :n_latent]
         scale = jax.nn.softplus(out[..., n_latent:]) + min_scale
@@ -44,7 +47,7 @@ def encoder_guide(x=None, u=None, *, encoder, n_latent: int, n_domains: int | No
 def fullcov_encoder_guide(x=None, u=None, *, encoder, n_latent: int,
                           n_domains: int | None = None, use_u: bool = True,
                           subsample_size: int | None = None, n_obs=None,
-                          min_scale: float = 1e-3, kl_weight=1.0, **_unused):
+                          min_scale: float = 1e-3, kl_weight=1.0, whiten=None, **_unused):
     """Full-covariance amortised posterior ``q(z | x, u) = MVN(mu, L L^T)``.
 
     ``encoder`` maps one input to ``n + n (n + 1) / 2`` numbers: the mean, then the lower
@@ -57,7 +60,8 @@ def fullcov_encoder_guide(x=None, u=None, *, encoder, n_latent: int,
     rows, cols = jnp.tril_indices(n_latent)
     on_diag = rows == cols
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
-        inp = encoder_inputs(x[idx], None if u is None else u[idx], n_domains, use_u)
+        inp = encoder_inputs(whiten_data(x[idx], whiten), None if u is None else u[idx],
+                             n_domains, use_u)
         out = batched(enc)(inp)
         loc, tri = out[..., :n_latent], out[..., n_latent:]
         tri = jnp.where(on_diag, jax.nn.softplus(tri) + min_scale, tri)

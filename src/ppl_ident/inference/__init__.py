@@ -14,9 +14,14 @@ from ppl_ident.inference.engines import (
     svi_engine,
 )
 from ppl_ident.inference.fit import FitResult, fit, fit_batched
+from ppl_ident.inference.latents import LATENT_SAMPLERS, LatentDraws, sample_latents
+from ppl_ident.inference.marginal import MarginalLikelihood, log_marginal_likelihood
+from ppl_ident.inference.nuts import nuts_latents
 from ppl_ident.inference.predict import decoder_fn, encode, encoder_mean_fn, learned_log_prior
 
 __all__ = [
     "ELBOS", "ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal", "OptimConfig", "StepInfo", "build_engine",
     "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
 ]
+__all__ += ["LATENT_SAMPLERS", "LatentDraws", "sample_latents", "MarginalLikelihood",
+            "log_marginal_likelihood", "nuts_latents"]

@@ -133,6 +133,19 @@ def make_optimizer(cfg: OptimConfig):
     return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adam(schedule))
 
 
+def _minibatched(fn, plate: str):
+    """Wrap a model or guide so that a ``batch_idx`` argument selects the minibatch of its
+    ``plate`` (substituted into the plate's subsample), scaled by NumPyro as usual."""
+
+    def wrapped(*args, batch_idx=None, **kwargs):
+        if batch_idx is None:
+            return fn(*args, subsample_size=None, **kwargs)
+        with handlers.substitute(data={plate: batch_idx}):
+            return fn(*args, subsample_size=batch_idx.shape[0], **kwargs)
+
+    return wrapped
+
+
 def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int = 1,
                batch_size: int | None = 256, optim: OptimConfig = OptimConfig(),
                eval_particles: int = 4, noise_anneal: NoiseAnneal | None = None,
@@ -155,13 +168,15 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
         Anneal a fixed observation noise scale instead of learning it (see
         :class:`NoiseAnneal`); requires a model with a ``noise_scale`` argument.
     """
-    guide = spec.config.get("guide", "encoder")
-    family = guide_family(guide)
+    guide_name = spec.config.get("guide", "encoder")
+    family = guide_family(guide_name)
     if family.elbos is not None and elbo not in family.elbos:
-        raise InputError(f"The {guide!r} guide works only with {', '.join(family.elbos)}; got "
-                         f"elbo={elbo!r}.")
+        raise InputError(f"The {guide_name!r} guide works only with {', '.join(family.elbos)}; "
+                         f"got elbo={elbo!r}.")
     loss = make_elbo(elbo, num_particles)
-    svi = SVI(spec.model, spec.guide, optax_to_numpyro(make_optimizer(optim)), loss)
+    plate = spec.config.get("batch_plate", "obs")
+    model, guide = _minibatched(spec.model, plate), _minibatched(spec.guide, plate)
+    svi = SVI(model, guide, optax_to_numpyro(make_optimizer(optim)), loss)
     eval_loss = make_elbo(elbo, eval_particles)
 
     def schedule_kwargs(step):
@@ -174,9 +189,18 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
             kwargs["kl_weight"] = kl_anneal(step, optim.num_steps)
         return kwargs
 
+    def indices(key, x):
+        # Minibatches drawn with replacement: O(batch) per step, where NumPyro's default
+        # without-replacement draw on CPU is a sequential shuffle costing milliseconds per step
+        # (measured: 2.9 ms vs 0.24 ms at batch 512 of 40,000).
+        n = x.shape[0]
+        if batch_size is None or batch_size >= n:
+            return None
+        return jax.random.randint(key, (batch_size,), 0, n)
+
     def init(key, x, u):
-        k_init, k_params = jax.random.split(key)
-        return svi.init(k_init, x, u, subsample_size=batch_size,
+        k_init, k_params, k_idx = jax.random.split(key, 3)
+        return svi.init(k_init, x, u, batch_idx=indices(k_idx, x),
                         init_params=spec.init_params(k_params), **schedule_kwargs(0))
 
     extra = {}
@@ -185,7 +209,8 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
 
     def step(state, x, u):
         kwargs = schedule_kwargs(state.optim_state[0])
-        state, loss_value = svi.stable_update(state, x, u, subsample_size=batch_size, **kwargs)
+        idx = indices(jax.random.fold_in(state.rng_key, 1), x)
+        state, loss_value = svi.stable_update(state, x, u, batch_idx=idx, **kwargs)
         return state, StepInfo(loss_value, jnp.isfinite(loss_value))
 
     def evaluate(key, params, x, u):
@@ -197,11 +222,11 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
             # The guide only runs on subsamples of a fixed size: average the minibatch
             # estimates of the full-data loss over fixed batches that cover every observation.
             def one(key, idx):
-                with handlers.substitute(data={"obs": idx}):
+                with handlers.substitute(data={plate: idx}):
                     return eval_loss.loss(key, params, spec.model, spec.guide, x, u,
-                                          subsample_size=idx.shape[0])
+                                          subsample_size=idx.shape[0], **extra)
 
-            return minibatch_map(one, key, x.shape[0], batch_size).mean()
+            return minibatch_map(one, key, x.shape[0], batch_size or x.shape[0]).mean()
 
     config = dict(engine=name or "svi", elbo=elbo, num_particles=num_particles,
                   batch_size=batch_size, **optim._asdict(),

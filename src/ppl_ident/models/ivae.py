@@ -24,11 +24,13 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 from numpyro import handlers
+from jax.scipy.linalg import solve_triangular
 from numpyro.contrib.module import eqx_module
+from numpyro.distributions.transforms import LowerCholeskyAffine
 
 from ppl_ident.models.nn import batched, one_hot
 
-__all__ = ["ivae", "vae", "prior_params", "PRIORS"]
+__all__ = ["ivae", "vae", "prior_params", "observation_dist", "whiten_data", "PRIORS"]
 
 PRIORS = ("gaussian", "laplace")
 
@@ -76,18 +78,42 @@ def prior_params(u, *, n_latent: int, n_domains: int | None = None, aux_net=None
     return loc[u], scale[u]
 
 
-def _noise(noise_scale, data_dim):
+def observation_dist(mean, sigma, whiten=None):
+    """``p(x | z)``: Gaussian noise in whitened coordinates, mapped back to data space.
+
+    With ``whiten = (mu, chol)`` (the data mean and the Cholesky factor of the data
+    covariance) the decoder predicts whitened coordinates ``w`` and ``x = mu + chol @ w``; the
+    noise scale is then relative to the data's own spread along every direction, so a mixing
+    that squeezes some directions of ``x`` does not drown them in isotropic noise. The
+    log-density is that of ``x`` (the Jacobian of the affine map is included).
+    """
+    base = dist.Normal(mean, sigma).to_event(1)
+    if whiten is None:
+        return base
+    mu, chol = whiten
+    return dist.TransformedDistribution(base, LowerCholeskyAffine(mu, chol))
+
+
+def whiten_data(x, whiten=None):
+    """Whitened coordinates ``chol^{-1} (x - mu)`` of ``x`` (identity when ``whiten`` is None)."""
+    if whiten is None:
+        return x
+    mu, chol = whiten
+    return solve_triangular(chol, (x - mu).T, lower=True).T
+
+
+def _noise(noise_scale, data_dim, noise_init=0.1):
     if noise_scale is not None:
         return noise_scale
     return numpyro.param(
-        "noise_scale", jnp.full((data_dim,), 0.1), constraint=dist.constraints.positive
+        "noise_scale", jnp.full((data_dim,), noise_init), constraint=dist.constraints.positive
     )
 
 
 def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: int | None = None,
          aux_net=None, prior: str = "gaussian", noise_scale: float | None = None,
          learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None,
-         kl_weight=1.0):
+         kl_weight=1.0, whiten=None, noise_init: float = 0.1):
     """iVAE: factorial prior ``p(z | u)`` with learned parameters, MLP decoder.
 
     Parameters
@@ -113,10 +139,14 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
     kl_weight : float
         Weight of the ``z`` site's log-density (1 is the ELBO). Engines anneal it only when
         asked to (an explicit tempering option); the guide must receive the same weight.
+    whiten : tuple ``(mu (d,), chol (d, d))``, optional
+        Decode in whitened coordinates (see :func:`observation_dist`).
+    noise_init : float
+        Initial value of the learned noise scale.
     """
     n = _num_obs(x, u, n_obs)
     dec = eqx_module("decoder", decoder)
-    sigma = _noise(noise_scale, data_dim)
+    sigma = _noise(noise_scale, data_dim, noise_init)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         u_b = u[idx]
         loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
@@ -124,20 +154,21 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         with handlers.scale(scale=kl_weight):
             z = numpyro.sample("z", _factorial(prior, loc, scale))
         x_b = None if x is None else x[idx]
-        numpyro.sample("x", dist.Normal(batched(dec)(z), sigma).to_event(1), obs=x_b)
+        numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
 
 
 def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
-        subsample_size: int | None = None, n_obs=None, kl_weight=1.0, **_unused):
+        subsample_size: int | None = None, n_obs=None, kl_weight=1.0, whiten=None,
+        noise_init: float = 0.1, **_unused):
     """Plain VAE: ``z ~ Normal(0, I)`` whatever ``u`` is (the non-identifiable control).
 
     Accepts and ignores ``u`` so that it is a drop-in replacement for :func:`ivae`.
     """
     n = _num_obs(x, u, n_obs)
     dec = eqx_module("decoder", decoder)
-    sigma = _noise(noise_scale, data_dim)
+    sigma = _noise(noise_scale, data_dim, noise_init)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         with handlers.scale(scale=kl_weight):
             z = numpyro.sample("z", dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1))
         x_b = None if x is None else x[idx]
-        numpyro.sample("x", dist.Normal(batched(dec)(z), sigma).to_event(1), obs=x_b)
+        numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)

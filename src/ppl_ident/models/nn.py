@@ -11,7 +11,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["mlp", "batched"]
+__all__ = ["mlp", "batched", "one_hot", "ResidualMLP", "residual_mlp"]
 
 
 def _leaky_relu(x):
@@ -24,6 +24,35 @@ def mlp(key, in_size: int, out_size: int, width: int = 64, depth: int = 2) -> eq
     ``depth`` counts hidden layers. Weights use Equinox's default (LeCun-uniform) init.
     """
     return eqx.nn.MLP(in_size, out_size, width, depth, activation=_leaky_relu, key=key)
+
+
+class ResidualMLP(eqx.Module):
+    """``f(v) = A v + b + MLP(v)``: a linear map plus an MLP branch whose last layer starts at
+    zero, so a fit starts from a linear model and grows its nonlinearity.
+
+    The linear part is where the identifying signal of the prior acts first (a linear iVAE is
+    well posed); the branch then bends the map without having to undo a random warp.
+    """
+
+    linear: eqx.nn.Linear
+    branch: eqx.nn.MLP
+
+    def __init__(self, key, in_size: int, out_size: int, width: int = 64, depth: int = 2):
+        k_lin, k_mlp = jax.random.split(key)
+        self.linear = eqx.nn.Linear(in_size, out_size, key=k_lin)
+        branch = mlp(k_mlp, in_size, out_size, width, depth)
+        last = branch.layers[-1]
+        last = eqx.tree_at(lambda l: (l.weight, l.bias), last,
+                           (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+        self.branch = eqx.tree_at(lambda m: m.layers[-1], branch, last)
+
+    def __call__(self, v):
+        return self.linear(v) + self.branch(v)
+
+
+def residual_mlp(key, in_size: int, out_size: int, width: int = 64, depth: int = 2):
+    """A :class:`ResidualMLP` (linear map plus zero-initialised MLP branch)."""
+    return ResidualMLP(key, in_size, out_size, width, depth)
 
 
 def batched(module):

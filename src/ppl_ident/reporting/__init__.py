@@ -1,0 +1,1 @@
+"""Reporting: ArviZ InferenceData, plots and the HTML report."""
