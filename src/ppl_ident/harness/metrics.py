@@ -7,14 +7,13 @@ seeds at once); ``dataset`` is the training data; ``truth`` the simulator's
 :class:`~ppl_ident.data.GroundTruth`. True latents are used for *evaluation only*: nothing
 here feeds back into fitting or selection.
 
-Metrics whose implementation lives in another module (calibration, held-out likelihood,
-Jacobian scores) import it when called; if it is not installed they return
-``{"<name>_status": "unavailable: ..."}`` instead of numbers, so a grid still completes.
+Metrics built on other modules (calibration, held-out likelihood, Jacobian scores) import
+them when called; a metric that does not apply to a guide (no amortised encoder) returns
+``{"<name>_status": "not applicable: ..."}`` instead of numbers, so a grid still completes.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -207,23 +206,102 @@ def psis_metric(fitted: RunFit, dataset, truth) -> dict:
             "psis_share_khat_gt_0.7": float(np.mean(khat > 0.7))}
 
 
-def _lazy_metric(module: str, attr: str, name: str) -> Callable:
-    """A metric implemented in another module: ``module.attr(fitted, dataset, truth)``.
+#: Observations (at most) used for calibration and Jacobian scores; guide draws for coverage.
+EVAL_MAX_OBS, CALIBRATION_DRAWS, HELDOUT_SAMPLES = 1000, 100, 100
 
-    Returns ``{name + "_status": "unavailable: ..."}`` when the module or function does not
-    exist in this installation, so a grid completes without it.
+
+def _eval_subset(fitted: RunFit, n: int) -> np.ndarray:
+    cache = fitted.cache if fitted.cache is not None else {}
+    if "eval_idx" not in cache:
+        rng = np.random.default_rng(1)
+        cache["eval_idx"] = np.sort(rng.choice(n, EVAL_MAX_OBS, replace=False)) \
+            if n > EVAL_MAX_OBS else np.arange(n)
+    return cache["eval_idx"]
+
+
+def _amortised(fitted: RunFit, name: str) -> dict | None:
+    from ppl_ident.guides import guide_family
+
+    guide = fitted.spec.config.get("guide", "encoder")
+    if not guide_family(guide).full_data:
+        return {f"{name}_status": f"not applicable: the {guide} guide has no amortised "
+                                  "encoder to run on new or subsets of observations"}
+    return None
+
+
+def calibration_metric(fitted: RunFit, dataset, truth) -> dict:
+    """Coverage of the true latents by the guide's 90 % equal-tailed intervals.
+
+    Guide draws are mapped onto the true latents by the per-latent affine alignment fitted on
+    the posterior means (:func:`ppl_ident.diagnostics.calibration.fit_alignment`), on at most
+    ``EVAL_MAX_OBS`` observations. 0.9 is calibrated; below is over-confident.
     """
+    try:
+        from ppl_ident.diagnostics.calibration import (apply_alignment, fit_alignment,
+                                                       interval_coverage)
+        from ppl_ident.inference.latents import guide_latents
+    except ImportError as err:
+        return {"calibration_90_status": f"unavailable: {err}"}
+    if dataset.z is None:
+        return {}
+    skip = _amortised(fitted, "calibration_90")
+    if skip:
+        return skip
+    import jax
 
-    def metric(fitted, dataset, truth) -> dict:
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as err:
-            return {f"{name}_status": f"unavailable: {module}.{attr} ({type(err).__name__})"}
-        return {**fn(fitted, dataset, truth), f"{name}_status": "ok"}
+    idx = _eval_subset(fitted, dataset.x.shape[0])
+    u = fitted.metrics["u_model"]
+    draws = guide_latents(fitted.spec, fitted.params, np.asarray(dataset.x)[idx],
+                          None if u is None else np.asarray(u)[idx],
+                          key=jax.random.PRNGKey(fitted.seed + 1), num_draws=CALIBRATION_DRAWS)
+    z = np.asarray(draws.z).reshape(-1, len(idx), draws.z.shape[-1])
+    alignment = fit_alignment(dataset.z, fitted.z_mean)
+    cov = interval_coverage(dataset.z[idx], apply_alignment(alignment, z), [0.9])
+    return {"calibration_90": float(cov.mean()), "calibration_90_status": "ok"}
 
-    metric.__doc__ = f"Computed by ``{module}.{attr}`` when installed."
-    metric.lazy_target = f"{module}.{attr}"
-    return metric
+
+def heldout_loglik_metric(fitted: RunFit, dataset, truth) -> dict:
+    """Importance-sampled ``log p(x | u)`` per held-out observation (mean and its Monte Carlo
+    standard error), ``HELDOUT_SAMPLES`` guide draws each."""
+    try:
+        from ppl_ident.inference.marginal import log_marginal_likelihood
+    except ImportError as err:
+        return {"heldout_loglik_status": f"unavailable: {err}"}
+    if fitted.heldout is None:
+        return {}
+    skip = _amortised(fitted, "heldout_loglik")
+    if skip:
+        return skip
+    import jax
+
+    from ppl_ident.workflow import prepare_inputs
+
+    u, _ = prepare_inputs(fitted.heldout.u, fitted.labels)
+    ml = log_marginal_likelihood(fitted.spec, fitted.params, fitted.heldout.x, u,
+                                 num_samples=HELDOUT_SAMPLES,
+                                 key=jax.random.PRNGKey(fitted.seed + 2))
+    return {"heldout_loglik": float(ml.mean), "heldout_loglik_se": float(ml.mean_se),
+            "heldout_loglik_status": "ok"}
+
+
+def jacobian_metric(fitted: RunFit, dataset, truth) -> dict:
+    """Jacobian of the encoder route (true -> learned latents, standardised) scored by
+    :func:`ppl_ident.checks.check_run`: Amari distance, share of points whose dominant
+    permutation is the global one, off-permutation mass."""
+    try:
+        from ppl_ident.checks import check_run
+    except ImportError as err:
+        return {"jacobian_status": f"unavailable: {err}"}
+    if truth is None or dataset.z is None:
+        return {}
+    if "encoder" not in getattr(fitted.spec.guide, "keywords", {}):
+        return {"jacobian_status": "not applicable: the guide has no encoder network"}
+    rep = check_run(fitted, dataset, truth, n_points=128, seed=0).get("jacobian") or {}
+    enc = rep.get("encoder") or {}
+    if not enc.get("applicable"):
+        return {"jacobian_status": f"not applicable: {rep.get('reason') or enc.get('reason')}"}
+    return {"jacobian_amari": enc.get("amari"), "jacobian_agreement": enc.get("agreement"),
+            "jacobian_off_mass": enc.get("off_mass"), "jacobian_status": "ok"}
 
 
 #: name -> fn(fitted, dataset, truth) -> dict of scalar columns.
@@ -233,14 +311,9 @@ METRICS: dict[str, Callable] = {
     "timing": timing_metric,
     "time_to_mcc": time_to_mcc_metric,
     "psis_khat": psis_metric,
-    # Coverage of the true z by the guide's 90% intervals (the ArviZ/calibration issue).
-    "calibration_90": _lazy_metric("ppl_ident.diagnostics.calibration", "calibration_metric",
-                                   "calibration_90"),
-    # Importance-sampled marginal log-likelihood of held-out observations (fitted.heldout).
-    "heldout_loglik": _lazy_metric("ppl_ident.inference.marginal", "heldout_loglik_metric",
-                                   "heldout_loglik"),
-    # Jacobian of learned -> true latents: Amari distance, share of consistent permutations.
-    "jacobian": _lazy_metric("ppl_ident.diagnostics.jacobian", "jacobian_metric", "jacobian"),
+    "calibration_90": calibration_metric,
+    "heldout_loglik": heldout_loglik_metric,
+    "jacobian": jacobian_metric,
 }
 
 
