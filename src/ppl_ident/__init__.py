@@ -12,9 +12,10 @@ from ppl_ident.diagnostics import mcc  # noqa: E402
 from ppl_ident.errors import IdentifiabilityWarning, InputError  # noqa: E402
 from ppl_ident.models import build_model  # noqa: E402
 from ppl_ident.workflow import FitSettings, Fitted, evaluate, fit_model, load_run, save_run  # noqa: E402
+from ppl_ident.workflow import resume_run  # noqa: E402
 
 __all__ = [
     "Dataset", "FitSettings", "Fitted", "GroundTruth", "IdentifiabilityWarning", "InputError",
     "build_model", "evaluate", "fit_model", "load_dataset", "load_run", "mcc", "save_dataset",
-    "save_run", "simulate_domains", "__version__",
+    "resume_run", "save_run", "simulate_domains", "__version__",
 ]

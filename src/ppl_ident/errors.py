@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["InputError", "IdentifiabilityWarning", "warn_identifiability"]
+__all__ = ["InputError", "IdentifiabilityWarning", "DivergenceWarning", "warn_identifiability"]
 
 
 class InputError(ValueError):
@@ -17,6 +17,10 @@ class InputError(ValueError):
 
 class IdentifiabilityWarning(UserWarning):
     """The setting is legal but the identifiability theory does not cover it."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """A fit stopped because its steps kept producing NaN or infinite values."""
 
 
 def warn_identifiability(message: str) -> None:

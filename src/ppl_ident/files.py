@@ -12,7 +12,12 @@ import numpy as np
 
 from ppl_ident.errors import InputError
 
-__all__ = ["atomic_write_bytes", "atomic_savez", "atomic_write_json", "prepare_output_dir"]
+__all__ = ["atomic_write_bytes", "atomic_savez", "atomic_write_json", "prepare_output_dir",
+           "available_memory", "check_memory", "MEMORY_FRACTION"]
+
+#: Inputs whose arrays need more than this share of the available memory are refused: a fit
+#: holds the file's arrays, their float32 copies and the device copies (about three copies).
+MEMORY_FRACTION = 0.5
 
 
 def _default_mode() -> int:
@@ -57,9 +62,26 @@ def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
+    """Write ``obj`` as indented, strict JSON, atomically.
+
+    NaN and infinities (which strict JSON readers reject) are written as ``null``.
+    """
+    text = json.dumps(_strict(obj), indent=2, sort_keys=False, default=_json_default,
+                      allow_nan=False)
     return atomic_write_bytes(path, (text + "\n").encode())
+
+
+def _strict(value):
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)) or hasattr(value, "__array__"):
+        value = np.asarray(value)
+        value = value.item() if value.ndim == 0 else _strict(value.tolist())
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value):
@@ -89,3 +111,43 @@ def prepare_output_dir(path: str | os.PathLike, force: bool = False) -> Path:
         )
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (``MemAvailable`` on Linux)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown platform: do not refuse
+
+
+def check_memory(nbytes: int, what: str, fix: str) -> None:
+    """Raise :class:`InputError` when ``nbytes`` exceeds :data:`MEMORY_FRACTION` of the
+    available memory, before anything is allocated.
+
+    Examples
+    --------
+    >>> check_memory(1024, "x", "subsample it")
+    """
+    avail = available_memory()
+    if nbytes > MEMORY_FRACTION * avail:
+        raise InputError(
+            f"{what} needs {_human(nbytes)} of memory but only {_human(avail)} is available "
+            f"(at most {MEMORY_FRACTION:.0%} of it is accepted, to leave room for the copies "
+            f"a fit makes); {fix}"
+        )
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"

@@ -7,6 +7,7 @@ configuration (typically with ``jax.eval_shape``, which costs no computation).
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import jax
@@ -55,6 +56,6 @@ def load_tree(path, template):
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"Cannot read {path} ({err}); the run directory is damaged.") from err
     return tree_from_arrays(arrays, template)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,14 +25,14 @@ import numpy as np
 from ppl_ident import __version__
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.mcc import matched_r2, mcc
-from ppl_ident.errors import InputError, warn_identifiability
+from ppl_ident.errors import DivergenceWarning, InputError, warn_identifiability
 from ppl_ident.files import atomic_write_bytes, atomic_write_json, prepare_output_dir
 from ppl_ident.inference import FitResult, OptimConfig, build_engine, encode, fit
 from ppl_ident.models import MODELS, build_model
 from ppl_ident.pytrees import load_tree, save_tree
 
 __all__ = ["FitSettings", "Fitted", "fit_model", "evaluate", "save_run", "load_run",
-           "prepare_inputs", "whitening"]
+           "prepare_inputs", "resume_run", "divergence_message", "whitening"]
 
 
 class FitSettings(NamedTuple):
@@ -139,6 +140,21 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
     return s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, dataset.x.shape[0])))
 
 
+def _check_fit_memory(dataset: Dataset, s: FitSettings):
+    """Refuse settings whose networks cannot fit in memory before anything is allocated."""
+    from ppl_ident.files import check_memory
+
+    d, n, w = dataset.x.shape[1], s.latent_dim, s.width
+    k = dataset.u.shape[1] if dataset.u is not None and dataset.u.ndim == 2 else 0
+    n_dom = len(np.unique(dataset.u)) if dataset.u is not None and dataset.u.ndim == 1 else 0
+    mlp = lambda i, o: i * w + (s.depth - 1) * w * w + w * o  # noqa: E731
+    n_params = mlp(n, d) + mlp(d + max(n_dom, k), 2 * n) + mlp(k, 2 * n) + 2 * n_dom * n + d
+    # parameters, gradients and two Adam moments per restart, plus one batch of activations
+    nbytes = 4 * s.restarts * (4 * n_params + 4 * s.batch_size * w * s.depth * s.num_particles)
+    check_memory(nbytes, f"a fit with --width {w} --depth {s.depth} --restarts {s.restarts}",
+                 "lower --width, --depth, --restarts or --batch-size.")
+
+
 def _check_domains(u, n: int, model: str):
     if u is None or u.ndim != 1:
         return
@@ -159,7 +175,8 @@ def _check_domains(u, n: int, model: str):
 
 
 def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress: bool = False,
-              truth=None, **overrides) -> Fitted:
+              truth=None, checkpoint_dir=None, checkpoint_every: int | None = None,
+              data_path: str | None = None, **overrides) -> Fitted:
     """Fit a registered model to a dataset and evaluate it.
 
     Parameters
@@ -174,10 +191,22 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
     truth : GroundTruth, optional
         The simulator's ground truth: adds the Jacobian scores and the learned prior's
         sufficient-variability check to the metrics (see :func:`evaluate`).
+    checkpoint_dir : path, optional
+        A run directory: ``config.json`` is written before the fit starts, a checkpoint every
+        ``checkpoint_every`` steps and at the end, and Ctrl-C stops the fit at the end of the
+        current chunk (``metrics["stop_reason"] == "interrupted"``) after a checkpoint. Resume
+        with :func:`resume_run`. See :mod:`ppl_ident.inference.checkpoint`.
+    checkpoint_every : int, optional
+        Steps between checkpoints (only at the end and on Ctrl-C when omitted).
+    data_path : str, optional
+        The data file (recorded with its SHA-256 so that :func:`resume_run` can reload it).
 
     Returns
     -------
     Fitted
+        ``metrics["stop_reason"]`` is ``"completed"``, ``"interrupted"`` or
+        ``"diverged: ..."`` (then ``metrics["stop_message"]`` names causes and fixes, and the
+        parameters are those of the last finite step).
 
     Raises
     ------
@@ -185,8 +214,18 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         For settings or data that cannot work (the message names the fix).
     """
     s = _check_settings(dataset, (settings or FitSettings())._replace(**overrides))
+    _check_fit_memory(dataset, s)
     u, labels = prepare_inputs(dataset.u)
     _check_domains(dataset.u, s.latent_dim, s.model)
+    return _fit_with_checkpoints(dataset, s, u, labels, progress=progress,
+                                 checkpoint_dir=checkpoint_dir,
+                                 checkpoint_every=checkpoint_every, data_path=data_path,
+                                 truth=truth)
+
+
+def _build_spec(dataset: Dataset, s: FitSettings, u, labels):
+    """The model of a fit and the key of its restarts, both derived from ``s.seed`` (shared by
+    :func:`fit_model` and :func:`resume_run`, so a resumed fit rebuilds the same model)."""
     key = jax.random.PRNGKey(s.seed)
     k_model, k_fit = jax.random.split(key)
     spec = build_model(
@@ -196,11 +235,7 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
         whiten=whitening(dataset.x) if s.whiten else None, noise_init=s.noise_init,
     )
-    engine = _engine(spec, s)
-    res = fit(engine, k_fit, dataset.x, u, s.steps, restarts=s.restarts, progress=progress)
-    fitted = Fitted(spec, res.params, res.state, s, labels, res.losses, {})
-    return fitted._replace(metrics={**_fit_metrics(res, dataset),
-                                    **evaluate(fitted, dataset, truth)})
+    return spec, k_fit
 
 
 def whitening(x):
@@ -223,6 +258,175 @@ def _engine(spec, s: FitSettings):
                         warmup_steps=s.warmup_steps, clip_norm=s.clip_norm)
     return build_engine(s.engine, spec, elbo=s.elbo, num_particles=s.num_particles,
                         batch_size=s.batch_size, optim=optim)
+
+
+def _fit_with_checkpoints(dataset: Dataset, s: FitSettings, u, labels, *, progress,
+                          checkpoint_dir, checkpoint_every, data_path, target_steps=None,
+                          resume_dir=None, truth=None) -> Fitted:
+    """The body of :func:`fit_model` and :func:`resume_run`: fit (or continue from the
+    checkpoint in ``resume_dir``), checkpointing into ``checkpoint_dir`` when given."""
+    from ppl_ident.inference.checkpoint import (
+        CHECKPOINT_JSON, CHECKPOINT_NPZ, file_sha256, load_checkpoint, save_checkpoint,
+        state_template, stop_on_sigint)
+
+    if checkpoint_every is not None and (int(checkpoint_every) != checkpoint_every
+                                         or checkpoint_every < 1):
+        raise InputError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}.")
+    spec, k_fit = _build_spec(dataset, s, u, labels)
+    engine = _engine(spec, s)
+    target = int(target_steps or s.steps)
+    resume = {}
+    if resume_dir is not None:
+        template = state_template(engine, jax.random.split(k_fit, s.restarts),
+                                  jnp.asarray(dataset.x), None if u is None else jnp.asarray(u))
+        ckpt = load_checkpoint(resume_dir, template)
+        if ckpt.step >= target:
+            raise InputError(
+                f"The checkpoint in {resume_dir} is already at step {ckpt.step}; pass --steps "
+                f"larger than {ckpt.step} to continue training."
+            )
+        resume = dict(state=ckpt.states, start_step=ckpt.step, history=(ckpt.losses, ckpt.finite))
+    meta = {
+        "target_steps": target, "checkpoint_every": checkpoint_every,
+        "data": None if data_path is None else str(Path(data_path).resolve()),
+        "data_sha256": None if data_path is None else file_sha256(data_path),
+        "resume": None if checkpoint_dir is None else f"ppl-ident fit --resume {checkpoint_dir}",
+    }
+    if checkpoint_dir is not None:
+        if resume_dir is None:
+            prepare_output_dir(checkpoint_dir, force=True)
+            # a checkpoint left by a replaced run (--force) must never be resumed with this config
+            for name in (CHECKPOINT_NPZ, CHECKPOINT_JSON):
+                (Path(checkpoint_dir) / name).unlink(missing_ok=True)
+            atomic_write_json(Path(checkpoint_dir) / "config.json",
+                              _run_config(spec, s, labels, data_path))
+
+    with stop_on_sigint() if checkpoint_dir is not None else _no_stop() as stop:
+        def on_chunk(step, states, losses, finite):
+            if checkpoint_dir is not None and (stop or (checkpoint_every and
+                                                        step % checkpoint_every == 0)):
+                save_checkpoint(checkpoint_dir, step, states, losses, finite,
+                                {**meta, "stop_reason": "interrupted" if stop else "running"})
+            return bool(stop)
+
+        res = fit(engine, k_fit, dataset.x, u, target, restarts=s.restarts, progress=progress,
+                  on_chunk=on_chunk, checkpoint_every=checkpoint_every, **resume)
+    reason = "interrupted" if res.stop_reason == "stopped" and stop else res.stop_reason
+    steps_done = int(res.all_losses.shape[1])
+    if checkpoint_dir is not None:
+        save_checkpoint(checkpoint_dir, steps_done, res.states, res.all_losses, res.all_finite,
+                        {**meta, "stop_reason": reason})
+    fitted = Fitted(spec, res.params, res.state, s, labels, res.losses, {})
+    start = resume.get("start_step", 0)
+    extra = {"stop_reason": reason, "target_steps": target,
+             "resumed_from_step": resume.get("start_step"),
+             "steps_per_s": (steps_done - start) / res.run_time if res.run_time > 0 else None}
+    if reason.startswith("diverged"):
+        extra["stop_message"] = divergence_message(reason.removeprefix("diverged: "), s,
+                                                   steps_done)
+        warnings.warn(extra["stop_message"], DivergenceWarning, stacklevel=3)
+    return fitted._replace(metrics={**_fit_metrics(res, dataset), **extra,
+                                    # a diverged fit's Jacobian checks would mean nothing
+                                    **evaluate(fitted, dataset, None if reason.startswith(
+                                        "diverged") else truth)})
+
+
+class _no_stop:
+    def __enter__(self):
+        return False
+
+    def __exit__(self, *exc):
+        return False
+
+
+def divergence_message(reason: str, s: FitSettings, step: int) -> str:
+    """The message shown when a fit stops because its steps keep producing NaN or inf."""
+    return (
+        f"The fit diverged at step {step}: {reason} (those steps were skipped, so the saved "
+        "parameters are those of the last finite step). Likely causes and fixes: the learning "
+        f"rate is too high (now {s.learning_rate:g}; try --lr {s.learning_rate / 10:g}); the "
+        "observation noise scale collapsed or is fixed too small (fix it with --noise-scale "
+        "0.1, or raise it); the data are badly scaled (standardise x to mean 0 and standard "
+        "deviation 1, and check for extreme values); or gradients explode (lower the clipping "
+        "norm)."
+    )
+
+
+def resume_run(run_dir, steps: int | None = None, *, progress: bool = False,
+               checkpoint_every: int | None = None, data_path: str | None = None) -> Fitted:
+    """Continue a checkpointed fit in ``run_dir`` to ``steps`` steps.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory written by :func:`fit_model` with ``checkpoint_dir``.
+    steps : int, optional
+        Total steps to reach (default: the target of the original fit). The learning-rate
+        schedule stays that of the original settings, so a resumed fit is bit-identical to an
+        uninterrupted one when ``steps`` is the original target; beyond it the final learning
+        rate continues.
+    checkpoint_every : int, optional
+        Default: the original interval.
+    data_path : str, optional
+        The data file, if it moved; its SHA-256 must match the one recorded.
+
+    Returns
+    -------
+    Fitted
+        Write it with ``save_run(run_dir, fitted, force=True)``.
+    """
+    from ppl_ident.data.io import load_dataset
+    from ppl_ident.inference.checkpoint import CHECKPOINT_JSON, file_sha256, has_checkpoint
+
+    run = Path(run_dir)
+    if not run.is_dir() or not (run / "config.json").is_file() or not has_checkpoint(run):
+        raise InputError(
+            f"{run} is not a resumable run directory (it needs config.json and checkpoint.npz); "
+            "pass the --out directory of a `ppl-ident fit` started with --checkpoint-every or "
+            "stopped with Ctrl-C."
+        )
+    config = _read_json(run / "config.json")
+    meta = _read_json(run / CHECKPOINT_JSON) if (run / CHECKPOINT_JSON).is_file() else {}
+    data_path = data_path or meta.get("data") or config.get("data")
+    if data_path is None or not Path(data_path).is_file():
+        raise InputError(
+            f"The data file of this run ({data_path}) is not available; pass its new path "
+            "(ppl-ident fit --resume RUN_DIR DATA)."
+        )
+    if meta.get("data_sha256") and file_sha256(data_path) != meta["data_sha256"]:
+        raise InputError(
+            f"{data_path} changed since the run started (its SHA-256 differs); resume with the "
+            "original data file or start a new fit."
+        )
+    try:
+        s = FitSettings(**config["settings"])
+    except (KeyError, TypeError) as err:
+        raise InputError(f"{run / 'config.json'} has unknown settings ({err}); it was written by "
+                         "another version of ppl_ident.") from err
+    dataset, truth = load_dataset(data_path)
+    u, labels = prepare_inputs(dataset.u)
+    every = checkpoint_every or meta.get("checkpoint_every")
+    return _fit_with_checkpoints(
+        dataset, s, u, labels, progress=progress, checkpoint_dir=run, checkpoint_every=every,
+        data_path=data_path, target_steps=steps or meta.get("target_steps") or s.steps,
+        resume_dir=run, truth=truth)
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"Cannot read {path} ({err}); the run directory is damaged.") from err
+
+
+def _run_config(spec, settings: FitSettings, labels, data_path) -> dict:
+    return {
+        "version": __version__,
+        "settings": settings._asdict(),
+        "model": spec.config,
+        "labels": None if labels is None else np.asarray(labels).tolist(),
+        "data": None if data_path is None else str(data_path),
+    }
 
 
 def _fit_metrics(res: FitResult, dataset: Dataset) -> dict:
@@ -258,6 +462,9 @@ def evaluate(fitted: Fitted, dataset: Dataset, truth=None) -> dict:
     u, _ = prepare_inputs(dataset.u, fitted.labels)
     mean, _ = encode(fitted.spec, fitted.params, dataset.x, u)
     mean = np.asarray(mean)
+    if not np.all(np.isfinite(mean)):
+        # A diverged fit can leave an encoder whose outputs overflow; report, don't crash.
+        return {"mcc": None, "evaluation_note": "posterior means are not finite"}
     pear = mcc(dataset.z, mean)
     spear = mcc(dataset.z, mean, method="spearman")
     return {
@@ -277,14 +484,8 @@ def save_run(out_dir, fitted: Fitted, *, force: bool = False, data_path: str | N
     ``metrics.json``. Refuses a non-empty directory unless ``force``; every file is written
     atomically."""
     out = prepare_output_dir(out_dir, force=force)
-    config = {
-        "version": __version__,
-        "settings": fitted.settings._asdict(),
-        "model": fitted.spec.config,
-        "labels": None if fitted.labels is None else fitted.labels.tolist(),
-        "data": None if data_path is None else str(data_path),
-    }
-    atomic_write_json(out / "config.json", config)
+    atomic_write_json(out / "config.json",
+                      _run_config(fitted.spec, fitted.settings, fitted.labels, data_path))
     save_tree(out / "params.npz", fitted.params)
     save_tree(out / "state.npz", fitted.state)
     save_tree(out / "losses.npz", {"loss": np.asarray(fitted.losses)})
@@ -316,18 +517,25 @@ def load_run(run_dir) -> Fitted:
             f"{run} is not a run directory (no config.json); pass the --out directory of "
             "`ppl-ident fit`."
         )
-    config = json.loads((run / "config.json").read_text())
-    settings = FitSettings(**config["settings"])
-    model_cfg = dict(config["model"])
-    name = model_cfg.pop("name")
+    config = _read_json(run / "config.json")
+    try:
+        settings = FitSettings(**config["settings"])
+        model_cfg = dict(config["model"])
+        name = model_cfg.pop("name")
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{run / 'config.json'} is not a ppl_ident run configuration ({err}); "
+                         "it is damaged or from another version.") from err
     spec = build_model(name, jax.random.PRNGKey(0), **model_cfg)
     params_t, state_t = _templates(spec, settings)
     params = load_tree(run / "params.npz", params_t)
     state = load_tree(run / "state.npz", state_t) if (run / "state.npz").exists() else None
-    with np.load(run / "losses.npz", allow_pickle=False) as npz:
-        losses = npz["['loss']"]
-    metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() \
-        else {}
+    try:
+        with np.load(run / "losses.npz", allow_pickle=False) as npz:
+            losses = npz["['loss']"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise InputError(f"Cannot read {run / 'losses.npz'} ({err}); the run directory is "
+                         "damaged or incomplete.") from err
+    metrics = _read_json(run / "metrics.json") if (run / "metrics.json").exists() else {}
     labels = None if config["labels"] is None else np.asarray(config["labels"])
     return Fitted(spec, params, state, settings, labels, losses, metrics)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from ppl_ident.cli._args import nonneg_int, positive_float, positive_int
 
 NAME = "fit"
@@ -14,15 +16,17 @@ def add_arguments(p):
     from ppl_ident.workflow import FitSettings
 
     d = FitSettings()
-    p.add_argument("data", help=".npz data file (keys x, u, optional z)")
-    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("data", nargs="?", default=None,
+                   help=".npz data file (keys x, u, optional z); with --resume, only if it moved")
+    p.add_argument("--out", default=None, help="run directory to create (required unless --resume)")
     p.add_argument("--model", choices=sorted(MODELS), default=d.model)
     p.add_argument("--latent-dim", type=positive_int, default=None,
                    help="n (default: dimension of z in the file, else of x)")
     p.add_argument("--engine", choices=sorted(ENGINES), default=d.engine)
     p.add_argument("--elbo", choices=sorted(ELBOS), default=d.elbo)
     p.add_argument("--particles", type=positive_int, default=d.num_particles)
-    p.add_argument("--steps", type=positive_int, default=d.steps)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help=f"optimisation steps (default {d.steps}; with --resume: the total to reach)")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
     p.add_argument("--lr", type=positive_float, default=d.learning_rate)
     p.add_argument("--restarts", type=positive_int, default=d.restarts,
@@ -44,6 +48,12 @@ def add_arguments(p):
                    help="observations (a random subset) kept in posterior.nc")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="K",
+                   help="write a checkpoint (checkpoint.npz/.json in --out) every K steps; "
+                        "Ctrl-C always stops at the end of a chunk and writes one")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the checkpointed fit in RUN_DIR (to --steps total); the "
+                        "run's own settings are used")
 
 
 def settings_from_args(args):
@@ -51,7 +61,8 @@ def settings_from_args(args):
 
     return FitSettings(
         model=args.model, latent_dim=args.latent_dim, engine=args.engine, elbo=args.elbo,
-        num_particles=args.particles, steps=args.steps, batch_size=args.batch_size,
+        num_particles=args.particles, steps=args.steps or FitSettings().steps,
+        batch_size=args.batch_size,
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
         prior=args.prior, noise_scale=args.noise_scale, noise_init=args.noise_init,
         whiten=not args.no_whiten,
@@ -64,8 +75,26 @@ def run(args) -> int:
 
     from ppl_ident.data import load_dataset
     from ppl_ident.errors import InputError
-    from ppl_ident.workflow import fit_model, save_run
+    from ppl_ident.workflow import fit_model, resume_run
 
+    if args.resume is not None:
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise InputError("--resume writes into the run directory it resumes; drop --out.")
+        changed = _changed_settings(args)
+        if changed:
+            raise InputError(
+                f"--resume continues the run with its own settings; drop {', '.join(changed)} "
+                "(only --steps, --checkpoint-every, --posterior-* and --no-progress apply), or "
+                "start a new fit."
+            )
+        out = Path(args.resume)
+        with _quiet_divergence():
+            fitted = resume_run(out, args.steps, progress=not args.no_progress,
+                                checkpoint_every=args.checkpoint_every, data_path=args.data)
+        return _finish(out, fitted, args.data or _recorded_data(out), args)
+    if args.data is None or args.out is None:
+        raise InputError("fit needs a data file and --out RUN_DIR (or --resume RUN_DIR); e.g. "
+                         "ppl-ident fit data.npz --out runs/ivae.")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise InputError(
@@ -73,20 +102,87 @@ def run(args) -> int:
             "pass --force to write into it."
         )
     data, truth = load_dataset(args.data)
-    fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress, truth=truth)
-    save_run(out, fitted, force=True, data_path=args.data)
+    with _quiet_divergence():
+        fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
+                           truth=truth, checkpoint_dir=out,
+                           checkpoint_every=args.checkpoint_every, data_path=args.data)
+    return _finish(out, fitted, args.data, args, data)
+
+
+def _changed_settings(args) -> list[str]:
+    from ppl_ident.workflow import FitSettings
+
+    d = FitSettings()
+    defaults = {"model": d.model, "latent_dim": None, "engine": d.engine, "elbo": d.elbo,
+                "particles": d.num_particles, "batch_size": d.batch_size, "lr": d.learning_rate,
+                "restarts": d.restarts, "width": d.width, "depth": d.depth, "prior": d.prior,
+                "noise_scale": None, "noise_init": d.noise_init, "no_whiten": False,
+                "seed": d.seed, "force": False}
+    return [f"--{k.replace('_', '-')}" for k, v in defaults.items() if getattr(args, k) != v]
+
+
+@contextlib.contextmanager
+def _quiet_divergence():
+    """The CLI prints the divergence message itself (with exit code 3), not as a warning."""
+    import warnings
+
+    from ppl_ident.errors import DivergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        yield
+
+
+def _finish(out, fitted, data_path, args, data=None) -> int:
+    """Write the outputs; report; exit 0 (completed), 130 (interrupted) or 3 (diverged)."""
+    import sys
+    from pathlib import Path
+
+    from ppl_ident.workflow import save_run
+
+    data_path = None if data_path is None else str(Path(data_path).resolve())
+    save_run(out, fitted, force=True, data_path=data_path)
     files = "config.json, params.npz, state.npz, losses.npz, metrics.json"
-    if args.posterior_draws:
+    reason = fitted.metrics.get("stop_reason", "completed")
+    if args.posterior_draws and not reason.startswith("diverged"):
+        from ppl_ident.data import load_dataset
         from ppl_ident.reporting.inference_data import to_inference_data, write_posterior
 
+        if data is None:
+            data, _ = load_dataset(data_path)
         write_posterior(out, to_inference_data(fitted, data, num_draws=args.posterior_draws,
-                                               max_obs=args.posterior_obs, seed=args.seed))
+                                               max_obs=args.posterior_obs,
+                                               seed=fitted.settings.seed))
         files += ", posterior.nc"
     m = fitted.metrics
-    line = f"{fitted.settings.model}: ELBO/obs {m['elbo_per_obs']:.3f}"
-    if "mcc" in m:
-        line += f", MCC {m['mcc']:.3f} (raw x {m['mcc_raw_x']:.3f})"
-    line += f", {m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile"
+    reason = m.get("stop_reason", "completed")
+    line = f"{fitted.settings.model}: ELBO/obs {_fmt(m['elbo_per_obs'])}"
+    if m.get("mcc") is not None:
+        line += f", MCC {m['mcc']:.3f} (raw x {_fmt(m.get('mcc_raw_x'))})"
+    line += (f", {m['num_steps']} steps ({m['num_skipped_steps']} skipped), "
+             f"{m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile")
     print(line)
-    print(f"wrote {out}/ ({files})")
+    print(f"wrote {out}/ ({files}, checkpoint.npz, checkpoint.json)")
+    if reason == "interrupted":
+        print(f"ppl-ident fit: interrupted at step {m['num_steps']} of {m['target_steps']}; the "
+              f"checkpoint and the outputs so far are in {out}/. Resume with:\n"
+              f"  ppl-ident fit --resume {out}", file=sys.stderr)
+        return 130
+    if reason.startswith("diverged"):
+        print(f"ppl-ident fit: error: {m['stop_message']} The outputs so far are in {out}/.",
+              file=sys.stderr)
+        return 3
     return 0
+
+
+def _recorded_data(run):
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(run) / "config.json").read_text()).get("data")
+
+
+def _fmt(value) -> str:
+    import math
+
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"

@@ -27,10 +27,10 @@ import numpy as np
 from ppl_ident.data.mixing import Mixing
 from ppl_ident.data.simulate import Dataset, GroundTruth
 from ppl_ident.errors import InputError
-from ppl_ident.files import atomic_savez
+from ppl_ident.files import atomic_savez, check_memory
 
 __all__ = ["load_dataset", "save_dataset", "validate_dataset", "truth_to_arrays",
-           "truth_from_arrays"]
+           "truth_from_arrays", "scan_npz"]
 
 
 def truth_to_arrays(truth: GroundTruth) -> dict:
@@ -120,25 +120,92 @@ def load_dataset(path) -> tuple[Dataset, GroundTruth | None]:
         )
     if path.is_dir():
         raise InputError(f"{path} is a directory; pass the path of a .npz data file.")
-    if not zipfile.is_zipfile(path):
-        raise InputError(
-            f"{path} is not a readable .npz file (not a zip archive); write it with "
-            "np.savez(path, x=x, u=u)."
-        )
+    _check_members(path, scan_npz(path))
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except ValueError as err:
+    except ValueError as err:  # object arrays were refused above; this is a corrupt array
         raise InputError(
-            f"{path} holds object arrays, which would need pickle to load and could run code; "
-            "save plain numeric arrays with np.savez(path, x=..., u=...)."
+            f"{path} could not be read ({err}); it may be truncated or corrupt. Save plain "
+            "numeric arrays with np.savez(path, x=..., u=...)."
         ) from err
     except (OSError, zipfile.BadZipFile, EOFError) as err:
         raise InputError(
             f"{path} is not a readable .npz file ({err}); write it with np.savez(path, x=x, u=u)."
         ) from err
     dataset = validate_dataset(arrays, source=str(path))
-    return dataset, truth_from_arrays(arrays, dataset.z)
+    try:
+        truth = truth_from_arrays(arrays, dataset.z)
+    except (KeyError, ValueError, TypeError, IndexError) as err:
+        raise InputError(
+            f"{path}: the simulator's ground-truth arrays (truth_*) are malformed ({err}); "
+            "remove the truth_* keys or rewrite the file with `ppl-ident simulate`."
+        ) from err
+    return dataset, truth
+
+
+def scan_npz(path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shapes and dtypes of the arrays in an ``.npz`` file, read from the ``.npy`` headers
+    without loading any data.
+
+    Raises
+    ------
+    InputError
+        Not a zip archive, a member that is not a ``.npy`` array (e.g. a pickle), or a
+        malformed header.
+    """
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise InputError(
+            f"{path} is not a readable .npz file (not a zip archive); write data files with "
+            "np.savez(path, x=x, u=u)."
+        )
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with zf.open(info) as fh:
+                    try:
+                        version = np.lib.format.read_magic(fh)
+                        if version == (1, 0):
+                            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                        else:
+                            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                    except (ValueError, SyntaxError, TypeError, KeyError) as err:
+                        raise InputError(
+                            f"{path}: member {name!r} is not a NumPy array ({err}); it may be a "
+                            "pickle, which is never loaded. Save plain numeric arrays with "
+                            "np.savez(path, x=..., u=...)."
+                        ) from None
+                if any(int(n) < 0 for n in shape):
+                    raise InputError(f"{path}: member {name!r} declares a negative shape {shape}; "
+                                     "the file is corrupt. Write it again with np.savez.")
+                out[name] = (tuple(int(n) for n in shape), dtype)
+    except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as err:
+        raise InputError(
+            f"{path} is not a readable .npz file ({err}); write it with np.savez(path, x=x, u=u)."
+        ) from err
+    return out
+
+
+def _check_members(path, members):
+    total = 0
+    for name, (shape, dtype) in members.items():
+        if dtype.hasobject:
+            raise InputError(
+                f"{path}: {name!r} is an object array, which would need pickle to load and could "
+                "run code; save plain numeric arrays with np.savez(path, x=..., u=...)."
+            )
+        if name in ("x", "u", "z") or name.startswith("truth_"):
+            total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+    check_memory(total, f"{path} (arrays {', '.join(sorted(members))})",
+                 "subsample the data (e.g. keep every 10th row) or use a machine with more "
+                 "memory.")
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+_I32_MAX = int(np.iinfo(np.int32).max)
 
 
 def _numeric(name, arr, source):
@@ -152,6 +219,12 @@ def _numeric(name, arr, source):
         raise InputError(
             f"{source}: '{name}' contains {bad} NaN or infinite value(s); drop or impute those "
             "rows before fitting."
+        )
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size \
+            and np.max(np.abs(arr)) > _F32_MAX:
+        raise InputError(
+            f"{source}: '{name}' has values beyond the float32 range (|value| > 3.4e38), "
+            "which become infinite in a fit; rescale it (e.g. standardise each column)."
         )
 
 
@@ -194,14 +267,24 @@ def validate_dataset(arrays, source: str = "data") -> Dataset:
                 raise InputError(
                     f"{source}: 'u' has negative domain labels; use labels 0, 1, 2, ..."
                 )
+            if u.size and np.max(u) > _I32_MAX:
+                raise InputError(
+                    f"{source}: 'u' has domain labels above {_I32_MAX}; renumber the domains "
+                    "0, 1, 2, ... (e.g. np.unique(u, return_inverse=True)[1])."
+                )
             u = u.astype(np.int32)
         else:
+            if u.shape[-1] == 0:
+                raise InputError(
+                    f"{source}: 'u' has shape {u.shape}, with no auxiliary variables; give at "
+                    "least one column, or integer domain labels of shape (N,)."
+                )
             u = u.astype(np.float32)
     z = arrays.get("z")
     if z is not None:
         z = np.asarray(z)
         _numeric("z", z, source)
-        if z.ndim != x.ndim or z.shape[:-1] != lead:
+        if z.ndim != x.ndim or z.shape[:-1] != lead or z.shape[-1] == 0:
             raise InputError(
                 f"{source}: 'z' has shape {z.shape} but 'x' has shape {x.shape}; the true latents "
                 f"must have shape {lead + ('n',)}."

@@ -19,6 +19,7 @@ import numpy as np
 
 from ppl_ident.data.mixing import Mixing, mix, random_mixing, unmix
 from ppl_ident.errors import InputError, warn_identifiability
+from ppl_ident.files import check_memory
 
 __all__ = [
     "SOURCES",
@@ -142,6 +143,11 @@ def _check_config(c: SimulationConfig) -> None:
         raise InputError("loc_range and noise_std must be >= 0.")
     if c.source == "student_t" and not c.df > 0:
         raise InputError(f"df must be > 0 for student_t sources, got {c.df}.")
+    rows, n, d = c.n_domains * c.n_per_domain, c.n_latent, c.data_dim
+    # z, the draws and x in float64 and float32, plus the mixing's weight matrices.
+    check_memory(rows * (3 * n + 3 * d) * 8 + c.n_layers * n * n * 8 + n * d * 8,
+                 f"simulating {rows} points of dimension {d} ({n} latents)",
+                 "lower --domains, --points-per-domain, --latent-dim or --data-dim.")
 
 
 def simulate_domains(seed: int = 0, config: SimulationConfig | None = None, **overrides):

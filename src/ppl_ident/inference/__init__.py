@@ -13,14 +13,17 @@ from ppl_ident.inference.engines import (
     make_optimizer,
     svi_engine,
 )
-from ppl_ident.inference.fit import FitResult, fit, fit_batched
+from ppl_ident.inference.fit import (
+    DivergencePolicy, FitResult, chunk_schedule, divergence_reason, fit, fit_batched)
 from ppl_ident.inference.latents import LATENT_SAMPLERS, LatentDraws, sample_latents
 from ppl_ident.inference.marginal import MarginalLikelihood, log_marginal_likelihood
 from ppl_ident.inference.nuts import nuts_latents
 from ppl_ident.inference.predict import decoder_fn, encode, encoder_mean_fn, learned_log_prior
 
 __all__ = [
-    "ELBOS", "ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal", "OptimConfig", "StepInfo", "build_engine",
+    "DivergencePolicy", "chunk_schedule", "divergence_reason",
+    "ELBOS", "ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal", "OptimConfig",
+    "StepInfo", "build_engine",
     "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
 ]
 __all__ += ["LATENT_SAMPLERS", "LatentDraws", "sample_latents", "MarginalLikelihood",

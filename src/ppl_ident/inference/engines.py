@@ -6,8 +6,10 @@ An :class:`Engine` is three pure functions over an explicit state::
     state, info = engine.step(state, x, u)      # info: StepInfo(loss, finite)
     params = engine.get_params(state)
 
-``step`` never raises inside ``jit``: a step whose loss or gradients are not finite leaves
-the state unchanged and reports ``finite=False`` (NumPyro's ``SVI.stable_update``).
+``step`` never raises inside ``jit``: a step whose loss or gradients are not finite, or whose
+update would make a parameter non-finite, leaves the parameters and optimiser state unchanged
+(the RNG key still advances) and reports ``finite=False`` (NumPyro's ``SVI.stable_update`` plus
+a check of the updated parameters).
 
 A new ELBO is one entry in :data:`ELBOS`; a new engine one entry in :data:`ENGINES`.
 """
@@ -210,8 +212,13 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
     def step(state, x, u):
         kwargs = schedule_kwargs(state.optim_state[0])
         idx = indices(jax.random.fold_in(state.rng_key, 1), x)
-        state, loss_value = svi.stable_update(state, x, u, batch_idx=idx, **kwargs)
-        return state, StepInfo(loss_value, jnp.isfinite(loss_value))
+        new, loss_value = svi.stable_update(state, x, u, batch_idx=idx, **kwargs)
+        # stable_update checks the loss and gradients, not where the update lands: a huge step
+        # can overflow a constrained parameter (exp of a scale). Keep the last finite ones.
+        ok = jnp.isfinite(loss_value) & _all_finite(svi.get_params(new))
+        old = state._replace(rng_key=new.rng_key)
+        new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+        return new, StepInfo(jnp.where(ok, loss_value, jnp.nan), ok)
 
     def evaluate(key, params, x, u):
         return eval_loss.loss(key, params, spec.model, spec.guide, x, u, subsample_size=None,
@@ -233,6 +240,12 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
                   noise_anneal=None if noise_anneal is None else noise_anneal._asdict(),
                   kl_anneal=None if kl_anneal is None else kl_anneal._asdict())
     return Engine(name or "svi", init, step, svi.get_params, evaluate, spec, config)
+
+
+def _all_finite(tree):
+    leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
 def iwae_engine(spec: ModelSpec, *, num_particles: int = 8, elbo: str = "RenyiELBO",

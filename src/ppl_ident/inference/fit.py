@@ -17,7 +17,91 @@ import numpy as np
 
 from ppl_ident.inference.engines import Engine
 
-__all__ = ["FitResult", "fit", "fit_batched"]
+__all__ = ["DivergencePolicy", "FitResult", "chunk_schedule", "divergence_reason", "fit",
+           "fit_batched"]
+
+
+class DivergencePolicy(NamedTuple):
+    """When persistent non-finite steps stop a fit.
+
+    A step whose loss or gradients are not finite is skipped (the state keeps the last good
+    parameters) and counted. One bad minibatch is harmless; a fit whose steps keep failing has
+    diverged. A restart counts as diverged when, at the end of a chunk,
+
+    - its last ``max_consecutive`` steps were all skipped, or
+    - more than ``max_skip_fraction`` of its last ``window`` steps were skipped;
+
+    the fit stops when every restart has diverged. The decision depends only on the per-step
+    history, never on where chunks end, so a resumed fit stops exactly where an uninterrupted
+    one would.
+    """
+
+    window: int = 100
+    max_skip_fraction: float = 0.5
+    max_consecutive: int = 25
+
+
+def divergence_reason(finite, policy: DivergencePolicy | None = DivergencePolicy()):
+    """Why a batch of fits counts as diverged, or None.
+
+    Parameters
+    ----------
+    finite : bool ``(R, steps)``
+        Per-step flags of every restart (``StepInfo.finite``).
+    policy : DivergencePolicy or None
+        None never reports divergence.
+
+    Returns
+    -------
+    str or None
+        A short description of the skip pattern when *every* restart has diverged.
+
+    Examples
+    --------
+    >>> divergence_reason(np.zeros((1, 30), bool))
+    'the last 25 steps of every restart were non-finite'
+    """
+    finite = np.asarray(finite, bool)
+    if policy is None or finite.ndim != 2 or finite.shape[1] == 0:
+        return None
+    tail = finite[:, -policy.window:]
+    skipped = (~tail).sum(axis=1)
+    by_fraction = skipped > policy.max_skip_fraction * policy.window
+    by_run = finite.shape[1] >= policy.max_consecutive and \
+        np.all(~finite[:, -policy.max_consecutive:], axis=1)
+    bad = by_fraction | by_run
+    if not np.all(bad):
+        return None
+    if np.all(by_run):
+        return f"the last {policy.max_consecutive} steps of every restart were non-finite"
+    return (f"more than {policy.max_skip_fraction:.0%} of the last {policy.window} steps of "
+            "every restart were non-finite")
+
+
+def chunk_schedule(start: int, stop: int, chunk_size: int, every: int | None = None):
+    """Lengths of the compiled chunks from step ``start`` to ``stop``.
+
+    Chunk boundaries sit at fixed absolute steps: every multiple of ``every`` (the checkpoint
+    interval, when given), each ``every``-block split into near-equal chunks of at most
+    ``chunk_size``; otherwise every multiple of ``chunk_size``. A fit resumed from any chunk
+    end therefore runs exactly the chunks the uninterrupted fit runs, and at most a few chunk
+    lengths (one compilation each) occur.
+
+    Examples
+    --------
+    >>> chunk_schedule(0, 1000, 500, every=300)
+    [300, 300, 300, 100]
+    >>> chunk_schedule(300, 1000, 500, every=700)
+    [50, 350, 300]
+    """
+    block = every or chunk_size
+    pieces = -(-block // chunk_size)
+    sub = -(-block // pieces)
+    marks = set()
+    for b in range((start // block) * block, stop, block):
+        marks.update(min(b + i * sub, b + block) for i in range(pieces + 1))
+    marks = sorted(m for m in marks | {stop} if start < m <= stop)
+    return [m - a for a, m in zip([start] + marks[:-1], marks)]
 
 
 class FitResult(NamedTuple):
@@ -41,6 +125,13 @@ class FitResult(NamedTuple):
         Index of the selected restart.
     compile_time, run_time : float
         Seconds spent compiling and running (run time excludes compilation).
+    stop_reason : str
+        ``"completed"``; ``"diverged: ..."`` (see :class:`DivergencePolicy`); or ``"stopped"``
+        when a hook asked to stop (an interrupt).
+    states : pytree
+        The batched state of all restarts (leading axis ``R``), for checkpoints.
+    all_losses, all_finite : ``(R, steps)``
+        Per-step loss and finite flags of every restart.
     """
 
     params: dict
@@ -52,6 +143,10 @@ class FitResult(NamedTuple):
     selected: int
     compile_time: float
     run_time: float
+    stop_reason: str = "completed"
+    states: object = None
+    all_losses: np.ndarray | None = None
+    all_finite: np.ndarray | None = None
 
 
 def _chunk_fn(engine: Engine, length: int):
@@ -66,7 +161,9 @@ def _chunk_fn(engine: Engine, length: int):
 
 
 def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int = 500,
-                progress: bool = True, state=None, start_step: int = 0, callback=None):
+                progress: bool = True, state=None, start_step: int = 0, callback=None,
+                history=None, on_chunk=None, divergence: DivergencePolicy | None = None,
+                checkpoint_every: int | None = None):
     """Run ``len(keys)`` independent fits of one engine as one vectorised program.
 
     Parameters
@@ -84,10 +181,21 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
         A batched state to continue from (resume), with ``start_step`` steps already done.
     callback : callable, optional
         ``callback(step, states)`` after each chunk; return True to stop early.
+    history : (losses, finite), optional
+        ``(R, start_step)`` per-step records of the steps already done (resume); they are
+        prepended to the returned records and seen by ``on_chunk`` and ``divergence``.
+    on_chunk : callable, optional
+        ``on_chunk(step, states, losses, finite)`` after each chunk with the full records so
+        far (``(R, step)``); return True to stop early (checkpoints, interrupts).
+    divergence : DivergencePolicy, optional
+        Stop when :func:`divergence_reason` reports that every restart diverged.
+    checkpoint_every : int, optional
+        Align chunk ends with multiples of this many steps (see :func:`chunk_schedule`).
 
     Returns
     -------
-    states, losses ``(R, steps_run)``, finite ``(R, steps_run)``, compile_time, run_time
+    states, losses ``(R, steps)``, finite ``(R, steps)``, compile_time, run_time
+        ``steps`` counts the steps in ``history`` plus those run now.
     """
     x, u = jnp.asarray(x), None if u is None else jnp.asarray(u)
     t0 = time.perf_counter()
@@ -95,15 +203,16 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
         state = jax.jit(jax.vmap(engine.init, in_axes=(0, None, None)))(keys, x, u)
         jax.block_until_ready(state)
     remaining = num_steps - start_step
-    sizes = [chunk_size] * (remaining // chunk_size)
-    if remaining % chunk_size:
-        sizes.append(remaining % chunk_size)
+    sizes = chunk_schedule(start_step, num_steps, chunk_size, checkpoint_every)
     compiled = {}
     for length in set(sizes):
         compiled[length] = _chunk_fn(engine, length).lower(state, x, u).compile()
     compile_time = time.perf_counter() - t0
 
     losses, finite = [], []
+    if history is not None:
+        losses.append(np.asarray(history[0], np.float32).reshape(len(keys), -1))
+        finite.append(np.asarray(history[1], bool).reshape(len(keys), -1))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -124,6 +233,13 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
                 bar.set_postfix(loss=f"{np.nanmin(loss_chunk[:, -1]):.4g}")
             if callback is not None and callback(step, state):
                 break
+            if on_chunk is not None or divergence is not None:
+                losses = [np.concatenate(losses, axis=1)]
+                finite = [np.concatenate(finite, axis=1)]
+                if on_chunk is not None and on_chunk(step, state, losses[0], finite[0]):
+                    break
+                if divergence_reason(finite[0], divergence) is not None:
+                    break
     finally:
         if bar is not None:
             bar.close()
@@ -135,7 +251,9 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
 
 
 def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: int = 1,
-        chunk_size: int = 500, progress: bool = True) -> FitResult:
+        chunk_size: int = 500, progress: bool = True, state=None, start_step: int = 0,
+        history=None, on_chunk=None, divergence: DivergencePolicy | None = DivergencePolicy(),
+        checkpoint_every: int | None = None) -> FitResult:
     """Fit a model with an engine; with ``restarts > 1`` keep the best by full-data ELBO.
 
     Parameters
@@ -148,6 +266,15 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
     restarts : int
         Independent initialisations run together (vectorised); the one with the lowest
         full-data negative ELBO is returned. True latents are never used.
+    state, start_step, history : optional
+        Resume from a batched state (``FitResult.states`` or a checkpoint) after
+        ``start_step`` steps with their ``(R, start_step)`` records ``(losses, finite)``. The
+        RNG key and the optimiser's step count (which drives the learning-rate schedule) live
+        in the state, so a resumed fit continues bit-identically.
+    on_chunk, checkpoint_every : optional
+        See :func:`fit_batched`.
+    divergence : DivergencePolicy or None
+        Stop early when every restart keeps producing non-finite steps (None: never).
 
     Returns
     -------
@@ -169,7 +296,14 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
     k_fit, k_eval = jax.random.split(key)
     keys = jax.random.split(k_fit, restarts)
     states, losses, finite, compile_time, run_time = fit_batched(
-        engine, keys, x, u, num_steps, chunk_size=chunk_size, progress=progress)
+        engine, keys, x, u, num_steps, chunk_size=chunk_size, progress=progress, state=state,
+        start_step=start_step, history=history, on_chunk=on_chunk, divergence=divergence,
+        checkpoint_every=checkpoint_every)
+    reason = divergence_reason(finite, divergence)
+    if reason is not None:
+        stop_reason = f"diverged: {reason}"
+    else:
+        stop_reason = "completed" if finite.shape[1] >= num_steps else "stopped"
     params = jax.vmap(engine.get_params)(states)
     x, u = jnp.asarray(x), None if u is None else jnp.asarray(u)
     t0 = time.perf_counter()
@@ -183,4 +317,5 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
         params=pick(params), state=pick(states), losses=losses[best],
         num_skipped=int((~finite[best]).sum()), final_loss=float(final[best]),
         restart_losses=final, selected=best, compile_time=compile_time, run_time=run_time,
+        stop_reason=stop_reason, states=states, all_losses=losses, all_finite=finite,
     )
