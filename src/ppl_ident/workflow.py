@@ -28,7 +28,7 @@ from ppl_ident.diagnostics.mcc import matched_r2, mcc
 from ppl_ident.errors import DivergenceWarning, InputError, warn_identifiability
 from ppl_ident.files import atomic_write_bytes, atomic_write_json, prepare_output_dir
 from ppl_ident.inference import FitResult, OptimConfig, build_engine, encode, fit
-from ppl_ident.models import MODELS, build_model
+from ppl_ident.models import MODELS, SEQUENCE_MODELS, build_model
 from ppl_ident.pytrees import load_tree, save_tree
 
 __all__ = ["FitSettings", "Fitted", "fit_model", "evaluate", "save_run", "load_run",
@@ -57,6 +57,10 @@ class FitSettings(NamedTuple):
     noise_init: float = 0.3
     whiten: bool = True
     seed: int = 0
+    # sequence models (x of shape (B, T, d)); batch_size counts time steps for them
+    lag: int = 1
+    n_regimes: int = 3
+    context: int = 1
 
 
 class Fitted(NamedTuple):
@@ -132,12 +136,20 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
         raise InputError(f"noise_init must be > 0, got {s.noise_init}.")
     if s.noise_scale is not None and not s.noise_scale > 0:
         raise InputError(f"noise_scale must be > 0 (or omitted to learn it), got {s.noise_scale}.")
-    if dataset.x.ndim != 2:
+    if (s.model in SEQUENCE_MODELS) != (dataset.x.ndim == 3):
+        if dataset.x.ndim == 3:
+            raise InputError(
+                f"Model {s.model!r} takes i.i.d. data x of shape (N, d); this file holds "
+                f"sequences {dataset.x.shape}. Use a sequence model: --model "
+                f"{' or '.join(SEQUENCE_MODELS)}."
+            )
         raise InputError(
-            f"Model {s.model!r} takes i.i.d. data x of shape (N, d); this file holds sequences "
-            f"{dataset.x.shape}. Use a sequence model (see `ppl-ident fit --help`)."
+            f"Model {s.model!r} takes sequences x of shape (B, T, d); this file holds i.i.d. "
+            f"data {dataset.x.shape}. Use --model ivae or vae, or simulate sequences with "
+            "`ppl-ident simulate --generator dynamics`."
         )
-    return s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, dataset.x.shape[0])))
+    n_obs = int(np.prod(dataset.x.shape[:-1]))
+    return s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, n_obs)))
 
 
 def _check_fit_memory(dataset: Dataset, s: FitSettings):
@@ -188,14 +200,15 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         Keyword ``overrides`` replace single fields (``steps=500``).
     progress : bool
         Show a progress bar.
-    truth : GroundTruth, optional
+    truth : GroundTruth or SequenceTruth, optional
         The simulator's ground truth: adds the Jacobian scores and the learned prior's
-        sufficient-variability check to the metrics (see :func:`evaluate`).
+        sufficient-variability check to the metrics (see :func:`evaluate`); sequence models
+        use its regime path and transition matrix for the regime metrics (evaluation only).
     checkpoint_dir : path, optional
         A run directory: ``config.json`` is written before the fit starts, a checkpoint every
         ``checkpoint_every`` steps and at the end, and Ctrl-C stops the fit at the end of the
         current chunk (``metrics["stop_reason"] == "interrupted"``) after a checkpoint. Resume
-        with :func:`resume_run`. See :mod:`ppl_ident.inference.checkpoint`.
+        with :func:`resume_run`. See :mod:`ppl_ident.inference.checkpoint`. (i.i.d. models.)
     checkpoint_every : int, optional
         Steps between checkpoints (only at the end and on Ctrl-C when omitted).
     data_path : str, optional
@@ -214,6 +227,15 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         For settings or data that cannot work (the message names the fix).
     """
     s = _check_settings(dataset, (settings or FitSettings())._replace(**overrides))
+    if s.model in SEQUENCE_MODELS:
+        if checkpoint_every is not None:
+            raise InputError(
+                "Checkpoints and --resume are not supported for sequence models yet; fit "
+                "without --checkpoint-every (a default sequence fit takes minutes)."
+            )
+        from ppl_ident.workflow_sequences import fit_sequence_model
+
+        return fit_sequence_model(dataset, s, progress=progress, truth=truth)
     _check_fit_memory(dataset, s)
     u, labels = prepare_inputs(dataset.u)
     _check_domains(dataset.u, s.latent_dim, s.model)
@@ -450,7 +472,12 @@ def evaluate(fitted: Fitted, dataset: Dataset, truth=None) -> dict:
 
     With the simulator's ``truth``, also ``jacobian`` (scores of the learned-to-true Jacobian)
     and ``variability`` (the learned prior's sufficient-variability check) from
-    :func:`ppl_ident.checks.check_run` on 256 points."""
+    :func:`ppl_ident.checks.check_run` on 256 points. For sequence models see
+    :func:`ppl_ident.workflow_sequences.evaluate_sequences`."""
+    if fitted.spec.config["name"] in SEQUENCE_MODELS:
+        from ppl_ident.workflow_sequences import evaluate_sequences
+
+        return evaluate_sequences(fitted, dataset, truth)
     checks = {}
     if truth is not None:
         from ppl_ident.checks import check_run
@@ -497,7 +524,10 @@ def _templates(spec, settings: FitSettings):
     engine = _engine(spec, settings)
     cfg = spec.config
     x = jnp.zeros((2, cfg["data_dim"]))
-    if cfg.get("n_domains") is not None:
+    if cfg["name"] in SEQUENCE_MODELS:  # two sequences just longer than the lag
+        x = jnp.zeros((2, cfg["lag"] + 2, cfg["data_dim"]))
+        u = None if cfg.get("n_domains") is None else jnp.zeros((2, cfg["lag"] + 2), jnp.int32)
+    elif cfg.get("n_domains") is not None:
         u = jnp.zeros((2,), jnp.int32)
     elif cfg.get("aux_dim") is not None:
         u = jnp.zeros((2, cfg["aux_dim"]))

@@ -7,7 +7,8 @@ import contextlib
 from ppl_ident.cli._args import nonneg_int, positive_float, positive_int
 
 NAME = "fit"
-HELP = "Fit a model (iVAE, VAE, ...) to a .npz data file; write a run directory."
+HELP = ("Fit a model (iVAE, VAE; sequences: tivae, regime, stationary) to a .npz data file; "
+        "write a run directory.")
 
 
 def add_arguments(p):
@@ -27,7 +28,8 @@ def add_arguments(p):
     p.add_argument("--particles", type=positive_int, default=d.num_particles)
     p.add_argument("--steps", type=positive_int, default=None,
                    help=f"optimisation steps (default {d.steps}; with --resume: the total to reach)")
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help="observations per minibatch (sequences: time steps, whole sequences)")
     p.add_argument("--lr", type=positive_float, default=d.learning_rate)
     p.add_argument("--restarts", type=positive_int, default=d.restarts,
                    help="independent initialisations run together; best by ELBO is kept")
@@ -46,6 +48,11 @@ def add_arguments(p):
                    help="guide draws of z per observation saved in posterior.nc (0: no file)")
     p.add_argument("--posterior-obs", type=positive_int, default=300,
                    help="observations (a random subset) kept in posterior.nc")
+    p.add_argument("--lag", type=positive_int, default=d.lag, help="sequence models: lag L")
+    p.add_argument("--regimes", type=positive_int, default=d.n_regimes,
+                   help="regime model: number of hidden regimes K")
+    p.add_argument("--context", type=nonneg_int, default=d.context,
+                   help="sequence models: encoder sees x_{t-c..t+c}")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="K",
@@ -66,7 +73,7 @@ def settings_from_args(args):
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
         prior=args.prior, noise_scale=args.noise_scale, noise_init=args.noise_init,
         whiten=not args.no_whiten,
-        seed=args.seed,
+        seed=args.seed, lag=args.lag, n_regimes=args.regimes, context=args.context,
     )
 
 
@@ -102,6 +109,7 @@ def run(args) -> int:
             "pass --force to write into it."
         )
     data, truth = load_dataset(args.data)
+    args._truth = truth
     with _quiet_divergence():
         fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
                            truth=truth, checkpoint_dir=out,
@@ -144,7 +152,16 @@ def _finish(out, fitted, data_path, args, data=None) -> int:
     save_run(out, fitted, force=True, data_path=data_path)
     files = "config.json, params.npz, state.npz, losses.npz, metrics.json"
     reason = fitted.metrics.get("stop_reason", "completed")
-    if args.posterior_draws and not reason.startswith("diverged"):
+    if args.posterior_draws and data is not None and data.x.ndim == 3 \
+            and not reason.startswith("diverged"):
+        from ppl_ident.reporting.inference_data import write_posterior
+        from ppl_ident.reporting.sequences import sequence_inference_data
+
+        write_posterior(out, sequence_inference_data(
+            fitted, data, num_draws=args.posterior_draws, seed=args.seed,
+            truth=getattr(args, "_truth", None)))
+        files += ", posterior.nc"
+    elif args.posterior_draws and not reason.startswith("diverged"):
         from ppl_ident.data import load_dataset
         from ppl_ident.reporting.inference_data import to_inference_data, write_posterior
 
@@ -159,10 +176,14 @@ def _finish(out, fitted, data_path, args, data=None) -> int:
     line = f"{fitted.settings.model}: ELBO/obs {_fmt(m['elbo_per_obs'])}"
     if m.get("mcc") is not None:
         line += f", MCC {m['mcc']:.3f} (raw x {_fmt(m.get('mcc_raw_x'))})"
+    if m.get("regime_accuracy") is not None:
+        line += f", regime accuracy {m['regime_accuracy']:.3f}"
     line += (f", {m['num_steps']} steps ({m['num_skipped_steps']} skipped), "
              f"{m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile")
     print(line)
-    print(f"wrote {out}/ ({files}, checkpoint.npz, checkpoint.json)")
+    if (Path(out) / "checkpoint.npz").exists():
+        files += ", checkpoint.npz, checkpoint.json"
+    print(f"wrote {out}/ ({files})")
     if reason == "interrupted":
         print(f"ppl-ident fit: interrupted at step {m['num_steps']} of {m['target_steps']}; the "
               f"checkpoint and the outputs so far are in {out}/. Resume with:\n"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from ppl_ident.cli._args import nonneg_float, positive_float, positive_int, nonneg_int
 
 NAME = "simulate"
-HELP = "Simulate domain-conditioned latents mixed by a random invertible MLP; write a .npz."
+HELP = ("Simulate latents mixed by a random invertible MLP (domains, or sequences: segments, "
+        "dynamics, regimes); write a .npz.")
+GENERATORS = ("domains", "segments", "dynamics", "regimes")
 
 
 def add_arguments(p):
@@ -14,21 +16,28 @@ def add_arguments(p):
 
     d = SimulationConfig()
     p.add_argument("--out", required=True, help="output .npz path (never overwritten without --force)")
+    p.add_argument("--generator", choices=GENERATORS, default="domains",
+                   help="domains: i.i.d. (N, d) data; segments/dynamics/regimes: sequences "
+                        "(B, T, d), see ppl_ident.data.sequences")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--latent-dim", type=positive_int, default=d.n_latent, help="n")
     p.add_argument("--data-dim", type=positive_int, default=d.data_dim, help="d >= n")
-    p.add_argument("--domains", type=positive_int, default=d.n_domains,
-                   help="number of domains U (identifiability needs >= 2n+1)")
+    p.add_argument("--domains", type=positive_int, default=None,
+                   help=f"number of domains U (identifiability needs >= 2n+1; default "
+                        f"{d.n_domains}, dynamics: 5)")
     p.add_argument("--points-per-domain", type=positive_int, default=d.n_per_domain)
     p.add_argument("--mixing-layers", type=positive_int, default=d.n_layers)
     p.add_argument("--activation", choices=ACTIVATIONS, default=d.activation)
     p.add_argument("--slope", type=positive_float, default=d.slope)
     p.add_argument("--source", choices=SOURCES, default=d.source)
     p.add_argument("--df", type=positive_float, default=d.df, help="student_t degrees of freedom")
-    p.add_argument("--scale-min", type=positive_float, default=d.scale_range[0])
-    p.add_argument("--scale-max", type=positive_float, default=d.scale_range[1])
-    p.add_argument("--loc-range", type=nonneg_float, default=d.loc_range,
-                   help="per-domain locations uniform in [-r, r]; 0 keeps sources centred")
+    p.add_argument("--scale-min", type=positive_float, default=None,
+                   help=f"default {d.scale_range[0]} (sequences: 0.1)")
+    p.add_argument("--scale-max", type=positive_float, default=None,
+                   help=f"default {d.scale_range[1]} (sequences: 1.0)")
+    p.add_argument("--loc-range", type=nonneg_float, default=None,
+                   help=f"per-domain locations uniform in [-r, r]; 0 keeps sources centred "
+                        f"(default {d.loc_range}, sequences: 1.0)")
     p.add_argument("--noise-std", type=nonneg_float, default=d.noise_std)
     p.add_argument("--identical-domains", action="store_true",
                    help="give every domain the same distribution (breaks identifiability)")
@@ -36,6 +45,18 @@ def add_arguments(p):
                    help="reject mixing layers with a larger condition number (default: the "
                         "lower quartile of random draws, as in the literature)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
+    g = p.add_argument_group("sequences (--generator segments|dynamics|regimes)")
+    g.add_argument("--sequences", type=positive_int, default=None,
+                   help="number of sequences B (default 10 for segments, else 200)")
+    g.add_argument("--length", type=positive_int, default=50, help="steps T per sequence")
+    g.add_argument("--lag", type=positive_int, default=1, help="transition lag L")
+    g.add_argument("--segments", type=positive_int, default=10, help="segments per series")
+    g.add_argument("--segment-length", type=positive_int, default=50)
+    g.add_argument("--domain-length", type=positive_int, default=None,
+                   help="dynamics: switch domain every this many steps (default: per sequence)")
+    g.add_argument("--regimes", type=positive_int, default=3, help="number of hidden regimes K")
+    g.add_argument("--stay-prob", type=nonneg_float, default=0.95,
+                   help="regimes: probability of staying in a regime (< 1)")
 
 
 def run(args) -> int:
@@ -49,6 +70,15 @@ def run(args) -> int:
         raise InputError(f"--out must end in .npz, got {out}; try --out {out.with_suffix('.npz')}.")
     if out.exists() and not args.force:
         raise InputError(f"{out} already exists; choose another --out or pass --force to replace it.")
+    if args.generator != "domains":
+        return _run_sequences(args, out)
+    from ppl_ident.data import SimulationConfig
+
+    d = SimulationConfig()
+    args.domains = d.n_domains if args.domains is None else args.domains
+    args.scale_min = d.scale_range[0] if args.scale_min is None else args.scale_min
+    args.scale_max = d.scale_range[1] if args.scale_max is None else args.scale_max
+    args.loc_range = d.loc_range if args.loc_range is None else args.loc_range
     data, truth = simulate_domains(
         args.seed, n_latent=args.latent_dim, data_dim=args.data_dim, n_domains=args.domains,
         n_per_domain=args.points_per_domain, n_layers=args.mixing_layers,
@@ -59,4 +89,31 @@ def run(args) -> int:
     )
     save_dataset(out, data, truth, overwrite=args.force)
     print(f"wrote {out}: x {data.x.shape}, {args.domains} domains, {args.latent_dim} latents")
+    return 0
+
+
+def _run_sequences(args, out) -> int:
+    from ppl_ident.data import save_dataset
+    from ppl_ident.data.sequences import SequenceConfig, simulate_sequences
+
+    d = SequenceConfig()
+    if args.source != "gaussian":
+        from ppl_ident.errors import InputError
+
+        raise InputError("Sequence generators draw Gaussian noise; drop --source.")
+    data, truth = simulate_sequences(
+        args.generator, args.seed, n_latent=args.latent_dim, data_dim=args.data_dim,
+        n_sequences=args.sequences, length=args.length, n_layers=args.mixing_layers,
+        activation=args.activation, slope=args.slope, max_cond=args.max_cond,
+        noise_std=args.noise_std, n_segments=args.segments, segment_length=args.segment_length,
+        loc_range=d.loc_range if args.loc_range is None else args.loc_range, lag=args.lag,
+        n_domains=d.n_domains if args.domains is None else args.domains,
+        domain_length=args.domain_length,
+        scale_range=(d.scale_range[0] if args.scale_min is None else args.scale_min,
+                     d.scale_range[1] if args.scale_max is None else args.scale_max),
+        n_regimes=args.regimes, stay_prob=args.stay_prob,
+    )
+    save_dataset(out, data, truth, overwrite=args.force)
+    u = "hidden regimes (no u)" if data.u is None else f"u {data.u.shape}"
+    print(f"wrote {out}: {args.generator}, x {data.x.shape}, {u}, {args.latent_dim} latents")
     return 0

@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl_ident.data.mixing import Mixing
+from ppl_ident.data.sequences import (SequenceTruth, sequence_truth_from_arrays,
+                                      sequence_truth_to_arrays)
 from ppl_ident.data.simulate import Dataset, GroundTruth
 from ppl_ident.errors import InputError
 from ppl_ident.files import atomic_savez, check_memory
@@ -35,6 +37,8 @@ __all__ = ["load_dataset", "save_dataset", "validate_dataset", "truth_to_arrays"
 
 def truth_to_arrays(truth: GroundTruth) -> dict:
     """Flatten a :class:`GroundTruth` (without ``z``) into ``truth_*`` arrays."""
+    if isinstance(truth, SequenceTruth):
+        return sequence_truth_to_arrays(truth)
     m = truth.mixing
     out = {
         "truth_domain_loc": np.asarray(truth.domain_loc),
@@ -51,10 +55,12 @@ def truth_to_arrays(truth: GroundTruth) -> dict:
     return out
 
 
-def truth_from_arrays(arrays, z) -> GroundTruth | None:
+def truth_from_arrays(arrays, z) -> GroundTruth | SequenceTruth | None:
     """Inverse of :func:`truth_to_arrays`; None when the file has no mixing."""
     if "truth_mixing_weights" not in arrays:
         return None
+    if "truth_kind" in arrays:
+        return sequence_truth_from_arrays(arrays, z)
     w = np.asarray(arrays["truth_mixing_weights"], dtype=np.float32)
     proj = arrays.get("truth_mixing_projection")
     mixing = Mixing(

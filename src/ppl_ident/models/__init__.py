@@ -19,11 +19,13 @@ from ppl_ident.errors import InputError
 from ppl_ident.guides.registry import guide_family
 from ppl_ident.models.ivae import PRIORS, ivae, prior_params, vae
 from ppl_ident.models.nn import mlp, residual_mlp
+from ppl_ident.models.temporal import SEQUENCE_KINDS, regime, stationary, tivae
 
 #: Network families for encoders and decoders.
 ARCHITECTURES = {"mlp": mlp, "residual": residual_mlp}
 
-__all__ = ["ARCHITECTURES", "MODELS", "ModelSpec", "build_model", "ivae", "vae", "prior_params", "PRIORS"]
+__all__ = ["ARCHITECTURES", "MODELS", "SEQUENCE_MODELS", "ModelSpec", "build_model", "ivae",
+           "vae", "prior_params", "PRIORS", "tivae", "regime", "stationary"]
 
 
 class ModelSpec(NamedTuple):
@@ -109,10 +111,76 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
     return ModelSpec(name, model, guide_fn, init_params, config)
 
 
+def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
+                           n_regimes=3, context=1, width=64, depth=2, noise_scale=None,
+                           whiten=None, **_iid_only):
+    """Builder of the sequence models (``x`` of shape ``(B, T, d)``); see
+    :mod:`ppl_ident.models.temporal`. Options of the i.i.d. models (``prior``, ``aux_dim``,
+    ...) are accepted and ignored so that one settings object serves both families."""
+    from ppl_ident.guides.sequence_encoder import sequence_encoder_guide
+    from ppl_ident.models.temporal import temporal_model
+
+    if name == "tivae" and n_domains is None:
+        raise InputError(
+            "The temporal iVAE needs integer labels u of shape (B, T) (segments or domains); "
+            "for files without u use --model regime (hidden regimes) or --model stationary."
+        )
+    for label, value in (("lag", lag), ("n_regimes", n_regimes)):
+        if int(value) != value or value < 1:
+            raise InputError(f"{label} must be a positive integer, got {value!r}.")
+    if int(context) != context or context < 0:
+        raise InputError(f"context must be an integer >= 0, got {context!r}.")
+    K = n_regimes if name == "regime" else 1
+    use_u = name == "tivae"
+    enc_in = (2 * context + 1) * data_dim + (n_domains if use_u else 0)
+
+    def make_modules(key):
+        k_dec, k_enc, k_tr = jax.random.split(key, 3)
+        return {
+            "decoder": mlp(k_dec, n_latent, data_dim, width, depth),
+            "encoder": mlp(k_enc, enc_in, 2 * n_latent, width, depth),
+            "transition": mlp(k_tr, lag * n_latent, K * n_latent, width, depth),
+        }
+
+    mods = make_modules(key)
+    white = None
+    if whiten is not None:
+        white = tuple(jnp.asarray(a, jnp.float32) for a in whiten)
+        if white[0].shape != (data_dim,) or white[1].shape != (data_dim, data_dim):
+            raise InputError(f"whiten must be (mean ({data_dim},), cholesky ({data_dim}, "
+                             f"{data_dim})); got shapes {white[0].shape} and {white[1].shape}.")
+    model = partial(temporal_model, kind=name, decoder=mods["decoder"],
+                    transition=mods["transition"], n_latent=n_latent, data_dim=data_dim,
+                    lag=lag, n_domains=n_domains if use_u else None, n_regimes=K,
+                    noise_scale=noise_scale, whiten=white)
+    guide = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
+                    context=context, n_domains=n_domains if use_u else None, use_u=use_u,
+                    whiten=white)
+
+    def init_params(key):
+        k_mod, k_loc = jax.random.split(key)
+        out = {f"{k}$params": _params(m) for k, m in make_modules(k_mod).items()}
+        if K > 1:
+            # Identical regime rows are a saddle the fit rarely leaves (two regimes merge):
+            # break the symmetry with distinct initial locations.
+            out["trans_loc"] = jax.random.normal(k_loc, (K, n_latent))
+        return out
+
+    # batch_plate: the engines minibatch whole sequences
+    config = dict(name=name, n_latent=n_latent, data_dim=data_dim,
+                  n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
+                  context=context, width=width, depth=depth, noise_scale=noise_scale,
+                  batch_plate="sequence",
+                  whiten=None if white is None else [np.asarray(a).tolist() for a in white])
+    return ModelSpec(name, model, guide, init_params, config)
+
+
 MODELS = {
     "ivae": partial(_build_ivae_family, "ivae"),
     "vae": partial(_build_ivae_family, "vae"),
+    **{kind: partial(_build_sequence_family, kind) for kind in SEQUENCE_KINDS},
 }
+SEQUENCE_MODELS = SEQUENCE_KINDS
 
 
 def build_model(name: str, key=None, **config) -> ModelSpec:

@@ -1,0 +1,124 @@
+"""Accuracy and fit time of the sequence models on their two target settings.
+
+* ``dynamics``: latent dynamics, n = 4 latents, d = 4, lag 1, 3 mixing layers, noise scales
+  varying over domains. Temporal iVAE (``tivae``) against the stationary control; target:
+  median MCC over 3 seeds >= 0.9 for ``tivae`` and clearly above ``stationary``.
+* ``regimes``: K = 3 hidden regimes (sticky chain), n = 4, d = 4; the ``regime`` model; target:
+  regime accuracy >= 0.95 and MCC >= 0.9.
+
+Every fit goes through :func:`ppl_ident.workflow.fit_model` with its default settings apart from
+``steps`` (so "a default sequence fit" is what is timed). Prints one JSON line per metric::
+
+    python benchmarks/sequence_accuracy.py --quick            # 1 seed, fewer steps
+    python benchmarks/sequence_accuracy.py --out results.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _version():
+    from ppl_ident import __version__
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return f"{__version__}+{commit}"
+
+
+def _machine():
+    import jax
+
+    dev = jax.devices()[0]
+    return dev.device_kind if dev.platform == "gpu" else f"{platform.machine()} CPU"
+
+
+def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=None,
+        batch_size=None):
+    from ppl_ident.data.sequences import simulate_sequences
+    from ppl_ident.workflow import fit_model
+
+    n_seeds = seeds or (1 if quick else 3)
+    steps = steps or (2000 if quick else 5000)
+    sim = dict(n_latent=4, data_dim=4, lag=1, n_layers=3)
+    rows = []
+    plan = {"dynamics": ("dynamics", ["tivae", "stationary"]), "regimes": ("regimes", ["regime"])}
+    for task in tasks:
+        generator, models = plan[task]
+        per_model = {m: {"mcc": [], "time": [], "regime_accuracy": [], "trans_err": []}
+                     for m in models}
+        for seed in range(n_seeds):
+            data, truth = simulate_sequences(generator, seed, **sim)
+            for model in models:
+                t0 = time.perf_counter()
+                extra = {} if batch_size is None else {"batch_size": batch_size}
+                fitted = fit_model(data, model=model, steps=steps, seed=seed, truth=truth,
+                                   noise_scale=noise_scale, **extra)
+                wall = time.perf_counter() - t0
+                m = fitted.metrics
+                rec = per_model[model]
+                rec["mcc"].append(m["mcc"])
+                rec["time"].append(wall)
+                if "regime_accuracy" in m:
+                    rec["regime_accuracy"].append(m["regime_accuracy"])
+                    rec["trans_err"].append(m.get("trans_matrix_max_abs_error", np.nan))
+                print(f"# {task} seed {seed} {model}: MCC {m['mcc']:.3f}"
+                      + (f", regime acc {m['regime_accuracy']:.3f}" if "regime_accuracy" in m
+                         else "") + f", {wall:.0f}s (compile {m['compile_time_s']:.0f}s)",
+                      file=sys.stderr, flush=True)
+        settings = dict(task=task, steps=steps, n_sequences=data.x.shape[0],
+                        length=data.x.shape[1], noise_scale=noise_scale,
+                        batch_size=batch_size or "default", **sim)
+        for model, rec in per_model.items():
+            base = dict(benchmark=f"sequence_accuracy/{task}/{model}", seeds=n_seeds,
+                        settings=settings)
+            rows.append({**base, "metric": "median_mcc", "value": float(np.median(rec["mcc"])),
+                         "unit": "MCC", "per_seed": rec["mcc"]})
+            rows.append({**base, "metric": "median_fit_wall_time",
+                         "value": float(np.median(rec["time"])), "unit": "s",
+                         "per_seed": rec["time"]})
+            if rec["regime_accuracy"]:
+                rows.append({**base, "metric": "median_regime_accuracy",
+                             "value": float(np.median(rec["regime_accuracy"])),
+                             "unit": "fraction", "per_seed": rec["regime_accuracy"]})
+                rows.append({**base, "metric": "median_trans_matrix_max_abs_error",
+                             "value": float(np.median(rec["trans_err"])), "unit": "probability",
+                             "per_seed": rec["trans_err"]})
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1 seed and 2000 steps")
+    p.add_argument("--tasks", nargs="+", choices=["dynamics", "regimes"],
+                   default=["dynamics", "regimes"])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--noise-scale", type=float, default=None,
+                   help="fix the decoder noise (default: learned, as in `ppl-ident fit`)")
+    p.add_argument("--batch-size", type=int, default=None, help="time steps per minibatch")
+    p.add_argument("--out", default=None, help="also append the JSON lines to this file")
+    args = p.parse_args(argv)
+    rows = run(args.quick, args.tasks, args.steps, args.seeds, args.noise_scale,
+               args.batch_size)
+    version, machine = _version(), _machine()
+    lines = [json.dumps({**r, "machine": machine, "version": version}) for r in rows]
+    print("\n".join(lines))
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,477 @@
+"""Sequence simulators with known ground truth: segments, latent dynamics, hidden regimes.
+
+Every simulator returns ``(Dataset, SequenceTruth)`` with ``x`` of shape ``(B, T, d)`` (``B``
+sequences of ``T`` steps), ``z`` of shape ``(B, T, n)`` and, when the auxiliary variable is
+observed, integer labels ``u`` of shape ``(B, T)``. The latents are mixed step by step by the
+foundation's random invertible MLP (:mod:`ppl_ident.data.mixing`). One seed fixes every random
+choice, so the same seed and settings give bit-identical data.
+
+All three share one transition family, for regime or domain ``k`` at step ``t``::
+
+    z_t,i = f_k,i(z_{t-1}, ..., z_{t-L}) + loc[k, i] + scale[k, i] * eps_t,i,   eps ~ N(0, 1)
+
+* ``simulate_segments``: no dynamics (``f = 0``, ``L = 0``); ``k`` is the segment of the long
+  series the step falls in (time-contrastive learning's setting).
+* ``simulate_dynamics``: ``f`` is one random MLP of lag ``L``; ``k`` is an observed domain
+  (per sequence, or switching every ``domain_length`` steps) that changes the noise scales.
+* ``simulate_regimes``: ``k = u_t`` follows a sticky Markov chain over ``K`` regimes, each with
+  its own MLP and noise scales; ``u`` is hidden (absent from the file) and kept in the truth.
+
+References
+----------
+Hyvarinen & Morioka (2016), "Unsupervised feature extraction by time-contrastive learning and
+nonlinear ICA", NeurIPS. Yao, Chen & Zhang (2022), "Temporally disentangled representation
+learning" (TDRL), NeurIPS. Song et al. (2023), "Temporally disentangled representation
+learning under unknown nonstationarity" (NCTRL), NeurIPS.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.stats as jstats
+import numpy as np
+
+from ppl_ident.data.mixing import Mixing, mix, random_mixing, unmix
+from ppl_ident.data.simulate import Dataset
+from ppl_ident.errors import InputError, warn_identifiability
+
+__all__ = [
+    "GENERATORS",
+    "SequenceTruth",
+    "SequenceConfig",
+    "simulate_segments",
+    "simulate_dynamics",
+    "simulate_regimes",
+    "simulate_sequences",
+    "transition_mean",
+    "sequence_truth_to_arrays",
+    "sequence_truth_from_arrays",
+]
+
+GENERATORS = ("segments", "dynamics", "regimes")
+
+
+class SequenceTruth(NamedTuple):
+    """Ground truth of a sequence simulator (a pytree of arrays plus static fields).
+
+    Attributes
+    ----------
+    z : ``(B, T, n)`` true latents.
+    mixing : Mixing
+    kind : str
+        ``"segments"``, ``"dynamics"`` or ``"regimes"``.
+    lag : int
+        Number of past steps the transition reads (0 for segments).
+    loc, scale : ``(K, n)``
+        Per-segment / per-domain / per-regime location shift and noise scale.
+    trans_w1 : ``(K, L * n, H)`` or None
+        Transition MLP, one per regime (``K = 1`` row shared by all domains for dynamics):
+        ``f_k(h) = tanh(h @ w1[k] + b1[k]) @ w2[k] + b2[k]`` with ``h`` the past ``L`` steps,
+        most recent first, flattened.
+    trans_b1 : ``(K, H)``, trans_w2 : ``(K, H, n)``, trans_b2 : ``(K, n)`` or None
+    regimes : int ``(B, T)`` or None
+        The hidden regime path (``simulate_regimes``).
+    trans_matrix : ``(K, K)`` or None
+        Regime transition matrix, rows sum to 1.
+    init_probs : ``(K,)`` or None
+    noise_std : float
+        Observation noise added after mixing.
+    """
+
+    z: np.ndarray
+    mixing: Mixing
+    kind: str
+    lag: int
+    loc: np.ndarray
+    scale: np.ndarray
+    trans_w1: np.ndarray | None = None
+    trans_b1: np.ndarray | None = None
+    trans_w2: np.ndarray | None = None
+    trans_b2: np.ndarray | None = None
+    regimes: np.ndarray | None = None
+    trans_matrix: np.ndarray | None = None
+    init_probs: np.ndarray | None = None
+    noise_std: float = 0.0
+
+    def g(self, z):
+        """The true mixing ``x = g(z)`` (noise-free)."""
+        return mix(self.mixing, z)
+
+    def g_inv(self, x):
+        """The true unmixing ``z = g^{-1}(x)``."""
+        return unmix(self.mixing, x)
+
+    def log_transition(self, z_t, z_prev, k):
+        """True ``log p(z_t | z_{t-1..t-L}, k)`` summed over latents.
+
+        Parameters
+        ----------
+        z_t : ``(..., n)``
+        z_prev : ``(..., L, n)`` past steps, most recent first (ignored when ``lag == 0``).
+        k : int or int array broadcastable with ``z_t[..., 0]``
+            Segment, domain or regime label.
+        """
+        loc = jnp.asarray(self.loc)[k]
+        if self.trans_w1 is not None:
+            row = 0 if self.kind == "dynamics" else k
+            loc = loc + transition_mean(self, z_prev, row)
+        return jstats.norm.logpdf(z_t, loc, jnp.asarray(self.scale)[k]).sum(-1)
+
+
+def transition_mean(truth: SequenceTruth, z_prev, k=0):
+    """The true transition MLP ``f_k`` at ``z_prev`` ``(..., L, n)`` -> ``(..., n)``."""
+    h = jnp.reshape(jnp.asarray(z_prev), jnp.shape(z_prev)[:-2] + (-1,))
+    w1, b1 = jnp.asarray(truth.trans_w1)[k], jnp.asarray(truth.trans_b1)[k]
+    w2, b2 = jnp.asarray(truth.trans_w2)[k], jnp.asarray(truth.trans_b2)[k]
+    hid = jnp.tanh(jnp.einsum("...i,...ij->...j", h, w1) + b1)
+    return jnp.einsum("...i,...ij->...j", hid, w2) + b2
+
+
+class SequenceConfig(NamedTuple):
+    """Settings of the sequence simulators (each uses the fields that apply to it)."""
+
+    n_latent: int = 4
+    data_dim: int = 4
+    n_sequences: int | None = None  # None: 10 long series for segments, 200 otherwise
+    length: int = 50
+    n_layers: int = 3
+    activation: str = "leaky_relu"
+    slope: float = 0.2
+    max_cond: float = 25.0
+    noise_std: float = 0.0
+    # segments
+    n_segments: int = 10
+    segment_length: int = 50
+    loc_range: float = 1.0
+    # dynamics and regimes
+    lag: int = 1
+    hidden: int = 16
+    transition_gain: float = 1.0
+    n_domains: int = 5
+    domain_length: int | None = None
+    scale_range: tuple = (0.1, 1.0)
+    burn_in: int = 20
+    # regimes
+    n_regimes: int = 3
+    stay_prob: float = 0.95
+
+
+def _check(c: SequenceConfig, kind: str) -> SequenceConfig:
+    if c.n_sequences is None:
+        c = c._replace(n_sequences=10 if kind == "segments" else 200)
+    ints = dict(n_latent=c.n_latent, data_dim=c.data_dim, n_sequences=c.n_sequences,
+                n_layers=c.n_layers, hidden=c.hidden)
+    if kind == "segments":
+        ints.update(n_segments=c.n_segments, segment_length=c.segment_length)
+    else:
+        ints.update(length=c.length, lag=c.lag)
+    if kind == "dynamics":
+        ints.update(n_domains=c.n_domains)
+    if kind == "regimes":
+        ints.update(n_regimes=c.n_regimes)
+    for name, value in ints.items():
+        if int(value) != value or value < 1:
+            raise InputError(f"{name} must be a positive integer, got {value!r}.")
+    if c.data_dim < c.n_latent:
+        raise InputError(
+            f"data_dim={c.data_dim} is smaller than n_latent={c.n_latent}: the mixing must be "
+            "injective, so choose data_dim >= n_latent."
+        )
+    if kind != "segments" and c.length <= c.lag:
+        raise InputError(f"length={c.length} must exceed lag={c.lag}; use longer sequences.")
+    if c.domain_length is not None and (int(c.domain_length) != c.domain_length
+                                        or c.domain_length < 1):
+        raise InputError(f"domain_length must be a positive integer or None, got "
+                         f"{c.domain_length!r}.")
+    lo, hi = c.scale_range
+    if not 0 < lo <= hi:
+        raise InputError(f"scale_range must satisfy 0 < low <= high, got {c.scale_range}.")
+    if not 0 <= c.stay_prob < 1:
+        raise InputError(f"stay_prob must be in [0, 1), got {c.stay_prob}.")
+    if c.noise_std < 0 or c.loc_range < 0 or c.burn_in < 0 or c.transition_gain < 0:
+        raise InputError("noise_std, loc_range, burn_in and transition_gain must be >= 0.")
+    return c
+
+
+def _random_transitions(rng, K, lag, n, hidden, gain):
+    """``K`` random tanh MLPs of the flattened past; outputs of order ``gain``."""
+    fan_in = lag * n
+    w1 = rng.standard_normal((K, fan_in, hidden)) * (2.0 / np.sqrt(fan_in))
+    b1 = rng.uniform(-1.0, 1.0, size=(K, hidden))
+    w2 = rng.standard_normal((K, hidden, n)) * (gain * np.sqrt(2.0 / hidden))
+    b2 = np.zeros((K, n))
+    return tuple(a.astype(np.float32) for a in (w1, b1, w2, b2))
+
+
+def _mlp_np(h, w1, b1, w2, b2):
+    hid = np.tanh(np.einsum("bi,bij->bj", h, w1) + b1)
+    return np.einsum("bj,bjk->bk", hid, w2) + b2
+
+
+def _roll_out(rng, labels, lag, loc, scale, weights, burn_in):
+    """Simulate ``z`` ``(B, T, n)`` step by step; ``labels`` ``(B, burn_in + T)`` pick the row of
+    ``loc``/``scale`` and (for regimes) of the MLP. A single MLP row is shared by all labels."""
+    B, total = labels.shape
+    n = loc.shape[1]
+    w1, b1, w2, b2 = weights
+    shared = w1.shape[0] == 1
+    z = np.zeros((B, total, n))
+    past = rng.standard_normal((B, lag, n))  # most recent first
+    for t in range(total):
+        k = labels[:, t]
+        row = np.zeros_like(k) if shared else k
+        mean = _mlp_np(past.reshape(B, -1), w1[row], b1[row], w2[row], b2[row]) + loc[k]
+        z[:, t] = mean + scale[k] * rng.standard_normal((B, n))
+        past = np.concatenate([z[:, t][:, None], past[:, :-1]], axis=1)
+    return z[:, burn_in:]
+
+
+def _finish(rng, c, z, u, truth_kw, kind):
+    mixing = truth_kw.pop("mixing")
+    x = np.asarray(jax.jit(mix)(mixing, jnp.asarray(z, jnp.float32)))
+    if c.noise_std > 0:
+        x = x + c.noise_std * rng.standard_normal(x.shape)
+    z = z.astype(np.float32)
+    truth = SequenceTruth(z=z, mixing=mixing, kind=kind, noise_std=float(c.noise_std),
+                          **truth_kw)
+    return Dataset(x.astype(np.float32), u, z), truth
+
+
+def simulate_segments(seed: int = 0, config: SequenceConfig | None = None, **overrides):
+    """Nonstationary segments: each segment of a long series has its own factorial Gaussian.
+
+    ``z_t ~ N(loc[s], scale[s])`` independently over time, where ``s = t // segment_length``
+    is the segment; ``u[b, t] = s`` (the time index as auxiliary variable). Every sequence
+    runs through the same segments.
+
+    Parameters
+    ----------
+    seed : int
+    config : SequenceConfig, optional
+        Uses ``n_latent, data_dim, n_sequences, n_segments, segment_length, loc_range,
+        scale_range`` and the mixing fields; keyword ``overrides`` replace single fields.
+
+    Returns
+    -------
+    dataset : Dataset
+        ``x`` ``(B, S * segment_length, d)``, ``u`` int32 ``(B, T)``, ``z``.
+    truth : SequenceTruth
+        ``kind="segments"``, ``lag=0``, ``loc``/``scale`` ``(S, n)``.
+
+    Examples
+    --------
+    >>> data, truth = simulate_segments(0, n_sequences=2, n_segments=3, segment_length=4,
+    ...                                 n_latent=2, data_dim=2)
+    >>> data.x.shape, data.u[0].tolist()
+    ((2, 12, 2), [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    """
+    c = (config or SequenceConfig())._replace(**overrides)
+    c = _check(c, "segments")
+    rng = np.random.default_rng(seed)
+    n, S = c.n_latent, c.n_segments
+    mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope, c.max_cond)
+    scale = rng.uniform(*c.scale_range, size=(S, n))
+    loc = rng.uniform(-c.loc_range, c.loc_range, size=(S, n))
+    T = S * c.segment_length
+    u = np.broadcast_to(np.repeat(np.arange(S, dtype=np.int32), c.segment_length),
+                        (c.n_sequences, T)).copy()
+    z = loc[u] + scale[u] * rng.standard_normal((c.n_sequences, T, n))
+    if S < n + 1:
+        warn_identifiability(
+            f"Only {S} segments for {n} latents: the latent distribution must vary across at "
+            f"least n+1={n + 1} segments (2n+1={2 * n + 1} for sufficient variability).")
+    return _finish(rng, c, z, u, dict(mixing=mixing, lag=0, loc=loc.astype(np.float32),
+                                      scale=scale.astype(np.float32)), "segments")
+
+
+def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **overrides):
+    """Nonlinear latent dynamics with domain-dependent noise scales.
+
+    ``z_t,i = f_i(z_{t-1}, ..., z_{t-L}) + loc[u_t, i] + scale[u_t, i] * eps_t,i`` with one
+    random tanh MLP ``f`` of lag ``L``, ``eps ~ N(0, 1)``, and per-domain noise locations
+    (uniform in ``[-loc_range, loc_range]``; 0 gives scale changes only) and scales. The
+    domain ``u`` is fixed per sequence
+    (``u[b] = b mod U``) or, with ``domain_length``, switches every ``domain_length`` steps.
+    The first steps are drawn after ``burn_in`` steps from a standard-normal start, so each
+    sequence starts near the chain's stationary regime.
+
+    Parameters
+    ----------
+    seed : int
+    config : SequenceConfig, optional
+        Uses ``n_latent, data_dim, n_sequences, length, lag, hidden, transition_gain,
+        n_domains, domain_length, loc_range, scale_range, burn_in`` and the mixing fields.
+
+    Returns
+    -------
+    dataset : Dataset
+        ``x`` ``(B, T, d)``, ``u`` int32 ``(B, T)``, ``z`` ``(B, T, n)``.
+    truth : SequenceTruth
+        ``kind="dynamics"``; ``loc``, ``scale`` ``(U, n)``; one transition MLP
+        (``trans_w1[0]``).
+
+    Examples
+    --------
+    >>> data, truth = simulate_dynamics(0, n_sequences=3, length=5, n_latent=2, data_dim=2)
+    >>> data.x.shape, data.u.shape, truth.scale.shape
+    ((3, 5, 2), (3, 5), (5, 2))
+    """
+    c = (config or SequenceConfig())._replace(**overrides)
+    c = _check(c, "dynamics")
+    rng = np.random.default_rng(seed)
+    n, U, B = c.n_latent, c.n_domains, c.n_sequences
+    mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope, c.max_cond)
+    weights = _random_transitions(rng, 1, c.lag, n, c.hidden, c.transition_gain)
+    scale = rng.uniform(*c.scale_range, size=(U, n))
+    # Shifting the location with the domain as well as the scale is what gives 2n independent
+    # variations: with scale changes alone the 2n-vectors of the sufficient-variability
+    # condition stay in an n-dimensional subspace at every point.
+    loc = rng.uniform(-c.loc_range, c.loc_range, size=(U, n))
+    total = c.burn_in + c.length
+    t_idx = np.arange(total) - c.burn_in
+    if c.domain_length is None:
+        labels = np.broadcast_to((np.arange(B) % U)[:, None], (B, total))
+    else:
+        labels = (np.arange(B)[:, None] + np.maximum(t_idx, 0)[None] // c.domain_length) % U
+    labels = labels.astype(np.int32)
+    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in)
+    w1, b1, w2, b2 = weights
+    return _finish(rng, c, z, labels[:, c.burn_in:].copy(), dict(
+        mixing=mixing, lag=c.lag, loc=loc.astype(np.float32), scale=scale.astype(np.float32),
+        trans_w1=w1, trans_b1=b1, trans_w2=w2, trans_b2=b2), "dynamics")
+
+
+def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **overrides):
+    """Hidden regimes: a sticky Markov chain ``u_t`` switches between ``K`` transition laws.
+
+    ``u_1 ~ init_probs``, ``u_t | u_{t-1} ~ trans_matrix[u_{t-1}]`` with ``stay_prob`` on the
+    diagonal (the rest spread at random over the other regimes); given ``u_t = k``,
+    ``z_t = f_k(z_{t-1..t-L}) + loc[k] + scale[k] * eps_t`` with a random MLP, location and
+    noise scales per regime. The regime path is hidden: the dataset has ``u = None``; the
+    truth keeps it.
+
+    Parameters
+    ----------
+    seed : int
+    config : SequenceConfig, optional
+        Uses ``n_latent, data_dim, n_sequences, length, lag, hidden, transition_gain,
+        n_regimes, stay_prob, loc_range, scale_range, burn_in`` and the mixing fields.
+
+    Returns
+    -------
+    dataset : Dataset
+        ``x`` ``(B, T, d)``, ``u=None``, ``z`` ``(B, T, n)``.
+    truth : SequenceTruth
+        ``kind="regimes"``; ``regimes`` ``(B, T)``, ``trans_matrix`` ``(K, K)``,
+        ``init_probs`` ``(K,)``, one MLP and one row of ``scale`` per regime.
+
+    Examples
+    --------
+    >>> data, truth = simulate_regimes(0, n_sequences=2, length=6, n_latent=2, data_dim=2)
+    >>> data.u is None, truth.regimes.shape, truth.trans_matrix.shape
+    (True, (2, 6), (3, 3))
+    """
+    c = (config or SequenceConfig())._replace(**overrides)
+    c = _check(c, "regimes")
+    rng = np.random.default_rng(seed)
+    n, K, B = c.n_latent, c.n_regimes, c.n_sequences
+    mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope, c.max_cond)
+    weights = _random_transitions(rng, K, c.lag, n, c.hidden, c.transition_gain)
+    scale = rng.uniform(*c.scale_range, size=(K, n))
+    loc = rng.uniform(-c.loc_range, c.loc_range, size=(K, n))
+    if K == 1:
+        trans = np.ones((1, 1))
+    else:
+        off = rng.dirichlet(np.ones(K - 1), size=K) * (1.0 - c.stay_prob)
+        trans = np.zeros((K, K))
+        for k in range(K):
+            trans[k, np.arange(K) != k] = off[k]
+            trans[k, k] = c.stay_prob
+    init = rng.dirichlet(np.full(K, 5.0))
+    # The chain starts at t = 0 of the kept window; burn-in steps reuse the first regime.
+    path = np.zeros((B, c.length), np.int32)
+    path[:, 0] = _categorical(rng, np.broadcast_to(init, (B, K)))
+    for t in range(1, c.length):
+        path[:, t] = _categorical(rng, trans[path[:, t - 1]])
+    labels = np.concatenate([np.repeat(path[:, :1], c.burn_in, axis=1), path], axis=1)
+    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in)
+    w1, b1, w2, b2 = weights
+    return _finish(rng, c, z, None, dict(
+        mixing=mixing, lag=c.lag, loc=loc.astype(np.float32), scale=scale.astype(np.float32),
+        trans_w1=w1, trans_b1=b1, trans_w2=w2, trans_b2=b2, regimes=path,
+        trans_matrix=trans.astype(np.float32), init_probs=init.astype(np.float32)), "regimes")
+
+
+def _categorical(rng, probs):
+    """One draw per row of ``probs`` ``(B, K)`` by inverse-CDF sampling."""
+    cdf = np.cumsum(probs, axis=1)
+    r = rng.uniform(size=(probs.shape[0], 1)) * cdf[:, -1:]
+    return np.minimum((r > cdf).sum(axis=1), probs.shape[1] - 1).astype(np.int32)
+
+
+_SIMULATORS = {"segments": simulate_segments, "dynamics": simulate_dynamics,
+               "regimes": simulate_regimes}
+
+
+def simulate_sequences(generator: str, seed: int = 0, config: SequenceConfig | None = None,
+                       **overrides):
+    """Run the sequence simulator named ``generator`` (one of :data:`GENERATORS`)."""
+    if generator not in _SIMULATORS:
+        raise InputError(f"Unknown generator {generator!r}; choose one of "
+                         f"{', '.join(GENERATORS)}.")
+    return _SIMULATORS[generator](seed, config, **overrides)
+
+
+_OPTIONAL = ("trans_w1", "trans_b1", "trans_w2", "trans_b2", "regimes", "trans_matrix",
+             "init_probs")
+
+
+def sequence_truth_to_arrays(truth: SequenceTruth) -> dict:
+    """Flatten a :class:`SequenceTruth` (without ``z``) into ``truth_*`` arrays.
+
+    Keys: ``truth_kind`` (string), ``truth_lag``, ``truth_loc``/``truth_scale`` ``(K, n)``,
+    ``truth_trans_w1/b1/w2/b2`` (transition MLPs), ``truth_regimes`` ``(B, T)``,
+    ``truth_trans_matrix`` ``(K, K)``, ``truth_init_probs`` ``(K,)``, ``truth_noise_std`` and
+    the mixing keys shared with i.i.d. files (``truth_mixing_*``).
+    """
+    m = truth.mixing
+    out = {
+        "truth_kind": np.array(truth.kind),
+        "truth_lag": np.array(truth.lag),
+        "truth_loc": np.asarray(truth.loc),
+        "truth_scale": np.asarray(truth.scale),
+        "truth_mixing_weights": np.stack([np.asarray(w) for w in m.weights]),
+        "truth_mixing_activation": np.array(m.activation),
+        "truth_mixing_slope": np.array(m.slope),
+        "truth_noise_std": np.array(truth.noise_std),
+    }
+    if m.projection is not None:
+        out["truth_mixing_projection"] = np.asarray(m.projection)
+    for name in _OPTIONAL:
+        value = getattr(truth, name)
+        if value is not None:
+            out[f"truth_{name}"] = np.asarray(value)
+    return out
+
+
+def sequence_truth_from_arrays(arrays, z) -> SequenceTruth:
+    """Inverse of :func:`sequence_truth_to_arrays`."""
+    w = np.asarray(arrays["truth_mixing_weights"], dtype=np.float32)
+    proj = arrays.get("truth_mixing_projection")
+    mixing = Mixing(
+        tuple(jnp.asarray(wi) for wi in w),
+        None if proj is None else jnp.asarray(np.asarray(proj, dtype=np.float32)),
+        str(arrays["truth_mixing_activation"]),
+        float(arrays["truth_mixing_slope"]),
+    )
+    optional = {name: np.asarray(arrays[f"truth_{name}"]) for name in _OPTIONAL
+                if f"truth_{name}" in arrays}
+    return SequenceTruth(
+        z=z, mixing=mixing, kind=str(arrays["truth_kind"]), lag=int(arrays["truth_lag"]),
+        loc=np.asarray(arrays["truth_loc"], np.float32),
+        scale=np.asarray(arrays["truth_scale"], np.float32),
+        noise_std=float(arrays.get("truth_noise_std", 0.0)), **optional,
+    )

@@ -1,0 +1,65 @@
+"""Amortised encoder for sequences: ``q(z_t | x_{t-c..t+c}, u_t)`` for every step at once."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro import handlers
+from numpyro.contrib.module import eqx_module
+
+from ppl_ident.models.ivae import whiten_data
+from ppl_ident.models.nn import one_hot
+
+__all__ = ["sequence_encoder_guide", "context_windows"]
+
+
+def context_windows(x, context: int):
+    """Stack each step with its ``context`` neighbours on both sides: ``(B, T, d)`` ->
+    ``(B, T, (2 * context + 1) * d)``; the ends repeat the first/last step."""
+    if context == 0:
+        return x
+    T = x.shape[1]
+    padded = jnp.pad(x, ((0, 0), (context, context), (0, 0)), mode="edge")
+    return jnp.concatenate([padded[:, s:s + T] for s in range(2 * context + 1)], axis=-1)
+
+
+def sequence_encoder_guide(x=None, u=None, *, encoder, n_latent: int, context: int = 1,
+                           n_domains: int | None = None, use_u: bool = False,
+                           subsample_size: int | None = None, min_scale: float = 1e-3,
+                           kl_weight=1.0, whiten=None, **_unused):
+    """Diagonal-Gaussian amortised posterior over every latent step of every sequence.
+
+    ``encoder`` maps one window (``2 * context + 1`` steps of ``x``, plus one-hot ``u_t`` when
+    ``use_u``) to ``2 * n_latent`` numbers: mean and pre-softplus scale; registered as
+    ``encoder``. The site ``z`` lives in the plates ``sequence`` (dim -2) and ``time`` (dim -1),
+    like the sequence models' prior, so every ``z_t`` is proposed at once.
+
+    Parameters
+    ----------
+    x : ``(B, T, d)``
+    u : int ``(B, T)`` or None
+    encoder : equinox.Module
+    n_latent, context : int
+    n_domains : int, optional
+        Labels of ``u`` (for the one-hot code) when ``use_u``.
+    whiten : tuple ``(mu, chol)``, optional
+        The encoder reads whitened ``x`` (as the model's decoder writes it).
+    subsample_size : int, optional
+        Minibatch size of the ``sequence`` plate.
+    """
+    B, T = x.shape[:2]
+    enc = eqx_module("encoder", encoder)
+    with numpyro.plate("sequence", B, subsample_size=subsample_size, dim=-2) as idx:
+        x_b = jnp.asarray(x)[idx]
+        x_b = whiten_data(x_b.reshape(-1, x_b.shape[-1]), whiten).reshape(x_b.shape)
+        inp = context_windows(x_b, context)
+        if use_u and u is not None:
+            inp = jnp.concatenate([inp, one_hot(u[idx], n_domains)], axis=-1)
+        flat = inp.reshape(-1, inp.shape[-1])
+        out = jax.vmap(enc)(flat).reshape(inp.shape[:2] + (2 * n_latent,))
+        loc = out[..., :n_latent]
+        scale = jax.nn.softplus(out[..., n_latent:]) + min_scale
+        with numpyro.plate("time", T, dim=-1), handlers.scale(scale=kl_weight):
+            numpyro.sample("z", dist.Normal(loc, scale).to_event(1))

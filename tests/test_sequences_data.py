@@ -1,0 +1,111 @@
+"""Sequence simulators: shapes, determinism, ground truth, the .npz round trip."""
+
+import numpy as np
+import pytest
+
+from ppl_ident.data import load_dataset, save_dataset
+from ppl_ident.data.sequences import (
+    GENERATORS,
+    SequenceTruth,
+    simulate_dynamics,
+    simulate_regimes,
+    simulate_segments,
+    simulate_sequences,
+    transition_mean,
+)
+from ppl_ident.errors import IdentifiabilityWarning, InputError
+
+SMALL = dict(n_latent=2, data_dim=3, n_sequences=4, length=30, n_segments=3, segment_length=10)
+
+
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_shapes_and_determinism(generator):
+    data, truth = simulate_sequences(generator, 3, **SMALL)
+    again, _ = simulate_sequences(generator, 3, **SMALL)
+    other, _ = simulate_sequences(generator, 4, **SMALL)
+    B, T = 4, 30
+    assert data.x.shape == (B, T, 3) and data.z.shape == (B, T, 2)
+    assert data.x.dtype == np.float32 and np.all(np.isfinite(data.x))
+    np.testing.assert_array_equal(data.x, again.x)
+    assert not np.allclose(data.x, other.x)
+    assert isinstance(truth, SequenceTruth) and truth.kind == generator
+    # x is the mixing of z, step by step (no observation noise by default).
+    np.testing.assert_allclose(np.asarray(truth.g(data.z)), data.x, atol=1e-5)
+    if generator == "regimes":
+        assert data.u is None and truth.regimes.shape == (B, T)
+    else:
+        assert data.u.shape == (B, T) and data.u.dtype == np.int32
+
+
+def test_segments_follow_their_segment_distribution():
+    data, truth = simulate_segments(0, n_latent=2, data_dim=2, n_sequences=50, n_segments=3,
+                                    segment_length=40)
+    assert data.u[0].tolist() == [0] * 40 + [1] * 40 + [2] * 40
+    for s in range(3):
+        z = data.z[data.u == s]
+        # 2000 draws: standard error of the mean is scale/45, of the std about scale/63.
+        np.testing.assert_allclose(z.mean(0), truth.loc[s], atol=5 * truth.scale[s].max() / 45)
+        np.testing.assert_allclose(z.std(0), truth.scale[s], rtol=0.1)
+
+
+def test_dynamics_residuals_have_the_domain_noise_scale():
+    data, truth = simulate_dynamics(1, n_latent=2, data_dim=2, n_sequences=60, length=60,
+                                    n_domains=3, lag=2)
+    assert truth.trans_w1.shape == (1, 4, truth.trans_w1.shape[-1])
+    past = np.stack([data.z[:, 1:-1], data.z[:, :-2]], axis=2)  # (B, T-2, L=2, n)
+    resid = data.z[:, 2:] - np.asarray(transition_mean(truth, past, 0)) - truth.loc[data.u[:, 2:]]
+    for k in range(3):
+        r = resid[data.u[:, 2:] == k]
+        # about 1100 residuals per domain: the std estimate is within 10% with a wide margin.
+        np.testing.assert_allclose(r.std(0), truth.scale[k], rtol=0.1)
+        np.testing.assert_allclose(r.mean(0), 0.0, atol=0.15 * truth.scale[k].max())
+    # log_transition agrees with the Gaussian density of the residuals.
+    lp = np.asarray(truth.log_transition(data.z[:, 2:], past, data.u[:, 2:]))
+    ref = (-0.5 * (resid / truth.scale[data.u[:, 2:]]) ** 2
+           - np.log(truth.scale[data.u[:, 2:]]) - 0.5 * np.log(2 * np.pi)).sum(-1)
+    np.testing.assert_allclose(lp, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_regimes_are_sticky_and_follow_the_matrix():
+    data, truth = simulate_regimes(2, n_latent=2, data_dim=2, n_sequences=100, length=100,
+                                   n_regimes=3, stay_prob=0.9)
+    P = truth.trans_matrix
+    np.testing.assert_allclose(P.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.diag(P), 0.9, atol=1e-6)
+    r = truth.regimes
+    counts = np.zeros((3, 3))
+    np.add.at(counts, (r[:, :-1].ravel(), r[:, 1:].ravel()), 1)
+    empirical = counts / counts.sum(1, keepdims=True)
+    # >= 1000 transitions out of each regime: binomial sd <= 0.016, so 0.05 is > 3 sd.
+    np.testing.assert_allclose(empirical, P, atol=0.05)
+
+
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_npz_round_trip_keeps_truth(tmp_path, generator):
+    data, truth = simulate_sequences(generator, 0, **SMALL)
+    path = save_dataset(tmp_path / "seq.npz", data, truth)
+    loaded, t2 = load_dataset(path)
+    np.testing.assert_array_equal(loaded.x, data.x)
+    np.testing.assert_array_equal(loaded.z, data.z)
+    assert (loaded.u is None) == (data.u is None)
+    assert isinstance(t2, SequenceTruth) and t2.kind == generator and t2.lag == truth.lag
+    for name in ("loc", "scale", "trans_w1", "regimes", "trans_matrix", "init_probs"):
+        a, b = getattr(truth, name), getattr(t2, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            np.testing.assert_allclose(a, b)
+    np.testing.assert_allclose(np.asarray(t2.g(data.z)), data.x, atol=1e-5)
+    with np.load(path) as npz:
+        assert "truth_kind" in npz.files and "z" in npz.files
+
+
+def test_bad_settings_name_the_fix():
+    with pytest.raises(InputError, match="length"):
+        simulate_dynamics(0, length=2, lag=2)
+    with pytest.raises(InputError, match="stay_prob"):
+        simulate_regimes(0, stay_prob=1.0)
+    with pytest.raises(InputError, match="generator"):
+        simulate_sequences("nope")
+    with pytest.warns(IdentifiabilityWarning):
+        simulate_segments(0, n_latent=3, data_dim=3, n_segments=2, segment_length=5,
+                          n_sequences=1)
