@@ -63,7 +63,7 @@ def test_non_finite_steps_are_skipped_and_counted(small_data):
 
 def test_unknown_engine_lists_valid_names(small_data):
     spec = build_model("vae", n_latent=2, data_dim=2)
-    with pytest.raises(InputError, match="valid engines: svi"):
+    with pytest.raises(InputError, match="valid engines: .*svi"):
         build_engine("hmc", spec)
 
 

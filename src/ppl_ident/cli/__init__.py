@@ -16,7 +16,7 @@ import warnings
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ["simulate", "fit", "check", "report", "demo"]
+COMMANDS = ["simulate", "fit", "check", "report", "demo", "compare"]
 
 
 def _build_parser() -> argparse.ArgumentParser:

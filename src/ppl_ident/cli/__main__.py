@@ -4,4 +4,6 @@ import sys
 
 from ppl_ident.cli import main
 
-sys.exit(main())
+# Guarded: Dask workers started with "spawn" re-import the parent's main module.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,18 +22,24 @@ import jax
 import jax.numpy as jnp
 import optax
 from numpyro import handlers
-from numpyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from numpyro.infer import SVI, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from numpyro.optim import optax_to_numpyro
 
 from ppl_ident.errors import InputError
+from ppl_ident.guides.registry import guide_family
+from ppl_ident.inference.subsample import minibatch_map
 from ppl_ident.models import ModelSpec
 
-__all__ = ["ELBOS", "ENGINES", "Engine", "StepInfo", "OptimConfig", "make_elbo", "svi_engine", "NoiseAnneal", "KLAnneal",
-           "build_engine", "make_optimizer"]
+__all__ = ["ELBOS", "ENGINES", "Engine", "StepInfo", "OptimConfig", "make_elbo", "svi_engine",
+           "iwae_engine", "NoiseAnneal", "KLAnneal", "build_engine", "make_optimizer"]
 
 ELBOS: dict[str, Callable] = {
     "Trace_ELBO": Trace_ELBO,
     "TraceMeanField_ELBO": TraceMeanField_ELBO,
+    # alpha=0 is the importance-weighted (IWAE) bound with num_particles samples; NumPyro
+    # computes it per observation and allows subsampling only in plates that hold every sample
+    # site (our ``obs`` plate holds ``z`` and ``x``).
+    "RenyiELBO": RenyiELBO,
 }
 
 
@@ -164,6 +170,11 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
         Anneal a fixed observation noise scale instead of learning it (see
         :class:`NoiseAnneal`); requires a model with a ``noise_scale`` argument.
     """
+    guide_name = spec.config.get("guide", "encoder")
+    family = guide_family(guide_name)
+    if family.elbos is not None and elbo not in family.elbos:
+        raise InputError(f"The {guide_name!r} guide works only with {', '.join(family.elbos)}; "
+                         f"got elbo={elbo!r}.")
     loss = make_elbo(elbo, num_particles)
     plate = spec.config.get("batch_plate", "obs")
     model, guide = _minibatched(spec.model, plate), _minibatched(spec.guide, plate)
@@ -213,6 +224,17 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
         return eval_loss.loss(key, params, spec.model, spec.guide, x, u, subsample_size=None,
                               **extra)
 
+    if not family.full_data:
+        def evaluate(key, params, x, u):
+            # The guide only runs on subsamples of a fixed size: average the minibatch
+            # estimates of the full-data loss over fixed batches that cover every observation.
+            def one(key, idx):
+                with handlers.substitute(data={plate: idx}):
+                    return eval_loss.loss(key, params, spec.model, spec.guide, x, u,
+                                          subsample_size=idx.shape[0], **extra)
+
+            return minibatch_map(one, key, x.shape[0], batch_size or x.shape[0]).mean()
+
     config = dict(engine=name or "svi", elbo=elbo, num_particles=num_particles,
                   batch_size=batch_size, **optim._asdict(),
                   noise_anneal=None if noise_anneal is None else noise_anneal._asdict(),
@@ -226,8 +248,45 @@ def _all_finite(tree):
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
+def iwae_engine(spec: ModelSpec, *, num_particles: int = 8, elbo: str = "RenyiELBO",
+                **kwargs) -> Engine:
+    """SVI on the importance-weighted bound: ``RenyiELBO(alpha=0)`` with K = ``num_particles``.
+
+    References
+    ----------
+    Burda, Grosse & Salakhutdinov (2016), "Importance weighted autoencoders", ICLR.
+    Li & Turner (2016), "Renyi divergence variational inference", NeurIPS.
+    """
+    if elbo != "RenyiELBO":
+        raise InputError(f"The iwae engine uses RenyiELBO; got elbo={elbo!r}. Use --engine svi "
+                         "for other ELBOs.")
+    return svi_engine(spec, elbo="RenyiELBO", num_particles=num_particles,
+                      name=kwargs.pop("name", "iwae"), **kwargs)
+
+
+def _lazy_engine(module: str, attr: str, what: str) -> Callable:
+    """A registry entry whose implementation lives in an optional module, imported on use."""
+
+    def build(spec: ModelSpec, **kwargs) -> Engine:
+        import importlib
+
+        try:
+            mod = importlib.import_module(module)
+            fn = getattr(mod, attr)
+        except (ImportError, AttributeError) as err:
+            raise InputError(f"The {what} engine needs {module}.{attr}, which this installation "
+                             f"does not provide ({err}); choose another engine.") from None
+        return fn(spec, **kwargs)
+
+    build.lazy_target = f"{module}.{attr}"
+    return build
+
+
 ENGINES: dict[str, Callable] = {
     "svi": svi_engine,
+    "iwae": iwae_engine,
+    # NUTS on z with the decoder fixed (the reference posterior), from the ArviZ issue.
+    "nuts": _lazy_engine("ppl_ident.inference.nuts", "nuts_engine", "nuts"),
 }
 
 

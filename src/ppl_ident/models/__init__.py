@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl_ident.errors import InputError
-from ppl_ident.guides.encoder import encoder_guide
+from ppl_ident.guides.registry import guide_family
 from ppl_ident.models.ivae import PRIORS, ivae, prior_params, vae
 from ppl_ident.models.nn import mlp, residual_mlp
 from ppl_ident.models.temporal import SEQUENCE_KINDS, regime, stationary, tivae
@@ -56,12 +56,13 @@ def _params(module):
 def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=None,
                        width=64, depth=2, prior="gaussian", noise_scale=None,
                        learn_prior_loc=True, encoder_u=True, architecture="mlp", whiten=None,
-                       noise_init=0.1):
+                       noise_init=0.1, guide="encoder"):
     identifiable = name == "ivae"
     if identifiable and n_domains is None and aux_dim is None:
         raise InputError("The iVAE needs an auxiliary variable u: give n_domains or aux_dim.")
     if prior not in PRIORS:
         raise InputError(f"Unknown prior {prior!r}; choose one of {', '.join(PRIORS)}.")
+    family = guide_family(guide)
     use_u = identifiable and encoder_u
     enc_in = data_dim + ((n_domains or aux_dim or 0) if use_u else 0)
 
@@ -72,10 +73,9 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
 
     def make_modules(key):
         k_dec, k_enc, k_aux = jax.random.split(key, 3)
-        mods = {
-            "decoder": net(k_dec, n_latent, data_dim, width, depth),
-            "encoder": net(k_enc, enc_in, 2 * n_latent, width, depth),
-        }
+        mods = {"decoder": net(k_dec, n_latent, data_dim, width, depth)}
+        if family.encoder_outputs is not None:
+            mods["encoder"] = net(k_enc, enc_in, family.encoder_outputs(n_latent), width, depth)
         if identifiable and n_domains is None:
             mods["prior_net"] = mlp(k_aux, aux_dim, 2 * n_latent, width, 1)
         return mods
@@ -96,8 +96,8 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
                         learn_prior_loc=learn_prior_loc, **common)
     else:
         model = partial(vae, decoder=mods["decoder"], **common)
-    guide = partial(encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
-                    n_domains=n_domains, use_u=use_u, whiten=white)
+    guide_fn = family.make(model, mods.get("encoder"), n_latent=n_latent, n_domains=n_domains,
+                           use_u=use_u, whiten=white)
 
     def init_params(key):
         return {f"{k}$params": _params(m) for k, m in make_modules(key).items()}
@@ -106,8 +106,9 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
                   aux_dim=aux_dim, width=width, depth=depth, prior=prior,
                   noise_scale=noise_scale, learn_prior_loc=learn_prior_loc, encoder_u=encoder_u,
                   architecture=architecture, noise_init=noise_init,
-                  whiten=None if white is None else [np.asarray(a).tolist() for a in white])
-    return ModelSpec(name, model, guide, init_params, config)
+                  whiten=None if white is None else [np.asarray(a).tolist() for a in white],
+                  guide=guide)
+    return ModelSpec(name, model, guide_fn, init_params, config)
 
 
 def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
@@ -193,7 +194,8 @@ def build_model(name: str, key=None, **config) -> ModelSpec:
         Initialises the networks (default ``PRNGKey(0)``).
     **config
         ``n_latent``, ``data_dim``, ``n_domains`` or ``aux_dim``, ``width``, ``depth``,
-        ``prior``, ``noise_scale``, ``learn_prior_loc``.
+        ``prior``, ``noise_scale``, ``learn_prior_loc``, ``guide`` (a name in
+        :data:`ppl_ident.guides.GUIDES`, default ``"encoder"``).
 
     Examples
     --------
