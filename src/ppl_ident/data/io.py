@@ -17,14 +17,12 @@ Keys (loaded with ``allow_pickle=False``):
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 
-from ppl_ident.data.mixing import Mixing
+from ppl_ident.data.mixing import mixing_from_arrays, mixing_to_arrays
 from ppl_ident.data.sequences import (SequenceTruth, sequence_truth_from_arrays,
                                       sequence_truth_to_arrays)
 from ppl_ident.data.simulate import Dataset, GroundTruth
@@ -39,20 +37,14 @@ def truth_to_arrays(truth: GroundTruth) -> dict:
     """Flatten a :class:`GroundTruth` (without ``z``) into ``truth_*`` arrays."""
     if isinstance(truth, SequenceTruth):
         return sequence_truth_to_arrays(truth)
-    m = truth.mixing
-    out = {
+    return {
         "truth_domain_loc": np.asarray(truth.domain_loc),
         "truth_domain_scale": np.asarray(truth.domain_scale),
-        "truth_mixing_weights": np.stack([np.asarray(w) for w in m.weights]),
-        "truth_mixing_activation": np.array(m.activation),
-        "truth_mixing_slope": np.array(m.slope),
+        **mixing_to_arrays(truth.mixing),
         "truth_source": np.array(truth.source),
         "truth_df": np.array(truth.df),
         "truth_noise_std": np.array(truth.noise_std),
     }
-    if m.projection is not None:
-        out["truth_mixing_projection"] = np.asarray(m.projection)
-    return out
 
 
 def truth_from_arrays(arrays, z) -> GroundTruth | SequenceTruth | None:
@@ -61,14 +53,7 @@ def truth_from_arrays(arrays, z) -> GroundTruth | SequenceTruth | None:
         return None
     if "truth_kind" in arrays:
         return sequence_truth_from_arrays(arrays, z)
-    w = np.asarray(arrays["truth_mixing_weights"], dtype=np.float32)
-    proj = arrays.get("truth_mixing_projection")
-    mixing = Mixing(
-        tuple(jnp.asarray(wi) for wi in w),
-        None if proj is None else jnp.asarray(np.asarray(proj, dtype=np.float32)),
-        str(arrays["truth_mixing_activation"]),
-        float(arrays["truth_mixing_slope"]),
-    )
+    mixing = mixing_from_arrays(arrays)
     return GroundTruth(
         z=z,
         domain_loc=np.asarray(arrays.get("truth_domain_loc", np.zeros((0,))), np.float32),

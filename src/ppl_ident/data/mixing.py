@@ -35,6 +35,8 @@ __all__ = [
     "activation",
     "inverse_activation",
     "condition_threshold",
+    "mixing_to_arrays",
+    "mixing_from_arrays",
 ]
 
 ACTIVATIONS = ("leaky_relu", "xtanh")
@@ -150,6 +152,30 @@ def unmix(mixing: Mixing, x):
             h = inverse_activation(h, mixing.activation, mixing.slope)
         h = h @ jnp.linalg.inv(mixing.weights[i])
     return h
+
+
+def mixing_to_arrays(mixing: Mixing, prefix: str = "truth_mixing_") -> dict:
+    """Flatten a :class:`Mixing` into named numpy arrays (the ``.npz`` ground-truth keys)."""
+    out = {
+        f"{prefix}weights": np.stack([np.asarray(w) for w in mixing.weights]),
+        f"{prefix}activation": np.array(mixing.activation),
+        f"{prefix}slope": np.array(mixing.slope),
+    }
+    if mixing.projection is not None:
+        out[f"{prefix}projection"] = np.asarray(mixing.projection)
+    return out
+
+
+def mixing_from_arrays(arrays, prefix: str = "truth_mixing_") -> Mixing:
+    """Inverse of :func:`mixing_to_arrays`."""
+    w = np.asarray(arrays[f"{prefix}weights"], dtype=np.float32)
+    proj = arrays.get(f"{prefix}projection")
+    return Mixing(
+        tuple(jnp.asarray(wi) for wi in w),
+        None if proj is None else jnp.asarray(np.asarray(proj, dtype=np.float32)),
+        str(arrays[f"{prefix}activation"]),
+        float(arrays[f"{prefix}slope"]),
+    )
 
 
 def mixing_jacobian(mixing: Mixing, z):

@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import jax.scipy.stats as jstats
 import numpy as np
 
-from ppl_ident.data.mixing import Mixing, mix, random_mixing, unmix
+from ppl_ident.data.mixing import (Mixing, mix, mixing_from_arrays, mixing_to_arrays,
+                                   random_mixing, unmix)
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.errors import InputError, warn_identifiability
 
@@ -437,19 +438,14 @@ def sequence_truth_to_arrays(truth: SequenceTruth) -> dict:
     ``truth_trans_matrix`` ``(K, K)``, ``truth_init_probs`` ``(K,)``, ``truth_noise_std`` and
     the mixing keys shared with i.i.d. files (``truth_mixing_*``).
     """
-    m = truth.mixing
     out = {
         "truth_kind": np.array(truth.kind),
         "truth_lag": np.array(truth.lag),
         "truth_loc": np.asarray(truth.loc),
         "truth_scale": np.asarray(truth.scale),
-        "truth_mixing_weights": np.stack([np.asarray(w) for w in m.weights]),
-        "truth_mixing_activation": np.array(m.activation),
-        "truth_mixing_slope": np.array(m.slope),
+        **mixing_to_arrays(truth.mixing),
         "truth_noise_std": np.array(truth.noise_std),
     }
-    if m.projection is not None:
-        out["truth_mixing_projection"] = np.asarray(m.projection)
     for name in _OPTIONAL:
         value = getattr(truth, name)
         if value is not None:
@@ -459,14 +455,7 @@ def sequence_truth_to_arrays(truth: SequenceTruth) -> dict:
 
 def sequence_truth_from_arrays(arrays, z) -> SequenceTruth:
     """Inverse of :func:`sequence_truth_to_arrays`."""
-    w = np.asarray(arrays["truth_mixing_weights"], dtype=np.float32)
-    proj = arrays.get("truth_mixing_projection")
-    mixing = Mixing(
-        tuple(jnp.asarray(wi) for wi in w),
-        None if proj is None else jnp.asarray(np.asarray(proj, dtype=np.float32)),
-        str(arrays["truth_mixing_activation"]),
-        float(arrays["truth_mixing_slope"]),
-    )
+    mixing = mixing_from_arrays(arrays)
     optional = {name: np.asarray(arrays[f"truth_{name}"]) for name in _OPTIONAL
                 if f"truth_{name}" in arrays}
     return SequenceTruth(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from ppl_ident.harness.run import cell_path, read_cell
 
@@ -50,7 +49,7 @@ def to_dataset(df):
     ``setting`` and the engine options coordinates along ``engine``.
     """
     import pandas as pd
-    import xarray as xr
+    import xarray as xr  # noqa: F401 - DataFrame.to_xarray below needs it installed
 
     skip = set(ID_COLUMNS) | {"cell_id", "status"}
     numeric = [c for c in df.columns if c not in skip

@@ -28,7 +28,7 @@ from jax.scipy.linalg import solve_triangular
 from numpyro.contrib.module import eqx_module
 from numpyro.distributions.transforms import LowerCholeskyAffine
 
-from ppl_ident.models.nn import batched, one_hot
+from ppl_ident.models.nn import batched
 
 __all__ = ["ivae", "vae", "prior_params", "observation_dist", "whiten_data", "PRIORS"]
 
