@@ -35,6 +35,12 @@ __all__ = ["FitSettings", "Fitted", "fit_model", "evaluate", "save_run", "load_r
            "prepare_inputs", "resume_run", "divergence_message", "whitening"]
 
 
+#: Guides that ``fit_model`` supports: amortised encoders, whose posterior moments
+#: :func:`ppl_ident.inference.encode` reads for any observation (the comparison harness also
+#: runs the non-amortised ``autonormal`` / ``semidais``).
+FIT_GUIDES = ("encoder", "encoder_fullcov")
+
+
 class FitSettings(NamedTuple):
     """Settings of :func:`fit_model`. The defaults are tuned on the default simulator setting
     (see ``benchmarks/README.md``)."""
@@ -56,6 +62,7 @@ class FitSettings(NamedTuple):
     noise_scale: float | None = None
     noise_init: float = 0.3
     whiten: bool = True
+    guide: str = "encoder_fullcov"
     seed: int = 0
     # sequence models (x of shape (B, T, d)); batch_size counts time steps for them
     lag: int = 1
@@ -132,6 +139,9 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
         )
     if not s.learning_rate > 0:
         raise InputError(f"learning_rate must be > 0, got {s.learning_rate}.")
+    if s.guide not in FIT_GUIDES and s.model not in SEQUENCE_MODELS:
+        raise InputError(f"Unknown guide {s.guide!r} for fit; choose one of "
+                         f"{', '.join(FIT_GUIDES)} (ppl-ident compare runs the others).")
     if not s.noise_init > 0:
         raise InputError(f"noise_init must be > 0, got {s.noise_init}.")
     if s.noise_scale is not None and not s.noise_scale > 0:
@@ -256,6 +266,7 @@ def _build_spec(dataset: Dataset, s: FitSettings, u, labels):
         aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
         width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
         whiten=whitening(dataset.x) if s.whiten else None, noise_init=s.noise_init,
+        guide=s.guide,
     )
     return spec, k_fit
 
