@@ -26,7 +26,7 @@ from ppl_ident import __version__
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.mcc import matched_r2, mcc
 from ppl_ident.errors import DivergenceWarning, InputError, warn_identifiability
-from ppl_ident.files import atomic_write_bytes, atomic_write_json, prepare_output_dir
+from ppl_ident.files import atomic_write_json, prepare_output_dir
 from ppl_ident.inference import FitResult, OptimConfig, build_engine, encode, fit
 from ppl_ident.models import MODELS, SEQUENCE_MODELS, build_model
 from ppl_ident.pytrees import load_tree, save_tree
@@ -532,7 +532,6 @@ def save_run(out_dir, fitted: Fitted, *, force: bool = False, data_path: str | N
 
 
 def _templates(spec, settings: FitSettings):
-    engine = _engine(spec, settings)
     cfg = spec.config
     x = jnp.zeros((2, cfg["data_dim"]))
     if cfg["name"] in SEQUENCE_MODELS:  # two sequences just longer than the lag
@@ -581,9 +580,3 @@ def load_run(run_dir) -> Fitted:
     return Fitted(spec, params, state, settings, labels, losses, metrics)
 
 
-def write_text(path, text: str):
-    """Atomically write UTF-8 text."""
-    return atomic_write_bytes(path, text.encode())
-
-
-warnings.filterwarnings("default", category=UserWarning, module="ppl_ident")
