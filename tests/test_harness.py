@@ -84,11 +84,7 @@ def test_grid_product_ids_and_errors(tmp_path):
         make_grid(engines=["sv1"])
     with pytest.raises(InputError, match="valid metrics"):
         make_grid(metrics=["mcc", "accuracy"])
-    try:
-        import ppl_ident.inference.nuts  # noqa: F401 - NUTS comes from another issue
-    except ImportError:
-        with pytest.raises(InputError, match="ppl_ident.inference.nuts"):
-            make_grid(engines=["nuts"])
+    assert make_grid(engines=["nuts"]).engines["nuts"]["engine"] == "nuts"
     toml = tmp_path / "g.toml"
     toml.write_text('[grid]\nseeds = [0, 4]\nengines = ["svi", "iwae16"]\nsteps = 50\n'
                     '[data]\nlatent_dim = 2\ndomains = [3, 5, 7]\n'
@@ -178,3 +174,52 @@ def test_worker_env_single_thread_flags(monkeypatch):
 
     # Spawned workers import this very package.
     assert (Path(env["PYTHONPATH"].split(os.pathsep)[0]) / "ppl_ident" / "harness").is_dir()
+
+
+def test_grid_with_nuts_in_process(tmp_path):
+    # svi and nuts (NUTS on z under the parameters of an svi fit with the same seed) on 3
+    # domains x 50 points: a complete table, the sampler's metrics finite, the others marked.
+    from ppl_ident.harness import run_grid
+
+    small = dict(width=16, depth=1)
+    grid = make_grid(data=dict(latent_dim=2, domains=3, points_per_domain=50, mixing_layers=2),
+                     engines={"svi": small, "nuts": dict(small, preset="nuts", num_warmup=100,
+                                                         num_samples=100, num_chains=2,
+                                                         sample_obs=40)},
+                     seeds=2, steps=150, eval_every=150,
+                     metrics=["mcc", "elbo", "timing", "calibration_90", "mcmc"])
+    assert grid.engines["nuts"]["base"] == "svi" and grid.engines["nuts"]["steps"] == 150
+    df = run_grid(grid, tmp_path, scheduler="none", progress=False)
+    assert len(df) == 4 and (df["status"] == "done").all()
+    nuts, svi = df[df["engine"] == "nuts"], df[df["engine"] == "svi"]
+    assert np.isfinite(nuts["mcc"]).all() and nuts["mcc"].between(0, 1).all()
+    # the posterior mean under the fitted decoder and the guide's mean on the same 40
+    # observations identify about equally well (the same model; seen within 0.01)
+    assert np.allclose(nuts["mcc"], nuts["base_mcc"], atol=0.1)
+    assert (nuts["calibration_90_status"] == "ok").all()
+    assert nuts["calibration_90"].between(0, 1).all()
+    assert (nuts["mcmc_status"] == "ok").all() and (nuts["sample_obs"] == 40).all()
+    assert np.isfinite(nuts["rhat_max"]).all() and (nuts["ess_bulk_min"] > 0).all()
+    assert (nuts["num_steps"] == 200).all() and (nuts["base_steps"] == 150).all()
+    assert (nuts["run_time_s"] > 0).all() and (nuts["base_run_time_s"] > 0).all()
+    assert nuts["elbo_status"].str.startswith("not applicable").all()
+    assert svi["mcmc_status"].str.startswith("not applicable").all()
+    assert np.isfinite(svi["elbo_per_obs"]).all() and (svi["calibration_90_status"] == "ok").all()
+
+
+def test_grid_rejects_bad_sampler_entries():
+    with pytest.raises(InputError, match="apply only to the sampler"):
+        make_grid(engines={"svi": dict(num_chains=4)})
+    with pytest.raises(InputError, match="valid bases: svi, svi_meanfield"):
+        make_grid(engines={"nuts": dict(base="nuts")})
+    with pytest.raises(InputError, match="no amortised encoder"):
+        make_grid(engines={"nuts": dict(base="autonormal")})
+    with pytest.raises(InputError, match="num_chains >= 2"):
+        make_grid(engines={"nuts": dict(num_chains=1)})
+    with pytest.raises(InputError, match="sample_obs"):
+        make_grid(engines={"nuts": dict(sample_obs=0)})
+    g = make_grid(engines={"nuts_fc": dict(preset="nuts", base="svi_fullcov", steps=7)})
+    from ppl_ident.harness.grid import base_entry
+
+    assert base_entry(g.engines["nuts_fc"]) == dict(engine="svi", elbo="Trace_ELBO",
+                                                    guide="encoder_fullcov", steps=7)

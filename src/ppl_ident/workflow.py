@@ -27,7 +27,8 @@ from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.mcc import matched_r2, mcc
 from ppl_ident.errors import DivergenceWarning, InputError, warn_identifiability
 from ppl_ident.files import atomic_write_json, prepare_output_dir
-from ppl_ident.inference import FitResult, OptimConfig, build_engine, encode, fit
+from ppl_ident.inference import (SAMPLER_ENGINES, FitResult, OptimConfig, build_engine,
+                                 encode, fit)
 from ppl_ident.models import MODELS, SEQUENCE_MODELS, build_model
 from ppl_ident.pytrees import load_tree, save_tree
 
@@ -139,6 +140,11 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
         )
     if not s.learning_rate > 0:
         raise InputError(f"learning_rate must be > 0, got {s.learning_rate}.")
+    if s.engine in SAMPLER_ENGINES:
+        raise InputError(f"The {s.engine} engine samples z of a fitted model and fits nothing: "
+                         "fit with engine 'svi' or 'iwae', then sample with `ppl-ident report "
+                         "RUN --nuts-obs K` or compare with `ppl-ident compare --engines svi "
+                         f"{s.engine}`.")
     if s.guide not in FIT_GUIDES and s.model not in SEQUENCE_MODELS:
         raise InputError(f"Unknown guide {s.guide!r} for fit; choose one of "
                          f"{', '.join(FIT_GUIDES)} (ppl-ident compare runs the others).")

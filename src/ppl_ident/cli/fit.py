@@ -13,7 +13,7 @@ HELP = ("Fit a model (iVAE, VAE; sequences: tivae, regime, stationary) to a .npz
 
 def add_arguments(p):
     from ppl_ident.workflow import FIT_GUIDES
-    from ppl_ident.inference import ELBOS, ENGINES
+    from ppl_ident.inference import ELBOS, ENGINES, SAMPLER_ENGINES
     from ppl_ident.models import MODELS, PRIORS
     from ppl_ident.workflow import FitSettings
 
@@ -24,7 +24,9 @@ def add_arguments(p):
     p.add_argument("--model", choices=sorted(MODELS), default=d.model)
     p.add_argument("--latent-dim", type=positive_int, default=None,
                    help="n (default: dimension of z in the file, else of x)")
-    p.add_argument("--engine", choices=sorted(ENGINES), default=d.engine)
+    p.add_argument("--engine", choices=sorted(set(ENGINES) - SAMPLER_ENGINES),
+                   default=d.engine,
+                   help="optimisation engine (the nuts sampler runs in `report` and `compare`)")
     p.add_argument("--elbo", choices=sorted(ELBOS), default=d.elbo)
     p.add_argument("--particles", type=positive_int, default=d.num_particles)
     p.add_argument("--steps", type=positive_int, default=None,

@@ -23,6 +23,12 @@ A grid file (TOML)::
     [engines.iwae16]           # a custom engine: a preset plus overrides
     preset = "iwae"
     num_particles = 16
+
+    [engines.nuts_fullcov]     # NUTS on z (a sampler) under the parameters of a base fit
+    preset = "nuts"
+    base = "svi_fullcov"       # the base fit: a preset; the entry's other fit options apply
+    sample_obs = 100           # to it (steps, learning_rate, ...)
+    num_samples = 500
 """
 
 from __future__ import annotations
@@ -35,16 +41,25 @@ from typing import NamedTuple
 
 from ppl_ident.errors import InputError
 
-__all__ = ["DATA_DEFAULTS", "ENGINE_PRESETS", "FIT_KEYS", "Cell", "Grid", "load_grid",
-           "make_grid"]
+__all__ = ["DATA_DEFAULTS", "ENGINE_PRESETS", "FIT_KEYS", "SAMPLER_KEYS", "SAMPLE_OBS",
+           "Cell", "Grid", "base_entry", "load_grid", "make_grid"]
 
 #: Data-setting axes and their defaults (the package's default simulator setting).
 DATA_DEFAULTS = dict(latent_dim=5, data_dim=None, domains=40, points_per_domain=1000,
                      mixing_layers=3, source="gaussian", noise_std=0.0, data_seed=0)
 
+#: Options of a sampler entry (``nuts``): its base fit (a preset name), how many observations
+#: of the training data it samples, and the sampler's own options (see
+#: :func:`ppl_ident.inference.nuts.nuts_engine`). Its other options go to the base fit.
+SAMPLER_KEYS = ("base", "sample_obs", "num_warmup", "num_samples", "num_chains",
+                "target_accept_prob", "max_tree_depth", "dense_mass")
+#: Training observations whose latents a sampler entry samples, unless it sets ``sample_obs``.
+SAMPLE_OBS = 200
+
 #: Options an engine entry may set; the rest of the fit uses FitSettings' defaults.
 FIT_KEYS = ("engine", "elbo", "guide", "num_particles", "batch_size", "learning_rate",
-            "warmup_steps", "clip_norm", "width", "depth", "prior", "noise_scale", "steps")
+            "warmup_steps", "clip_norm", "width", "depth", "prior", "noise_scale",
+            "steps") + SAMPLER_KEYS
 
 #: Named engine configurations the harness compares (one inference algorithm each).
 ENGINE_PRESETS: dict[str, dict] = {
@@ -54,7 +69,10 @@ ENGINE_PRESETS: dict[str, dict] = {
     "svi_fullcov": dict(engine="svi", elbo="Trace_ELBO", guide="encoder_fullcov"),
     "autonormal": dict(engine="svi", elbo="Trace_ELBO", guide="autonormal"),
     "semidais": dict(engine="svi", elbo="Trace_ELBO", guide="semidais"),
-    "nuts": dict(engine="nuts"),
+    # NUTS on z of 200 training observations, with the parameters of an svi fit (same seed
+    # and settings) fixed: the reference posterior of the model that fit found.
+    "nuts": dict(engine="nuts", base="svi", sample_obs=SAMPLE_OBS, num_warmup=300,
+                 num_samples=300, num_chains=4),
 }
 
 
@@ -181,6 +199,49 @@ def _check_registries(engines: dict, models) -> None:
         if "guide" in e and e["guide"] not in GUIDES:
             raise InputError(f"Engine {name!r}: unknown guide {e['guide']!r}; valid guides: "
                              f"{', '.join(sorted(GUIDES))}.")
+        _check_sampler_entry(name, e)
+
+
+def base_entry(entry: dict) -> dict:
+    """The fit options of a sampler entry's base fit: the ``base`` preset, overridden by the
+    entry's options that are not the sampler's own."""
+    own = {k: v for k, v in entry.items() if k not in SAMPLER_KEYS and k != "engine"}
+    return {**ENGINE_PRESETS[entry.get("base", "svi")], **own}
+
+
+def _check_sampler_entry(name: str, e: dict) -> None:
+    from ppl_ident.guides import guide_family
+    from ppl_ident.inference import SAMPLER_ENGINES
+
+    given = sorted(set(e) & set(SAMPLER_KEYS))
+    if e["engine"] not in SAMPLER_ENGINES:
+        if given:
+            raise InputError(f"Engine {name!r}: option(s) {given} apply only to the sampler "
+                             f"engines ({', '.join(sorted(SAMPLER_ENGINES))}).")
+        return
+    base = e.get("base", "svi")
+    fitters = [p for p, v in ENGINE_PRESETS.items() if v["engine"] not in SAMPLER_ENGINES]
+    if base not in fitters:
+        raise InputError(f"Engine {name!r}: base {base!r} is not a preset that fits a model; "
+                         f"valid bases: {', '.join(fitters)}.")
+    guide = base_entry(e).get("guide", "encoder")
+    if not guide_family(guide).full_data:
+        raise InputError(f"Engine {name!r}: its base fit uses the {guide!r} guide, which has "
+                         "no amortised encoder to start the chains; use a base with guide "
+                         "'encoder' or 'encoder_fullcov'.")
+    sample_obs = e.get("sample_obs", SAMPLE_OBS)
+    if isinstance(sample_obs, bool) or not isinstance(sample_obs, int) or sample_obs < 2:
+        raise InputError(f"Engine {name!r}: sample_obs must be an integer >= 2, got "
+                         f"{sample_obs!r}.")
+    if not isinstance(e.get("dense_mass", True), bool):
+        raise InputError(f"Engine {name!r}: dense_mass must be true or false, got "
+                         f"{e['dense_mass']!r}.")
+    from ppl_ident.inference.nuts import check_nuts_options
+
+    try:
+        check_nuts_options(**{k: e[k] for k in SAMPLER_KEYS if k in e})
+    except InputError as err:
+        raise InputError(f"Engine {name!r}: {err}") from None
 
 
 def make_grid(*, data: dict | None = None, models=("ivae",), engines=("svi",), seeds=(0, 1, 2),

@@ -10,6 +10,12 @@ here feeds back into fitting or selection.
 Metrics built on other modules (calibration, held-out likelihood, Jacobian scores) import
 them when called; a metric that does not apply to a guide (no amortised encoder) returns
 ``{"<name>_status": "not applicable: ..."}`` instead of numbers, so a grid still completes.
+
+Sampler rows (``nuts``; ``fitted.metrics["kind"] == "sampler"``): ``dataset`` is the subset of
+training observations whose latents were sampled, ``fitted.z_mean`` the mean of the draws
+and ``fitted.metrics["draws"]`` the draws ``(chain, draw, obs, latent)``. MCC, calibration,
+timing and the ``mcmc`` diagnostics apply; the ELBO, PSIS, held-out likelihood, Jacobian and
+time-to-MCC metrics read "not applicable" (they need a variational guide).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import numpy as np
 
 from ppl_ident.diagnostics.mcc import mcc
 
-__all__ = ["METRICS", "RunFit", "compute_metrics", "time_to_threshold", "MCC_THRESHOLD"]
+__all__ = ["METRICS", "RunFit", "compute_metrics", "time_to_threshold", "MCC_THRESHOLD",
+           "is_sampler"]
 
 #: The MCC level whose first crossing is timed (recorded, never used to select anything).
 MCC_THRESHOLD = 0.9
@@ -74,19 +81,38 @@ def time_to_threshold(times, values, threshold: float = MCC_THRESHOLD):
     return float(np.asarray(times, float)[hit[0]]) if hit.size else float("nan")
 
 
+def is_sampler(fitted: RunFit) -> bool:
+    """Whether the row comes from a sampler engine (draws of ``z``, no guide fitted)."""
+    return fitted.metrics.get("kind") == "sampler"
+
+
+def _not_for_sampler(fitted: RunFit, name: str, why: str) -> dict | None:
+    if is_sampler(fitted):
+        return {f"{name}_status": f"not applicable: {fitted.engine.name} {why}"}
+    return None
+
+
 def mcc_metric(fitted: RunFit, dataset, truth) -> dict:
-    """MCC (Pearson and Spearman) of the posterior mean, and the matched |corr| per latent."""
+    """MCC (Pearson and Spearman) of the posterior mean, and the matched |corr| per latent.
+
+    For a sampler also ``base_mcc``: the base fit's guide mean on the same observations."""
     if dataset.z is None:
         return {}
     pear = mcc(dataset.z, fitted.z_mean)
     out = {"mcc": pear.score, "mcc_spearman": mcc(dataset.z, fitted.z_mean, "spearman").score}
     out.update({f"mcc_dim{i}": float(abs(c)) for i, c in enumerate(pear.per_dim)})
+    if is_sampler(fitted):
+        out["base_mcc"] = mcc(dataset.z, fitted.metrics["base_z_mean"]).score
     return out
 
 
 def elbo_metric(fitted: RunFit, dataset, truth) -> dict:
     """Full-data ELBO per observation (Trace_ELBO for every engine, so comparable) and the
     engine's own objective (the IWAE bound for ``iwae``)."""
+    skip = _not_for_sampler(fitted, "elbo", "samples z under its base fit's parameters and "
+                                            "optimises no bound")
+    if skip:
+        return skip
     n = dataset.x.shape[0]
     m = fitted.metrics
     return {"elbo_per_obs": m["elbo"] / n, "objective_per_obs": m["objective"] / n,
@@ -94,17 +120,27 @@ def elbo_metric(fitted: RunFit, dataset, truth) -> dict:
 
 
 def timing_metric(fitted: RunFit, dataset, truth) -> dict:
-    """Compile and run time of the vectorised fit (shared by its seeds) and throughput."""
+    """Compile and run time of the vectorised fit (shared by its seeds) and throughput.
+
+    For a sampler: its own times (steps are transitions, warm-up included) and those of its
+    base fit (``base_compile_time_s``, ``base_run_time_s``, ``base_steps``)."""
     m = fitted.metrics
     run, steps, seeds = m["run_time_s"], m["num_steps"], m["seeds_in_batch"]
-    return {"compile_time_s": m["compile_time_s"], "run_time_s": run, "num_steps": steps,
-            "seeds_in_batch": seeds, "steps_per_s": steps / run if run > 0 else float("nan"),
-            "seed_steps_per_s": steps * seeds / run if run > 0 else float("nan")}
+    out = {"compile_time_s": m["compile_time_s"], "run_time_s": run, "num_steps": steps,
+           "seeds_in_batch": seeds, "steps_per_s": steps / run if run > 0 else float("nan"),
+           "seed_steps_per_s": steps * seeds / run if run > 0 else float("nan")}
+    out.update({k: m[k] for k in ("base_compile_time_s", "base_run_time_s", "base_steps")
+                if k in m})
+    return out
 
 
 def time_to_mcc_metric(fitted: RunFit, dataset, truth) -> dict:
     """Fit time and steps until this seed's MCC first reached 0.9 in the periodic evaluations
     (every ``eval_every`` steps; the time is the vectorised program's, evaluation excluded)."""
+    skip = _not_for_sampler(fitted, "time_to_mcc", "has no periodic evaluations (its MCC is "
+                                                   "that of the mean of all draws)")
+    if skip:
+        return skip
     tr = fitted.metrics.get("trace")
     if not tr or dataset.z is None:
         return {}
@@ -175,6 +211,10 @@ def psis_metric(fitted: RunFit, dataset, truth) -> dict:
 
     from ppl_ident.guides import guide_family
 
+    skip = _not_for_sampler(fitted, "psis_khat", "draws from the posterior itself (there is "
+                                                 "no proposal to weight)")
+    if skip:
+        return skip
     guide = fitted.spec.config.get("guide", "encoder")
     if guide == "semidais":
         return {"psis_khat_status": "not meaningful: the semidais guide has no tractable "
@@ -234,7 +274,8 @@ def calibration_metric(fitted: RunFit, dataset, truth) -> dict:
 
     Guide draws are mapped onto the true latents by the per-latent affine alignment fitted on
     the posterior means (:func:`ppl_ident.diagnostics.calibration.fit_alignment`), on at most
-    ``EVAL_MAX_OBS`` observations. 0.9 is calibrated; below is over-confident.
+    ``EVAL_MAX_OBS`` observations. 0.9 is calibrated; below is over-confident. For a sampler:
+    the intervals of its draws (all chains), aligned by the mean of the draws.
     """
     from ppl_ident.diagnostics.calibration import (apply_alignment, fit_alignment,
                                                    interval_coverage)
@@ -242,6 +283,13 @@ def calibration_metric(fitted: RunFit, dataset, truth) -> dict:
 
     if dataset.z is None:
         return {}
+    if is_sampler(fitted):
+        # the draws themselves, aligned by their own mean (all sampled observations)
+        draws = np.asarray(fitted.metrics["draws"])
+        alignment = fit_alignment(dataset.z, fitted.z_mean)
+        z = apply_alignment(alignment, draws.reshape(-1, *draws.shape[2:]))
+        cov = interval_coverage(dataset.z, z, [0.9])
+        return {"calibration_90": float(cov.mean()), "calibration_90_status": "ok"}
     skip = _amortised(fitted, "calibration_90")
     if skip:
         return skip
@@ -263,6 +311,10 @@ def heldout_loglik_metric(fitted: RunFit, dataset, truth) -> dict:
     standard error), ``HELDOUT_SAMPLES`` guide draws each."""
     from ppl_ident.inference.marginal import log_marginal_likelihood
 
+    skip = _not_for_sampler(fitted, "heldout_loglik", "samples the latents of training "
+                                                      "observations; it estimates no p(x | u)")
+    if skip:
+        return skip
     if fitted.heldout is None:
         return {}
     skip = _amortised(fitted, "heldout_loglik")
@@ -286,6 +338,9 @@ def jacobian_metric(fitted: RunFit, dataset, truth) -> dict:
     permutation is the global one, off-permutation mass."""
     from ppl_ident.checks import check_run  # checks imports workflow: import when used
 
+    skip = _not_for_sampler(fitted, "jacobian", "has no encoder network")
+    if skip:
+        return skip
     if truth is None or dataset.z is None:
         return {}
     if "encoder" not in getattr(fitted.spec.guide, "keywords", {}):
@@ -298,6 +353,42 @@ def jacobian_metric(fitted: RunFit, dataset, truth) -> dict:
             "jacobian_off_mass": enc.get("off_mass"), "jacobian_status": "ok"}
 
 
+def mcmc_metric(fitted: RunFit, dataset, truth) -> dict:
+    """Convergence and efficiency of a sampler's chains, over every sampled latent.
+
+    Rank-normalised split R-hat (max; < 1.01 is the usual bar), bulk and tail effective sample
+    sizes (min, and min bulk ESS per second of sampling), divergent transitions (count and
+    share of transitions x observations), mean acceptance statistic and mean tree size
+    (leapfrog steps per transition).
+
+    References
+    ----------
+    Vehtari, Gelman, Simpson, Carpenter & Buerkner (2021), "Rank-normalization, folding, and
+    localization: an improved R-hat", Bayesian Analysis.
+    """
+    if not is_sampler(fitted):
+        return {"mcmc_status": "not applicable: the engine draws no Markov chains"}
+    import arviz as az
+
+    m = fitted.metrics
+    post = {"z": np.asarray(m["draws"])}
+    rhat = np.asarray(az.rhat(post)["z"])
+    bulk = np.asarray(az.ess(post, method="bulk")["z"])
+    tail = np.asarray(az.ess(post, method="tail")["z"])
+    stats = m["sample_stats"]
+    run = m["run_time_s"]
+    c, s = post["z"].shape[:2]
+    return {"rhat_max": float(rhat.max()), "ess_bulk_min": float(bulk.min()),
+            "ess_tail_min": float(tail.min()),
+            "ess_bulk_min_per_s": float(bulk.min()) / run if run > 0 else float("nan"),
+            "divergences": int(np.sum(stats["diverging"])),
+            "divergent_share": float(np.mean(stats["diverging"])),
+            "accept_prob_mean": float(np.mean(stats["accept_prob"])),
+            "tree_size_mean": float(np.mean(stats["tree_size"])),
+            "num_chains": int(c), "num_samples": int(s), "sample_obs": int(m["sample_obs"]),
+            "mcmc_status": "ok"}
+
+
 #: name -> fn(fitted, dataset, truth) -> dict of scalar columns.
 METRICS: dict[str, Callable] = {
     "mcc": mcc_metric,
@@ -308,6 +399,7 @@ METRICS: dict[str, Callable] = {
     "calibration_90": calibration_metric,
     "heldout_loglik": heldout_loglik_metric,
     "jacobian": jacobian_metric,
+    "mcmc": mcmc_metric,
 }
 
 

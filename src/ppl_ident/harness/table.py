@@ -22,7 +22,8 @@ def _describe(cell) -> dict:
     d = {"setting": cell.setting, "model": cell.model, "engine": cell.engine}
     d.update({k: v for k, v in cell.data.items()})
     d.update({"engine_kind": cell.fit.get("engine"), "elbo": cell.fit.get("elbo"),
-              "guide": cell.fit.get("guide"), "num_particles": cell.fit.get("num_particles", 1)})
+              "guide": cell.fit.get("guide"), "num_particles": cell.fit.get("num_particles", 1),
+              "base": cell.fit.get("base")})
     return d
 
 
@@ -71,14 +72,15 @@ def to_dataset(df):
 
 _SETTING_COORDS = ["latent_dim", "data_dim", "domains", "points_per_domain", "mixing_layers",
                    "source", "noise_std", "data_seed"]
-_ENGINE_COORDS = ["engine_kind", "elbo", "guide", "num_particles"]
+_ENGINE_COORDS = ["engine_kind", "elbo", "guide", "num_particles", "base"]
 
 
 def summarise(df):
     """Per (setting, model, engine): mean and std over seeds of the headline metrics."""
     cols = [c for c in ["mcc", "elbo_per_obs", "psis_khat_mean", "calibration_90",
                         "heldout_loglik", "time_to_mcc90_s", "compile_time_s", "run_time_s",
-                        "steps_per_s"] if c in df.columns]
+                        "steps_per_s", "base_mcc", "base_run_time_s", "rhat_max"]
+            if c in df.columns]
     done = df[df["status"] == "done"]
     g = done.groupby(["setting", "model", "engine"], sort=False)[cols]
     out = g.agg(["mean", "std"])

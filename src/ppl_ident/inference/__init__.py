@@ -3,6 +3,7 @@
 from ppl_ident.inference.engines import (
     ELBOS,
     ENGINES,
+    SAMPLER_ENGINES,
     Engine,
     KLAnneal,
     NoiseAnneal,
@@ -17,14 +18,14 @@ from ppl_ident.inference.fit import (
     DivergencePolicy, FitResult, chunk_schedule, divergence_reason, fit, fit_batched)
 from ppl_ident.inference.latents import LATENT_SAMPLERS, LatentDraws, sample_latents
 from ppl_ident.inference.marginal import MarginalLikelihood, log_marginal_likelihood
-from ppl_ident.inference.nuts import nuts_latents
+from ppl_ident.inference.nuts import NutsState, nuts_engine, nuts_latents
 from ppl_ident.inference.predict import decoder_fn, encode, encoder_mean_fn, learned_log_prior
 
 __all__ = [
     "DivergencePolicy", "chunk_schedule", "divergence_reason",
-    "ELBOS", "ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal", "OptimConfig",
-    "StepInfo", "build_engine",
+    "ELBOS", "ENGINES", "SAMPLER_ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal",
+    "OptimConfig", "StepInfo", "build_engine",
     "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
 ]
 __all__ += ["LATENT_SAMPLERS", "LatentDraws", "sample_latents", "MarginalLikelihood",
-            "log_marginal_likelihood", "nuts_latents"]
+            "log_marginal_likelihood", "NutsState", "nuts_engine", "nuts_latents"]

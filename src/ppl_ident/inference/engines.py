@@ -12,6 +12,8 @@ update would make a parameter non-finite, leaves the parameters and optimiser st
 a check of the updated parameters).
 
 A new ELBO is one entry in :data:`ELBOS`; a new engine one entry in :data:`ENGINES`.
+Engines in :data:`SAMPLER_ENGINES` fit nothing: they draw ``z`` with the parameters of a
+fitted model held fixed (``init`` takes them), and the comparison harness gives them a base fit.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from ppl_ident.guides.registry import guide_family
 from ppl_ident.inference.subsample import minibatch_map
 from ppl_ident.models import ModelSpec
 
-__all__ = ["ELBOS", "ENGINES", "Engine", "StepInfo", "OptimConfig", "make_elbo", "svi_engine",
-           "iwae_engine", "NoiseAnneal", "KLAnneal", "build_engine", "make_optimizer"]
+__all__ = ["ELBOS", "ENGINES", "SAMPLER_ENGINES", "Engine", "StepInfo", "OptimConfig",
+           "make_elbo", "svi_engine", "iwae_engine", "NoiseAnneal", "KLAnneal", "build_engine",
+           "make_optimizer"]
 
 ELBOS: dict[str, Callable] = {
     "Trace_ELBO": Trace_ELBO,
@@ -98,6 +101,8 @@ class Engine(NamedTuple):
     ----------
     name : str
     init : ``(key, x, u) -> state``
+        Samplers (:data:`SAMPLER_ENGINES`) take the fixed parameters as well:
+        ``(key, x, u, params=None) -> state``.
     step : ``(state, x, u) -> (state, StepInfo)``
     get_params : ``state -> dict`` of constrained parameters
     evaluate : ``(key, params, x, u) -> loss``
@@ -288,6 +293,10 @@ ENGINES: dict[str, Callable] = {
     # NUTS on z with the decoder fixed (the reference posterior), from the ArviZ issue.
     "nuts": _lazy_engine("ppl_ident.inference.nuts", "nuts_engine", "nuts"),
 }
+
+#: Engines that sample ``z`` of a fitted model (``init(key, x, u, params)``) instead of
+#: fitting one; ``ppl-ident fit`` does not offer them.
+SAMPLER_ENGINES = frozenset({"nuts"})
 
 
 def build_engine(name: str, spec: ModelSpec, **kwargs) -> Engine:
