@@ -6,6 +6,7 @@ package defaults (``FitSettings()``), report MCC (posterior mean vs true latents
 observation, run time and compile time; then medians over seeds.
 
     python benchmarks/ivae_default.py            # 5 seeds (about 2-3 minutes on 2 cores)
+    python benchmarks/ivae_default.py --preset accurate   # IWAE, 32 particles (~15 minutes)
     python benchmarks/ivae_default.py --quick    # 2 seeds, 1000 steps
 """
 
@@ -23,22 +24,24 @@ def main():
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, default=None, help="override FitSettings().steps")
     p.add_argument("--restarts", type=int, default=None)
+    p.add_argument("--preset", default="fast", help="a FIT_PRESETS name: fast or accurate")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None, help="append the JSON lines to this file")
     args = p.parse_args()
     from ppl_ident.data import simulate_domains
-    from ppl_ident.workflow import FitSettings, fit_model
+    from ppl_ident.workflow import fit_model, fit_settings
 
     warnings.simplefilter("ignore")
     seeds = list(range(2 if args.quick else args.seeds))
-    settings = FitSettings()
+    settings = fit_settings(args.preset)
     if args.quick:
         settings = settings._replace(steps=1000)
     if args.steps:
         settings = settings._replace(steps=args.steps)
     if args.restarts:
         settings = settings._replace(restarts=args.restarts)
-    emit = Emitter("ivae_default", args.out)
+    emit = Emitter("ivae_default" if args.preset == "fast" else f"ivae_default_{args.preset}",
+                   args.out)
     results = {"ivae": [], "vae": []}
     raw = []
     for seed in seeds:

@@ -103,3 +103,37 @@ def test_annealing_options_follow_their_schedules(small_data):
     res = fit(eng, jax.random.PRNGKey(0), data.x, data.u, 100, progress=False)
     assert "noise_scale" not in res.params  # the annealed noise replaces the learned one
     assert np.all(np.isfinite(res.losses)) and np.isfinite(res.final_loss)
+
+
+def test_presets_choose_the_engine_and_flags_override_them():
+    import argparse
+
+    from ppl_ident.cli import fit as fit_cli
+    from ppl_ident.workflow import FIT_PRESETS, FitSettings, fit_settings
+
+    assert fit_settings() == FitSettings()
+    acc = fit_settings("accurate", seed=3)
+    assert (acc.engine, acc.num_particles, acc.seed) == ("iwae", 32, 3)
+    with pytest.raises(InputError, match="accurate"):
+        fit_settings("slow")
+    with pytest.raises(InputError, match="valid"):
+        fit_settings("fast", particles=3)
+    p = argparse.ArgumentParser()
+    fit_cli.add_arguments(p)
+    args = p.parse_args(["d.npz", "--out", "r", "--preset", "accurate", "--particles", "4"])
+    s = fit_cli.settings_from_args(args)
+    assert (s.engine, s.num_particles) == ("iwae", 4)
+    s = fit_cli.settings_from_args(p.parse_args(["d.npz", "--out", "r"]))
+    assert s == FitSettings(**FIT_PRESETS["fast"])
+
+
+def test_engine_defaults_apply_when_settings_leave_them_open():
+    # --engine iwae alone trains on RenyiELBO with the engine's 8 particles
+    from ppl_ident.workflow import FitSettings, _engine
+
+    spec = build_model("ivae", jax.random.PRNGKey(0), n_latent=2, data_dim=2, n_domains=5,
+                       width=8, depth=1)
+    cfg = _engine(spec, FitSettings(engine="iwae")).config
+    assert (cfg["elbo"], cfg["num_particles"]) == ("RenyiELBO", 8)
+    cfg = _engine(spec, FitSettings()).config
+    assert (cfg["elbo"], cfg["num_particles"]) == ("Trace_ELBO", 1)

@@ -15,7 +15,7 @@ def add_arguments(p):
     from ppl_ident.workflow import FIT_GUIDES
     from ppl_ident.inference import ELBOS, ENGINES, SAMPLER_ENGINES
     from ppl_ident.models import MODELS, PRIORS
-    from ppl_ident.workflow import FitSettings
+    from ppl_ident.workflow import FIT_PRESETS, FitSettings
 
     d = FitSettings()
     p.add_argument("data", nargs="?", default=None,
@@ -25,10 +25,16 @@ def add_arguments(p):
     p.add_argument("--latent-dim", type=positive_int, default=None,
                    help="n (default: dimension of z in the file, else of x)")
     p.add_argument("--engine", choices=sorted(set(ENGINES) - SAMPLER_ENGINES),
-                   default=d.engine,
+                   default=None,
                    help="optimisation engine (the nuts sampler runs in `report` and `compare`)")
-    p.add_argument("--elbo", choices=sorted(ELBOS), default=d.elbo)
-    p.add_argument("--particles", type=positive_int, default=d.num_particles)
+    p.add_argument("--preset", choices=sorted(FIT_PRESETS), default="fast",
+                   help="starting settings: fast (the ELBO, about 10 s on the default setting) "
+                        "or accurate (importance-weighted bound, 32 particles: higher MCC, "
+                        "several times slower); flags below override it")
+    p.add_argument("--elbo", choices=sorted(ELBOS), default=None,
+                   help="objective (default: the engine's: svi Trace_ELBO, iwae RenyiELBO)")
+    p.add_argument("--particles", type=positive_int, default=None,
+                   help="Monte Carlo particles per observation (default: the engine's)")
     p.add_argument("--steps", type=positive_int, default=None,
                    help=f"optimisation steps (default {d.steps}; with --resume: the total to reach)")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
@@ -70,11 +76,13 @@ def add_arguments(p):
 
 
 def settings_from_args(args):
-    from ppl_ident.workflow import FitSettings
+    from ppl_ident.workflow import FitSettings, fit_settings
 
-    return FitSettings(
-        model=args.model, latent_dim=args.latent_dim, engine=args.engine, elbo=args.elbo,
-        num_particles=args.particles, steps=args.steps or FitSettings().steps,
+    chosen = {k: v for k, v in (("engine", args.engine), ("elbo", args.elbo),
+                                ("num_particles", args.particles)) if v is not None}
+    return fit_settings(
+        getattr(args, "preset", "fast"), **chosen,
+        model=args.model, latent_dim=args.latent_dim, steps=args.steps or FitSettings().steps,
         batch_size=args.batch_size,
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
         prior=args.prior, noise_scale=args.noise_scale, noise_init=args.noise_init,
@@ -127,8 +135,8 @@ def _changed_settings(args) -> list[str]:
     from ppl_ident.workflow import FitSettings
 
     d = FitSettings()
-    defaults = {"model": d.model, "latent_dim": None, "engine": d.engine, "elbo": d.elbo,
-                "particles": d.num_particles, "batch_size": d.batch_size, "lr": d.learning_rate,
+    defaults = {"model": d.model, "latent_dim": None, "engine": None, "elbo": None,
+                "particles": None, "preset": "fast", "batch_size": d.batch_size, "lr": d.learning_rate,
                 "restarts": d.restarts, "width": d.width, "depth": d.depth, "prior": d.prior,
                 "noise_scale": None, "noise_init": d.noise_init, "no_whiten": False,
                 "guide": d.guide,
