@@ -1,0 +1,118 @@
+"""Every example script runs end to end with tiny arguments and writes what it says it writes.
+
+Like NumPyro's ``test/test_examples.py``: each script runs as its own process
+(``sys.executable examples/NAME.py ...``), exactly as a user runs it, so the examples can only
+use what the installed package offers.
+
+Speed: nearly all of a tiny run is XLA compilation, so the processes share one persistent
+compilation cache (a session temporary directory) and the i.i.d. examples are given the same
+tiny data set (n = 2, 5 domains x 60 points, 50 steps, seed 0): the first one compiles the
+iVAE's fit and the others load it. ``PYTHONHASHSEED`` is fixed because the cache key of a
+program otherwise changes from one process to the next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+#: the tiny i.i.d. data set shared by the examples that take it
+TINY_DATA = ["--latent-dim", "2", "--domains", "5", "--points-per-domain", "60", "--steps", "50"]
+
+#: name -> (tiny arguments, files it writes under --out)
+CASES = {
+    "prior_predictive": (
+        TINY_DATA + ["--draws", "10"],
+        ["prior_predictive.png", "fitted_predictive.png", "domains.png", "summary.json"]),
+    "identifiable_vs_not": (
+        TINY_DATA + ["--few-domains", "2", "--loc-range", "0"],
+        ["jacobians.png", "variability_many.png", "variability_few.png", "summary.json"]),
+    "posterior_analysis": (
+        TINY_DATA + ["--draws", "30", "--obs", "20", "--nuts-obs", "2", "--nuts-warmup", "20",
+                     "--nuts-samples", "20"],
+        ["posterior.nc", "summary_guide.csv", "nuts_diagnostics.csv", "forest.png", "ppc.png",
+         "calibration.png", "summary.json"]),
+    "model_comparison": (
+        TINY_DATA + ["--heldout-per-domain", "6", "--samples", "5", "--loo-draws", "20"],
+        ["marginal.png", "loo_khat.png", "summary.json"]),
+    "compare_algorithms": (
+        ["--latent-dim", "2", "--domains", "3", "--points-per-domain", "50", "--engines", "svi",
+         "--seeds", "2", "--steps", "50", "--eval-every", "25", "--metrics", "mcc", "elbo",
+         "timing", "calibration_90"],
+        ["results.csv", "summary.csv", "results.nc", "mcc_by_engine.png", "time_vs_mcc.png",
+         "calibration_by_engine.png", "grid.json", "summary.json"]),
+    "sequences": (
+        ["--regimes", "2", "--sequences", "6", "--length", "10", "--steps", "50", "--draws",
+         "10"],
+        ["trajectories.png", "regimes.png", "summary.json"]),
+    "your_own_data": (
+        ["--demo-latent-dim", "2", "--demo-domains", "5", "--demo-points-per-domain", "60",
+         "--steps", "50", "--heldout-fraction", "0", "--nuts-obs", "0"],
+        ["demo_data.npz", "run/config.json", "run/params.npz", "run/metrics.json",
+         "run/posterior.nc", "run/report.html", "run/report.json", "run/ppc.png",
+         "run/forest.png", "run/calibration.png"]),
+}
+
+
+@pytest.fixture(scope="session")
+def example_env(request, tmp_path_factory):
+    # pytest's cache directory (.pytest_cache/, git-ignored) keeps the compiled programs
+    # between sessions; JAX's cache keys include the program, the JAX version and the backend,
+    # so a stale entry is never used. Without the cache plugin (-p no:cacheprovider) the
+    # programs are shared within the session only.
+    store = getattr(request.config, "cache", None)
+    cache = (store.mkdir("jax_compilation_cache") if store is not None
+             else tmp_path_factory.mktemp("jax_compilation_cache"))
+    env = dict(os.environ)
+    env.update({
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]),
+        "JAX_PLATFORMS": "cpu",
+        "MPLBACKEND": "Agg",
+        "PYTHONHASHSEED": "0",
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    })
+    return env
+
+
+def run_example(name, args, out, env):
+    return subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args, "--out",
+                           str(out)], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_every_example_is_tested():
+    scripts = {p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
+    assert scripts == set(CASES)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_example_runs(name, tmp_path, example_env):
+    args, files = CASES[name]
+    out = tmp_path / name
+    proc = run_example(name, args, out, example_env)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert f"{out}" in proc.stdout  # the closing line names the output directory
+    for rel in files:
+        assert (out / rel).is_file() and (out / rel).stat().st_size > 0, f"{name}: no {rel}"
+    summary = out / "summary.json"
+    if summary.exists():
+        assert json.loads(summary.read_text())  # strict JSON (NaN written as null)
+
+
+def test_example_refuses_non_empty_out(tmp_path, example_env):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    proc = run_example("prior_predictive", TINY_DATA, out, example_env)
+    assert proc.returncode != 0
+    assert "--force" in proc.stderr and "Traceback" not in proc.stderr
+    assert (out / "keep.txt").read_text() == "mine"
