@@ -128,7 +128,7 @@ def _learned_variability(fitted, z_hat, u_points, rtol, min_share):
 
 
 def _jacobians(fitted, truth, z_true, z_hat, u_points):
-    from ppl_ident.inference import decoder_fn, encoder_mean_fn
+    from ppl_ident.inference import data_mean_fn, encoder_mean_fn
 
     n, n_hat = z_true.shape[1], z_hat.shape[1]
     if n != n_hat:
@@ -138,7 +138,8 @@ def _jacobians(fitted, truth, z_true, z_hat, u_points):
                           f"{n})."}
     enc = jacobian_encoder_route(encoder_mean_fn(fitted.spec, fitted.params), truth.g, z_true,
                                  u_points)
-    dec = jacobian_decoder_route(truth.g_inv, decoder_fn(fitted.spec, fitted.params), z_hat)
+    # the learned mixing in data coordinates (the decoder writes whitened x by default)
+    dec = jacobian_decoder_route(truth.g_inv, data_mean_fn(fitted.spec, fitted.params), z_hat)
     # Scores compare standardised latents (MCC's convention), so neither the simulator's
     # per-latent scales nor the learned ones weigh in.
     true_sd, learned_sd = z_true.std(0), z_hat.std(0)

@@ -156,7 +156,8 @@ def jacobian_decoder_route(g_inv, decoder, z_hat):
     g_inv : callable ``(d,) -> (n,)``
         The true unmixing for one point (``GroundTruth.g_inv``).
     decoder : callable ``(n_hat,) -> (d,)``
-        The learned decoder for one latent vector (:func:`ppl_ident.inference.decoder_fn`).
+        The learned decoder for one latent vector, in data coordinates
+        (:func:`ppl_ident.inference.data_mean_fn`).
     z_hat : array ``(P, n_hat)``
         Learned latents at which to evaluate (e.g. encoder means of observed ``x``).
 

@@ -19,13 +19,13 @@ from ppl_ident.inference.fit import (
 from ppl_ident.inference.latents import LATENT_SAMPLERS, LatentDraws, sample_latents
 from ppl_ident.inference.marginal import MarginalLikelihood, log_marginal_likelihood
 from ppl_ident.inference.nuts import NutsState, nuts_engine, nuts_latents
-from ppl_ident.inference.predict import decoder_fn, encode, encoder_mean_fn, learned_log_prior
+from ppl_ident.inference.predict import data_mean_fn, decoder_fn, encode, encoder_mean_fn, learned_log_prior
 
 __all__ = [
     "DivergencePolicy", "chunk_schedule", "divergence_reason",
     "ELBOS", "ENGINES", "SAMPLER_ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal",
     "OptimConfig", "StepInfo", "build_engine",
-    "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
+    "data_mean_fn", "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
 ]
 __all__ += ["LATENT_SAMPLERS", "LatentDraws", "sample_latents", "MarginalLikelihood",
             "log_marginal_likelihood", "NutsState", "nuts_engine", "nuts_latents"]

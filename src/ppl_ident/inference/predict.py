@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from numpyro import handlers
 
-__all__ = ["encode", "decoder_fn", "encoder_mean_fn", "learned_log_prior"]
+__all__ = ["encode", "decoder_fn", "data_mean_fn", "encoder_mean_fn", "learned_log_prior"]
 
 
 def encode(spec, params, x, u):
@@ -32,11 +32,31 @@ def encode(spec, params, x, u):
 
 
 def decoder_fn(spec, params):
-    """The fitted decoder as a pure function of one latent vector: ``(n,) -> (d,)``."""
+    """The fitted decoder network as a pure function of one latent vector: ``(n,) -> (d,)``.
+
+    Its output is in the model's decoding coordinates: whitened ``chol^{-1} (x - mu)`` when the
+    model decodes whitened data (the default). For the mean of ``x`` in data coordinates use
+    :func:`data_mean_fn`.
+    """
     import equinox as eqx
 
     module = eqx.combine(params["decoder$params"], _static(spec, "decoder"))
     return module
+
+
+def data_mean_fn(spec, params):
+    """``E[x | z]`` of the fitted model in data coordinates, for one latent vector.
+
+    The decoder network followed by the model's un-whitening ``x = mu + chol @ w`` (identity
+    when the model decodes in data coordinates). This is the learned mixing ``g_hat`` that a
+    comparison with the true mixing needs.
+    """
+    dec = decoder_fn(spec, params)
+    white = spec.config.get("whiten")
+    if white is None:
+        return dec
+    mu, chol = (jnp.asarray(a, jnp.float32) for a in white)
+    return lambda z: mu + chol @ dec(z)
 
 
 def encoder_mean_fn(spec, params):
