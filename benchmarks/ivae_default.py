@@ -22,6 +22,9 @@ from _common import Emitter
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seed-list", type=int, nargs="+", default=None,
+                   help="explicit seeds (overrides --seeds)")
+    p.add_argument("--models", nargs="+", default=["ivae", "vae"], choices=["ivae", "vae"])
     p.add_argument("--steps", type=int, default=None, help="override FitSettings().steps")
     p.add_argument("--restarts", type=int, default=None)
     p.add_argument("--preset", default="fast", help="a FIT_PRESETS name: fast or accurate")
@@ -32,7 +35,7 @@ def main():
     from ppl_ident.workflow import fit_model, fit_settings
 
     warnings.simplefilter("ignore")
-    seeds = list(range(2 if args.quick else args.seeds))
+    seeds = args.seed_list or list(range(2 if args.quick else args.seeds))
     settings = fit_settings(args.preset)
     if args.quick:
         settings = settings._replace(steps=1000)
@@ -42,7 +45,7 @@ def main():
         settings = settings._replace(restarts=args.restarts)
     emit = Emitter("ivae_default" if args.preset == "fast" else f"ivae_default_{args.preset}",
                    args.out)
-    results = {"ivae": [], "vae": []}
+    results = {m: [] for m in args.models}
     raw = []
     for seed in seeds:
         data, _ = simulate_domains(seed)

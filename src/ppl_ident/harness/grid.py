@@ -59,7 +59,7 @@ SAMPLE_OBS = 200
 #: Options an engine entry may set; the rest of the fit uses FitSettings' defaults.
 FIT_KEYS = ("engine", "elbo", "guide", "num_particles", "batch_size", "learning_rate",
             "warmup_steps", "clip_norm", "width", "depth", "prior", "noise_scale",
-            "steps") + SAMPLER_KEYS
+            "noise_init", "whiten", "steps") + SAMPLER_KEYS
 
 #: Named engine configurations the harness compares (one inference algorithm each).
 ENGINE_PRESETS: dict[str, dict] = {

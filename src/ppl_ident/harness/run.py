@@ -78,12 +78,16 @@ def _build(cell: Cell, data, u_model, n_domains):
 
     from ppl_ident.inference import OptimConfig, build_engine
     from ppl_ident.models import build_model
+    from ppl_ident.workflow import whitening
 
     s = _settings(cell, data.x.shape[0])
+    # the same model as `fit_model` builds (whitened decoding, initial noise scale), so a
+    # grid compares inference algorithms on the package's model, not on a variant of it
     spec = build_model(s.model, jax.random.PRNGKey(0), n_latent=s.latent_dim,
                        data_dim=data.x.shape[1], n_domains=n_domains, width=s.width,
                        depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
-                       guide=cell.fit.get("guide", "encoder"))
+                       whiten=whitening(data.x) if s.whiten else None,
+                       noise_init=s.noise_init, guide=cell.fit.get("guide", "encoder"))
     optim = OptimConfig(learning_rate=s.learning_rate, num_steps=s.steps,
                         warmup_steps=s.warmup_steps, clip_norm=s.clip_norm)
     kw = dict(batch_size=s.batch_size, optim=optim)
