@@ -46,8 +46,8 @@ FIT_GUIDES = ("encoder", "encoder_fullcov")
 #: ``ppl-ident fit --preset``). ``fast`` is the default: the ELBO, one particle, about 10 s on
 #: the default setting. ``accurate`` trains on the importance-weighted bound with 32 particles
 #: (``iwae``): a tighter bound on ``log p(x | u)``, which on the default setting raises the
-#: iVAE's MCC from about 0.78 to about 0.94 at several times the run time (measured in
-#: ``benchmarks/README.md``).
+#: iVAE's median MCC over 5 seeds from 0.79 to 0.925 at about 8 times the run time (measured
+#: in ``benchmarks/README.md``).
 FIT_PRESETS = {
     "fast": {},
     "accurate": {"engine": "iwae", "num_particles": 32},
