@@ -79,6 +79,9 @@ def example_env(request, tmp_path_factory):
         "PYTHONHASHSEED": "0",
         "JAX_COMPILATION_CACHE_DIR": str(cache),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        # smoke runs: compile quickly rather than run fast (the tiny programs are compile-bound)
+        "XLA_FLAGS": " ".join(filter(None, [env.get("XLA_FLAGS"),
+                                            "--xla_backend_optimization_level=0"])),
     })
     return env
 
