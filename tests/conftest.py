@@ -4,6 +4,12 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The suite's programs are tiny and compile-bound: spend less time optimising them (measured:
+# the whole suite 11 min 47 s -> 9 min 32 s on 2 cores). Set before JAX is imported;
+# subprocesses inherit it.
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"),
+                                                     "--xla_backend_optimization_level=0"]))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
