@@ -195,6 +195,10 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
     return s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, n_obs)))
 
 
+# the largest default particle count of a registered engine (iwae: 8); a bound for the check
+_MAX_DEFAULT_PARTICLES = 8
+
+
 def _check_fit_memory(dataset: Dataset, s: FitSettings):
     """Refuse settings whose networks cannot fit in memory before anything is allocated."""
     from ppl_ident.files import check_memory
@@ -205,7 +209,7 @@ def _check_fit_memory(dataset: Dataset, s: FitSettings):
     mlp = lambda i, o: i * w + (s.depth - 1) * w * w + w * o  # noqa: E731
     n_params = mlp(n, d) + mlp(d + max(n_dom, k), 2 * n) + mlp(k, 2 * n) + 2 * n_dom * n + d
     # parameters, gradients and two Adam moments per restart, plus one batch of activations
-    nbytes = 4 * s.restarts * (4 * n_params + 4 * s.batch_size * w * s.depth * (s.num_particles or 8))
+    nbytes = 4 * s.restarts * (4 * n_params + 4 * s.batch_size * w * s.depth * (s.num_particles or _MAX_DEFAULT_PARTICLES))
     check_memory(nbytes, f"a fit with --width {w} --depth {s.depth} --restarts {s.restarts}",
                  "lower --width, --depth, --restarts or --batch-size.")
 
@@ -319,9 +323,14 @@ def whitening(x):
     return mu.astype(np.float32), chol.astype(np.float32)
 
 
+def engine_optim(s: FitSettings) -> OptimConfig:
+    """The optimiser schedule of a fit with settings ``s``."""
+    return OptimConfig(learning_rate=s.learning_rate, num_steps=s.steps,
+                       warmup_steps=s.warmup_steps, clip_norm=s.clip_norm)
+
+
 def _engine(spec, s: FitSettings):
-    optim = OptimConfig(learning_rate=s.learning_rate, num_steps=s.steps,
-                        warmup_steps=s.warmup_steps, clip_norm=s.clip_norm)
+    optim = engine_optim(s)
     # None leaves the engine's own default ELBO and particle count
     chosen = {k: v for k, v in (("elbo", s.elbo), ("num_particles", s.num_particles))
               if v is not None}

@@ -81,7 +81,7 @@ def settings_from_args(args):
     chosen = {k: v for k, v in (("engine", args.engine), ("elbo", args.elbo),
                                 ("num_particles", args.particles)) if v is not None}
     return fit_settings(
-        getattr(args, "preset", "fast"), **chosen,
+        args.preset, **chosen,
         model=args.model, latent_dim=args.latent_dim, steps=args.steps or FitSettings().steps,
         batch_size=args.batch_size,
         learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,

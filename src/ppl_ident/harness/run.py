@@ -76,9 +76,9 @@ def _settings(cell: Cell, n_obs: int):
 def _build(cell: Cell, data, u_model, n_domains):
     import jax
 
-    from ppl_ident.inference import OptimConfig, build_engine
+    from ppl_ident.inference import build_engine
     from ppl_ident.models import build_model
-    from ppl_ident.workflow import whitening
+    from ppl_ident.workflow import _engine, engine_optim, whitening
 
     s = _settings(cell, data.x.shape[0])
     # the same model as `fit_model` builds (whitened decoding, initial noise scale), so a
@@ -88,16 +88,12 @@ def _build(cell: Cell, data, u_model, n_domains):
                        depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
                        whiten=whitening(data.x) if s.whiten else None,
                        noise_init=s.noise_init, guide=cell.fit.get("guide", "encoder"))
-    optim = OptimConfig(learning_rate=s.learning_rate, num_steps=s.steps,
-                        warmup_steps=s.warmup_steps, clip_norm=s.clip_norm)
-    kw = dict(batch_size=s.batch_size, optim=optim)
-    if "elbo" in cell.fit:
-        kw["elbo"] = cell.fit["elbo"]
-    if "num_particles" in cell.fit:
-        kw["num_particles"] = cell.fit["num_particles"]
-    engine = build_engine(cell.fit["engine"], spec, **kw)
+    # the engine exactly as `fit_model` builds it (the cell's engine, ELBO and particles are
+    # FitSettings fields, None leaving the engine's own)
+    engine = _engine(spec, s)
     # Every engine is also scored with the plain Trace_ELBO, so ELBOs compare across engines.
-    ref = build_engine("svi", spec, elbo="Trace_ELBO", batch_size=s.batch_size, optim=optim)
+    ref = build_engine("svi", spec, elbo="Trace_ELBO", batch_size=s.batch_size,
+                       optim=engine_optim(s))
     return s, spec, engine, ref
 
 
