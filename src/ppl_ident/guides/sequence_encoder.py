@@ -9,6 +9,7 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
+from ppl_ident.guides.encoder import ReparamMultivariateNormal
 from ppl_ident.models.ivae import whiten_data
 from ppl_ident.models.nn import one_hot
 
@@ -28,12 +29,16 @@ def context_windows(x, context: int):
 def sequence_encoder_guide(x=None, u=None, *, encoder, n_latent: int, context: int = 1,
                            n_domains: int | None = None, use_u: bool = False,
                            subsample_size: int | None = None, min_scale: float = 1e-3,
-                           kl_weight=1.0, whiten=None, **_unused):
-    """Diagonal-Gaussian amortised posterior over every latent step of every sequence.
+                           kl_weight=1.0, whiten=None, fullcov: bool = False, **_unused):
+    """Gaussian amortised posterior over every latent step of every sequence.
 
     ``encoder`` maps one window (``2 * context + 1`` steps of ``x``, plus one-hot ``u_t`` when
-    ``use_u``) to ``2 * n_latent`` numbers: mean and pre-softplus scale; registered as
-    ``encoder``. The site ``z`` lives in the plates ``sequence`` (dim -2) and ``time`` (dim -1),
+    ``use_u``) to the mean and scale of ``q(z_t | x_{t-c..t+c}, u_t)``; registered as
+    ``encoder``. Diagonal (``fullcov=False``): ``2 * n_latent`` outputs, mean and pre-softplus
+    scale. Full covariance (``fullcov=True``): ``n + n (n + 1) / 2`` outputs, the mean and the
+    lower triangle of the Cholesky factor (row-major, diagonal through a softplus), as in
+    :func:`ppl_ident.guides.encoder.fullcov_encoder_guide`: a non-linear decoder correlates the
+    latents of one step a posteriori even under a factorial prior. The site ``z`` lives in the plates ``sequence`` (dim -2) and ``time`` (dim -1),
     like the sequence models' prior, so every ``z_t`` is proposed at once.
 
     Parameters
@@ -48,6 +53,8 @@ def sequence_encoder_guide(x=None, u=None, *, encoder, n_latent: int, context: i
         The encoder reads whitened ``x`` (as the model's decoder writes it).
     subsample_size : int, optional
         Minibatch size of the ``sequence`` plate.
+    fullcov : bool
+        Full-covariance (True) or diagonal (False) Gaussian for each step.
     """
     B, T = x.shape[:2]
     enc = eqx_module("encoder", encoder)
@@ -58,8 +65,17 @@ def sequence_encoder_guide(x=None, u=None, *, encoder, n_latent: int, context: i
         if use_u and u is not None:
             inp = jnp.concatenate([inp, one_hot(u[idx], n_domains)], axis=-1)
         flat = inp.reshape(-1, inp.shape[-1])
-        out = jax.vmap(enc)(flat).reshape(inp.shape[:2] + (2 * n_latent,))
+        out = jax.vmap(enc)(flat)
+        out = out.reshape(inp.shape[:2] + out.shape[-1:])
         loc = out[..., :n_latent]
-        scale = jax.nn.softplus(out[..., n_latent:]) + min_scale
+        if fullcov:
+            rows, cols = jnp.tril_indices(n_latent)
+            tri = out[..., n_latent:]
+            tri = jnp.where(rows == cols, jax.nn.softplus(tri) + min_scale, tri)
+            scale_tril = jnp.zeros(tri.shape[:-1] + (n_latent, n_latent)).at[
+                ..., rows, cols].set(tri)
+            q = ReparamMultivariateNormal(loc, scale_tril=scale_tril)
+        else:
+            q = dist.Normal(loc, jax.nn.softplus(out[..., n_latent:]) + min_scale).to_event(1)
         with numpyro.plate("time", T, dim=-1), handlers.scale(scale=kl_weight):
-            numpyro.sample("z", dist.Normal(loc, scale).to_event(1))
+            numpyro.sample("z", q)

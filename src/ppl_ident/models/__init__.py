@@ -21,6 +21,9 @@ from ppl_ident.models.ivae import PRIORS, ivae, prior_params, vae
 from ppl_ident.models.nn import mlp, residual_mlp
 from ppl_ident.models.temporal import SEQUENCE_KINDS, regime, stationary, tivae
 
+#: Guides of the sequence models: a diagonal or full-covariance Gaussian for every step.
+SEQUENCE_GUIDES = ("encoder", "encoder_fullcov")
+
 #: Network families for encoders and decoders.
 ARCHITECTURES = {"mlp": mlp, "residual": residual_mlp}
 
@@ -113,7 +116,7 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
 
 def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
                            n_regimes=3, context=1, width=64, depth=2, noise_scale=None,
-                           whiten=None, **_iid_only):
+                           whiten=None, guide="encoder", **_iid_only):
     """Builder of the sequence models (``x`` of shape ``(B, T, d)``); see
     :mod:`ppl_ident.models.temporal`. Options of the i.i.d. models (``prior``, ``aux_dim``,
     ...) are accepted and ignored so that one settings object serves both families."""
@@ -130,6 +133,10 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
             raise InputError(f"{label} must be a positive integer, got {value!r}.")
     if int(context) != context or context < 0:
         raise InputError(f"context must be an integer >= 0, got {context!r}.")
+    if guide not in SEQUENCE_GUIDES:
+        raise InputError(f"Sequence models take the guides {', '.join(SEQUENCE_GUIDES)}; "
+                         f"got {guide!r}.")
+    fullcov = guide == "encoder_fullcov"
     K = n_regimes if name == "regime" else 1
     use_u = name == "tivae"
     enc_in = (2 * context + 1) * data_dim + (n_domains if use_u else 0)
@@ -138,7 +145,8 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
         k_dec, k_enc, k_tr = jax.random.split(key, 3)
         return {
             "decoder": mlp(k_dec, n_latent, data_dim, width, depth),
-            "encoder": mlp(k_enc, enc_in, 2 * n_latent, width, depth),
+            "encoder": mlp(k_enc, enc_in, guide_family(guide).encoder_outputs(n_latent), width,
+                           depth),
             "transition": mlp(k_tr, lag * n_latent, K * n_latent, width, depth),
         }
 
@@ -153,9 +161,9 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
                     transition=mods["transition"], n_latent=n_latent, data_dim=data_dim,
                     lag=lag, n_domains=n_domains if use_u else None, n_regimes=K,
                     noise_scale=noise_scale, whiten=white)
-    guide = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
+    guide_fn = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
                     context=context, n_domains=n_domains if use_u else None, use_u=use_u,
-                    whiten=white)
+                    whiten=white, fullcov=fullcov)
 
     def init_params(key):
         k_mod, k_loc = jax.random.split(key)
@@ -170,9 +178,9 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim,
                   n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
                   context=context, width=width, depth=depth, noise_scale=noise_scale,
-                  batch_plate="sequence",
+                  batch_plate="sequence", guide=guide,
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white])
-    return ModelSpec(name, model, guide, init_params, config)
+    return ModelSpec(name, model, guide_fn, init_params, config)
 
 
 MODELS = {
