@@ -6,7 +6,8 @@ iVAE's exponential-family condition). :func:`check_run` asks the same of a fitte
 *learned* prior, and, when the simulator's ground truth is known, whether the learned-to-true
 map has the Jacobian of a scaled permutation (both routes of
 :mod:`ppl_ident.diagnostics.jacobian`). ``ppl-ident check`` and ``fit`` (``metrics.json``) print
-and store these dicts.
+and store these dicts. Sequence data and sequence models are dispatched to
+:mod:`ppl_ident.checks_sequences` (transition densities with the past as auxiliary variable).
 
 Example::
 
@@ -72,7 +73,24 @@ def check_data(dataset, truth, *, n_points: int = 256, seed: int = 0, rtol: floa
     ------
     InputError
         Without ground truth, with continuous ``u`` or without true latents.
+
+    Notes
+    -----
+    Sequence files (a :class:`~ppl_ident.data.sequences.SequenceTruth`) are checked by
+    :func:`ppl_ident.checks_sequences.check_sequence_data`: the true transition density with
+    the past (and the domain or regime) as auxiliary variable, or the segment label.
     """
+    from ppl_ident.data.sequences import SequenceTruth
+
+    if isinstance(truth, SequenceTruth):
+        from ppl_ident.checks_sequences import check_sequence_data
+
+        return check_sequence_data(dataset, truth, n_points=n_points, seed=seed, rtol=rtol,
+                                   min_share=min_share)
+    if truth is not None and np.ndim(dataset.x) == 3:
+        raise InputError("This file holds sequences x (B, T, d) but i.i.d. ground truth; its "
+                         "truth_* keys do not match it. Re-simulate it with `ppl-ident "
+                         "simulate --generator segments|dynamics|regimes`.")
     if truth is None or getattr(truth, "domain_scale", None) is None \
             or np.size(truth.domain_scale) == 0:
         raise InputError(
@@ -140,15 +158,20 @@ def _jacobians(fitted, truth, z_true, z_hat, u_points):
                                  u_points)
     # the learned mixing in data coordinates (the decoder writes whitened x by default)
     dec = jacobian_decoder_route(truth.g_inv, data_mean_fn(fitted.spec, fitted.params), z_hat)
+    return _score_routes({"encoder": enc, "decoder": dec}, z_true.std(0), z_hat.std(0))
+
+
+def _score_routes(routes: dict, true_sd, learned_sd) -> dict:
+    """Score each route's Jacobians ``{"encoder": (P, n_hat, n), "decoder": (P, n, n_hat)}``
+    between standardised latents, skipping non-finite points."""
     # Scores compare standardised latents (MCC's convention), so neither the simulator's
     # per-latent scales nor the learned ones weigh in.
-    true_sd, learned_sd = z_true.std(0), z_hat.std(0)
     if np.any(learned_sd <= 0) or np.any(true_sd <= 0):
         return {"applicable": False,
                 "reason": "a learned or true latent is constant over the evaluation points "
                           "(collapsed), so the Jacobian between standardised latents is undefined"}
     out = {"applicable": True, "standardised": True}
-    for route, jac in (("encoder", enc), ("decoder", dec)):
+    for route, jac in routes.items():
         jac = standardise(true_by_learned(jac, route), true_sd, learned_sd)
         finite = np.all(np.isfinite(jac), axis=(1, 2))
         if not finite.any():
@@ -184,9 +207,24 @@ def check_run(fitted, dataset, truth=None, *, n_points: int = 256, seed: int = 0
         ``decoder`` (``d z / d z_hat`` at the encoder means) scores, both oriented true x
         learned and between standardised latents (each divided by its standard deviation over
         the evaluation points); None without ground truth.
+
+    Sequence models (:data:`ppl_ident.models.SEQUENCE_MODELS`) are checked by
+    :func:`ppl_ident.checks_sequences.check_sequence_run`: the learned transition density with
+    the past as auxiliary variable, and the Jacobian scores over all time steps.
     """
     from ppl_ident.inference import encode
+    from ppl_ident.models import SEQUENCE_MODELS
     from ppl_ident.workflow import prepare_inputs
+
+    if fitted.spec.config["name"] in SEQUENCE_MODELS:
+        from ppl_ident.checks_sequences import check_sequence_run
+
+        return check_sequence_run(fitted, dataset, truth, n_points=n_points, seed=seed,
+                                  rtol=rtol, min_share=min_share)
+    if np.ndim(dataset.x) != 2:
+        raise InputError(f"The run is an i.i.d. model ({fitted.spec.config['name']}) but the "
+                         f"data's x has shape {np.shape(dataset.x)}; pass the (N, d) file it "
+                         "was fitted to with --data FILE.npz.")
 
     u_model, _ = prepare_inputs(dataset.u, fitted.labels)
     idx = _points(dataset.x.shape[0], n_points, seed)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from ppl_ident.cli._args import nonneg_int, positive_int
 
 NAME = "check"
-HELP = ("Check identifiability: on a simulated .npz, whether the true prior varies enough "
-        "across domains; on a run directory, the learned prior and (with ground truth) the "
-        "Jacobian structure of the learned-to-true map.")
+HELP = ("Check identifiability: on a simulated .npz, whether the true prior (for sequences: "
+        "the transition density, with the past as auxiliary variable) varies enough; on a run "
+        "directory, the learned prior or transition and (with ground truth) the Jacobian "
+        "structure of the learned-to-true map.")
 
 
 def add_arguments(p):
@@ -63,19 +64,58 @@ def _variability_lines(v) -> list[str]:
     return lines
 
 
-def _summary(result: dict, source: str) -> str:
+_AUX_TEXT = {"past": "the past z_{t-1..t-L}", "segment": "the segment label u_t",
+             "past+domain": "the past z_{t-1..t-L} and the domain u_t",
+             "past+regime": "the past z_{t-1..t-L} and the regime k_t"}
+
+
+def _sequence_header(result: dict, source: str) -> list[str]:
+    aux = _AUX_TEXT.get(result["auxiliary"], result["auxiliary"] or "none")
     if result["kind"] == "data":
+        rows = f", {result['n_rows']} {result['row_name']}s" if result["row_name"] else ""
+        what = ("per-segment densities p(z_t | u_t)" if result["generator"] == "segments"
+                else f"{result['generator']} transition densities (lag {result['lag']})")
+        return [f"{source}: true {what}, {result['n_latent']} latents{rows}",
+                f"auxiliary variable: {aux} ({result['n_aux']} values, "
+                f"{result['n_points']} latent points)"]
+    return [f"{source}: fitted {result['model']} (lag {result['lag']}, encoder context "
+            f"{result['context']}), {result['n_points']} evaluation points from "
+            f"{result['n_sequences']} sequences x {result['length']} steps",
+            f"learned transition density, auxiliary variable: {aux} ({result['n_aux']} "
+            "values):"]
+
+
+def _sequence_lines(result: dict) -> list[str]:
+    lines = []
+    if result.get("sequence_reason"):
+        lines.append(f"  theory: {result['sequence_reason']}")
+    p = result.get("past_only")
+    if p is not None:
+        lines.append(f"  past alone ({result['row_name']} {p['row']}): rank {p['rank']} of 2n = "
+                     f"{p['required']} (second-derivative block rank {p['rank_second']}) -> "
+                     f"{'PASS' if p['passed'] else 'FAIL'}")
+    return lines
+
+
+def _summary(result: dict, source: str) -> str:
+    if result.get("sequence"):
+        lines = _sequence_header(result, source)
+    elif result["kind"] == "data":
         lines = [f"{source}: true {result['source']} prior, {result['n_latent']} latents, "
                  f"{result['n_domains']} domains"]
     else:
         lines = [f"{source}: fitted {result['model']}, {result['n_points']} evaluation points",
                  "learned prior:"]
     lines += _variability_lines(result["variability"])
+    if result.get("sequence"):
+        lines += _sequence_lines(result)
     jac = result.get("jacobian")
     if jac is not None:
         lines.append("Jacobian of the learned-to-true map (0 = scaled permutation):")
         if not jac.get("applicable", True):
             lines.append(f"  not applicable: {jac['reason']}")
+        elif result.get("sequence"):
+            lines.append(f"  how: {jac['reason']}")
         for route in ("encoder", "decoder"):
             r = jac.get(route)
             if r is None:
@@ -98,9 +138,11 @@ def _plots(result: dict, out, force: bool) -> list:
     written = [atomic_write_json(out / "check.json", result)]
     v = result["variability"]
     if v.get("applicable", True):
+        what = "transition" if result.get("sequence") and result.get("auxiliary") != \
+            "segment" else "prior"
         written.append(plot_variability(v, out / "variability_spectrum.png",
-                                        title="true prior" if result["kind"] == "data"
-                                        else "learned prior"))
+                                        title=f"true {what}" if result["kind"] == "data"
+                                        else f"learned {what}"))
     jac = result.get("jacobian") or {}
     for route in ("encoder", "decoder"):
         r = jac.get(route)

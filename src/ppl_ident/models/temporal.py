@@ -336,7 +336,9 @@ def transition_log_density(spec, params, row: int = 0):
     spec : ModelSpec of a sequence model
     params : dict of fitted (constrained) parameters
     row : int
-        The domain (``tivae``) or regime (``regime``) whose density is returned.
+        The domain (``tivae``) or regime (``regime``) whose density is returned. May be a
+        traced integer (the tables are indexed as JAX arrays), so a density of
+        ``(z_t, (z_prev, row))`` can be built from it.
 
     Returns
     -------
@@ -349,7 +351,7 @@ def transition_log_density(spec, params, row: int = 0):
     n, L = cfg["n_latent"], cfg["lag"]
     K = cfg["n_regimes"] if cfg["name"] == "regime" else 1
     net = _module(spec, params, "transition")
-    loc, scale = params["trans_loc"][row], params["trans_scale"][row]
+    loc, scale = jnp.asarray(params["trans_loc"])[row], jnp.asarray(params["trans_scale"])[row]
     head = row if K > 1 else 0
 
     def log_density(z_t, z_prev):
