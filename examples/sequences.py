@@ -20,8 +20,9 @@ What it shows
 What you should see
 -------------------
 * ``trajectories.png``: for one sequence, each true latent (black) and the posterior mean of
-  the matched learned latent with its 90 % interval (after the affine alignment of
-  ``ppl_ident.diagnostics.calibration``); the band follows the true path closely.
+  the matched learned latent with its 90 % HDI (after the affine alignment of
+  ``ppl_ident.diagnostics.calibration``); the band follows the true path closely. The figures
+  are drawn by ``ppl_ident.reporting.sequence_report``, which ``ppl-ident report`` uses too.
 * ``regimes.png``: for the same sequence, the posterior probability of each regime over time
   (top; learned labels renamed to the matched true ones) and the most probable regime
   against the true path (bottom): the switches are found within a step or two.
@@ -45,16 +46,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ppl_ident as pi  # noqa: E402
 from ppl_ident.data.sequences import simulate_regimes  # noqa: E402
 from ppl_ident.diagnostics import apply_alignment, fit_alignment  # noqa: E402
 from ppl_ident.files import atomic_write_json, prepare_output_dir  # noqa: E402
+from ppl_ident.reporting.sequence_report import plot_regimes, plot_trajectories  # noqa: E402
 from ppl_ident.reporting.sequences import sequence_inference_data  # noqa: E402
-
-DPI = 70
 
 
 def parse_args(argv=None):
@@ -92,52 +91,20 @@ def main(argv=None):
     z = np.asarray(idata.posterior["z"])[0]                      # (S, B, T, n)
     z_true = np.asarray(idata.constant_data["z_true"])           # (B, T, n)
     alignment = fit_alignment(z_true.reshape(-1, n), z.mean(0).reshape(-1, n))
-    z_al = apply_alignment(alignment, z)[:, show]                # (S, T, n)
-    lo, mid, hi = np.quantile(z_al, [0.05, 0.5, 0.95], axis=0)
-    t = np.arange(args.length)
+    z_al = apply_alignment(alignment, z)                         # (S, B, T, n)
+    plot_trajectories(z_al, out / "trajectories.png", z_true=z_true, sequences=[show],
+                      title=f"aligned latent paths (MCC over all steps {m['mcc']:.2f})")
 
-    fig, axes = plt.subplots(n, 1, figsize=(5.0, 1.4 * n + 0.4), sharex=True, squeeze=False)
-    for i, ax in enumerate(axes[:, 0]):
-        ax.fill_between(t, lo[:, i], hi[:, i], color="C0", alpha=0.3, label="90% interval")
-        ax.plot(t, mid[:, i], color="C0", lw=1, label="posterior median")
-        ax.plot(t, z_true[show, :, i], color="k", lw=1, ls="--", label="true")
-        ax.set_ylabel(f"z{i}", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=6, ncol=3, loc="upper left")
-    axes[-1, 0].set_xlabel("time step", fontsize=8)
-    fig.suptitle(f"sequence {show}: aligned latent paths (MCC over all steps {m['mcc']:.2f})",
-                 fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "trajectories.png", dpi=DPI)
-    plt.close(fig)
-
-    # Regime posterior averaged over the draws of z, learned labels renamed to true ones.
-    probs = np.asarray(idata.posterior["regime_probs"])[0].mean(0)[show]   # (T, K)
-    true_path = np.asarray(truth.regimes)[show]
-    # learned -> true labels, matched (Hungarian) over every sequence by the fit's metrics
+    # Regime posterior averaged over the draws of z; learned labels renamed to the true ones
+    # they match (Hungarian over every sequence, from the fit's metrics).
+    probs = np.asarray(idata.posterior["regime_probs"])[0].mean(0)        # (B, T, K)
+    true_paths = np.asarray(truth.regimes)[:show + 1]
     mapping = np.asarray(m["regime_mapping"])
-    fig, axes = plt.subplots(2, 1, figsize=(5.0, 2.6), sharex=True,
-                             gridspec_kw={"height_ratios": [2, 1]})
-    for j in range(K):
-        k_true = int(mapping[j])
-        axes[0].plot(t, probs[:, j], color=f"C{k_true}", lw=1.2,
-                     label=f"regime {k_true}" if k_true >= 0 else f"unmatched {j}")
-    axes[0].set_ylabel("p(regime | x)", fontsize=8)
-    axes[0].legend(fontsize=6, ncol=K, loc="center left")
-    mapped = mapping[probs.argmax(-1)]
-    axes[1].step(t, true_path, where="mid", color="k", lw=1.5, label="true")
-    axes[1].step(t, mapped, where="mid", color="C3", lw=1, ls="--", label="most probable")
-    axes[1].set_yticks(range(K))
-    axes[1].set_ylabel("regime", fontsize=8)
-    axes[1].set_xlabel("time step", fontsize=8)
-    axes[1].legend(fontsize=6, ncol=2, loc="upper right")
-    for ax in axes:
-        ax.tick_params(labelsize=7)
-    fig.suptitle(f"sequence {show}: regime posterior (accuracy over all sequences "
-                 f"{m['regime_accuracy']:.2f})", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "regimes.png", dpi=DPI)
-    plt.close(fig)
+    plot_regimes(probs, out / "regimes.png", true_path=true_paths, mapping=mapping,
+                 sequences=[show], title=f"regime posterior (accuracy over all sequences "
+                                         f"{m['regime_accuracy']:.2f})")
+    mapped = mapping[probs[show].argmax(-1)]
+    true_path = true_paths[show]
 
     summary = {
         "mcc": m["mcc"], "mcc_per_dim": m["mcc_per_dim"],

@@ -6,17 +6,19 @@ from ppl_ident.cli._args import nonneg_int, positive_int
 
 NAME = "report"
 HELP = ("Write PNG figures, report.json and a self-contained report.html (posterior "
-        "uncertainty, calibration, NUTS reference, posterior predictive check) in a run "
-        "directory.")
+        "uncertainty, calibration, NUTS reference, posterior predictive check; sequence runs: "
+        "latent trajectories, interval coverage, regime posterior) in a run directory.")
 
 
 def add_arguments(p):
     p.add_argument("run_dir", help="run directory written by `ppl-ident fit`")
     p.add_argument("--data", default=None, help="data file (default: the one in config.json)")
     p.add_argument("--heldout", default=None,
-                   help=".npz data not used for fitting, for the marginal likelihood")
+                   help=".npz data not used for fitting, for the marginal likelihood "
+                        "(i.i.d. runs only)")
     p.add_argument("--nuts-obs", type=nonneg_int, default=6,
-                   help="observations sampled by the NUTS reference posterior (0: skip)")
+                   help="observations sampled by the NUTS reference posterior (0: skip; "
+                        "i.i.d. runs only)")
     p.add_argument("--nuts-warmup", type=positive_int, default=300)
     p.add_argument("--nuts-samples", type=positive_int, default=300)
     p.add_argument("--nuts-chains", type=positive_int, default=4)

@@ -15,6 +15,12 @@ when present, the data file named in ``config.json``) and writes, next to them:
 - ``report.html`` with every figure embedded (base64), the tables, and the Jacobian heatmap
   and sufficient-variability spectrum when the run directory holds ``jacobian.png`` /
   ``variability.png`` (written by the diagnostics).
+
+Runs of sequence models (:data:`ppl_ident.models.SEQUENCE_MODELS`) get their own report,
+written by :func:`ppl_ident.reporting.sequence_report.build_sequence_report`: latent
+trajectories, interval coverage and the regime posterior instead of the per-observation
+figures. Each run of the report rewrites its own figures, ``report.json`` and ``report.html``;
+``posterior.nc`` is only written when the run directory has none.
 """
 
 from __future__ import annotations
@@ -92,17 +98,23 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _resolve_data(run: Path, config: dict, dataset):
+def _resolve_data(run: Path, config: dict, dataset, truth=None):
+    """``(Dataset, truth)`` of a run: ``dataset`` as given (object or path), else the file
+    named in ``config.json``; ``truth`` is the file's ground truth unless given."""
     from ppl_ident.data import load_dataset
 
     if dataset is not None:
-        return dataset if not isinstance(dataset, (str, Path)) else load_dataset(dataset)[0]
+        if not isinstance(dataset, (str, Path)):
+            return dataset, truth
+        data, file_truth = load_dataset(dataset)
+        return data, file_truth if truth is None else truth
     path = config.get("data")
     if path is None:
         raise InputError(f"{run}/config.json names no data file; pass --data FILE.")
     for cand in (Path(path), run / path, run.parent / Path(path).name):
         if cand.is_file():
-            return load_dataset(cand)[0]
+            data, file_truth = load_dataset(cand)
+            return data, file_truth if truth is None else truth
     raise InputError(f"The data file {path} named in {run}/config.json was not found; pass "
                      "--data FILE.")
 
@@ -317,8 +329,13 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                  nuts_warmup: int = 300, nuts_samples: int = 300, nuts_chains: int = 4,
                  forest_obs: int = 3, marginal_samples: int = 100,
                  marginal_obs: int = 1000, calibration_draws: int = 400,
-                 seed: int = 0) -> ReportResult:
+                 seed: int = 0, truth=None) -> ReportResult:
     """Write the figures, ``report.json`` and ``report.html`` of a run directory.
+
+    Runs of sequence models are handed to
+    :func:`ppl_ident.reporting.sequence_report.build_sequence_report` (which uses
+    ``dataset``, ``truth``, ``calibration_draws``, ``seed``, ``forest_obs`` as the number of
+    sequences drawn, and says in the report why NUTS and the marginal likelihood are skipped).
 
     Parameters
     ----------
@@ -333,7 +350,8 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         Observations for the NUTS reference posterior (0 skips it).
     nuts_warmup, nuts_samples, nuts_chains : int
     forest_obs : int
-        Observations shown in the forest plot.
+        Observations shown in the forest plot (sequence runs: sequences whose trajectories
+        are drawn).
     marginal_samples, marginal_obs : int
         Importance samples ``K`` and observations for the marginal likelihood.
     calibration_draws : int
@@ -342,6 +360,10 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         from few draws under-cover by themselves (for a Gaussian, 100 draws give a 90 %
         HDI that covers 87.4 % on average, 400 draws 88.9 %).
     seed : int
+    truth : GroundTruth or SequenceTruth, optional
+        The simulator's ground truth when ``dataset`` is given as an object (a data file
+        carries its own); sequence runs use it for the regime accuracy and the
+        transition-matrix error.
 
     Returns
     -------
@@ -362,6 +384,7 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                                                     flat_draws, nuts_reference, read_posterior,
                                                     select_obs, to_inference_data,
                                                     write_posterior)
+    from ppl_ident.models import SEQUENCE_MODELS
     from ppl_ident.workflow import load_run, prepare_inputs
 
     t_all = time.perf_counter()
@@ -369,7 +392,17 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     run = Path(run_dir)
     fitted = load_run(run)
     config = json.loads((run / "config.json").read_text())
-    data = _resolve_data(run, config, dataset)
+    data, truth = _resolve_data(run, config, dataset, truth)
+    if fitted.spec.config["name"] in SEQUENCE_MODELS:
+        from ppl_ident.reporting.sequence_report import build_sequence_report
+
+        return build_sequence_report(run, fitted, data, truth, heldout=heldout,
+                                     nuts_obs=nuts_obs, show_sequences=forest_obs,
+                                     calibration_draws=calibration_draws, seed=seed)
+    if data.x.ndim != 2:
+        raise InputError(f"{run} holds a fit of the i.i.d. model {fitted.settings.model!r}, but "
+                         f"the data are sequences {data.x.shape}; pass the fitted data with "
+                         "--data FILE.")
 
     t0 = time.perf_counter()
     if (run / POSTERIOR_FILE).is_file():
@@ -507,20 +540,27 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     timings["total"] = time.perf_counter() - t_all
     numbers["timings_s"] = timings
 
-    sections = [k for k in SECTIONS if k in html_parts]
-    title = f"ppl-ident report: {run.name} ({fitted.settings.model})"
+    out, sections = _write_page(run, f"ppl-ident report: {run.name} ({fitted.settings.model})",
+                                SECTIONS, html_parts, numbers)
+    return ReportResult(out, figures, sections, numbers, timings, idatas)
+
+
+def _write_page(run: Path, title: str, titles: dict, html_parts: dict, numbers: dict):
+    """Write ``report.json`` and the self-contained ``report.html`` (sections in the order of
+    ``titles``, those in ``html_parts`` only); returns the page's path and section keys."""
+    sections = [k for k in titles if k in html_parts]
     body = [f"<h1>{html.escape(title)}</h1>"]
-    body.append("<p>" + " · ".join(f'<a href="#{k}">{SECTIONS[k]}</a>' for k in sections)
+    body.append("<p>" + " · ".join(f'<a href="#{k}">{titles[k]}</a>' for k in sections)
                 + "</p>")
     for k in sections:
-        body.append(f'<h2 id="{k}">{SECTIONS[k]}</h2>\n{html_parts[k]}')
+        body.append(f'<h2 id="{k}">{titles[k]}</h2>\n{html_parts[k]}')
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title><style>{_CSS}</style></head><body>\n" + "\n".join(body) +
             "\n</body></html>\n")
     atomic_write_json(run / "report.json", numbers)
     out = run / "report.html"
     atomic_write_bytes(out, page.encode())
-    return ReportResult(out, figures, sections, numbers, timings, idatas)
+    return out, sections
 
 
 def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:

@@ -1,0 +1,125 @@
+"""The report of a sequence model's run: trajectories, coverage, regime posterior, no crash on
+the i.i.d.-only options, clear errors on bad input."""
+
+import json
+import math
+import re
+
+import pytest
+
+from ppl_ident.cli import main
+from ppl_ident.reporting.report import build_report
+from ppl_ident.reporting.sequence_report import SEQUENCE_SECTIONS
+
+TINY = dict(width=16, depth=1, seed=0)
+
+
+def _finite_in(value, lo, hi):
+    return value is not None and math.isfinite(value) and lo <= value <= hi
+
+
+@pytest.fixture(scope="module")
+def regime_run(tmp_path_factory):
+    """A regime run without posterior.nc (the report builds it)."""
+    from ppl_ident.data import save_dataset
+    from ppl_ident.data.sequences import simulate_regimes
+    from ppl_ident.workflow import fit_model, save_run
+
+    tmp = tmp_path_factory.mktemp("seq_report_regime")
+    data, truth = simulate_regimes(0, n_latent=2, data_dim=2, n_sequences=30, length=20,
+                                   n_regimes=2, n_layers=2)
+    save_dataset(tmp / "reg.npz", data, truth)
+    fitted = fit_model(data, model="regime", n_regimes=2, steps=200, truth=truth, **TINY)
+    return save_run(tmp / "run", fitted, data_path=str(tmp / "reg.npz"))
+
+
+@pytest.fixture(scope="module")
+def tivae_run(tmp_path_factory):
+    """A temporal iVAE run written by the CLI (with posterior.nc)."""
+    tmp = tmp_path_factory.mktemp("seq_report_tivae")
+    assert main(["simulate", "--generator", "dynamics", "--out", str(tmp / "dyn.npz"),
+                 "--latent-dim", "2", "--data-dim", "2", "--sequences", "30",
+                 "--length", "20"]) == 0
+    assert main(["fit", str(tmp / "dyn.npz"), "--model", "tivae", "--steps", "200",
+                 "--width", "16", "--depth", "1", "--posterior-draws", "40",
+                 "--out", str(tmp / "run"), "--no-progress"]) == 0
+    return tmp / "run"
+
+
+def test_regime_report(regime_run):
+    res = build_report(regime_run, calibration_draws=100, heldout=regime_run / "none.npz")
+    assert res.sections == list(SEQUENCE_SECTIONS)
+    for name in ("posterior.nc", "loss_trace.png", "trajectories.png", "calibration.png",
+                 "regimes.png", "report.json", "report.html"):
+        assert (regime_run / name).is_file() and (regime_run / name).stat().st_size > 0, name
+    page = res.html.read_text()
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "NUTS" in page and "--heldout file was not read" in page
+
+    numbers = json.loads((regime_run / "report.json").read_text())
+    assert numbers["posterior"] == {"sequences": 20, "draws": 100, "fresh_draws": False}
+    assert _finite_in(numbers["mcc"], 0, 1)
+    assert _finite_in(numbers["coverage_90"]["hdi"], 0, 1)
+    assert _finite_in(numbers["coverage_90"]["eti"], 0, 1)
+    assert numbers["coverage_90"]["steps"] == 20 * 20
+    reg = numbers["regimes"]
+    for key in ("accuracy", "accuracy_smoothed", "accuracy_posterior_draws",
+                "trans_matrix_max_abs_error", "trans_matrix_frobenius_error"):
+        assert _finite_in(reg[key], 0, 2), key
+    assert reg["accuracy"] >= 0.5  # labels are matched, so never worse than chance
+    assert sorted(reg["mapping"]) == [0, 1]
+    assert set(numbers["skipped"]) == {"nuts", "marginal", "ppc"}
+
+    idata = res.idata["guide"]
+    assert idata.posterior["z"].dims == ("chain", "draw", "sequence", "time", "latent")
+    assert idata.posterior["regime_probs"].dims == ("chain", "draw", "sequence", "time",
+                                                    "regime")
+    assert "regimes_true" in idata.constant_data
+
+
+def test_tivae_report_cli(tivae_run, capsys):
+    before = (tivae_run / "posterior.nc").read_bytes()
+    code = main(["report", str(tivae_run), "--nuts-obs", "0", "--calibration-draws", "60"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "report.html" in out.out
+    # the posterior written by `fit` is read, never rewritten; fresh draws stay in memory
+    assert (tivae_run / "posterior.nc").read_bytes() == before
+    for name in ("loss_trace.png", "trajectories.png", "calibration.png", "report.html"):
+        assert (tivae_run / name).is_file(), name
+    assert not (tivae_run / "regimes.png").exists()
+    numbers = json.loads((tivae_run / "report.json").read_text())
+    assert numbers["model"] == "tivae" and "regimes" not in numbers
+    assert numbers["posterior"]["draws"] == 60 and numbers["posterior"]["fresh_draws"]
+    assert _finite_in(numbers["mcc"], 0, 1)
+    assert _finite_in(numbers["coverage_90"]["hdi"], 0, 1)
+    assert "nuts" not in numbers["skipped"]  # not asked for, so not mentioned
+    page = (tivae_run / "report.html").read_text()
+    assert 'id="regimes"' not in page and 'id="trajectories"' in page
+
+
+def _fail(argv, capsys, match):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and match in err, err
+
+
+def test_report_bad_inputs(tivae_run, tmp_path, capsys):
+    _fail(["report", str(tivae_run), "--data", str(tmp_path / "missing.npz")], capsys,
+          "does not exist")
+    assert main(["simulate", "--out", str(tmp_path / "iid.npz"), "--latent-dim", "2",
+                 "--data-dim", "2", "--domains", "5", "--points-per-domain", "20"]) == 0
+    _fail(["report", str(tivae_run), "--data", str(tmp_path / "iid.npz")], capsys,
+          "not (sequences, time, d)")
+    # the data file named in config.json has gone
+    config = json.loads((tivae_run / "config.json").read_text())
+    moved = tmp_path / "elsewhere" / "dyn.npz"
+    config["data"] = str(moved)
+    copy = tmp_path / "run_copy"
+    copy.mkdir()
+    for f in tivae_run.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    (copy / "config.json").write_text(json.dumps(config))
+    _fail(["report", str(copy)], capsys, "was not found; pass --data FILE")
