@@ -115,3 +115,19 @@ def test_console_entry_point_runs_as_a_subprocess(tmp_path):
     assert proc.returncode == 2
     assert "data_dim >= n_latent" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_a_closed_stdout_pipe_ends_quietly_with_the_sigpipe_code(monkeypatch):
+    """``ppl-ident check run | head``: the reader leaves, the CLI exits 141 without a traceback
+    and points stdout at /dev/null so that the interpreter's last flush cannot fail."""
+    import ppl_ident.cli as cli
+
+    def reader_gone(argv):
+        raise BrokenPipeError
+
+    redirected = []
+    monkeypatch.setattr(cli, "_main", reader_gone)
+    monkeypatch.setattr(cli.os, "dup2", lambda fd, target: redirected.append(target))
+    monkeypatch.setattr(cli.sys, "stdout", type("Out", (), {"fileno": lambda self: 1})())
+    assert cli.main(["simulate", "--help"]) == 141
+    assert redirected == [1]

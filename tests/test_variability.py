@@ -92,6 +92,17 @@ def test_exponential_family_needs_n_k_plus_one_domains(rng):
     assert f"n k + 1 = {N + 1}" in r.reason
 
 
+def test_location_only_changes_identify_up_to_an_affine_map_only(rng):
+    # T(z) = z has full rank n with n + 1 generic domains, but T = z is monotonic (k = 1), so
+    # Khemakhem et al.'s theorem leaves an affine (e.g. rotation) ambiguity: not passed.
+    r = exponential_family_condition("gaussian", rng.normal(size=(6, N)), np.ones((6, N)))
+    assert r.statistics == ("z",) and r.rank == r.required == N
+    assert not r.passed and "affine map only" in r.reason
+    scale = rng.uniform(0.5, 3, (2 * N + 1, N))
+    both = exponential_family_condition("gaussian", rng.normal(size=(2 * N + 1, N)), scale)
+    assert both.passed and both.k == 2
+
+
 def test_one_frozen_latent_fails_the_exponential_family_condition(rng):
     scale = rng.uniform(0.5, 3, (6, N))
     scale[:, 1] = 1.0

@@ -46,6 +46,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None) -> int:
     """Entry point of ``ppl-ident``; returns the exit code."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader of stdout went away (``ppl-ident check run | head``): stop quietly, as
+        # a command killed by SIGPIPE would, instead of printing a traceback. stdout is
+        # pointed at /dev/null so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv=None) -> int:
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
     from ppl_ident.errors import InputError
 

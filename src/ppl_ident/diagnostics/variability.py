@@ -517,12 +517,23 @@ def exponential_family_condition(prior: str, loc, scale, *, rtol: float = 1e-3) 
     rank = int(np.sum(s > rtol))
     k = int(k_per_latent.max()) if n else 0
     frozen = np.flatnonzero(k_per_latent == 0).tolist()
-    passed = not frozen and rank == required
+    # Khemakhem et al.'s Theorem 1 identifies the latents only up to an affine map of T(z);
+    # their Theorem 3 sharpens that to a permutation when k = 1 only for a statistic that is
+    # not monotonic. A Gaussian latent whose location alone changes has k = 1 and T = z
+    # (monotonic): a rotation of such latents is still admissible.
+    affine_only = [] if prior != "gaussian" else np.flatnonzero(
+        varying[:, 0] & ~varying[:, 1]).tolist()
+    passed = not frozen and not affine_only and rank == required
     stat_text = ", ".join(used) if used else "none"
     if frozen:
         reason = (f"latent(s) {frozen} have no natural parameter that changes across the {U} "
                   "domains, so their distribution is the same everywhere and they cannot be "
                   "identified.")
+    elif affine_only and rank == required:
+        reason = (f"latent(s) {affine_only} change only their location across the {U} domains "
+                  "(k = 1 with the monotonic statistic T(z) = z), so the theorem identifies "
+                  "them up to an affine map only, not up to permutation: their scales must "
+                  "change too.")
     elif passed:
         reason = (f"with T(z) = ({stat_text}) (k = {k}) the {U - 1} x {required} natural-parameter "
                   f"differences have full rank {rank} = n k = {required}; this needs at least "
