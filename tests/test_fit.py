@@ -113,7 +113,7 @@ def test_presets_choose_the_engine_and_flags_override_them():
 
     assert fit_settings() == FitSettings()
     acc = fit_settings("accurate", seed=3)
-    assert (acc.engine, acc.num_particles, acc.seed) == ("iwae", 32, 3)
+    assert (acc.engine, acc.num_particles, acc.steps, acc.seed) == ("iwae", 32, 10_000, 3)
     with pytest.raises(InputError, match="accurate"):
         fit_settings("slow")
     with pytest.raises(InputError, match="valid"):
@@ -122,7 +122,9 @@ def test_presets_choose_the_engine_and_flags_override_them():
     fit_cli.add_arguments(p)
     args = p.parse_args(["d.npz", "--out", "r", "--preset", "accurate", "--particles", "4"])
     s = fit_cli.settings_from_args(args)
-    assert (s.engine, s.num_particles) == ("iwae", 4)
+    assert (s.engine, s.num_particles, s.steps) == ("iwae", 4, 10_000)
+    args = p.parse_args(["d.npz", "--out", "r", "--preset", "accurate", "--steps", "50"])
+    assert fit_cli.settings_from_args(args).steps == 50
     s = fit_cli.settings_from_args(p.parse_args(["d.npz", "--out", "r"]))
     assert s == FitSettings(**FIT_PRESETS["fast"])
 

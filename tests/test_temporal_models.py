@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numpyro import handlers
 from numpyro.infer import Predictive
 from scipy.special import logsumexp
 
@@ -14,7 +15,7 @@ from ppl_ident.data import load_dataset
 from ppl_ident.data.sequences import simulate_sequences, transition_mean
 from ppl_ident.diagnostics.sequences import match_regimes, transition_matrix_error
 from ppl_ident.inference.hmm import hmm_viterbi
-from ppl_ident.inference import OptimConfig, encode, fit, svi_engine
+from ppl_ident.inference import OptimConfig, build_engine, encode, fit, svi_engine
 from ppl_ident.models import MODELS, SEQUENCE_MODELS, build_model
 from ppl_ident.models.temporal import (
     MarkovPathPrior,
@@ -182,3 +183,29 @@ def test_cli_simulate_and_fit_sequences(tmp_path, capsys):
     # An i.i.d. model on a sequence file is refused with exit code 2 and a hint.
     assert main(["fit", str(path), "--out", str(tmp_path / "r2"), "--model", "ivae"]) == 2
     assert "sequence model" in capsys.readouterr().err
+
+
+def test_sequence_guides_diagonal_and_full_covariance():
+    """Both per-step Gaussians: the encoder's output size and the guide's covariance."""
+    x = np.asarray(simulate_sequences("dynamics", 0, n_sequences=3, length=6, n_latent=2,
+                                      data_dim=2)[0].x)
+    for guide, outputs in (("encoder", 4), ("encoder_fullcov", 5)):
+        spec = build_model("stationary", n_latent=2, data_dim=2, guide=guide, **TINY)
+        params = spec.init_params(jax.random.PRNGKey(1))
+        assert params["encoder$params"].layers[-1].weight.shape[0] == outputs
+        guide_fn = handlers.substitute(handlers.seed(spec.guide, 0), params)
+        q = handlers.trace(guide_fn).get_trace(jnp.asarray(x), None)["z"]["fn"]
+        cov = q.covariance_matrix if guide == "encoder_fullcov" else None
+        assert q.batch_shape == (3, 6) and q.event_shape == (2,)
+        if cov is not None:
+            assert cov.shape == (3, 6, 2, 2) and np.all(np.linalg.eigvalsh(cov) > 0)
+    with pytest.raises(Exception, match="guides encoder, encoder_fullcov"):
+        build_model("tivae", n_latent=2, data_dim=2, n_domains=2, guide="autonormal")
+
+
+def test_importance_weighted_bound_is_refused_for_sequences():
+    """RenyiELBO weights every element of the shared plates separately; time steps are not
+    independent, so the engine refuses instead of optimising a quantity that is not a bound."""
+    spec = build_model("stationary", n_latent=2, data_dim=2, **TINY)
+    with pytest.raises(Exception, match="--engine svi"):
+        build_engine("iwae", spec)

@@ -67,7 +67,8 @@ ENGINE_PRESETS: dict[str, dict] = {
     "svi_meanfield": dict(engine="svi", elbo="TraceMeanField_ELBO", guide="encoder"),
     "iwae": dict(engine="iwae", elbo="RenyiELBO", guide="encoder", num_particles=8),
     "svi_fullcov": dict(engine="svi", elbo="Trace_ELBO", guide="encoder_fullcov"),
-    # the `accurate` fit preset: importance-weighted bound, 32 particles, full-covariance guide
+    # the `accurate` fit preset's objective and guide (importance-weighted bound, 32 particles,
+    # full-covariance encoder) at the grid's step count
     "iwae_fullcov": dict(engine="iwae", elbo="RenyiELBO", guide="encoder_fullcov",
                          num_particles=32),
     "autonormal": dict(engine="svi", elbo="Trace_ELBO", guide="autonormal"),

@@ -180,8 +180,15 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
     if family.elbos is not None and elbo not in family.elbos:
         raise InputError(f"The {guide_name!r} guide works only with {', '.join(family.elbos)}; "
                          f"got elbo={elbo!r}.")
-    loss = make_elbo(elbo, num_particles)
     plate = spec.config.get("batch_plate", "obs")
+    if elbo == "RenyiELBO" and plate == "sequence":
+        # RenyiELBO takes one importance weight per element of every plate shared by all
+        # sites; in a sequence model that includes "time", whose steps are not independent
+        # (z_t's prior depends on z_{t-1}), so the objective would not be the model's bound.
+        raise InputError("The importance-weighted bound (RenyiELBO, engine iwae) needs "
+                         "independent plate elements, and a sequence's time steps are not; "
+                         "fit sequence models with --engine svi.")
+    loss = make_elbo(elbo, num_particles)
     model, guide = _minibatched(spec.model, plate), _minibatched(spec.guide, plate)
     svi = SVI(model, guide, optax_to_numpyro(make_optimizer(optim)), loss)
     eval_loss = make_elbo(elbo, eval_particles)

@@ -180,10 +180,10 @@ def _shape(x, u, n_seq, length):
     return n_seq, length
 
 
-def _noise(noise_scale, data_dim):
+def _noise(noise_scale, data_dim, noise_init=0.1):
     if noise_scale is not None:
         return noise_scale
-    return numpyro.param("noise_scale", jnp.full((data_dim,), 0.1),
+    return numpyro.param("noise_scale", jnp.full((data_dim,), noise_init),
                          constraint=dist.constraints.positive)
 
 
@@ -191,7 +191,7 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                    data_dim: int, lag: int = 1, n_domains: int | None = None,
                    n_regimes: int = 1, noise_scale: float | None = None,
                    stickiness: float = 0.9, subsample_size: int | None = None, n_seq=None,
-                   length=None, kl_weight=1.0, whiten=None):
+                   length=None, kl_weight=1.0, whiten=None, noise_init: float = 0.1):
     """The shared body of :func:`tivae`, :func:`regime` and :func:`stationary`.
 
     Parameters
@@ -217,6 +217,8 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         asked to).
     whiten : tuple ``(mu (d,), chol (d, d))``, optional
         Decode in whitened coordinates (see :func:`ppl_ident.models.ivae.observation_dist`).
+    noise_init : float
+        Initial value of the learned noise scale.
     subsample_size : int, optional
         Minibatch size of the ``sequence`` plate.
 
@@ -230,7 +232,7 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
     n = n_latent
     dec = eqx_module("decoder", decoder)
     net = eqx_module("transition", transition)
-    sigma = _noise(noise_scale, data_dim)
+    sigma = _noise(noise_scale, data_dim, noise_init)
     K = n_regimes if kind == "regime" else 1
     rows = {"tivae": n_domains or 1, "regime": K, "stationary": 1}[kind]
     trans_loc = numpyro.param("trans_loc", jnp.zeros((rows, n)))
