@@ -6,7 +6,7 @@ package defaults (``FitSettings()``), report MCC (posterior mean vs true latents
 observation, run time and compile time; then medians over seeds.
 
     python benchmarks/ivae_default.py            # 5 seeds (about 2-3 minutes on 2 cores)
-    python benchmarks/ivae_default.py --preset accurate   # IWAE, 32 particles (~15 minutes)
+    python benchmarks/ivae_default.py --preset accurate   # IWAE, 32 particles, 10k steps (~30 min)
     python benchmarks/ivae_default.py --quick    # 2 seeds, 1000 steps
 """
 

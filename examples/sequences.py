@@ -27,8 +27,8 @@ What you should see
   (top; learned labels renamed to the matched true ones) and the most probable regime
   against the true path (bottom): the switches are found within a step or two.
 * Printed and in ``summary.json``: at the defaults (2 latents, 2 regimes, 100 sequences of
-  50 steps, 1500 SVI steps) an MCC of 0.98, a regime accuracy of 0.975 and a largest error
-  of the learned transition matrix of 0.005. Three regimes are harder: with ``--regimes 3``
+  50 steps, 1500 SVI steps) an MCC of 0.94, a regime accuracy of 0.976 and a largest error
+  of the learned transition matrix of 0.006. Three regimes are harder: with ``--regimes 3``
   two of them are partly merged at this size (accuracy about 0.8 even with 3000 steps).
 
 Run it::
