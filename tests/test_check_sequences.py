@@ -16,6 +16,7 @@ import pytest
 from ppl_ident.checks import check_data, check_run
 from ppl_ident.cli import main
 from ppl_ident.data.sequences import simulate_sequences
+from ppl_ident.workflow import FitSettings
 
 N = 2
 
@@ -122,10 +123,11 @@ def test_check_tivae_run_is_finite_and_within_the_bound(seqdir, capsys):
         j = r["jacobian"][route]
         assert 0.0 <= j["amari"] <= 1.0 and 0.0 <= j["agreement"] <= 1.0
         assert j["n_points"] == 64 and np.asarray(j["aligned"]).shape == (N, N)
-    assert "context c = 1" in r["jacobian"]["reason"]
+    assert f"context c = {FitSettings().context}" in r["jacobian"]["reason"]
 
     text = _summary(r, str(run))  # what the command prints without --json
-    assert "fitted tivae (lag 1, encoder context 1), 64 evaluation points" in text
+    assert (f"fitted tivae (lag 1, encoder context {FitSettings().context}), 64 evaluation "
+            "points") in text
     assert "learned transition density" in text and "past alone (domain" in text
     assert "encoder route" in text and "decoder route" in text
     assert json.loads((root / "plots_run" / "check.json").read_text()) == r
@@ -153,7 +155,7 @@ def test_encoder_route_window_reproduces_the_sequence_encoder(seqdir):
     got = np.stack([np.asarray(mean(jnp.asarray(x_clean.reshape(-1, N)[i]), p))
                     for p, i in enumerate(flat)])
     want = np.asarray(encode(fitted.spec, fitted.params, x_clean, u)[0]).reshape(-1, N)[flat]
-    assert c == 1
+    assert c == FitSettings().context
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
