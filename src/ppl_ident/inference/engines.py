@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from numpyro import handlers
+from numpyro.primitives import Messenger
 from numpyro.infer import SVI, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from numpyro.optim import optax_to_numpyro
 
@@ -34,7 +35,7 @@ from ppl_ident.models import ModelSpec
 
 __all__ = ["ELBOS", "ENGINES", "SAMPLER_ENGINES", "Engine", "StepInfo", "OptimConfig",
            "make_elbo", "svi_engine", "iwae_engine", "NoiseAnneal", "KLAnneal", "build_engine",
-           "make_optimizer"]
+           "make_optimizer", "fold_plate"]
 
 ELBOS: dict[str, Callable] = {
     "Trace_ELBO": Trace_ELBO,
@@ -140,6 +141,37 @@ def make_optimizer(cfg: OptimConfig):
     return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adam(schedule))
 
 
+class fold_plate(Messenger):
+    """Fold the plate ``name`` (the rightmost batch dimension) into every site's event.
+
+    The sites keep their shapes, but the plate's dimension becomes part of each site's event
+    (``fn.to_event(1)``) and leaves its independence frames. An ELBO then sums the
+    log-densities over that dimension first: for :class:`~numpyro.infer.RenyiELBO`, whose
+    importance weights are per element of the plates shared by all sites, the sequence
+    models' ``time`` steps are summed inside one weight per sequence instead of being weighted
+    as if they were independent.
+    """
+
+    def __init__(self, fn=None, name: str = "time"):
+        self.name = name
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        # runs after the model's own plates (inner handlers) have broadcast the site
+        if msg["type"] != "sample" or not msg.get("cond_indep_stack"):
+            return
+        frames = [f for f in msg["cond_indep_stack"] if f.name == self.name]
+        if not frames:
+            return
+        if frames[0].dim != -1:
+            raise ValueError(f"fold_plate needs {self.name!r} to be the rightmost plate "
+                             f"(dim -1), got dim {frames[0].dim}")
+        msg["fn"] = msg["fn"].to_event(1)
+        # the remaining plates sit one batch dimension further right
+        msg["cond_indep_stack"] = [f._replace(dim=f.dim + 1) for f in msg["cond_indep_stack"]
+                                   if f.name != self.name]
+
+
 def _minibatched(fn, plate: str):
     """Wrap a model or guide so that a ``batch_idx`` argument selects the minibatch of its
     ``plate`` (substituted into the plate's subsample), scaled by NumPyro as usual."""
@@ -181,15 +213,15 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
         raise InputError(f"The {guide_name!r} guide works only with {', '.join(family.elbos)}; "
                          f"got elbo={elbo!r}.")
     plate = spec.config.get("batch_plate", "obs")
+    model_fn, guide_fn = spec.model, spec.guide
     if elbo == "RenyiELBO" and plate == "sequence":
         # RenyiELBO takes one importance weight per element of every plate shared by all
-        # sites; in a sequence model that includes "time", whose steps are not independent
-        # (z_t's prior depends on z_{t-1}), so the objective would not be the model's bound.
-        raise InputError("The importance-weighted bound (RenyiELBO, engine iwae) needs "
-                         "independent plate elements, and a sequence's time steps are not; "
-                         "fit sequence models with --engine svi.")
+        # sites. A sequence's "time" steps are not independent (z_t's prior depends on
+        # z_{t-1}), so the weight must be one per *sequence*: hide the time plate from the
+        # ELBO and its log-densities are summed over time before the log-mean-exp.
+        model_fn, guide_fn = fold_plate(model_fn, "time"), fold_plate(guide_fn, "time")
     loss = make_elbo(elbo, num_particles)
-    model, guide = _minibatched(spec.model, plate), _minibatched(spec.guide, plate)
+    model, guide = _minibatched(model_fn, plate), _minibatched(guide_fn, plate)
     svi = SVI(model, guide, optax_to_numpyro(make_optimizer(optim)), loss)
     eval_loss = make_elbo(elbo, eval_particles)
 
@@ -233,7 +265,7 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
         return new, StepInfo(jnp.where(ok, loss_value, jnp.nan), ok)
 
     def evaluate(key, params, x, u):
-        return eval_loss.loss(key, params, spec.model, spec.guide, x, u, subsample_size=None,
+        return eval_loss.loss(key, params, model_fn, guide_fn, x, u, subsample_size=None,
                               **extra)
 
     if not family.full_data:
@@ -242,7 +274,7 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
             # estimates of the full-data loss over fixed batches that cover every observation.
             def one(key, idx):
                 with handlers.substitute(data={plate: idx}):
-                    return eval_loss.loss(key, params, spec.model, spec.guide, x, u,
+                    return eval_loss.loss(key, params, model_fn, guide_fn, x, u,
                                           subsample_size=idx.shape[0], **extra)
 
             return minibatch_map(one, key, x.shape[0], batch_size or x.shape[0]).mean()
