@@ -48,7 +48,7 @@ FIT_GUIDES = ("encoder", "encoder_fullcov")
 #: (``iwae``) for 10,000 steps: a tighter bound on ``log p(x | u)``, which on the default
 #: setting raises the iVAE's median MCC over 5 seeds from 0.79 to 0.953 at about 16 times the
 #: run time (measured in ``benchmarks/README.md``). On sequence models the weights are per
-#: sequence (:func:`ppl_ident.inference.engines.fold_plate`); there it did not raise the MCC.
+#: sequence (:func:`ppl_ident.inference.engines.fold_plate`).
 FIT_PRESETS = {
     "fast": {},
     "accurate": {"engine": "iwae", "num_particles": 32, "steps": 10_000},
