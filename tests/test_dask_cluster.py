@@ -85,6 +85,8 @@ def test_grid_survives_killed_worker_and_matches_in_process(tmp_path):
         while victim is None and time.monotonic() < deadline and cli.poll() is None:
             names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
             for addr, keys in client.processing().items():
+                if addr not in names:
+                    continue  # registered between the two queries: look again next round
                 for key in keys:
                     if not (out / "cells" / f"{key}.json").exists():
                         victim, cell = names[addr], key

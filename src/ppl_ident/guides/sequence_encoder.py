@@ -38,8 +38,9 @@ def sequence_encoder_guide(x=None, u=None, *, encoder, n_latent: int, context: i
     scale. Full covariance (``fullcov=True``): ``n + n (n + 1) / 2`` outputs, the mean and the
     lower triangle of the Cholesky factor (row-major, diagonal through a softplus), as in
     :func:`ppl_ident.guides.encoder.fullcov_encoder_guide`: a non-linear decoder correlates the
-    latents of one step a posteriori even under a factorial prior. The site ``z`` lives in the plates ``sequence`` (dim -2) and ``time`` (dim -1),
-    like the sequence models' prior, so every ``z_t`` is proposed at once.
+    latents of one step a posteriori even under a factorial prior. The site ``z`` lives in the
+    plates ``sequence`` (dim -2) and ``time`` (dim -1), like the sequence models' prior, so
+    every ``z_t`` is proposed at once.
 
     Parameters
     ----------
