@@ -79,8 +79,10 @@ def main(argv=None):
     data, truth = simulate_regimes(args.seed, n_latent=n, data_dim=n,
                                    n_sequences=args.sequences, length=args.length,
                                    n_regimes=K, n_layers=2)
+    # A short fit of a small model sharpens faster from a small initial noise (the default,
+    # 0.3, suits the n = 4 benchmark): here it gives MCC 0.94 against 0.76 at 1500 steps.
     fitted = pi.fit_model(data, model="regime", n_regimes=K, steps=args.steps,
-                          seed=args.seed, truth=truth)
+                          noise_init=0.1, seed=args.seed, truth=truth)
     m = fitted.metrics
 
     show = min(args.show, args.sequences - 1)
