@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import optax
 from numpyro import handlers
-from numpyro.primitives import Messenger
 from numpyro.infer import SVI, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from numpyro.optim import optax_to_numpyro
+from numpyro.primitives import Messenger
 
 from ppl_ident.errors import InputError
 from ppl_ident.guides.registry import guide_family

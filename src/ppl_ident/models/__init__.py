@@ -162,8 +162,8 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
                     lag=lag, n_domains=n_domains if use_u else None, n_regimes=K,
                     noise_scale=noise_scale, whiten=white, noise_init=noise_init)
     guide_fn = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
-                    context=context, n_domains=n_domains if use_u else None, use_u=use_u,
-                    whiten=white, fullcov=fullcov)
+                       context=context, n_domains=n_domains if use_u else None, use_u=use_u,
+                       whiten=white, fullcov=fullcov)
 
     def init_params(key):
         k_mod, k_loc = jax.random.split(key)
