@@ -11,6 +11,11 @@ Every fit goes through :func:`ppl_ident.workflow.fit_model` with its default set
 
     python benchmarks/sequence_accuracy.py --quick            # 1 seed, fewer steps
     python benchmarks/sequence_accuracy.py --out results.jsonl
+    python benchmarks/sequence_accuracy.py --scale-gain 1 --heteroscedastic   # TDRL's setting
+
+``--scale-gain`` simulates heteroscedastic transitions (the noise scale moves with the past, so
+the past alone satisfies the sufficient-variability condition, also for K = 3 regimes);
+``--heteroscedastic`` fits models of that form.
 """
 
 from __future__ import annotations
@@ -45,13 +50,13 @@ def _machine():
 
 
 def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=None,
-        batch_size=None):
+        batch_size=None, scale_gain=0.0, heteroscedastic=False):
     from ppl_ident.data.sequences import simulate_sequences
     from ppl_ident.workflow import fit_model
 
     n_seeds = seeds or (1 if quick else 3)
     steps = steps or (2000 if quick else 5000)
-    sim = dict(n_latent=4, data_dim=4, lag=1, n_layers=3)
+    sim = dict(n_latent=4, data_dim=4, lag=1, n_layers=3, scale_gain=scale_gain)
     rows = []
     plan = {"dynamics": ("dynamics", ["tivae", "stationary"]), "regimes": ("regimes", ["regime"])}
     for task in tasks:
@@ -63,6 +68,8 @@ def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=No
             for model in models:
                 t0 = time.perf_counter()
                 extra = {} if batch_size is None else {"batch_size": batch_size}
+                if heteroscedastic:
+                    extra["heteroscedastic"] = True
                 fitted = fit_model(data, model=model, steps=steps, seed=seed, truth=truth,
                                    noise_scale=noise_scale, **extra)
                 wall = time.perf_counter() - t0
@@ -79,7 +86,8 @@ def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=No
                       file=sys.stderr, flush=True)
         settings = dict(task=task, steps=steps, n_sequences=data.x.shape[0],
                         length=data.x.shape[1], noise_scale=noise_scale,
-                        batch_size=batch_size or "default", **sim)
+                        batch_size=batch_size or "default", heteroscedastic=heteroscedastic,
+                        **sim)
         for model, rec in per_model.items():
             base = dict(benchmark=f"sequence_accuracy/{task}/{model}", seeds=n_seeds,
                         settings=settings)
@@ -108,10 +116,14 @@ def main(argv=None):
     p.add_argument("--noise-scale", type=float, default=None,
                    help="fix the decoder noise (default: learned, as in `ppl-ident fit`)")
     p.add_argument("--batch-size", type=int, default=None, help="time steps per minibatch")
+    p.add_argument("--scale-gain", type=float, default=0.0,
+                   help="simulate heteroscedastic transitions (noise scale moves with the past)")
+    p.add_argument("--heteroscedastic", action="store_true",
+                   help="fit the models with a past-dependent noise scale")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     args = p.parse_args(argv)
     rows = run(args.quick, args.tasks, args.steps, args.seeds, args.noise_scale,
-               args.batch_size)
+               args.batch_size, args.scale_gain, args.heteroscedastic)
     version, machine = _version(), _machine()
     lines = [json.dumps({**r, "machine": machine, "version": version}) for r in rows]
     print("\n".join(lines))

@@ -83,6 +83,21 @@ RANKS = [
 ]
 
 
+@pytest.mark.parametrize("generator,settings", [
+    ("dynamics", dict(n_domains=1)), ("regimes", dict(n_regimes=2))])
+def test_heteroscedastic_truth_passes_with_the_past_alone(generator, settings):
+    """A noise scale that moves with the past fills the second-derivative block from the past
+    alone: rank 2n with a single domain, where the homoscedastic transition has rank n."""
+    data, truth = simulate_sequences(generator, 0, n_latent=N, data_dim=N, n_sequences=12,
+                                     length=15, scale_gain=1.0, **settings)
+    r = check_data(data, truth, n_points=32)
+    sv = r["variability"]["sufficient_variability"]
+    assert (sv["rank"], sv["rank_second"]) == (2 * N, N)
+    assert r["variability"]["holds"] == ["sufficient_variability"]
+    assert r["past_only"]["rank"] == 2 * N and r["past_only"]["passed"]
+    assert "moves with the past" in r["sequence_reason"]
+
+
 @pytest.mark.parametrize("generator,settings,rank,holds", RANKS)
 def test_true_sequence_ranks_match_the_theory(generator, settings, rank, holds):
     data, truth = simulate_sequences(generator, 0, n_latent=N, data_dim=N, n_sequences=12,

@@ -2,6 +2,7 @@
 
 import itertools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -139,6 +140,51 @@ def test_model_samples_fits_and_loss_falls(name, generator):
         np.testing.assert_allclose(np.asarray(P).sum(1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["tivae", "regime"])
+def test_heteroscedastic_model_density_matches_its_transition(name):
+    """heteroscedastic=True: the path prior's per-step terms are Gaussians whose scale is
+    trans_scale * exp(3 tanh(head / 3)) of the transition network's second head, and
+    transition_log_density (the check's learned density) is the same function."""
+    from ppl_ident.models.temporal import split_transition
+
+    data, _ = simulate_sequences("dynamics", 0, n_latent=2, data_dim=2, n_sequences=3,
+                                 length=5, n_domains=2, scale_gain=1.0)
+    K = 2 if name == "regime" else 1
+    spec = build_model(name, jax.random.PRNGKey(0), n_latent=2, data_dim=2, n_domains=2,
+                       n_regimes=K, heteroscedastic=True, **TINY)
+    assert spec.config["heteroscedastic"]
+    params = spec.init_params(jax.random.PRNGKey(1))
+    params["trans_scale"] = jnp.asarray([[0.5, 2.0], [1.5, 0.7]])
+    params["trans_loc"] = jnp.asarray([[0.3, -0.2], [-0.5, 0.1]])
+    z = jnp.asarray(data.z)
+    u = data.u if name == "tivae" else None
+    model = handlers.substitute(handlers.seed(spec.model, 0), params)
+    prior = handlers.trace(handlers.condition(model, {"z": z})).get_trace(
+        jnp.asarray(data.x), u)["z"]["fn"]
+    ll = np.asarray(prior.regime_log_liks(z))  # (B, T, K)
+    net = eqx.combine(params["transition$params"],
+                      eqx.partition(spec.model.keywords["transition"], eqx.is_inexact_array)[1])
+    mean, log_factor = split_transition(jax.vmap(net)(z[0, :-1]), K, 2, True)
+    row = int(data.u[0, 1]) if name == "tivae" else 1
+    head = 0 if name == "tivae" else row
+    sd = np.asarray(params["trans_scale"])[row] * np.exp(np.asarray(log_factor[:, head]))
+    ref = _normal_logpdf(np.asarray(z[0, 1:]), np.asarray(mean[:, head]) + np.asarray(
+        params["trans_loc"])[row], sd).sum(-1)
+    np.testing.assert_allclose(ll[0, 1:, 0 if name == "tivae" else row], ref, rtol=1e-4,
+                               atol=1e-4)
+    f = transition_log_density(spec, params, row=row)
+    got = [float(f(z[0, t], z[0, t - 1][None])) for t in range(1, 5)]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    assert np.all(np.abs(np.asarray(log_factor)) <= 3.0)
+
+
+def test_heteroscedastic_is_refused_for_iid_models(small_data):
+    from ppl_ident.errors import InputError
+
+    with pytest.raises(InputError, match="drop --heteroscedastic"):
+        fit_model(small_data[0], steps=2, heteroscedastic=True)
+
+
 def test_registry_lists_sequence_models():
     assert set(SEQUENCE_MODELS) <= set(MODELS)
     with pytest.raises(ValueError, match="u"):
@@ -183,6 +229,20 @@ def test_cli_simulate_and_fit_sequences(tmp_path, capsys):
     # An i.i.d. model on a sequence file is refused with exit code 2 and a hint.
     assert main(["fit", str(path), "--out", str(tmp_path / "r2"), "--model", "ivae"]) == 2
     assert "sequence model" in capsys.readouterr().err
+    # Heteroscedastic data and model: --scale-gain and --heteroscedastic reach them, and the
+    # run directory remembers the model's form.
+    het = tmp_path / "het.npz"
+    assert main(["simulate", "--generator", "regimes", "--out", str(het), "--sequences", "6",
+                 "--length", "8", "--latent-dim", "2", "--data-dim", "2", "--regimes", "2",
+                 "--scale-gain", "0.5"]) == 0
+    assert load_dataset(het)[1].scale_gain == 0.5
+    assert main(["fit", str(het), "--out", str(tmp_path / "r3"), "--model", "regime",
+                 "--regimes", "2", "--heteroscedastic", "--steps", "5", "--batch-size", "16",
+                 "--width", "8", "--depth", "1", "--no-progress"]) == 0
+    assert load_run(tmp_path / "r3").spec.config["heteroscedastic"] is True
+    capsys.readouterr()
+    assert main(["simulate", "--out", str(tmp_path / "d.npz"), "--scale-gain", "1"]) == 2
+    assert "--generator dynamics or regimes" in capsys.readouterr().err
 
 
 def test_sequence_guides_diagonal_and_full_covariance():

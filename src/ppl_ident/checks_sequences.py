@@ -23,6 +23,9 @@ the two differ in a way the theory predicts exactly. For a Gaussian transition
   functions of the row, so the rank is ``n + min(n, R - 1)``: ``2n`` needs ``R >= n + 1`` rows
   whose noise scales differ. The past supplies the first-derivative changes, so unlike the
   i.i.d. case a zero-mean, scale-only change of the noise suffices.
+* A heteroscedastic transition (noise scale ``scale_k * s(past)``: simulators' ``scale_gain``,
+  models' ``heteroscedastic``) moves ``b_i`` with the past too, so the past alone can reach
+  rank ``2n`` with any number of rows (TDRL's condition).
 
 Segments (no dynamics) are the i.i.d. case with the segment label as auxiliary variable, and
 both the seed's and iVAE's exponential-family conditions are checked on the segment tables.
@@ -142,10 +145,16 @@ def _past_only(log_density, z_points, z, labels, lag, row, n, seed, rtol, min_sh
     return {"row": row, **variability_dict(rep)}
 
 
-def _rank_reason(n: int, n_rows: int, row_name: str | None, v: dict) -> str:
+def _rank_reason(n: int, n_rows: int, row_name: str | None, v: dict,
+                 heteroscedastic: bool = False) -> str:
     """What the sequence theory says about the rank just measured (see the module docstring)."""
     bound = n + min(n, max(n_rows - 1, 0))
     rows = (f"{n_rows} {row_name}(s)" if row_name else "a single transition law")
+    if heteroscedastic:
+        return (f"The transition noise scale moves with the past, so the second derivatives "
+                f"vary with the past as well as the row: with {rows} the rank can reach 2n = "
+                f"{2 * n}; measured rank {v['rank']} (second-derivative block "
+                f"{v['rank_second']}).")
     text = (f"For a Gaussian transition the second derivatives change only with the row "
             f"(noise scales), not with the past, so with {rows} the rank is at most n + "
             f"min(n, R - 1) = {bound}")
@@ -275,7 +284,8 @@ def check_sequence_data(dataset, truth, *, n_points: int = 256, seed: int = 0,
             "past_only": _past_only(log_transition, z_points, z, labels, lag, rep_row, n, seed,
                                     rtol, min_share),
             "sequence_reason": _rank_reason(n, len(np.unique(aux["row"])), row_name,
-                                            v["sufficient_variability"])}
+                                            v["sufficient_variability"],
+                                            truth.trans_v is not None)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +323,8 @@ def _learned_variability(fitted, z_hat, labels, z_points, seed, rtol, min_share,
     return {"auxiliary": auxiliary, "n_aux": int(len(aux["row"])), "variability": v,
             "past_only": past_only,
             "sequence_reason": _rank_reason(n_hat, len(np.unique(aux["row"])), row_name,
-                                            v["sufficient_variability"])}
+                                            v["sufficient_variability"],
+                                            bool(fitted.spec.config.get("heteroscedastic")))}
 
 
 def _centre_encoder(fitted, x_clean, u_model, flat_idx):

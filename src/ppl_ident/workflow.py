@@ -97,6 +97,7 @@ class FitSettings(NamedTuple):
     lag: int = 1
     n_regimes: int = 3
     context: int = 3
+    heteroscedastic: bool = False  # transition noise scale moves with the past
 
 
 class Fitted(NamedTuple):
@@ -178,6 +179,10 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
                          f"{', '.join(FIT_GUIDES)} (ppl-ident compare runs the others).")
     if not s.noise_init > 0:
         raise InputError(f"noise_init must be > 0, got {s.noise_init}.")
+    if s.heteroscedastic and s.model not in SEQUENCE_MODELS:
+        raise InputError(f"heteroscedastic applies to the transition of sequence models "
+                         f"({', '.join(SEQUENCE_MODELS)}); model {s.model!r} has none: drop "
+                         "--heteroscedastic.")
     if s.noise_scale is not None and not s.noise_scale > 0:
         raise InputError(f"noise_scale must be > 0 (or omitted to learn it), got {s.noise_scale}.")
     if (s.model in SEQUENCE_MODELS) != (dataset.x.ndim == 3):

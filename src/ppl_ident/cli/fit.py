@@ -66,6 +66,8 @@ def add_arguments(p):
                    help="regime model: number of hidden regimes K")
     p.add_argument("--context", type=nonneg_int, default=d.context,
                    help="sequence models: encoder sees x_{t-c..t+c}")
+    p.add_argument("--heteroscedastic", action="store_true",
+                   help="sequence models: the transition noise scale moves with the past")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="K",
@@ -91,6 +93,7 @@ def settings_from_args(args):
         prior=args.prior, noise_scale=args.noise_scale, noise_init=args.noise_init,
         whiten=not args.no_whiten, guide=args.guide,
         seed=args.seed, lag=args.lag, n_regimes=args.regimes, context=args.context,
+        heteroscedastic=args.heteroscedastic,
     )
 
 

@@ -57,6 +57,9 @@ def add_arguments(p):
     g.add_argument("--regimes", type=positive_int, default=3, help="number of hidden regimes K")
     g.add_argument("--stay-prob", type=nonneg_float, default=0.95,
                    help="regimes: probability of staying in a regime (< 1)")
+    g.add_argument("--scale-gain", type=nonneg_float, default=0.0,
+                   help="dynamics/regimes: the noise scale moves with the past by a factor up "
+                        "to exp(+-gain) (heteroscedastic; 0: it changes with u only)")
 
 
 def run(args) -> int:
@@ -70,6 +73,10 @@ def run(args) -> int:
         raise InputError(f"--out must end in .npz, got {out}; try --out {out.with_suffix('.npz')}.")
     if out.exists() and not args.force:
         raise InputError(f"{out} already exists; choose another --out or pass --force to replace it.")
+    if args.scale_gain > 0 and args.generator not in ("dynamics", "regimes"):
+        raise InputError(f"--scale-gain makes a transition heteroscedastic; the {args.generator} "
+                         "generator has no transition: use --generator dynamics or regimes, or "
+                         "drop --scale-gain.")
     if args.generator != "domains":
         return _run_sequences(args, out)
     from ppl_ident.data import SimulationConfig
@@ -111,7 +118,7 @@ def _run_sequences(args, out) -> int:
         domain_length=args.domain_length,
         scale_range=(d.scale_range[0] if args.scale_min is None else args.scale_min,
                      d.scale_range[1] if args.scale_max is None else args.scale_max),
-        n_regimes=args.regimes, stay_prob=args.stay_prob,
+        n_regimes=args.regimes, stay_prob=args.stay_prob, scale_gain=args.scale_gain,
     )
     save_dataset(out, data, truth, overwrite=args.force)
     u = "hidden regimes (no u)" if data.u is None else f"u {data.u.shape}"

@@ -8,7 +8,14 @@ choice, so the same seed and settings give bit-identical data.
 
 All three share one transition family, for regime or domain ``k`` at step ``t``::
 
-    z_t,i = f_k,i(z_{t-1}, ..., z_{t-L}) + loc[k, i] + scale[k, i] * eps_t,i,   eps ~ N(0, 1)
+    z_t,i = f_k,i(z_{t-1}, ..., z_{t-L}) + loc[k, i] + scale[k, i] * s_k,i(z_past) * eps_t,i,
+    eps ~ N(0, 1),   s_k,i = exp(scale_gain * tanh(z_past @ v_k + c_k)_i)  (1 when scale_gain = 0)
+
+``scale_gain > 0`` (dynamics and regimes) makes the transition *heteroscedastic*: the noise
+scale moves with the past. With a noise scale that changes only with ``k``, a Gaussian
+transition's second derivatives vary with ``k`` alone, so the seed's condition with the past as
+auxiliary variable has rank at most ``n + min(n, K - 1)``; a past-dependent scale makes them
+vary with the past too, and the rank can reach ``2n`` for any ``K`` (TDRL's condition).
 
 * ``simulate_segments``: no dynamics (``f = 0``, ``L = 0``); ``k`` is the segment of the long
   series the step falls in (time-contrastive learning's setting).
@@ -48,6 +55,7 @@ __all__ = [
     "simulate_regimes",
     "simulate_sequences",
     "transition_mean",
+    "transition_scale_factor",
     "sequence_truth_to_arrays",
     "sequence_truth_from_arrays",
 ]
@@ -73,6 +81,10 @@ class SequenceTruth(NamedTuple):
         ``f_k(h) = tanh(h @ w1[k] + b1[k]) @ w2[k] + b2[k]`` with ``h`` the past ``L`` steps,
         most recent first, flattened.
     trans_b1 : ``(K, H)``, trans_w2 : ``(K, H, n)``, trans_b2 : ``(K, n)`` or None
+    trans_v : ``(K, L * n, n)``, trans_c : ``(K, n)`` or None
+        Heteroscedastic transitions: the noise scale is multiplied by
+        ``exp(scale_gain * tanh(h @ v[k] + c[k]))``. None: homoscedastic in the past.
+    scale_gain : float
     regimes : int ``(B, T)`` or None
         The hidden regime path (``simulate_regimes``).
     trans_matrix : ``(K, K)`` or None
@@ -96,6 +108,9 @@ class SequenceTruth(NamedTuple):
     trans_matrix: np.ndarray | None = None
     init_probs: np.ndarray | None = None
     noise_std: float = 0.0
+    trans_v: np.ndarray | None = None
+    trans_c: np.ndarray | None = None
+    scale_gain: float = 0.0
 
     def g(self, z):
         """The true mixing ``x = g(z)`` (noise-free)."""
@@ -116,10 +131,23 @@ class SequenceTruth(NamedTuple):
             Segment, domain or regime label.
         """
         loc = jnp.asarray(self.loc)[k]
+        scale = jnp.asarray(self.scale)[k]
+        row = 0 if self.kind == "dynamics" else k
         if self.trans_w1 is not None:
-            row = 0 if self.kind == "dynamics" else k
             loc = loc + transition_mean(self, z_prev, row)
-        return jstats.norm.logpdf(z_t, loc, jnp.asarray(self.scale)[k]).sum(-1)
+        if self.trans_v is not None:
+            scale = scale * transition_scale_factor(self, z_prev, row)
+        return jstats.norm.logpdf(z_t, loc, scale).sum(-1)
+
+
+def transition_scale_factor(truth: SequenceTruth, z_prev, k=0):
+    """The true noise-scale factor ``exp(scale_gain * tanh(h @ v_k + c_k))`` at ``z_prev``
+    ``(..., L, n)`` -> ``(..., n)`` (ones for homoscedastic transitions)."""
+    if truth.trans_v is None:
+        return jnp.ones(jnp.shape(z_prev)[:-2] + (jnp.shape(z_prev)[-1],))
+    h = jnp.reshape(jnp.asarray(z_prev), jnp.shape(z_prev)[:-2] + (-1,))
+    v, c = jnp.asarray(truth.trans_v)[k], jnp.asarray(truth.trans_c)[k]
+    return jnp.exp(truth.scale_gain * jnp.tanh(jnp.einsum("...i,...ij->...j", h, v) + c))
 
 
 def transition_mean(truth: SequenceTruth, z_prev, k=0):
@@ -151,6 +179,7 @@ class SequenceConfig(NamedTuple):
     lag: int = 1
     hidden: int = 16
     transition_gain: float = 1.0
+    scale_gain: float = 0.0  # > 0: heteroscedastic transitions (noise scale moves with the past)
     n_domains: int = 5
     domain_length: int | None = None
     scale_range: tuple = (0.1, 1.0)
@@ -192,8 +221,10 @@ def _check(c: SequenceConfig, kind: str) -> SequenceConfig:
         raise InputError(f"scale_range must satisfy 0 < low <= high, got {c.scale_range}.")
     if not 0 <= c.stay_prob < 1:
         raise InputError(f"stay_prob must be in [0, 1), got {c.stay_prob}.")
-    if c.noise_std < 0 or c.loc_range < 0 or c.burn_in < 0 or c.transition_gain < 0:
-        raise InputError("noise_std, loc_range, burn_in and transition_gain must be >= 0.")
+    if (c.noise_std < 0 or c.loc_range < 0 or c.burn_in < 0 or c.transition_gain < 0
+            or not 0 <= c.scale_gain <= 5):
+        raise InputError("noise_std, loc_range, burn_in and transition_gain must be >= 0, and "
+                         f"scale_gain in [0, 5] (got {c.scale_gain!r}).")
     return c
 
 
@@ -207,14 +238,26 @@ def _random_transitions(rng, K, lag, n, hidden, gain):
     return tuple(a.astype(np.float32) for a in (w1, b1, w2, b2))
 
 
+def _random_scale_maps(rng, K, lag, n, gain):
+    """``K`` random maps of the past for heteroscedastic noise (None when ``gain == 0``, so
+    the default draws no extra random numbers)."""
+    if gain == 0:
+        return None
+    fan_in = lag * n
+    v = rng.standard_normal((K, fan_in, n)) / np.sqrt(fan_in)
+    c = rng.uniform(-0.5, 0.5, size=(K, n))
+    return v.astype(np.float32), c.astype(np.float32), float(gain)
+
+
 def _mlp_np(h, w1, b1, w2, b2):
     hid = np.tanh(np.einsum("bi,bij->bj", h, w1) + b1)
     return np.einsum("bj,bjk->bk", hid, w2) + b2
 
 
-def _roll_out(rng, labels, lag, loc, scale, weights, burn_in):
+def _roll_out(rng, labels, lag, loc, scale, weights, burn_in, scale_maps=None):
     """Simulate ``z`` ``(B, T, n)`` step by step; ``labels`` ``(B, burn_in + T)`` pick the row of
-    ``loc``/``scale`` and (for regimes) of the MLP. A single MLP row is shared by all labels."""
+    ``loc``/``scale`` and (for regimes) of the MLP. A single MLP row is shared by all labels.
+    ``scale_maps = (v, c, gain)`` multiplies the noise scale by ``exp(gain * tanh(h v + c))``."""
     B, total = labels.shape
     n = loc.shape[1]
     w1, b1, w2, b2 = weights
@@ -224,8 +267,13 @@ def _roll_out(rng, labels, lag, loc, scale, weights, burn_in):
     for t in range(total):
         k = labels[:, t]
         row = np.zeros_like(k) if shared else k
-        mean = _mlp_np(past.reshape(B, -1), w1[row], b1[row], w2[row], b2[row]) + loc[k]
-        z[:, t] = mean + scale[k] * rng.standard_normal((B, n))
+        h = past.reshape(B, -1)
+        mean = _mlp_np(h, w1[row], b1[row], w2[row], b2[row]) + loc[k]
+        sd = scale[k]
+        if scale_maps is not None:
+            v, c, gain = scale_maps
+            sd = sd * np.exp(gain * np.tanh(np.einsum("bi,bij->bj", h, v[row]) + c[row]))
+        z[:, t] = mean + sd * rng.standard_normal((B, n))
         past = np.concatenate([z[:, t][:, None], past[:, :-1]], axis=1)
     return z[:, burn_in:]
 
@@ -338,11 +386,12 @@ def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **ove
     else:
         labels = (np.arange(B)[:, None] + np.maximum(t_idx, 0)[None] // c.domain_length) % U
     labels = labels.astype(np.int32)
-    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in)
+    maps = _random_scale_maps(rng, 1, c.lag, n, c.scale_gain)
+    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps)
     w1, b1, w2, b2 = weights
     return _finish(rng, c, z, labels[:, c.burn_in:].copy(), dict(
         mixing=mixing, lag=c.lag, loc=loc.astype(np.float32), scale=scale.astype(np.float32),
-        trans_w1=w1, trans_b1=b1, trans_w2=w2, trans_b2=b2), "dynamics")
+        trans_w1=w1, trans_b1=b1, trans_w2=w2, trans_b2=b2, **_maps_truth(maps)), "dynamics")
 
 
 def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **overrides):
@@ -398,12 +447,21 @@ def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **over
     for t in range(1, c.length):
         path[:, t] = _categorical(rng, trans[path[:, t - 1]])
     labels = np.concatenate([np.repeat(path[:, :1], c.burn_in, axis=1), path], axis=1)
-    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in)
+    maps = _random_scale_maps(rng, K, c.lag, n, c.scale_gain)
+    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps)
     w1, b1, w2, b2 = weights
     return _finish(rng, c, z, None, dict(
         mixing=mixing, lag=c.lag, loc=loc.astype(np.float32), scale=scale.astype(np.float32),
         trans_w1=w1, trans_b1=b1, trans_w2=w2, trans_b2=b2, regimes=path,
-        trans_matrix=trans.astype(np.float32), init_probs=init.astype(np.float32)), "regimes")
+        trans_matrix=trans.astype(np.float32), init_probs=init.astype(np.float32),
+        **_maps_truth(maps)), "regimes")
+
+
+def _maps_truth(maps):
+    if maps is None:
+        return {}
+    v, c, gain = maps
+    return dict(trans_v=v, trans_c=c, scale_gain=gain)
 
 
 def _categorical(rng, probs):
@@ -427,7 +485,7 @@ def simulate_sequences(generator: str, seed: int = 0, config: SequenceConfig | N
 
 
 _OPTIONAL = ("trans_w1", "trans_b1", "trans_w2", "trans_b2", "regimes", "trans_matrix",
-             "init_probs")
+             "init_probs", "trans_v", "trans_c")
 
 
 def sequence_truth_to_arrays(truth: SequenceTruth) -> dict:
@@ -435,7 +493,8 @@ def sequence_truth_to_arrays(truth: SequenceTruth) -> dict:
 
     Keys: ``truth_kind`` (string), ``truth_lag``, ``truth_loc``/``truth_scale`` ``(K, n)``,
     ``truth_trans_w1/b1/w2/b2`` (transition MLPs), ``truth_regimes`` ``(B, T)``,
-    ``truth_trans_matrix`` ``(K, K)``, ``truth_init_probs`` ``(K,)``, ``truth_noise_std`` and
+    ``truth_trans_matrix`` ``(K, K)``, ``truth_init_probs`` ``(K,)``, ``truth_noise_std``,
+    ``truth_scale_gain`` and ``truth_trans_v``/``truth_trans_c`` (heteroscedastic noise), and
     the mixing keys shared with i.i.d. files (``truth_mixing_*``).
     """
     out = {
@@ -445,6 +504,7 @@ def sequence_truth_to_arrays(truth: SequenceTruth) -> dict:
         "truth_scale": np.asarray(truth.scale),
         **mixing_to_arrays(truth.mixing),
         "truth_noise_std": np.array(truth.noise_std),
+        "truth_scale_gain": np.array(truth.scale_gain),
     }
     for name in _OPTIONAL:
         value = getattr(truth, name)
@@ -462,5 +522,6 @@ def sequence_truth_from_arrays(arrays, z) -> SequenceTruth:
         z=z, mixing=mixing, kind=str(arrays["truth_kind"]), lag=int(arrays["truth_lag"]),
         loc=np.asarray(arrays["truth_loc"], np.float32),
         scale=np.asarray(arrays["truth_scale"], np.float32),
-        noise_std=float(arrays.get("truth_noise_std", 0.0)), **optional,
+        noise_std=float(arrays.get("truth_noise_std", 0.0)),
+        scale_gain=float(arrays.get("truth_scale_gain", 0.0)), **optional,
     )

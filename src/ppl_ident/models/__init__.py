@@ -116,7 +116,8 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
 
 def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
                            n_regimes=3, context=1, width=64, depth=2, noise_scale=None,
-                           whiten=None, guide="encoder", noise_init=0.1, **_iid_only):
+                           whiten=None, guide="encoder", noise_init=0.1, heteroscedastic=False,
+                           **_iid_only):
     """Builder of the sequence models (``x`` of shape ``(B, T, d)``); see
     :mod:`ppl_ident.models.temporal`. Options of the i.i.d. models (``prior``, ``aux_dim``,
     ...) are accepted and ignored so that one settings object serves both families."""
@@ -147,7 +148,8 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
             "decoder": mlp(k_dec, n_latent, data_dim, width, depth),
             "encoder": mlp(k_enc, enc_in, guide_family(guide).encoder_outputs(n_latent), width,
                            depth),
-            "transition": mlp(k_tr, lag * n_latent, K * n_latent, width, depth),
+            "transition": mlp(k_tr, lag * n_latent, (2 if heteroscedastic else 1) * K * n_latent,
+                              width, depth),
         }
 
     mods = make_modules(key)
@@ -160,7 +162,8 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
     model = partial(temporal_model, kind=name, decoder=mods["decoder"],
                     transition=mods["transition"], n_latent=n_latent, data_dim=data_dim,
                     lag=lag, n_domains=n_domains if use_u else None, n_regimes=K,
-                    noise_scale=noise_scale, whiten=white, noise_init=noise_init)
+                    noise_scale=noise_scale, whiten=white, noise_init=noise_init,
+                    heteroscedastic=bool(heteroscedastic))
     guide_fn = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
                        context=context, n_domains=n_domains if use_u else None, use_u=use_u,
                        whiten=white, fullcov=fullcov)
@@ -179,6 +182,7 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
                   n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
                   context=context, width=width, depth=depth, noise_scale=noise_scale,
                   batch_plate="sequence", guide=guide, noise_init=noise_init,
+                  heteroscedastic=bool(heteroscedastic),
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white])
     return ModelSpec(name, model, guide_fn, init_params, config)
 

@@ -2,7 +2,8 @@
 
 Generative model for sequence ``b`` and step ``t`` (lag ``L``, past ``z_{t-1..t-L}``)::
 
-    z_t | z_past, k_t ~ prod_i Normal(f_i(z_past)[k_t] + loc[k_t, i], scale[k_t, i])   (t >= L)
+    z_t | z_past, k_t ~ prod_i Normal(f_i(z_past)[k_t] + loc[k_t, i],
+                                      scale[k_t, i] * s_i(z_past)[k_t])                (t >= L)
     z_t               ~ prod_i Normal(init_loc[t, i], init_scale[t, i])                 (t < L)
     x_t | z_t         ~ Normal(g(z_t), sigma)                         (MLP decoder g)
 
@@ -13,6 +14,11 @@ Generative model for sequence ``b`` and step ``t`` (lag ``L``, past ``z_{t-1..t-
   exactly with :func:`ppl_ident.inference.hmm.hmm_filter`.
 * ``stationary``: one ``loc``/``scale`` row for every step (the past still enters through
   ``f``): the control without auxiliary variation.
+
+The noise-scale factor ``s`` is 1 by default; with ``heteroscedastic=True`` the transition
+network has a second output head, ``s = exp(3 tanh(h / 3))``, so the noise scale moves with the
+past (bounded to a factor e^3 either way). That is the form that lets the past alone satisfy the
+sufficient-variability condition (TDRL's; see :mod:`ppl_ident.data.sequences`).
 
 The latent path is one sample site ``z`` inside the plates ``sequence`` (dim -2, subsampled)
 and ``time`` (dim -1) with event dim ``latent``. Its prior is a :class:`MarkovPathPrior`
@@ -56,6 +62,7 @@ __all__ = [
     "transition_tables",
     "TransitionTables",
     "transition_log_density",
+    "split_transition",
     "regime_posterior",
     "RegimePosterior",
 ]
@@ -91,7 +98,8 @@ class MarkovPathPrior(dist.Distribution):
     ----------
     mean_fn : callable
         ``past (..., L * n) -> (..., K, n)``: the transition means of the ``K`` regimes (``K =
-        1`` without regimes), before ``loc`` is added.
+        1`` without regimes), before ``loc`` is added; or a pair ``(mean, log_factor)`` of such
+        arrays, where ``exp(log_factor)`` multiplies ``scale`` (heteroscedastic transitions).
     loc, scale : ``(B, T, K, n)``
         Per-step, per-regime location shift and noise scale.
     init_loc, init_scale : ``(L, n)``
@@ -113,13 +121,21 @@ class MarkovPathPrior(dist.Distribution):
         super().__init__(batch_shape=loc.shape[:2], event_shape=loc.shape[-1:],
                          validate_args=validate_args)
 
+    def _transition(self, past):
+        """Means and scales of every regime at ``past`` ``(..., L * n)``."""
+        out = self.mean_fn(past)
+        if isinstance(out, tuple):
+            return out[0], jnp.exp(out[1])
+        return out, None
+
     def regime_log_liks(self, value):
         """``log p(z_t | z_past, k)`` for every regime: ``(B, T, K)``."""
         B, T, n = value.shape
         L = self.lag
         past = lagged(value, L).reshape(B, T, L * n)
-        mean = self.mean_fn(past) + self.loc
-        ll = jstats.norm.logpdf(value[:, :, None, :], mean, self.scale).sum(-1)
+        mean, factor = self._transition(past)
+        scale = self.scale if factor is None else self.scale * factor
+        ll = jstats.norm.logpdf(value[:, :, None, :], mean + self.loc, scale).sum(-1)
         init = jstats.norm.logpdf(value[:, :L], self.init_loc[: min(L, T)], self.init_scale[
             : min(L, T)]).sum(-1)
         return ll.at[:, :L].set(jnp.broadcast_to(init[..., None], ll[:, :L].shape))
@@ -158,8 +174,10 @@ class MarkovPathPrior(dist.Distribution):
                 r = jnp.where(t == 0, r, jax.random.categorical(k_r, self.log_trans[r]))
             loc_t = jnp.take_along_axis(self.loc[:, t], r[:, None, None], axis=1)[:, 0]
             scale_t = jnp.take_along_axis(self.scale[:, t], r[:, None, None], axis=1)[:, 0]
-            mean = jnp.take_along_axis(self.mean_fn(past.reshape(B, L * n)), r[:, None, None],
-                                       axis=1)[:, 0]
+            mean, factor = self._transition(past.reshape(B, L * n))
+            mean = jnp.take_along_axis(mean, r[:, None, None], axis=1)[:, 0]
+            if factor is not None:
+                scale_t = scale_t * jnp.take_along_axis(factor, r[:, None, None], axis=1)[:, 0]
             z_dyn = mean + loc_t + scale_t * jax.random.normal(k_e, (B, n))
             z_t = jnp.where(t < L, z0[:, jnp.minimum(t, L - 1)], z_dyn)
             past = jnp.concatenate([z_t[:, None], past[:, :-1]], axis=1)
@@ -191,7 +209,8 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                    data_dim: int, lag: int = 1, n_domains: int | None = None,
                    n_regimes: int = 1, noise_scale: float | None = None,
                    stickiness: float = 0.9, subsample_size: int | None = None, n_seq=None,
-                   length=None, kl_weight=1.0, whiten=None, noise_init: float = 0.1):
+                   length=None, kl_weight=1.0, whiten=None, noise_init: float = 0.1,
+                   heteroscedastic: bool = False):
     """The shared body of :func:`tivae`, :func:`regime` and :func:`stationary`.
 
     Parameters
@@ -202,7 +221,8 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         Domain / segment labels (``tivae``); ignored by the other kinds.
     kind : {"tivae", "regime", "stationary"}
     decoder : equinox.Module ``(n,) -> (d,)``, registered as ``decoder``.
-    transition : equinox.Module ``(L * n,) -> (K * n,)``, registered as ``transition``.
+    transition : equinox.Module ``(L * n,) -> (K * n,)`` (``(2 K n,)`` when
+        ``heteroscedastic``: means, then log noise-scale factors), registered as ``transition``.
     n_latent, data_dim, lag : int
     n_domains : int, optional
         Number of labels of ``u`` (``tivae``).
@@ -219,6 +239,8 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         Decode in whitened coordinates (see :func:`ppl_ident.models.ivae.observation_dist`).
     noise_init : float
         Initial value of the learned noise scale.
+    heteroscedastic : bool
+        Let the transition noise scale move with the past (see the module docstring).
     subsample_size : int, optional
         Minibatch size of the ``sequence`` plate.
 
@@ -249,7 +271,7 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         log_trans = jax.nn.log_softmax(numpyro.param("regime_trans_logits", logits0), axis=-1)
 
     def mean_fn(past):
-        return _apply(net, past).reshape(past.shape[:-1] + (K, n))
+        return split_transition(_apply(net, past), K, n, heteroscedastic)
 
     with numpyro.plate("sequence", B, subsample_size=subsample_size, dim=-2) as idx:
         b = idx.shape[0]
@@ -280,6 +302,16 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                 numpyro.sample("x", dist.Normal(mean, sigma).to_event(1), obs=w_b)
                 log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(whiten[1]))))
                 numpyro.factor("x_whitening_jacobian", -log_det * jnp.ones(x_b.shape[:2]))
+
+
+def split_transition(out, K: int, n: int, heteroscedastic: bool):
+    """The transition network's output ``(..., K n)`` or ``(..., 2 K n)`` as the means
+    ``(..., K, n)``, or the pair (means, bounded log noise-scale factors ``3 tanh(./3)``)."""
+    if not heteroscedastic:
+        return out.reshape(out.shape[:-1] + (K, n))
+    mean = out[..., : K * n].reshape(out.shape[:-1] + (K, n))
+    log_factor = 3.0 * jnp.tanh(out[..., K * n:] / 3.0).reshape(out.shape[:-1] + (K, n))
+    return mean, log_factor
 
 
 def tivae(x=None, u=None, **kwargs):
@@ -356,9 +388,15 @@ def transition_log_density(spec, params, row: int = 0):
     loc, scale = jnp.asarray(params["trans_loc"])[row], jnp.asarray(params["trans_scale"])[row]
     head = row if K > 1 else 0
 
+    het = bool(cfg.get("heteroscedastic", False))
+
     def log_density(z_t, z_prev):
-        mean = net(jnp.reshape(z_prev, (L * n,))).reshape(K, n)[head] + loc
-        return jstats.norm.logpdf(z_t, mean, scale).sum()
+        out = split_transition(net(jnp.reshape(z_prev, (L * n,))), K, n, het)
+        if het:
+            mean, log_factor = out
+            return jstats.norm.logpdf(z_t, mean[head] + loc,
+                                      scale * jnp.exp(log_factor[head])).sum()
+        return jstats.norm.logpdf(z_t, out[head] + loc, scale).sum()
 
     return log_density
 
