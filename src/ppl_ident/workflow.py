@@ -48,10 +48,15 @@ FIT_GUIDES = ("encoder", "encoder_fullcov")
 #: (``iwae``) for 10,000 steps: a tighter bound on ``log p(x | u)``, which on the default
 #: setting raises the iVAE's median MCC over 5 seeds from 0.79 to 0.953 at about 16 times the
 #: run time (measured in ``benchmarks/README.md``). On sequence models the weights are per
-#: sequence (:func:`ppl_ident.inference.engines.fold_plate`).
+#: sequence (:func:`ppl_ident.inference.engines.fold_plate`). ``exact`` (sequence models with
+#: ``d == n``) replaces the encoder and the noisy decoder by an invertible flow and trains on the
+#: exact ``log p(x)`` for 20,000 steps at a peak learning rate of 1e-3: on the dynamics
+#: benchmark it raises the temporal iVAE's median MCC from 0.82 to over 0.9, at the price of a
+#: point-estimate posterior.
 FIT_PRESETS = {
     "fast": {},
     "accurate": {"engine": "iwae", "num_particles": 32, "steps": 10_000},
+    "exact": {"flow": True, "steps": 20_000, "learning_rate": 1e-3},
 }
 
 
@@ -98,6 +103,7 @@ class FitSettings(NamedTuple):
     n_regimes: int = 3
     context: int = 3
     heteroscedastic: bool = False  # transition noise scale moves with the past
+    flow: bool = False  # exact likelihood: z_t = h(x_t) with an invertible h (d == n)
 
 
 class Fitted(NamedTuple):
@@ -179,6 +185,10 @@ def _check_settings(dataset: Dataset, s: FitSettings) -> FitSettings:
                          f"{', '.join(FIT_GUIDES)} (ppl-ident compare runs the others).")
     if not s.noise_init > 0:
         raise InputError(f"noise_init must be > 0, got {s.noise_init}.")
+    if s.flow and s.model not in SEQUENCE_MODELS:
+        raise InputError(f"The exact-likelihood flow model is built for the sequence models "
+                         f"({', '.join(SEQUENCE_MODELS)}); model {s.model!r} is variational only: "
+                         "drop --flow (or --preset exact).")
     if s.heteroscedastic and s.model not in SEQUENCE_MODELS:
         raise InputError(f"heteroscedastic applies to the transition of sequence models "
                          f"({', '.join(SEQUENCE_MODELS)}); model {s.model!r} has none: drop "

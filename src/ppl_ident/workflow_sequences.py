@@ -76,6 +76,7 @@ def fit_sequence_model(dataset: Dataset, s, *, progress: bool = False, truth=Non
         n_domains=None if labels is None else len(labels), lag=s.lag, n_regimes=s.n_regimes,
         context=s.context, width=s.width, depth=s.depth, noise_scale=s.noise_scale,
         guide=s.guide, noise_init=s.noise_init, heteroscedastic=s.heteroscedastic,
+        flow=s.flow,
         whiten=whitening(dataset.x.reshape(-1, d)) if s.whiten else None,
     )
     s = s._replace(batch_size=sequences_per_batch(s.batch_size, B, T) * T)

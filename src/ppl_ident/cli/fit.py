@@ -40,7 +40,9 @@ def add_arguments(p):
                         f"{FIT_PRESETS['accurate']['steps']}; with --resume: the total to reach)")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
                    help="observations per minibatch (sequences: time steps, whole sequences)")
-    p.add_argument("--lr", type=positive_float, default=d.learning_rate)
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help=f"peak learning rate (default {d.learning_rate}; the preset's if it sets "
+                        "one)")
     p.add_argument("--restarts", type=positive_int, default=d.restarts,
                    help="independent initialisations run together; best by ELBO is kept")
     p.add_argument("--width", type=positive_int, default=d.width)
@@ -68,6 +70,10 @@ def add_arguments(p):
                    help="sequence models: encoder sees x_{t-c..t+c}")
     p.add_argument("--heteroscedastic", action="store_true",
                    help="sequence models: the transition noise scale moves with the past")
+    p.add_argument("--flow", action="store_true", default=None,
+                   help="sequence models with d == n: exact likelihood, z_t = h(x_t) with an "
+                        "invertible flow h instead of an encoder and a noisy decoder (see "
+                        "--preset exact)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="K",
@@ -83,13 +89,14 @@ def settings_from_args(args):
 
     # flags left unset keep the preset's value (or the FitSettings default)
     chosen = {k: v for k, v in (("engine", args.engine), ("elbo", args.elbo),
-                                ("num_particles", args.particles), ("steps", args.steps))
+                                ("num_particles", args.particles), ("steps", args.steps),
+                                ("learning_rate", args.lr), ("flow", args.flow))
               if v is not None}
     return fit_settings(
         args.preset, **chosen,
         model=args.model, latent_dim=args.latent_dim,
         batch_size=args.batch_size,
-        learning_rate=args.lr, restarts=args.restarts, width=args.width, depth=args.depth,
+        restarts=args.restarts, width=args.width, depth=args.depth,
         prior=args.prior, noise_scale=args.noise_scale, noise_init=args.noise_init,
         whiten=not args.no_whiten, guide=args.guide,
         seed=args.seed, lag=args.lag, n_regimes=args.regimes, context=args.context,
@@ -142,7 +149,7 @@ def _changed_settings(args) -> list[str]:
 
     d = FitSettings()
     defaults = {"model": d.model, "latent_dim": None, "engine": None, "elbo": None,
-                "particles": None, "preset": "fast", "batch_size": d.batch_size, "lr": d.learning_rate,
+                "particles": None, "preset": "fast", "batch_size": d.batch_size, "lr": None,
                 "restarts": d.restarts, "width": d.width, "depth": d.depth, "prior": d.prior,
                 "noise_scale": None, "noise_init": d.noise_init, "no_whiten": False,
                 "guide": d.guide,

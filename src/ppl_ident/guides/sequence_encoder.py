@@ -13,7 +13,7 @@ from ppl_ident.guides.encoder import ReparamMultivariateNormal
 from ppl_ident.models.ivae import whiten_data
 from ppl_ident.models.nn import one_hot
 
-__all__ = ["sequence_encoder_guide", "context_windows"]
+__all__ = ["sequence_encoder_guide", "context_windows", "flow_guide"]
 
 
 def context_windows(x, context: int):
@@ -80,3 +80,23 @@ def sequence_encoder_guide(x=None, u=None, *, encoder, n_latent: int, context: i
             q = dist.Normal(loc, jax.nn.softplus(out[..., n_latent:]) + min_scale).to_event(1)
         with numpyro.plate("time", T, dim=-1), handlers.scale(scale=kl_weight):
             numpyro.sample("z", q)
+
+
+def flow_guide(x=None, u=None, *, flow, whiten=None, subsample_size: int | None = None,
+               kl_weight=1.0, **_unused):
+    """Point-mass posterior ``z_t = h(x_t)`` of an exact-likelihood sequence model.
+
+    ``flow`` (a :class:`ppl_ident.models.flows.CouplingFlow`, registered as ``flow``: the same
+    parameters as the model's) maps each whitened step to its latent. With a ``Delta`` of zero
+    log-density the ELBO equals the model's exact ``log p(x)``: the model scores
+    ``log p(z_{1:T}) + log |det J_h|`` at ``z = h(x)`` (see
+    :func:`ppl_ident.models.temporal.temporal_model`).
+    """
+    B, T = x.shape[:2]
+    fl = eqx_module("flow", flow)
+    with numpyro.plate("sequence", B, subsample_size=subsample_size, dim=-2) as idx:
+        x_b = jnp.asarray(x)[idx]
+        w = whiten_data(x_b.reshape(-1, x_b.shape[-1]), whiten)
+        z = jax.vmap(fl)(w)[0].reshape(x_b.shape[:2] + (-1,))
+        with numpyro.plate("time", T, dim=-1), handlers.scale(scale=kl_weight):
+            numpyro.sample("z", dist.Delta(z, event_dim=1))

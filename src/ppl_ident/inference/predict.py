@@ -32,7 +32,8 @@ def encode(spec, params, x, u):
 
 
 def decoder_fn(spec, params):
-    """The fitted decoder network as a pure function of one latent vector: ``(n,) -> (d,)``.
+    """The fitted decoder network as a pure function of one latent vector: ``(n,) -> (d,)``
+    (for an exact-likelihood ``flow`` model, the flow's inverse ``h^{-1}``).
 
     Its output is in the model's decoding coordinates: whitened ``chol^{-1} (x - mu)`` when the
     model decodes whitened data (the default). For the mean of ``x`` in data coordinates use
@@ -40,6 +41,11 @@ def decoder_fn(spec, params):
     """
     import equinox as eqx
 
+    if spec.config.get("flow"):
+        # exact-likelihood model: the learned mixing is the flow's inverse
+        flow = spec.model.keywords["flow"]
+        return eqx.combine(params["flow$params"],
+                           eqx.partition(flow, eqx.is_inexact_array)[1]).inverse
     module = eqx.combine(params["decoder$params"], _static(spec, "decoder"))
     return module
 

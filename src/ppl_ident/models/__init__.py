@@ -117,11 +117,12 @@ def _build_ivae_family(name, key, *, n_latent, data_dim, n_domains=None, aux_dim
 def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
                            n_regimes=3, context=1, width=64, depth=2, noise_scale=None,
                            whiten=None, guide="encoder", noise_init=0.1, heteroscedastic=False,
-                           **_iid_only):
+                           flow=False, flow_layers=8, **_iid_only):
     """Builder of the sequence models (``x`` of shape ``(B, T, d)``); see
     :mod:`ppl_ident.models.temporal`. Options of the i.i.d. models (``prior``, ``aux_dim``,
     ...) are accepted and ignored so that one settings object serves both families."""
-    from ppl_ident.guides.sequence_encoder import sequence_encoder_guide
+    from ppl_ident.guides.sequence_encoder import flow_guide, sequence_encoder_guide
+    from ppl_ident.models.flows import coupling_flow
     from ppl_ident.models.temporal import temporal_model
 
     if name == "tivae" and n_domains is None:
@@ -137,6 +138,12 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
     if guide not in SEQUENCE_GUIDES:
         raise InputError(f"Sequence models take the guides {', '.join(SEQUENCE_GUIDES)}; "
                          f"got {guide!r}.")
+    if flow and (data_dim != n_latent or n_latent < 2):
+        raise InputError(
+            f"The exact-likelihood (flow) model maps x to z one to one, so it needs data_dim == "
+            f"n_latent >= 2; got d = {data_dim}, n = {n_latent}. Use --latent-dim {data_dim} "
+            "(if d >= 2) or the default variational model (drop --flow)."
+        )
     fullcov = guide == "encoder_fullcov"
     K = n_regimes if name == "regime" else 1
     use_u = name == "tivae"
@@ -144,6 +151,12 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
 
     def make_modules(key):
         k_dec, k_enc, k_tr = jax.random.split(key, 3)
+        if flow:
+            return {
+                "flow": coupling_flow(k_dec, n_latent, flow_layers, width, depth),
+                "transition": mlp(k_tr, lag * n_latent,
+                                  (2 if heteroscedastic else 1) * K * n_latent, width, depth),
+            }
         return {
             "decoder": mlp(k_dec, n_latent, data_dim, width, depth),
             "encoder": mlp(k_enc, enc_in, guide_family(guide).encoder_outputs(n_latent), width,
@@ -159,14 +172,18 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
         if white[0].shape != (data_dim,) or white[1].shape != (data_dim, data_dim):
             raise InputError(f"whiten must be (mean ({data_dim},), cholesky ({data_dim}, "
                              f"{data_dim})); got shapes {white[0].shape} and {white[1].shape}.")
-    model = partial(temporal_model, kind=name, decoder=mods["decoder"],
+    model = partial(temporal_model, kind=name, decoder=mods.get("decoder"),
+                    flow=mods.get("flow"),
                     transition=mods["transition"], n_latent=n_latent, data_dim=data_dim,
                     lag=lag, n_domains=n_domains if use_u else None, n_regimes=K,
                     noise_scale=noise_scale, whiten=white, noise_init=noise_init,
                     heteroscedastic=bool(heteroscedastic))
-    guide_fn = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
-                       context=context, n_domains=n_domains if use_u else None, use_u=use_u,
-                       whiten=white, fullcov=fullcov)
+    if flow:
+        guide_fn = partial(flow_guide, flow=mods["flow"], whiten=white)
+    else:
+        guide_fn = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
+                           context=context, n_domains=n_domains if use_u else None,
+                           use_u=use_u, whiten=white, fullcov=fullcov)
 
     def init_params(key):
         k_mod, k_loc = jax.random.split(key)
@@ -180,9 +197,11 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
     # batch_plate: the engines minibatch whole sequences
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim,
                   n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
-                  context=context, width=width, depth=depth, noise_scale=noise_scale,
-                  batch_plate="sequence", guide=guide, noise_init=noise_init,
-                  heteroscedastic=bool(heteroscedastic),
+                  context=0 if flow else context, width=width, depth=depth,
+                  noise_scale=noise_scale,
+                  batch_plate="sequence", guide=guide,  # engines look up its family
+                  noise_init=noise_init, heteroscedastic=bool(heteroscedastic), flow=bool(flow),
+                  flow_layers=int(flow_layers),
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white])
     return ModelSpec(name, model, guide_fn, init_params, config)
 

@@ -210,7 +210,7 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                    n_regimes: int = 1, noise_scale: float | None = None,
                    stickiness: float = 0.9, subsample_size: int | None = None, n_seq=None,
                    length=None, kl_weight=1.0, whiten=None, noise_init: float = 0.1,
-                   heteroscedastic: bool = False):
+                   heteroscedastic: bool = False, flow=None):
     """The shared body of :func:`tivae`, :func:`regime` and :func:`stationary`.
 
     Parameters
@@ -220,7 +220,7 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
     u : int ``(B, T)`` or None
         Domain / segment labels (``tivae``); ignored by the other kinds.
     kind : {"tivae", "regime", "stationary"}
-    decoder : equinox.Module ``(n,) -> (d,)``, registered as ``decoder``.
+    decoder : equinox.Module ``(n,) -> (d,)``, registered as ``decoder`` (None with ``flow``).
     transition : equinox.Module ``(L * n,) -> (K * n,)`` (``(2 K n,)`` when
         ``heteroscedastic``: means, then log noise-scale factors), registered as ``transition``.
     n_latent, data_dim, lag : int
@@ -241,6 +241,11 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         Initial value of the learned noise scale.
     heteroscedastic : bool
         Let the transition noise scale move with the past (see the module docstring).
+    flow : :class:`ppl_ident.models.flows.CouplingFlow`, optional
+        Exact-likelihood model (``d == n``): ``z_t = h(x_t)`` with the invertible ``h``
+        (registered as ``flow``, shared with :func:`ppl_ident.guides.sequence_encoder.flow_guide`)
+        and the factor ``x_log_det = log |det J_h(x_t)|`` instead of a decoder and its noise.
+        The ELBO with the flow guide is then ``log p(x)`` itself.
     subsample_size : int, optional
         Minibatch size of the ``sequence`` plate.
 
@@ -252,9 +257,10 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
     x = None if x is None else jnp.asarray(x)
     u = None if u is None else jnp.asarray(u)
     n = n_latent
-    dec = eqx_module("decoder", decoder)
+    dec = None if decoder is None else eqx_module("decoder", decoder)
+    fl = None if flow is None else eqx_module("flow", flow)
     net = eqx_module("transition", transition)
-    sigma = _noise(noise_scale, data_dim, noise_init)
+    sigma = None if fl is not None else _noise(noise_scale, data_dim, noise_init)
     K = n_regimes if kind == "regime" else 1
     rows = {"tivae": n_domains or 1, "regime": K, "stationary": 1}[kind]
     trans_loc = numpyro.param("trans_loc", jnp.zeros((rows, n)))
@@ -290,6 +296,9 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
             with handlers.scale(scale=kl_weight):
                 z = numpyro.sample("z", prior)
             x_b = None if x is None else x[idx]
+            if fl is not None:
+                _flow_likelihood(fl, z, x_b, whiten)
+                return
             mean = _apply(dec, z)
             if whiten is None or x_b is None:
                 numpyro.sample("x", observation_dist(mean, sigma, whiten), obs=x_b)
@@ -302,6 +311,22 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                 numpyro.sample("x", dist.Normal(mean, sigma).to_event(1), obs=w_b)
                 log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(whiten[1]))))
                 numpyro.factor("x_whitening_jacobian", -log_det * jnp.ones(x_b.shape[:2]))
+
+
+def _flow_likelihood(fl, z, x_b, whiten):
+    """The exact model's observation term: ``x = h^{-1}(z)`` (prior predictive) or the factor
+    ``log |det J_h(x)|`` in data coordinates (whitening's Jacobian included)."""
+    if x_b is None:
+        w = _apply(fl.inverse, z)
+        if whiten is not None:
+            w = whiten[0] + w @ whiten[1].T
+        numpyro.deterministic("x", w)
+        return
+    d = x_b.shape[-1]
+    log_det = jax.vmap(fl)(whiten_data(x_b.reshape(-1, d), whiten))[1].reshape(x_b.shape[:2])
+    if whiten is not None:
+        log_det = log_det - jnp.sum(jnp.log(jnp.abs(jnp.diagonal(whiten[1]))))
+    numpyro.factor("x_log_det", log_det)
 
 
 def split_transition(out, K: int, n: int, heteroscedastic: bool):

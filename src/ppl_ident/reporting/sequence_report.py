@@ -320,6 +320,9 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
         "mcc_per_dim": metrics.get("mcc_per_dim"), "mcc_raw_x": metrics.get("mcc_raw_x"),
     }
     notes = {}
+    if cfg.get("flow"):
+        notes["posterior"] = ("exact-likelihood flow model: z_t = h(x_t) is a point estimate, so "
+                              "its intervals have zero width and cover nothing")
     z_true = alignment = None
     if data.z is not None:
         u, _ = prepare_sequence_inputs(data.u, name, fitted.labels)
