@@ -12,6 +12,7 @@ Every fit goes through :func:`ppl_ident.workflow.fit_model` with its default set
     python benchmarks/sequence_accuracy.py --quick            # 1 seed, fewer steps
     python benchmarks/sequence_accuracy.py --out results.jsonl
     python benchmarks/sequence_accuracy.py --scale-gain 1 --heteroscedastic   # TDRL's setting
+    python benchmarks/sequence_accuracy.py --preset exact     # exact-likelihood flow models
 
 ``--scale-gain`` simulates heteroscedastic transitions (the noise scale moves with the past, so
 the past alone satisfies the sufficient-variability condition, also for K = 3 regimes);
@@ -50,12 +51,13 @@ def _machine():
 
 
 def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=None,
-        batch_size=None, scale_gain=0.0, heteroscedastic=False):
+        batch_size=None, scale_gain=0.0, heteroscedastic=False, preset="fast"):
     from ppl_ident.data.sequences import simulate_sequences
-    from ppl_ident.workflow import fit_model
+    from ppl_ident.workflow import FIT_PRESETS, fit_model
 
     n_seeds = seeds or (1 if quick else 3)
-    steps = steps or (2000 if quick else 5000)
+    preset_kw = {k: v for k, v in FIT_PRESETS[preset].items() if k != "steps"}
+    steps = steps or (2000 if quick else FIT_PRESETS[preset].get("steps", 5000))
     sim = dict(n_latent=4, data_dim=4, lag=1, n_layers=3, scale_gain=scale_gain)
     rows = []
     plan = {"dynamics": ("dynamics", ["tivae", "stationary"]), "regimes": ("regimes", ["regime"])}
@@ -70,6 +72,7 @@ def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=No
                 extra = {} if batch_size is None else {"batch_size": batch_size}
                 if heteroscedastic:
                     extra["heteroscedastic"] = True
+                extra.update(preset_kw)
                 fitted = fit_model(data, model=model, steps=steps, seed=seed, truth=truth,
                                    noise_scale=noise_scale, **extra)
                 wall = time.perf_counter() - t0
@@ -87,6 +90,7 @@ def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=No
         settings = dict(task=task, steps=steps, n_sequences=data.x.shape[0],
                         length=data.x.shape[1], noise_scale=noise_scale,
                         batch_size=batch_size or "default", heteroscedastic=heteroscedastic,
+                        preset=preset,
                         **sim)
         for model, rec in per_model.items():
             base = dict(benchmark=f"sequence_accuracy/{task}/{model}", seeds=n_seeds,
@@ -120,10 +124,11 @@ def main(argv=None):
                    help="simulate heteroscedastic transitions (noise scale moves with the past)")
     p.add_argument("--heteroscedastic", action="store_true",
                    help="fit the models with a past-dependent noise scale")
+    p.add_argument("--preset", default="fast", help="fit preset (fast, accurate, exact)")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     args = p.parse_args(argv)
     rows = run(args.quick, args.tasks, args.steps, args.seeds, args.noise_scale,
-               args.batch_size, args.scale_gain, args.heteroscedastic)
+               args.batch_size, args.scale_gain, args.heteroscedastic, args.preset)
     version, machine = _version(), _machine()
     lines = [json.dumps({**r, "machine": machine, "version": version}) for r in rows]
     print("\n".join(lines))

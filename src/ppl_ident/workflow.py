@@ -50,9 +50,9 @@ FIT_GUIDES = ("encoder", "encoder_fullcov")
 #: run time (measured in ``benchmarks/README.md``). On sequence models the weights are per
 #: sequence (:func:`ppl_ident.inference.engines.fold_plate`). ``exact`` (sequence models with
 #: ``d == n``) replaces the encoder and the noisy decoder by an invertible flow and trains on the
-#: exact ``log p(x)`` for 20,000 steps at a peak learning rate of 1e-3: on the dynamics
-#: benchmark it raises the temporal iVAE's median MCC from 0.82 to over 0.9, at the price of a
-#: point-estimate posterior.
+#: exact ``log p(x)`` for 20,000 steps at a peak learning rate of 1e-3: on the sequence
+#: benchmarks it raises the median MCC over 3 seeds from 0.82 to 0.945 (temporal iVAE) and from
+#: 0.74 to 0.936 (hidden regimes) in about 4 minutes, at the price of a point-estimate posterior.
 FIT_PRESETS = {
     "fast": {},
     "accurate": {"engine": "iwae", "num_particles": 32, "steps": 10_000},
