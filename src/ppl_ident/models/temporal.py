@@ -20,6 +20,11 @@ network has a second output head, ``s = exp(3 tanh(h / 3))``, so the noise scale
 past (bounded to a factor e^3 either way). That is the form that lets the past alone satisfy the
 sufficient-variability condition (TDRL's; see :mod:`ppl_ident.data.sequences`).
 
+With ``flow`` (``d == n``) the observation model is exact instead: ``x_t = h^{-1}(z_t)`` for an
+invertible :class:`~ppl_ident.models.flows.CouplingFlow` ``h``, scored by the change of
+variables, and the guide is the point mass ``z_t = h(x_t)``
+(:func:`ppl_ident.guides.sequence_encoder.flow_guide`), so the ELBO is ``log p(x)``.
+
 The latent path is one sample site ``z`` inside the plates ``sequence`` (dim -2, subsampled)
 and ``time`` (dim -1) with event dim ``latent``. Its prior is a :class:`MarkovPathPrior`
 whose ``log_prob`` returns, for every ``(b, t)``, the conditional ``log p(z_t | z_{<t})`` given
