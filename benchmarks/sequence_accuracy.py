@@ -124,7 +124,8 @@ def main(argv=None):
                    help="simulate heteroscedastic transitions (noise scale moves with the past)")
     p.add_argument("--heteroscedastic", action="store_true",
                    help="fit the models with a past-dependent noise scale")
-    p.add_argument("--preset", default="fast", help="fit preset (fast, accurate, exact)")
+    p.add_argument("--preset", default="fast", choices=["fast", "accurate", "exact"],
+                   help="fit preset (ppl_ident.workflow.FIT_PRESETS)")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     args = p.parse_args(argv)
     rows = run(args.quick, args.tasks, args.steps, args.seeds, args.noise_scale,

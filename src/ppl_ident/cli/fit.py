@@ -30,7 +30,8 @@ def add_arguments(p):
     p.add_argument("--preset", choices=sorted(FIT_PRESETS), default="fast",
                    help="starting settings: fast (the ELBO, about 10 s on the default setting) "
                         "or accurate (importance-weighted bound, 32 particles, 10,000 steps: "
-                        "higher MCC, about 16 times slower); flags below override it")
+                        "higher MCC, about 16 times slower) or exact (sequence models with "
+                        "d == n: --flow, 20,000 steps, lr 1e-3); flags below override it")
     p.add_argument("--elbo", choices=sorted(ELBOS), default=None,
                    help="objective (default: the engine's: svi Trace_ELBO, iwae RenyiELBO)")
     p.add_argument("--particles", type=positive_int, default=None,
@@ -152,7 +153,8 @@ def _changed_settings(args) -> list[str]:
                 "particles": None, "preset": "fast", "batch_size": d.batch_size, "lr": None,
                 "restarts": d.restarts, "width": d.width, "depth": d.depth, "prior": d.prior,
                 "noise_scale": None, "noise_init": d.noise_init, "no_whiten": False,
-                "guide": d.guide,
+                "guide": d.guide, "lag": d.lag, "regimes": d.n_regimes, "context": d.context,
+                "heteroscedastic": False, "flow": None,
                 "seed": d.seed, "force": False}
     return [f"--{k.replace('_', '-')}" for k, v in defaults.items() if getattr(args, k) != v]
 

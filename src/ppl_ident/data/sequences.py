@@ -261,6 +261,7 @@ def _roll_out(rng, labels, lag, loc, scale, weights, burn_in, scale_maps=None):
     B, total = labels.shape
     n = loc.shape[1]
     w1, b1, w2, b2 = weights
+    v, c, gain = scale_maps if scale_maps is not None else (None, None, 0.0)
     shared = w1.shape[0] == 1
     z = np.zeros((B, total, n))
     past = rng.standard_normal((B, lag, n))  # most recent first
@@ -270,8 +271,7 @@ def _roll_out(rng, labels, lag, loc, scale, weights, burn_in, scale_maps=None):
         h = past.reshape(B, -1)
         mean = _mlp_np(h, w1[row], b1[row], w2[row], b2[row]) + loc[k]
         sd = scale[k]
-        if scale_maps is not None:
-            v, c, gain = scale_maps
+        if v is not None:
             sd = sd * np.exp(gain * np.tanh(np.einsum("bi,bij->bj", h, v[row]) + c[row]))
         z[:, t] = mean + sd * rng.standard_normal((B, n))
         past = np.concatenate([z[:, t][:, None], past[:, :-1]], axis=1)

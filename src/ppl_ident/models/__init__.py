@@ -151,19 +151,16 @@ def _build_sequence_family(name, key, *, n_latent, data_dim, n_domains=None, lag
 
     def make_modules(key):
         k_dec, k_enc, k_tr = jax.random.split(key, 3)
-        if flow:
-            return {
-                "flow": coupling_flow(k_dec, n_latent, flow_layers, width, depth),
-                "transition": mlp(k_tr, lag * n_latent,
-                                  (2 if heteroscedastic else 1) * K * n_latent, width, depth),
-            }
-        return {
-            "decoder": mlp(k_dec, n_latent, data_dim, width, depth),
-            "encoder": mlp(k_enc, enc_in, guide_family(guide).encoder_outputs(n_latent), width,
-                           depth),
-            "transition": mlp(k_tr, lag * n_latent, (2 if heteroscedastic else 1) * K * n_latent,
-                              width, depth),
-        }
+        # heteroscedastic: a second head of log noise-scale factors
+        out = {"transition": mlp(k_tr, lag * n_latent,
+                                 (2 if heteroscedastic else 1) * K * n_latent, width, depth)}
+        if flow:  # one invertible map replaces the decoder and the encoder
+            out["flow"] = coupling_flow(k_dec, n_latent, flow_layers, width, depth)
+        else:
+            out["decoder"] = mlp(k_dec, n_latent, data_dim, width, depth)
+            out["encoder"] = mlp(k_enc, enc_in, guide_family(guide).encoder_outputs(n_latent),
+                                 width, depth)
+        return out
 
     mods = make_modules(key)
     white = None
