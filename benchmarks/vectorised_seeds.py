@@ -29,7 +29,7 @@ def main(argv=None):
 
     from ppl_ident.data import simulate_domains
     from ppl_ident.inference import OptimConfig, build_engine, fit_batched
-    from ppl_ident.models import build_model
+    from ppl_ident.families import build_model
     from ppl_ident.workflow import FitSettings, prepare_inputs
 
     s = FitSettings()

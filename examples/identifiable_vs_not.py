@@ -4,12 +4,12 @@ What it shows
 -------------
 1. Data whose latents change location and scale across ``--domains`` domains
    (``ppl_ident.simulate_domains`` with ``loc_range=1``, ``--loc-range``), and the checker of the
-   identifiability condition on the *true* prior (``ppl_ident.checks.check_data``): with at
+   identifiability condition on the *true* prior (``ppl_ident.families.iid.checks.check_data``): with at
    least ``2n+1`` domains the ``2n x (m-1)`` matrix of changes of the log-density's first and
    second derivatives has full rank ``2n``.
 2. The iVAE (prior ``p(z | u)`` learned per domain) and the VAE (``z ~ N(0, I)`` for every
    ``u``) fitted to the same data (``ppl_ident.fit_model`` with ``truth=`` so that the
-   Jacobian and variability checks of ``ppl_ident.checks.check_run`` land in the metrics):
+   Jacobian and variability checks of ``ppl_ident.families.iid.checks.check_run`` land in the metrics):
    MCC against the true latents, and the Jacobian of the learned-to-true map, side by side.
 3. The same number of points spread over only ``--few-domains`` domains (below ``2n+1``):
    the simulator and ``fit_model`` warn (``IdentifiabilityWarning``), the checker's rank falls
@@ -55,7 +55,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ppl_ident as pi  # noqa: E402
-from ppl_ident.checks import check_data  # noqa: E402
+from ppl_ident.families.iid.checks import check_data  # noqa: E402
 from ppl_ident.files import atomic_write_json, prepare_output_dir  # noqa: E402
 from ppl_ident.reporting.plots import plot_variability  # noqa: E402
 

@@ -56,7 +56,8 @@ from scipy.stats import ks_2samp  # noqa: E402
 
 import ppl_ident as pi  # noqa: E402
 from ppl_ident.files import atomic_write_json, prepare_output_dir  # noqa: E402
-from ppl_ident.workflow import prepare_inputs, whitening  # noqa: E402
+from ppl_ident.ops.observation import whitening  # noqa: E402
+from ppl_ident.workflow import prepare_inputs  # noqa: E402
 
 DPI = 70
 

@@ -31,7 +31,7 @@ What it shows
    marginal likelihood ``log p(x | u)`` in the report.
 3. ``fit_model`` -> ``Fitted``; ``save_run`` writes the run directory (``config.json``,
    ``params.npz``, ``metrics.json``, ...), ``load_run`` reads it back.
-4. ``ppl_ident.checks.check_run``: does the *learned* prior vary enough across your domains
+4. ``ppl_ident.families.iid.checks.check_run``: does the *learned* prior vary enough across your domains
    for the identifiability theory to apply?
 5. ``ppl_ident.reporting.report.build_report``: figures, ``report.json`` and a
    self-contained ``report.html`` in the run directory (loss trace, forest plot, posterior
@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 import ppl_ident as pi
-from ppl_ident.checks import check_run
+from ppl_ident.families.iid.checks import check_run
 from ppl_ident.files import prepare_output_dir
 from ppl_ident.reporting.inference_data import to_inference_data, write_posterior
 from ppl_ident.reporting.report import build_report

@@ -54,7 +54,7 @@ def linear_gaussian():
     import numpyro
     from scipy.stats import multivariate_normal
 
-    from ppl_ident.models import ModelSpec, ivae
+    from ppl_ident.families import ModelSpec, ivae
 
     n, d, n_dom, n_obs, sigma = 2, 3, 2, 6, 0.5
     rng = np.random.default_rng(0)

@@ -468,12 +468,15 @@ def test_source_audit_no_pickle_and_atomic_writes():
 @pytest.fixture(scope="module")
 def run_config_text():
     """A valid config.json of a small iVAE run (no fit needed)."""
-    from ppl_ident.models import build_model
-    from ppl_ident.workflow import FitSettings, _run_config
+    from ppl_ident.data import simulate_domains
+    from ppl_ident.workflow import fit_model, save_run
 
-    spec = build_model("ivae", n_latent=2, data_dim=3, n_domains=4, width=8)
-    cfg = _run_config(spec, FitSettings(latent_dim=2, width=8), np.arange(4), None)
-    return json.dumps(cfg)
+    data, _ = simulate_domains(0, n_latent=2, data_dim=3, n_domains=4, n_per_domain=10,
+                               n_layers=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        fitted = fit_model(data, steps=1, width=8, depth=1, latent_dim=2)
+        save_run(tmp, fitted)
+        return (Path(tmp) / "config.json").read_text()
 
 
 @settings(SETTINGS, max_examples=min(SETTINGS.max_examples, 40))  # 16 combinations; slower CLI

@@ -3,7 +3,7 @@
 For a Gaussian transition ``N(f(past) + loc_k, scale_k)`` the first derivatives of the log
 density move with the past and the row ``k`` (domain, regime), the second derivatives with the
 row only. With (past, row) pairs as auxiliary values over ``R`` rows the seed's rank is
-``n + min(n, R - 1)``; with the past alone it is ``n`` (see :mod:`ppl_ident.checks_sequences`).
+``n + min(n, R - 1)``; with the past alone it is ``n`` (see :mod:`ppl_ident.families.sequence.checks`).
 """
 
 import json
@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppl_ident.checks import check_data, check_run
+from ppl_ident.families.iid.checks import check_data, check_run
 from ppl_ident.cli import main
 from ppl_ident.data.sequences import simulate_sequences
 from ppl_ident.workflow import FitSettings
@@ -153,11 +153,11 @@ def test_check_tivae_run_is_finite_and_within_the_bound(seqdir, capsys):
 def test_encoder_route_window_reproduces_the_sequence_encoder(seqdir):
     """The encoder route's per-point window (centre step free, neighbours fixed, edges
     repeated) gives exactly the guide's mean on the noise-free sequences, ends included."""
-    from ppl_ident.checks_sequences import _centre_encoder
+    from ppl_ident.families.sequence.checks import _centre_encoder
     from ppl_ident.data import load_dataset
     from ppl_ident.inference import encode
     from ppl_ident.workflow import load_run
-    from ppl_ident.workflow_sequences import prepare_sequence_inputs
+    from ppl_ident.families.sequence.inputs import prepare_sequence_inputs
 
     _, data_path, run = seqdir
     data, truth = load_dataset(data_path)
@@ -178,7 +178,7 @@ def test_stationary_control_has_rank_n_with_the_past():
     """The stationary control's learned transition, ``N(f(past) + loc, scale)`` with one row:
     its second derivatives never change, so the rank is at most n, and exactly n when the
     mean differences f(past_j) - f(past_0) span R^n (generic for a random network)."""
-    from ppl_ident.models import build_model
+    from ppl_ident.families import build_model
     from ppl_ident.workflow import FitSettings, Fitted
 
     data, _ = simulate_sequences("dynamics", 0, n_latent=N, data_dim=N, n_sequences=10,

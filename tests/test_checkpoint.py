@@ -11,7 +11,7 @@ from ppl_ident.inference import OptimConfig, svi_engine
 from ppl_ident.inference.checkpoint import (
     CHECKPOINT_NPZ, load_checkpoint, save_checkpoint, state_template)
 from ppl_ident.inference.fit import chunk_schedule, fit
-from ppl_ident.models import build_model
+from ppl_ident.families import build_model
 from ppl_ident.workflow import FitSettings, fit_model, load_run, resume_run, save_run
 
 

@@ -9,7 +9,7 @@ from ppl_ident.data import simulate_domains
 from ppl_ident.diagnostics import mcc
 from ppl_ident.errors import IdentifiabilityWarning, InputError
 from ppl_ident.inference import ELBOS, OptimConfig, build_engine, encode, fit, svi_engine
-from ppl_ident.models import build_model
+from ppl_ident.families import build_model
 from ppl_ident.workflow import fit_model
 
 
@@ -109,6 +109,7 @@ def test_presets_choose_the_engine_and_flags_override_them():
     import argparse
 
     from ppl_ident.cli import fit as fit_cli
+    from ppl_ident.settings import settings_from_args
     from ppl_ident.workflow import FIT_PRESETS, FitSettings, fit_settings
 
     assert fit_settings() == FitSettings()
@@ -121,21 +122,23 @@ def test_presets_choose_the_engine_and_flags_override_them():
     p = argparse.ArgumentParser()
     fit_cli.add_arguments(p)
     args = p.parse_args(["d.npz", "--out", "r", "--preset", "accurate", "--particles", "4"])
-    s = fit_cli.settings_from_args(args)
+    s = settings_from_args(args)
     assert (s.engine, s.num_particles, s.steps) == ("iwae", 4, 10_000)
     args = p.parse_args(["d.npz", "--out", "r", "--preset", "accurate", "--steps", "50"])
-    assert fit_cli.settings_from_args(args).steps == 50
-    s = fit_cli.settings_from_args(p.parse_args(["d.npz", "--out", "r"]))
+    assert settings_from_args(args).steps == 50
+    s = settings_from_args(p.parse_args(["d.npz", "--out", "r"]))
     assert s == FitSettings(**FIT_PRESETS["fast"])
 
 
 def test_engine_defaults_apply_when_settings_leave_them_open():
     # --engine iwae alone trains on RenyiELBO with the engine's 8 particles
-    from ppl_ident.workflow import FitSettings, _engine
+    from ppl_ident.data import simulate_domains
+    from ppl_ident.workflow import FitSettings, build_fit, prepare_inputs
 
-    spec = build_model("ivae", jax.random.PRNGKey(0), n_latent=2, data_dim=2, n_domains=5,
-                       width=8, depth=1)
-    cfg = _engine(spec, FitSettings(engine="iwae")).config
+    data, _ = simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=10)
+    u, labels = prepare_inputs(data.u)
+    s = FitSettings(latent_dim=2, width=8, depth=1)
+    cfg = build_fit(data, s._replace(engine="iwae"), u, labels)[1].config
     assert (cfg["elbo"], cfg["num_particles"]) == ("RenyiELBO", 8)
-    cfg = _engine(spec, FitSettings()).config
+    cfg = build_fit(data, s, u, labels)[1].config
     assert (cfg["elbo"], cfg["num_particles"]) == ("Trace_ELBO", 1)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppl_ident.models.flows import coupling_flow
+from ppl_ident.ops.flows import coupling_flow
 
 
 def _perturbed(n, key=0):

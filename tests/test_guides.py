@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from numpyro import handlers
 
-from ppl_ident.guides.encoder import ReparamMultivariateNormal
-from ppl_ident.models import build_model
+from ppl_ident.families.iid.guide import ReparamMultivariateNormal
+from ppl_ident.families import build_model
 
 ILL = np.array([[1e-3, 0, 0], [1e3, 1e-3, 0], [1e3, -1e3, 1e-3]], np.float32)
 WELL = np.array([[1.0, 0, 0], [0.5, 2.0, 0], [0.1, -0.3, 0.7]], np.float32)

@@ -11,7 +11,7 @@ from ppl_ident.errors import InputError
 from ppl_ident.harness import ENGINE_PRESETS, load_grid, make_grid, to_dataset
 from ppl_ident.harness.metrics import time_to_threshold
 from ppl_ident.inference import ELBOS, build_engine, fit_batched
-from ppl_ident.models import build_model
+from ppl_ident.families import build_model
 
 TINY = dict(latent_dim=2, domains=5, points_per_domain=60, mixing_layers=2)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from ppl_ident.inference.hmm import hmm_filter, hmm_smoother, hmm_viterbi
+from ppl_ident.ops.hmm import hmm_filter, hmm_smoother, hmm_viterbi
 
 
 def _random_hmm(rng, T, K):

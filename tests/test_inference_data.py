@@ -48,7 +48,7 @@ def test_groups_dims_coords(idata, small_data, tiny_fit):
 
 def test_log_likelihood_uses_fitted_parameters(idata, tiny_fit):
     """The known trap: a model run without substitution uses freshly initialised networks."""
-    from ppl_ident.inference.predict import decoder_fn
+    from ppl_ident.families.predict import decoder_fn
 
     spec, params = tiny_fit.spec, tiny_fit.params
     z = idata.posterior["z"].values[0, :5]                      # (5 draws, obs, n)
@@ -56,7 +56,7 @@ def test_log_likelihood_uses_fitted_parameters(idata, tiny_fit):
     sigma = np.asarray(params["noise_scale"])
 
     # the decoder works in whitened coordinates w = chol^-1 (x - mu); log p(x) adds the
-    # Jacobian -log|chol| of the affine map (ppl_ident.models.ivae.observation_dist)
+    # Jacobian -log|chol| of the affine map (ppl_ident.families.iid.model.observation_dist)
     mu, chol = (np.asarray(a) for a in spec.config["whiten"])
     white = lambda v: np.linalg.solve(chol, (v - mu)[..., None])[..., 0]  # noqa: E731
     log_det = np.log(np.diag(chol)).sum()
@@ -141,7 +141,7 @@ def test_cli_fit_writes_posterior(tmp_path, small_data, tiny_fit, monkeypatch):
 def test_data_mean_fn_reconstructs_x_in_data_coordinates(tiny_fit, small_data):
     """The Jacobian's decoder route composes the true inverse with the learned mixing in data
     coordinates; the raw decoder network writes whitened coordinates."""
-    from ppl_ident.inference.predict import data_mean_fn, decoder_fn, encode
+    from ppl_ident.families.predict import data_mean_fn, decoder_fn, encode
     from ppl_ident.workflow import prepare_inputs
 
     data, _ = small_data

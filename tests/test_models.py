@@ -8,7 +8,7 @@ from numpyro import handlers
 from numpyro.infer import Predictive
 
 from ppl_ident.errors import InputError
-from ppl_ident.models import MODELS, SEQUENCE_MODELS, build_model
+from ppl_ident.families import MODELS, SEQUENCE_MODELS, build_model
 
 
 @pytest.mark.parametrize("name", sorted(set(MODELS) - set(SEQUENCE_MODELS)))

@@ -103,7 +103,7 @@ def test_nuts_engine_known_posterior_adaptation_and_one_compilation(linear_gauss
 
 def test_nuts_engine_checks(linear_gaussian, small_data):
     from ppl_ident.inference import nuts_engine
-    from ppl_ident.models import build_model
+    from ppl_ident.families import build_model
     from ppl_ident.workflow import FitSettings, fit_model
 
     with pytest.raises(InputError, match="fits nothing"):

@@ -15,10 +15,10 @@ from ppl_ident.cli import main
 from ppl_ident.data import load_dataset
 from ppl_ident.data.sequences import simulate_sequences, transition_mean
 from ppl_ident.diagnostics.sequences import match_regimes, transition_matrix_error
-from ppl_ident.inference.hmm import hmm_viterbi
+from ppl_ident.ops.hmm import hmm_viterbi
 from ppl_ident.inference import OptimConfig, build_engine, encode, fit, svi_engine
-from ppl_ident.models import MODELS, SEQUENCE_MODELS, build_model
-from ppl_ident.models.temporal import (
+from ppl_ident.families import MODELS, SEQUENCE_MODELS, build_model
+from ppl_ident.families.sequence.model import (
     MarkovPathPrior,
     regime_posterior,
     transition_log_density,
@@ -145,7 +145,7 @@ def test_heteroscedastic_model_density_matches_its_transition(name):
     """heteroscedastic=True: the path prior's per-step terms are Gaussians whose scale is
     trans_scale * exp(3 tanh(head / 3)) of the transition network's second head, and
     transition_log_density (the check's learned density) is the same function."""
-    from ppl_ident.models.temporal import split_transition
+    from ppl_ident.families.sequence.model import split_transition
 
     data, _ = simulate_sequences("dynamics", 0, n_latent=2, data_dim=2, n_sequences=3,
                                  length=5, n_domains=2, scale_gain=1.0)
@@ -184,7 +184,7 @@ def test_flow_model_scores_the_exact_likelihood(tmp_path):
     against autodiff Jacobians; fitting, encoding (zero width) and the run round trip work."""
     from numpyro.infer.util import log_density
 
-    from ppl_ident.workflow import whitening
+    from ppl_ident.ops.observation import whitening
 
     data, truth = simulate_sequences("regimes", 0, n_latent=2, data_dim=2, n_sequences=4,
                                      length=6, n_regimes=2)

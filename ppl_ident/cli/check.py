@@ -1,0 +1,184 @@
+"""``ppl-ident check``: identifiability checks of a simulated data file or a fitted run."""
+
+from __future__ import annotations
+
+from ppl_ident.cli._args import nonneg_int, positive_int
+
+NAME = "check"
+HELP = ("Check identifiability: on a simulated .npz, whether the true prior (for sequences: "
+        "the transition density, with the past as auxiliary variable) varies enough; on a run "
+        "directory, the learned prior or transition and (with ground truth) the Jacobian "
+        "structure of the learned-to-true map.")
+
+
+def add_arguments(p):
+    p.add_argument("path", help="simulated .npz data file, or a run directory written by fit")
+    p.add_argument("--data", default=None,
+                   help="data file of a run directory (default: the one recorded in its "
+                        "config.json)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--out", default=None,
+                   help="directory for the PNG plots (and check.json); none when omitted")
+    p.add_argument("--points", type=positive_int, default=256,
+                   help="number of evaluation points drawn from the data")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the choice of points")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+
+
+def _load_run_inputs(run, data_arg):
+    import json
+
+    from ppl_ident.data import load_dataset
+    from ppl_ident.errors import InputError
+    from ppl_ident.workflow import load_run
+
+    fitted = load_run(run)
+    data_path = data_arg or json.loads((run / "config.json").read_text()).get("data")
+    if not data_path:
+        raise InputError(
+            f"{run}/config.json records no data file; pass the data it was fitted to with "
+            "--data FILE.npz."
+        )
+    data, truth = load_dataset(data_path)
+    return fitted, data, truth, data_path
+
+
+def _variability_lines(v) -> list[str]:
+    if not v.get("applicable", True):
+        return [f"  prior variability: not applicable: {v['reason']}"]
+    sv = v["sufficient_variability"]
+    lines = [f"  verdict: {'identifiable' if v['passed'] else 'not shown identifiable'}"
+             f" (conditions that hold: {', '.join(v['holds']) or 'none'})",
+             f"  seed's condition: rank {sv['rank']} of 2n = {sv['required']} "
+             f"({sv['share_passing']:.0%} of {sv['n_points']} points pass, {sv['n_aux']} "
+             f"auxiliary values) -> {'PASS' if sv['passed'] else 'FAIL'}"]
+    ef = v.get("exponential_family")
+    if ef is not None:
+        if ef["applicable"]:
+            lines.append(f"  exponential-family condition: T(z) = ({', '.join(ef['statistics'])}),"
+                         f" rank {ef['rank']} of n k = {ef['required']} -> "
+                         f"{'PASS' if ef['passed'] else 'FAIL'}")
+        else:
+            lines.append("  exponential-family condition: not applicable")
+    lines.append(f"  why: {v['reason']}")
+    return lines
+
+
+_AUX_TEXT = {"past": "the past z_{t-1..t-L}", "segment": "the segment label u_t",
+             "past+domain": "the past z_{t-1..t-L} and the domain u_t",
+             "past+regime": "the past z_{t-1..t-L} and the regime k_t"}
+
+
+def _sequence_header(result: dict, source: str) -> list[str]:
+    aux = _AUX_TEXT.get(result["auxiliary"], result["auxiliary"] or "none")
+    if result["kind"] == "data":
+        rows = f", {result['n_rows']} {result['row_name']}s" if result["row_name"] else ""
+        what = ("per-segment densities p(z_t | u_t)" if result["generator"] == "segments"
+                else f"{result['generator']} transition densities (lag {result['lag']})")
+        return [f"{source}: true {what}, {result['n_latent']} latents{rows}",
+                f"auxiliary variable: {aux} ({result['n_aux']} values, "
+                f"{result['n_points']} latent points)"]
+    return [f"{source}: fitted {result['model']} (lag {result['lag']}, encoder context "
+            f"{result['context']}), {result['n_points']} evaluation points from "
+            f"{result['n_sequences']} sequences x {result['length']} steps",
+            f"learned transition density, auxiliary variable: {aux} ({result['n_aux']} "
+            "values):"]
+
+
+def _sequence_lines(result: dict) -> list[str]:
+    lines = []
+    if result.get("sequence_reason"):
+        lines.append(f"  theory: {result['sequence_reason']}")
+    p = result.get("past_only")
+    if p is not None:
+        lines.append(f"  past alone ({result['row_name']} {p['row']}): rank {p['rank']} of 2n = "
+                     f"{p['required']} (second-derivative block rank {p['rank_second']}) -> "
+                     f"{'PASS' if p['passed'] else 'FAIL'}")
+    return lines
+
+
+def _summary(result: dict, source: str) -> str:
+    if result.get("sequence"):
+        lines = _sequence_header(result, source)
+    elif result["kind"] == "data":
+        lines = [f"{source}: true {result['source']} prior, {result['n_latent']} latents, "
+                 f"{result['n_domains']} domains"]
+    else:
+        lines = [f"{source}: fitted {result['model']}, {result['n_points']} evaluation points",
+                 "learned prior:"]
+    lines += _variability_lines(result["variability"])
+    if result.get("sequence"):
+        lines += _sequence_lines(result)
+    jac = result.get("jacobian")
+    if jac is not None:
+        lines.append("Jacobian of the learned-to-true map (0 = scaled permutation):")
+        if not jac.get("applicable", True):
+            lines.append(f"  not applicable: {jac['reason']}")
+        elif result.get("sequence"):
+            lines.append(f"  how: {jac['reason']}")
+        for route in ("encoder", "decoder"):
+            r = jac.get(route)
+            if r is None:
+                continue
+            if not r.get("applicable", True):
+                lines.append(f"  {route} route: {r['reason']}")
+                continue
+            lines.append(f"  {route} route: {r['verdict']}: Amari {r['amari']:.3f}, agreement "
+                         f"{r['agreement']:.0%}, off-matching mass {r['off_mass']:.1%}")
+    elif result["kind"] == "run":
+        lines.append("Jacobian: no ground truth in the data file, not computed.")
+    return "\n".join(lines)
+
+
+def _plots(result: dict, out, force: bool) -> list:
+    from ppl_ident.files import atomic_write_json, prepare_output_dir
+    from ppl_ident.reporting.plots import plot_jacobian, plot_variability
+
+    out = prepare_output_dir(out, force=force)
+    written = [atomic_write_json(out / "check.json", result)]
+    v = result["variability"]
+    if v.get("applicable", True):
+        what = "transition" if result.get("sequence") and result.get("auxiliary") != \
+            "segment" else "prior"
+        written.append(plot_variability(v, out / "variability_spectrum.png",
+                                        title=f"true {what}" if result["kind"] == "data"
+                                        else f"learned {what}"))
+    jac = result.get("jacobian") or {}
+    for route in ("encoder", "decoder"):
+        r = jac.get(route)
+        if r is not None and r.get("applicable", True):
+            written.append(plot_jacobian(r, out / f"jacobian_{route}.png",
+                                         title=f"{route} route"))
+    return written
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from ppl_ident.workflow import check_data, check_run
+    from ppl_ident.data import load_dataset
+    from ppl_ident.errors import InputError
+
+    path = Path(args.path)
+    if path.is_dir():
+        fitted, data, truth, _ = _load_run_inputs(path, args.data)
+        result = check_run(fitted, data, truth, n_points=args.points, seed=args.seed)
+    elif path.exists():
+        if args.data:
+            raise InputError("--data only applies to a run directory; pass the .npz as PATH.")
+        data, truth = load_dataset(path)
+        result = check_data(data, truth, n_points=args.points, seed=args.seed)
+    else:
+        raise InputError(
+            f"{path} does not exist; pass a simulated .npz (`ppl-ident simulate`) or a run "
+            "directory (`ppl-ident fit --out`)."
+        )
+    written = _plots(result, Path(args.out), args.force) if args.out else []
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(_summary(result, str(path)))
+        if written:
+            print(f"wrote {', '.join(str(w) for w in written)}")
+    return 0

@@ -1,0 +1,149 @@
+"""``ppl-ident fit``: fit a model to a data file and write a run directory."""
+
+from __future__ import annotations
+
+import contextlib
+
+from ppl_ident.cli._args import nonneg_int, positive_float, positive_int
+
+NAME = "fit"
+HELP = ("Fit a model (iVAE, VAE; sequences: tivae, regime, stationary) to a .npz data file; "
+        "write a run directory.")
+
+
+def add_arguments(p):
+    from ppl_ident.settings import add_fit_arguments
+
+    p.add_argument("data", nargs="?", default=None,
+                   help=".npz data file (keys x, u, optional z); with --resume, only if it moved")
+    p.add_argument("--out", default=None, help="run directory to create (required unless --resume)")
+    # one flag per fit setting, from the settings table (ppl_ident.settings.SETTINGS)
+    add_fit_arguments(p, {"int": positive_int, "nonneg_int": nonneg_int,
+                          "float": positive_float})
+    p.add_argument("--posterior-draws", type=nonneg_int, default=100,
+                   help="guide draws of z per observation saved in posterior.nc (0: no file)")
+    p.add_argument("--posterior-obs", type=positive_int, default=300,
+                   help="observations (a random subset) kept in posterior.nc")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="K",
+                   help="write a checkpoint (checkpoint.npz/.json in --out) every K steps; "
+                        "Ctrl-C always stops at the end of a chunk and writes one")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the checkpointed fit in RUN_DIR (to --steps total); the "
+                        "run's own settings are used")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ppl_ident.data import load_dataset
+    from ppl_ident.errors import InputError
+    from ppl_ident.settings import changed_settings, settings_from_args
+    from ppl_ident.workflow import fit_model, resume_run
+
+    if args.resume is not None:
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise InputError("--resume writes into the run directory it resumes; drop --out.")
+        # every setting flag but --steps (the total to reach) belongs to the run
+        changed = [f for f in changed_settings(args) if f != "--steps"] + \
+            (["--force"] if args.force else [])
+        if changed:
+            raise InputError(
+                f"--resume continues the run with its own settings; drop {', '.join(changed)} "
+                "(only --steps, --checkpoint-every, --posterior-* and --no-progress apply), or "
+                "start a new fit."
+            )
+        out = Path(args.resume)
+        with _quiet_divergence():
+            fitted = resume_run(out, args.steps, progress=not args.no_progress,
+                                checkpoint_every=args.checkpoint_every, data_path=args.data)
+        return _finish(out, fitted, args.data or _recorded_data(out), args)
+    if args.data is None or args.out is None:
+        raise InputError("fit needs a data file and --out RUN_DIR (or --resume RUN_DIR); e.g. "
+                         "ppl-ident fit data.npz --out runs/ivae.")
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise InputError(
+            f"Output directory {out} already exists and is not empty; choose a new --out, or "
+            "pass --force to write into it."
+        )
+    data, truth = load_dataset(args.data)
+    args._truth = truth
+    with _quiet_divergence():
+        fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
+                           truth=truth, checkpoint_dir=out,
+                           checkpoint_every=args.checkpoint_every, data_path=args.data)
+    return _finish(out, fitted, args.data, args, data)
+
+
+@contextlib.contextmanager
+def _quiet_divergence():
+    """The CLI prints the divergence message itself (with exit code 3), not as a warning."""
+    import warnings
+
+    from ppl_ident.errors import DivergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        yield
+
+
+def _finish(out, fitted, data_path, args, data=None) -> int:
+    """Write the outputs; report; exit 0 (completed), 130 (interrupted) or 3 (diverged)."""
+    import sys
+    from pathlib import Path
+
+    from ppl_ident.workflow import save_run
+
+    data_path = None if data_path is None else str(Path(data_path).resolve())
+    save_run(out, fitted, force=True, data_path=data_path)
+    files = "config.json, params.npz, state.npz, losses.npz, metrics.json"
+    reason = fitted.metrics.get("stop_reason", "completed")
+    if args.posterior_draws and not reason.startswith("diverged"):
+        from ppl_ident.data import load_dataset
+        from ppl_ident.reporting.inference_data import posterior_inference_data, write_posterior
+
+        truth = getattr(args, "_truth", None)
+        if data is None:
+            data, truth = load_dataset(data_path)
+        write_posterior(out, posterior_inference_data(
+            fitted, data, num_draws=args.posterior_draws, max_obs=args.posterior_obs,
+            seed=fitted.settings.seed, truth=truth))
+        files += ", posterior.nc"
+    m = fitted.metrics
+    reason = m.get("stop_reason", "completed")
+    line = f"{fitted.settings.model}: ELBO/obs {_fmt(m['elbo_per_obs'])}"
+    if m.get("mcc") is not None:
+        line += f", MCC {m['mcc']:.3f} (raw x {_fmt(m.get('mcc_raw_x'))})"
+    if m.get("regime_accuracy") is not None:
+        line += f", regime accuracy {m['regime_accuracy']:.3f}"
+    line += (f", {m['num_steps']} steps ({m['num_skipped_steps']} skipped), "
+             f"{m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile")
+    print(line)
+    if (Path(out) / "checkpoint.npz").exists():
+        files += ", checkpoint.npz, checkpoint.json"
+    print(f"wrote {out}/ ({files})")
+    if reason == "interrupted":
+        print(f"ppl-ident fit: interrupted at step {m['num_steps']} of {m['target_steps']}; the "
+              f"checkpoint and the outputs so far are in {out}/. Resume with:\n"
+              f"  ppl-ident fit --resume {out}", file=sys.stderr)
+        return 130
+    if reason.startswith("diverged"):
+        print(f"ppl-ident fit: error: {m['stop_message']} The outputs so far are in {out}/.",
+              file=sys.stderr)
+        return 3
+    return 0
+
+
+def _recorded_data(run):
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(run) / "config.json").read_text()).get("data")
+
+
+def _fmt(value) -> str:
+    import math
+
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"

@@ -1,0 +1,105 @@
+"""Model families and the model registry.
+
+A family (:class:`~ppl_ident.families.base.ModelFamily`) is a kind of data and the models that
+fit it; each is one subpackage. :data:`FAMILIES` is the one place that lists them, and
+:func:`family_of` / :func:`family_for_data` are the only questions the rest of the package
+asks: "which family fits this model?" and "which family takes data of this shape?".
+
+=============== ============================ ==============================================
+family          data                          models
+=============== ============================ ==============================================
+``iid``         ``x`` ``(N, d)``, ``u``       ``ivae``, ``vae``
+                ``(N,)`` int or ``(N, k)``
+``sequence``    ``x`` ``(B, T, d)``, ``u``    ``tivae``, ``regime``, ``stationary``
+                ``(B, T)`` int (``tivae``)
+=============== ============================ ==============================================
+
+A model is a plain NumPyro function; :func:`build_model` binds it to freshly initialised
+networks and pairs it with its guide as a :class:`ModelSpec`.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from ppl_ident.errors import InputError
+from ppl_ident.families.base import ModelFamily, ModelSpec
+from ppl_ident.families.iid.build import ARCHITECTURES
+from ppl_ident.families.iid.family import IIDFamily
+from ppl_ident.families.iid.model import PRIORS, ivae, prior_params, vae
+from ppl_ident.families.sequence.family import SequenceFamily
+from ppl_ident.families.sequence.model import regime, stationary, tivae
+
+__all__ = ["ARCHITECTURES", "FAMILIES", "MODELS", "SEQUENCE_MODELS", "ModelFamily", "ModelSpec",
+           "build_model", "family_for_data", "family_of", "ivae", "vae", "prior_params",
+           "PRIORS", "tivae", "regime", "stationary"]
+
+#: name -> family; a new family is one subpackage plus one line here.
+FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (IIDFamily(), SequenceFamily())}
+
+#: model name -> its family
+MODELS: dict[str, ModelFamily] = {m: f for f in FAMILIES.values() for m in f.models}
+
+#: the sequence family's models (kept for scripts written against 0.1)
+SEQUENCE_MODELS = FAMILIES["sequence"].models
+
+
+def family_of(model: str, dataset=None) -> ModelFamily:
+    """The family of ``model``; with ``dataset``, also refuse data of another family's rank.
+
+    Raises
+    ------
+    InputError
+        An unknown model (the message lists the valid ones), or data whose ``x`` has the rank
+        of another family (the message names the models that take it).
+    """
+    if model not in MODELS:
+        raise InputError(f"Unknown model {model!r}; valid models: {', '.join(sorted(MODELS))}.")
+    family = MODELS[model]
+    if dataset is not None and np.ndim(dataset.x) != family.data_rank:
+        other = family_for_data(dataset, required=False)
+        hint = (f"Use {' or '.join('--model ' + m for m in other.models)}." if other
+                else f"Pass x of shape {family.data_shape}.")
+        raise InputError(f"Model {model!r} takes x of shape {family.data_shape}; this data has "
+                         f"shape {np.shape(dataset.x)}. {hint} {family.rank_hint}".rstrip())
+    return family
+
+
+def family_for_data(dataset, required: bool = True) -> ModelFamily | None:
+    """The family whose data rank is that of ``dataset.x`` (for ``check`` on a data file)."""
+    for family in FAMILIES.values():
+        if np.ndim(dataset.x) == family.data_rank:
+            return family
+    if not required:
+        return None
+    shapes = " or ".join(f.data_shape for f in FAMILIES.values())
+    raise InputError(f"x has shape {np.shape(dataset.x)}; the models take {shapes}.")
+
+
+def build_model(name: str, key=None, **config) -> ModelSpec:
+    """Build a registered model by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODELS` (``"ivae"``, ``"vae"``, ``"tivae"``, ``"regime"``,
+        ``"stationary"``).
+    key : jax PRNG key, optional
+        Initialises the networks (default ``PRNGKey(0)``).
+    **config
+        The family's options: for ``ivae``/``vae`` ``n_latent``, ``data_dim``, ``n_domains``
+        or ``aux_dim``, ``width``, ``depth``, ``prior``, ``noise_scale``,
+        ``learn_prior_loc``, ``guide`` (a name in :data:`ppl_ident.families.guides.GUIDES`,
+        default ``"encoder"``); for the sequence models see
+        :func:`ppl_ident.families.sequence.build.build_sequence_model`.
+
+    Examples
+    --------
+    >>> spec = build_model("ivae", n_latent=2, data_dim=3, n_domains=4)
+    >>> spec.name
+    'ivae'
+    """
+    family = family_of(name)
+    key = jax.random.PRNGKey(0) if key is None else key
+    return family.build(name, key, **config)

@@ -1,0 +1,162 @@
+"""The contract every model family fulfils, and the bound-model record they all return.
+
+A *model family* is a kind of data and the models that fit it (Dynamax's ``SSM`` in spirit):
+i.i.d. observations with a domain or continuous auxiliary variable
+(:mod:`ppl_ident.families.iid`), and sequences (:mod:`ppl_ident.families.sequence`). A family
+owns its data rank and validation, input preparation, model building, evaluation, the
+identifiability checks and the conversion of a fit to ArviZ InferenceData. Everything above
+it (:mod:`ppl_ident.workflow`, the checks, the reports, the harness) asks the registry in
+:mod:`ppl_ident.families` once and calls these methods; nothing else looks at a model name or
+an array's rank. A new family is one subpackage with a :class:`ModelFamily` subclass plus one
+line in :data:`ppl_ident.families.FAMILIES`.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Callable, NamedTuple
+
+import equinox as eqx
+import numpy as np
+
+from ppl_ident.errors import InputError
+
+__all__ = ["ModelSpec", "ModelFamily", "module_params", "check_points", "relabel"]
+
+
+class ModelSpec(NamedTuple):
+    """A model bound to its networks, with its guide and a JSON-able description.
+
+    Attributes
+    ----------
+    name : str
+    model, guide : callables ``(x=None, u=None, *, subsample_size=None)``
+    init_params : callable ``key -> dict``
+        Fresh network parameters for a restart (NumPyro ``param`` site name -> pytree);
+        pure, so it can be ``vmap``-ed over keys.
+    config : dict
+        Everything :func:`ppl_ident.families.build_model` needs to rebuild the same spec
+        (saved in run directories). ``config["batch_plate"]`` names the plate the engines
+        minibatch (``"obs"`` when absent).
+    """
+
+    name: str
+    model: Callable
+    guide: Callable
+    init_params: Callable
+    config: dict
+
+
+def module_params(module):
+    """The trainable arrays of an Equinox module (the pytree NumPyro's ``eqx_module`` keeps)."""
+    return eqx.filter(module, eqx.is_inexact_array)
+
+
+def check_points(n_total: int, n_points: int, seed: int) -> np.ndarray:
+    """Sorted row indices of ``min(n_points, n_total)`` rows drawn without replacement (the
+    evaluation points of the identifiability checks)."""
+    if int(n_points) != n_points or n_points < 1:
+        raise InputError(f"n_points must be a positive integer, got {n_points!r}.")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_total, size=min(int(n_points), n_total), replace=False))
+
+
+def relabel(u, labels=None):
+    """Re-index integer labels (any shape) to ``0..U-1``.
+
+    Returns ``(u_model, labels)``. With ``labels`` given (a fitted model's), labels not seen in
+    training raise :class:`InputError`.
+    """
+    u = np.asarray(u)
+    flat = u.ravel()
+    if labels is None:
+        labels = np.unique(flat)
+    idx = np.clip(np.searchsorted(labels, flat), 0, len(labels) - 1)
+    unseen = labels[idx] != flat
+    if np.any(unseen):
+        raise InputError(
+            f"Domain label(s) {sorted(set(flat[unseen].tolist()))[:5]} were not seen when "
+            f"fitting (known labels: {labels.tolist()[:10]}"
+            f"{'...' if len(labels) > 10 else ''}); the learned prior has no parameters for "
+            "them. Refit including those domains."
+        )
+    return idx.astype(np.int32).reshape(u.shape), labels
+
+
+class ModelFamily(abc.ABC):
+    """One family of models and the data they take.
+
+    Class attributes
+    ----------------
+    name : str
+        The registry key (``"iid"``, ``"sequence"``).
+    models : tuple of str
+        The models of this family (keys of :data:`ppl_ident.families.MODELS`).
+    guides : tuple of str
+        The guides :func:`ppl_ident.workflow.fit_model` fits with.
+    data_rank : int
+        ``x.ndim`` of the family's data.
+    data_shape : str
+        The shape of ``x`` in words, for messages (``"(N, d)"``).
+    obs_dims : tuple of str
+        The ArviZ dims of one observation's ``z`` before ``latent``.
+    rank_hint : str
+        What to do with data of this family's rank given to another family's model.
+    """
+
+    name: str
+    models: tuple
+    guides: tuple
+    data_rank: int
+    data_shape: str
+    obs_dims: tuple
+    rank_hint: str = ""
+
+    # -- data ------------------------------------------------------------------------------
+    def n_obs(self, dataset) -> int:
+        """Observations in ``dataset`` (time steps for sequences): the ELBO's per-obs unit."""
+        return int(np.prod(np.shape(dataset.x)[:-1]))
+
+    @abc.abstractmethod
+    def prepare_inputs(self, u, model: str, labels=None):
+        """``(u_model, labels)``: ``u`` as the model takes it, and the original labels."""
+
+    @abc.abstractmethod
+    def check_settings(self, dataset, settings):
+        """Family-specific refusals and warnings for a fit of ``dataset``; returns the
+        settings the fit runs with (e.g. the batch size in the family's units)."""
+
+    # -- models ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build(self, name: str, key, **config) -> ModelSpec:
+        """Build model ``name`` of this family (see :func:`ppl_ident.families.build_model`)."""
+
+    @abc.abstractmethod
+    def spec_config(self, settings, dataset, u, labels) -> dict:
+        """The :meth:`build` keywords of a fit with ``settings`` on ``dataset``."""
+
+    @abc.abstractmethod
+    def templates(self, config: dict):
+        """Tiny ``(x, u)`` arrays of the shapes a model with ``config`` takes (for
+        ``jax.eval_shape`` when a run is loaded)."""
+
+    def engine_batch(self, settings, dataset) -> int:
+        """The minibatch size the engine draws, in elements of the model's batch plate."""
+        return int(settings.batch_size)
+
+    def fit_metrics(self, settings, dataset) -> dict:
+        """Family-specific entries of a fit's ``metrics.json`` (beside the ELBO and timings)."""
+        return {}
+
+    # -- results ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def evaluate(self, fitted, dataset, truth=None) -> dict:
+        """Metrics of a fit: MCC and friends when ``dataset.z`` is known (evaluation only)."""
+
+    @abc.abstractmethod
+    def check_data(self, dataset, truth, **options) -> dict:
+        """The sufficient-variability check of the simulator's true prior."""
+
+    @abc.abstractmethod
+    def check_run(self, fitted, dataset, truth=None, **options) -> dict:
+        """The identifiability checks of a fitted model (learned prior, Jacobian)."""

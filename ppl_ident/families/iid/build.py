@@ -1,0 +1,78 @@
+"""Building the i.i.d. models (iVAE, VAE) with their networks and guide."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl_ident.errors import InputError
+from ppl_ident.families.base import ModelSpec, module_params
+from ppl_ident.families.guides import guide_family
+from ppl_ident.families.iid.model import PRIORS, ivae, vae
+from ppl_ident.ops.nn import mlp, residual_mlp
+
+__all__ = ["ARCHITECTURES", "build_iid_model"]
+
+#: Network families for encoders and decoders.
+ARCHITECTURES = {"mlp": mlp, "residual": residual_mlp}
+
+
+def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=None,
+                       width=64, depth=2, prior="gaussian", noise_scale=None,
+                       learn_prior_loc=True, encoder_u=True, architecture="mlp", whiten=None,
+                       noise_init=0.1, guide="encoder"):
+    identifiable = name == "ivae"
+    if identifiable and n_domains is None and aux_dim is None:
+        raise InputError("The iVAE needs an auxiliary variable u: give n_domains or aux_dim.")
+    if prior not in PRIORS:
+        raise InputError(f"Unknown prior {prior!r}; choose one of {', '.join(PRIORS)}.")
+    family = guide_family(guide)
+    use_u = identifiable and encoder_u
+    enc_in = data_dim + ((n_domains or aux_dim or 0) if use_u else 0)
+
+    if architecture not in ARCHITECTURES:
+        raise InputError(f"Unknown architecture {architecture!r}; choose one of "
+                         f"{', '.join(ARCHITECTURES)}.")
+    net = ARCHITECTURES[architecture]
+
+    def make_modules(key):
+        k_dec, k_enc, k_aux = jax.random.split(key, 3)
+        mods = {"decoder": net(k_dec, n_latent, data_dim, width, depth)}
+        if family.encoder_outputs is not None:
+            mods["encoder"] = net(k_enc, enc_in, family.encoder_outputs(n_latent), width, depth)
+        if identifiable and n_domains is None:
+            mods["prior_net"] = mlp(k_aux, aux_dim, 2 * n_latent, width, 1)
+        return mods
+
+    mods = make_modules(key)
+    white = None
+    if whiten is not None:
+        mu, chol = (jnp.asarray(a, jnp.float32) for a in whiten)
+        if mu.shape != (data_dim,) or chol.shape != (data_dim, data_dim):
+            raise InputError(f"whiten must be (mean ({data_dim},), cholesky ({data_dim}, "
+                             f"{data_dim})); got shapes {mu.shape} and {chol.shape}.")
+        white = (mu, chol)
+    common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale, whiten=white,
+                  noise_init=noise_init)
+    if identifiable:
+        model = partial(ivae, decoder=mods["decoder"], n_domains=n_domains,
+                        aux_net=mods.get("prior_net"), prior=prior,
+                        learn_prior_loc=learn_prior_loc, **common)
+    else:
+        model = partial(vae, decoder=mods["decoder"], **common)
+    guide_fn = family.make(model, mods.get("encoder"), n_latent=n_latent, n_domains=n_domains,
+                           use_u=use_u, whiten=white)
+
+    def init_params(key):
+        return {f"{k}$params": module_params(m) for k, m in make_modules(key).items()}
+
+    config = dict(name=name, n_latent=n_latent, data_dim=data_dim, n_domains=n_domains,
+                  aux_dim=aux_dim, width=width, depth=depth, prior=prior,
+                  noise_scale=noise_scale, learn_prior_loc=learn_prior_loc, encoder_u=encoder_u,
+                  architecture=architecture, noise_init=noise_init,
+                  whiten=None if white is None else [np.asarray(a).tolist() for a in white],
+                  guide=guide)
+    return ModelSpec(name, model, guide_fn, init_params, config)

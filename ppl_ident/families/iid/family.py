@@ -1,0 +1,132 @@
+"""The i.i.d. family: observations ``x`` ``(N, d)`` with a domain label or a continuous
+auxiliary variable ``u``; models ``ivae`` (identifiable) and ``vae`` (the control)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from ppl_ident.diagnostics.mcc import matched_r2, mcc
+from ppl_ident.errors import InputError, warn_identifiability
+from ppl_ident.families.base import ModelFamily, ModelSpec
+from ppl_ident.families.iid.build import build_iid_model
+from ppl_ident.families.iid.checks import check_data, check_run
+from ppl_ident.families.iid.inputs import prepare_inputs
+from ppl_ident.families.predict import encode
+from ppl_ident.files import check_memory
+from ppl_ident.ops.observation import whitening
+
+__all__ = ["IIDFamily"]
+
+# the largest default particle count of a registered engine (iwae: 8); a bound for the check
+_MAX_DEFAULT_PARTICLES = 8
+
+
+class IIDFamily(ModelFamily):
+    name = "iid"
+    models = ("ivae", "vae")
+    #: amortised encoders, whose posterior moments :func:`ppl_ident.families.predict.encode`
+    #: reads for any observation (the comparison harness also runs the non-amortised
+    #: ``autonormal`` / ``semidais``)
+    guides = ("encoder", "encoder_fullcov")
+    data_rank = 2
+    data_shape = "(N, d)"
+    obs_dims = ("obs",)
+    rank_hint = "Use --model ivae or vae."
+
+    def prepare_inputs(self, u, model, labels=None):
+        return prepare_inputs(u, labels)
+
+    def check_settings(self, dataset, s):
+        _check_fit_memory(dataset, s)
+        _check_domains(dataset.u, s.latent_dim, s.model)
+        return s
+
+    def build(self, name, key, **config) -> ModelSpec:
+        return build_iid_model(name, key, **config)
+
+    def spec_config(self, s, dataset, u, labels) -> dict:
+        return dict(n_latent=s.latent_dim, data_dim=dataset.x.shape[1],
+                    n_domains=None if labels is None else len(labels),
+                    aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
+                    width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
+                    whiten=whitening(dataset.x) if s.whiten else None,
+                    noise_init=s.noise_init, guide=s.guide)
+
+    def templates(self, config):
+        x = jnp.zeros((2, config["data_dim"]))
+        if config.get("aux_dim") is not None:
+            return x, jnp.zeros((2, config["aux_dim"]))
+        return x, jnp.zeros((2,), jnp.int32)
+
+    def evaluate(self, fitted, dataset, truth=None) -> dict:
+        """MCC (Pearson and Spearman), per-dimension correlations and R^2 of the posterior mean
+        against ``dataset.z``; with the simulator's ``truth`` also ``jacobian`` and
+        ``variability`` (:func:`ppl_ident.families.iid.checks.check_run` on 256 points)."""
+        checks = {}
+        if truth is not None:
+            result = check_run(fitted, dataset, truth, n_points=256)
+            checks = {"jacobian": result["jacobian"], "variability": result["variability"]}
+        if dataset.z is None:
+            return checks
+        u, _ = prepare_inputs(dataset.u, fitted.labels)
+        mean = np.asarray(encode(fitted.spec, fitted.params, dataset.x, u)[0])
+        if not np.all(np.isfinite(mean)):
+            # A diverged fit can leave an encoder whose outputs overflow; report, don't crash.
+            return {"mcc": None, "evaluation_note": "posterior means are not finite"}
+        pear = mcc(dataset.z, mean)
+        return {
+            "mcc": pear.score,
+            "mcc_spearman": mcc(dataset.z, mean, method="spearman").score,
+            "mcc_per_dim": np.abs(pear.per_dim).tolist(),
+            "matching": pear.matching.tolist(),
+            "r2_per_dim": matched_r2(dataset.z, mean, pear.matching).tolist(),
+            "mcc_raw_x": mcc(dataset.z, dataset.x).score
+            if dataset.x.shape[1] >= dataset.z.shape[1] else None,
+            **checks,
+        }
+
+    def check_data(self, dataset, truth, **options) -> dict:
+        return check_data(dataset, truth, **options)
+
+    def check_run(self, fitted, dataset, truth=None, **options) -> dict:
+        return check_run(fitted, dataset, truth, **options)
+
+
+def _check_fit_memory(dataset, s):
+    """Refuse settings whose networks cannot fit in memory before anything is allocated."""
+    d, n, w = dataset.x.shape[1], s.latent_dim, s.width
+    k = dataset.u.shape[1] if dataset.u is not None and dataset.u.ndim == 2 else 0
+    n_dom = len(np.unique(dataset.u)) if dataset.u is not None and dataset.u.ndim == 1 else 0
+    mlp = lambda i, o: i * w + (s.depth - 1) * w * w + w * o  # noqa: E731
+    n_params = mlp(n, d) + mlp(d + max(n_dom, k), 2 * n) + mlp(k, 2 * n) + 2 * n_dom * n + d
+    # parameters, gradients and two Adam moments per restart, plus one batch of activations
+    particles = s.num_particles or _MAX_DEFAULT_PARTICLES
+    nbytes = 4 * s.restarts * (4 * n_params + 4 * s.batch_size * w * s.depth * particles)
+    check_memory(nbytes, f"a fit with --width {w} --depth {s.depth} --restarts {s.restarts}",
+                 "lower --width, --depth, --restarts or --batch-size.")
+
+
+def _check_domains(u, n: int, model: str):
+    if model != "ivae":
+        return
+    if u is None:
+        raise InputError("The iVAE needs an auxiliary variable u (domain labels (N,) or a "
+                         "continuous (N, k) array); this data has none. Add u, or fit "
+                         "--model vae.")
+    if u.ndim != 1:
+        return
+    n_dom = len(np.unique(u))
+    if n_dom < 2:
+        raise InputError(
+            "u holds a single domain, so the iVAE prior cannot vary with u and the model is a "
+            "plain VAE; provide data from at least 2 domains (2n+1 for the identifiability "
+            "guarantee), or fit --model vae."
+        )
+    if n_dom < 2 * n + 1:
+        warn_identifiability(
+            f"u has {n_dom} distinct domains but {n} latents: the sufficient-variability "
+            f"condition needs at least 2n+1={2 * n + 1} (the iVAE exponential-family condition "
+            f"at least n+1={n + 1} for scale-only changes); with fewer, the latents are not "
+            "guaranteed to be identifiable and MCC may be low."
+        )

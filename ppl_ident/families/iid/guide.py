@@ -1,0 +1,71 @@
+"""Amortised encoder guides ``q(z | x, u)``."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro import handlers
+from numpyro.contrib.module import eqx_module
+
+from ppl_ident.ops.distributions import ReparamMultivariateNormal
+from ppl_ident.ops.nn import batched, one_hot
+from ppl_ident.ops.observation import whiten_data
+
+__all__ = ["encoder_guide", "encoder_inputs", "fullcov_encoder_guide"]
+
+
+def encoder_inputs(x, u, n_domains: int | None, use_u: bool):
+    """The encoder's input: ``x``, with ``u`` (one-hot for labels) appended when ``use_u``."""
+    if not use_u or u is None:
+        return x
+    aux = one_hot(u, n_domains) if n_domains is not None else u
+    return jnp.concatenate([x, aux], axis=-1)
+
+
+def encoder_guide(x=None, u=None, *, encoder, n_latent: int, n_domains: int | None = None,
+                  use_u: bool = True, subsample_size: int | None = None, n_obs=None,
+                  min_scale: float = 1e-3, kl_weight=1.0, whiten=None, **_unused):
+    """Diagonal-Gaussian amortised posterior ``q(z | x, u) = Normal(mu, sigma)``.
+
+    ``encoder`` maps one input (``x`` concatenated with one-hot ``u`` when ``use_u``) to
+    ``2 * n_latent`` numbers: the mean and the pre-softplus scale; registered as ``encoder``.
+    With ``whiten`` the encoder reads whitened ``x`` (as the model's decoder writes it).
+    """
+    n = x.shape[0] if n_obs is None else n_obs
+    enc = eqx_module("encoder", encoder)
+    with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
+        inp = encoder_inputs(whiten_data(x[idx], whiten), None if u is None else u[idx],
+                             n_domains, use_u)
+        out = batched(enc)(inp)
+        loc = out[..., :n_latent]
+        scale = jax.nn.softplus(out[..., n_latent:]) + min_scale
+        with handlers.scale(scale=kl_weight):
+            numpyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+
+def fullcov_encoder_guide(x=None, u=None, *, encoder, n_latent: int,
+                          n_domains: int | None = None, use_u: bool = True,
+                          subsample_size: int | None = None, n_obs=None,
+                          min_scale: float = 1e-3, kl_weight=1.0, whiten=None, **_unused):
+    """Full-covariance amortised posterior ``q(z | x, u) = MVN(mu, L L^T)``.
+
+    ``encoder`` maps one input to ``n + n (n + 1) / 2`` numbers: the mean, then the lower
+    triangle of the Cholesky factor ``L`` (row-major), whose diagonal goes through a softplus.
+    Unlike the diagonal guide it can represent posterior correlations between latents, which
+    a non-linear decoder induces even when the prior is factorial.
+    """
+    n = x.shape[0] if n_obs is None else n_obs
+    enc = eqx_module("encoder", encoder)
+    rows, cols = jnp.tril_indices(n_latent)
+    on_diag = rows == cols
+    with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
+        inp = encoder_inputs(whiten_data(x[idx], whiten), None if u is None else u[idx],
+                             n_domains, use_u)
+        out = batched(enc)(inp)
+        loc, tri = out[..., :n_latent], out[..., n_latent:]
+        tri = jnp.where(on_diag, jax.nn.softplus(tri) + min_scale, tri)
+        scale_tril = jnp.zeros(tri.shape[:-1] + (n_latent, n_latent)).at[..., rows, cols].set(tri)
+        with handlers.scale(scale=kl_weight):
+            numpyro.sample("z", ReparamMultivariateNormal(loc, scale_tril=scale_tril))

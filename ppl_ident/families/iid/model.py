@@ -1,0 +1,141 @@
+"""The identifiable VAE (iVAE) and its non-identifiable control, the plain VAE.
+
+Generative model, for observation ``i`` with auxiliary variable ``u_i``::
+
+    z_i | u_i ~ prod_k p(z_ik | u_i)            (factorial; Gaussian or Laplace)
+    x_i | z_i ~ Normal(g_theta(z_i), sigma)     (MLP decoder, noise scale learned or fixed)
+
+In the iVAE the location and scale of ``p(z_ik | u)`` are learned functions of ``u``: a table
+for integer domain labels, an MLP for continuous ``u``. The VAE uses ``Normal(0, 1)`` for every
+``u``, so any rotation of ``z`` fits equally well and its latents are not identifiable.
+
+Both are plain NumPyro functions: ``x=None`` gives the prior predictive; the observation plate
+is named ``obs`` and the latent event dimension ``latent`` (the ArviZ dims).
+
+References
+----------
+Khemakhem, Kingma, Monti & Hyvarinen (2020), "Variational autoencoders and nonlinear ICA: a
+unifying framework", AISTATS.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro import handlers
+from numpyro.contrib.module import eqx_module
+
+from ppl_ident.ops.nn import batched
+from ppl_ident.ops.observation import noise_param, observation_dist, whiten_data
+
+__all__ = ["ivae", "vae", "prior_params", "PRIORS"]
+
+PRIORS = ("gaussian", "laplace")
+
+
+def _num_obs(x, u, n_obs):
+    if n_obs is not None:
+        return n_obs
+    if u is not None:
+        return u.shape[0]
+    if x is not None:
+        return x.shape[0]
+    raise ValueError("pass n_obs when both x and u are None")
+
+
+def _factorial(prior: str, loc, scale):
+    if prior == "gaussian":
+        return dist.Normal(loc, scale).to_event(1)
+    if prior == "laplace":
+        return dist.Laplace(loc, scale).to_event(1)
+    raise ValueError(f"unknown prior {prior!r}; choose one of {', '.join(PRIORS)}")
+
+
+def prior_params(u, *, n_latent: int, n_domains: int | None = None, aux_net=None,
+                 learn_prior_loc: bool = True):
+    """Location and scale of ``p(z | u)``: ``(N, n_latent)`` each.
+
+    Registers the parameters ``prior_loc`` / ``prior_scale`` (tables of shape
+    ``(n_domains, n_latent)``) for integer ``u``, or the module ``prior_net`` for continuous
+    ``u`` (an MLP from ``u`` to ``2 * n_latent`` outputs: location and log-scale).
+    """
+    if aux_net is not None:
+        net = eqx_module("prior_net", aux_net)
+        out = batched(net)(u)
+        loc, log_scale = out[..., :n_latent], out[..., n_latent:]
+        if not learn_prior_loc:
+            loc = jnp.zeros_like(loc)
+        return loc, jnp.exp(jnp.clip(log_scale, -10.0, 10.0))
+    scale = numpyro.param(
+        "prior_scale", jnp.ones((n_domains, n_latent)), constraint=dist.constraints.positive
+    )
+    if learn_prior_loc:
+        loc = numpyro.param("prior_loc", jnp.zeros((n_domains, n_latent)))
+    else:
+        loc = jnp.zeros((n_domains, n_latent))
+    return loc[u], scale[u]
+
+
+def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: int | None = None,
+         aux_net=None, prior: str = "gaussian", noise_scale: float | None = None,
+         learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None,
+         kl_weight=1.0, whiten=None, noise_init: float = 0.1):
+    """iVAE: factorial prior ``p(z | u)`` with learned parameters, MLP decoder.
+
+    Parameters
+    ----------
+    x : array ``(N, d)`` or None
+        Observations; None samples the prior predictive.
+    u : array ``(N,)`` int or ``(N, k)`` float
+        Auxiliary variable (domain labels or continuous values). Required.
+    decoder : equinox.Module
+        Maps one ``z`` of shape ``(n_latent,)`` to ``(d,)``; registered as ``decoder``.
+    n_latent, data_dim : int
+    n_domains : int, optional
+        Number of domain labels (integer ``u``).
+    aux_net : equinox.Module, optional
+        Prior network for continuous ``u`` (``k -> 2 * n_latent``).
+    prior : {"gaussian", "laplace"}
+    noise_scale : float, optional
+        Fixed observation noise; None learns a per-dimension positive scale ``noise_scale``.
+    learn_prior_loc : bool
+        Learn per-domain locations (True) or fix them at 0.
+    subsample_size : int, optional
+        Minibatch size of the ``obs`` plate.
+    kl_weight : float
+        Weight of the ``z`` site's log-density (1 is the ELBO). Engines anneal it only when
+        asked to (an explicit tempering option); the guide must receive the same weight.
+    whiten : tuple ``(mu (d,), chol (d, d))``, optional
+        Decode in whitened coordinates (see :func:`observation_dist`).
+    noise_init : float
+        Initial value of the learned noise scale.
+    """
+    n = _num_obs(x, u, n_obs)
+    dec = eqx_module("decoder", decoder)
+    sigma = noise_param(noise_scale, data_dim, noise_init)
+    with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
+        u_b = u[idx]
+        loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
+                                  learn_prior_loc=learn_prior_loc)
+        with handlers.scale(scale=kl_weight):
+            z = numpyro.sample("z", _factorial(prior, loc, scale))
+        x_b = None if x is None else x[idx]
+        numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
+
+
+def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
+        subsample_size: int | None = None, n_obs=None, kl_weight=1.0, whiten=None,
+        noise_init: float = 0.1, **_unused):
+    """Plain VAE: ``z ~ Normal(0, I)`` whatever ``u`` is (the non-identifiable control).
+
+    Accepts and ignores ``u`` so that it is a drop-in replacement for :func:`ivae`.
+    """
+    n = _num_obs(x, u, n_obs)
+    dec = eqx_module("decoder", decoder)
+    sigma = noise_param(noise_scale, data_dim, noise_init)
+    with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
+        with handlers.scale(scale=kl_weight):
+            z = numpyro.sample("z", dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1))
+        x_b = None if x is None else x[idx]
+        numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)

@@ -1,0 +1,107 @@
+"""Building the sequence models (temporal iVAE, hidden regimes, stationary) with their
+networks and guide."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl_ident.errors import InputError
+from ppl_ident.families.base import ModelSpec, module_params
+from ppl_ident.families.guides import guide_family
+from ppl_ident.families.sequence.guide import flow_guide, sequence_encoder_guide
+from ppl_ident.families.sequence.model import temporal_model
+from ppl_ident.ops.flows import coupling_flow
+from ppl_ident.ops.nn import mlp
+
+__all__ = ["SEQUENCE_GUIDES", "build_sequence_model"]
+
+#: Guides of the sequence models: a diagonal or full-covariance Gaussian for every step.
+SEQUENCE_GUIDES = ("encoder", "encoder_fullcov")
+
+
+def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
+                           n_regimes=3, context=1, width=64, depth=2, noise_scale=None,
+                           whiten=None, guide="encoder", noise_init=0.1, heteroscedastic=False,
+                           flow=False, flow_layers=8):
+    """Build sequence model ``name`` (``x`` of shape ``(B, T, d)``); see
+    :mod:`ppl_ident.families.sequence.model`."""
+    if name == "tivae" and n_domains is None:
+        raise InputError(
+            "The temporal iVAE needs integer labels u of shape (B, T) (segments or domains); "
+            "for files without u use --model regime (hidden regimes) or --model stationary."
+        )
+    for label, value in (("lag", lag), ("n_regimes", n_regimes)):
+        if int(value) != value or value < 1:
+            raise InputError(f"{label} must be a positive integer, got {value!r}.")
+    if int(context) != context or context < 0:
+        raise InputError(f"context must be an integer >= 0, got {context!r}.")
+    if guide not in SEQUENCE_GUIDES:
+        raise InputError(f"Sequence models take the guides {', '.join(SEQUENCE_GUIDES)}; "
+                         f"got {guide!r}.")
+    if flow and (data_dim != n_latent or n_latent < 2):
+        raise InputError(
+            f"The exact-likelihood (flow) model maps x to z one to one, so it needs data_dim == "
+            f"n_latent >= 2; got d = {data_dim}, n = {n_latent}. Use --latent-dim {data_dim} "
+            "(if d >= 2) or the default variational model (drop --flow)."
+        )
+    fullcov = guide == "encoder_fullcov"
+    K = n_regimes if name == "regime" else 1
+    use_u = name == "tivae"
+    enc_in = (2 * context + 1) * data_dim + (n_domains if use_u else 0)
+
+    def make_modules(key):
+        k_dec, k_enc, k_tr = jax.random.split(key, 3)
+        # heteroscedastic: a second head of log noise-scale factors
+        out = {"transition": mlp(k_tr, lag * n_latent,
+                                 (2 if heteroscedastic else 1) * K * n_latent, width, depth)}
+        if flow:  # one invertible map replaces the decoder and the encoder
+            out["flow"] = coupling_flow(k_dec, n_latent, flow_layers, width, depth)
+        else:
+            out["decoder"] = mlp(k_dec, n_latent, data_dim, width, depth)
+            out["encoder"] = mlp(k_enc, enc_in, guide_family(guide).encoder_outputs(n_latent),
+                                 width, depth)
+        return out
+
+    mods = make_modules(key)
+    white = None
+    if whiten is not None:
+        white = tuple(jnp.asarray(a, jnp.float32) for a in whiten)
+        if white[0].shape != (data_dim,) or white[1].shape != (data_dim, data_dim):
+            raise InputError(f"whiten must be (mean ({data_dim},), cholesky ({data_dim}, "
+                             f"{data_dim})); got shapes {white[0].shape} and {white[1].shape}.")
+    model = partial(temporal_model, kind=name, decoder=mods.get("decoder"),
+                    flow=mods.get("flow"),
+                    transition=mods["transition"], n_latent=n_latent, data_dim=data_dim,
+                    lag=lag, n_domains=n_domains if use_u else None, n_regimes=K,
+                    noise_scale=noise_scale, whiten=white, noise_init=noise_init,
+                    heteroscedastic=bool(heteroscedastic))
+    if flow:
+        guide_fn = partial(flow_guide, flow=mods["flow"], whiten=white)
+    else:
+        guide_fn = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
+                           context=context, n_domains=n_domains if use_u else None,
+                           use_u=use_u, whiten=white, fullcov=fullcov)
+
+    def init_params(key):
+        k_mod, k_loc = jax.random.split(key)
+        out = {f"{k}$params": module_params(m) for k, m in make_modules(k_mod).items()}
+        if K > 1:
+            # Identical regime rows are a saddle the fit rarely leaves (two regimes merge):
+            # break the symmetry with distinct initial locations.
+            out["trans_loc"] = jax.random.normal(k_loc, (K, n_latent))
+        return out
+
+    # batch_plate: the engines minibatch whole sequences
+    config = dict(name=name, n_latent=n_latent, data_dim=data_dim,
+                  n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
+                  context=0 if flow else context, width=width, depth=depth,
+                  noise_scale=noise_scale,
+                  batch_plate="sequence", guide=guide,  # engines look up its family
+                  noise_init=noise_init, heteroscedastic=bool(heteroscedastic), flow=bool(flow),
+                  flow_layers=int(flow_layers),
+                  whiten=None if white is None else [np.asarray(a).tolist() for a in white])
+    return ModelSpec(name, model, guide_fn, init_params, config)

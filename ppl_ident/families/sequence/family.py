@@ -1,0 +1,128 @@
+"""The sequence family: ``x`` ``(B, T, d)``; the temporal iVAE (labels ``u`` ``(B, T)``), the
+hidden-regime model (regimes inferred by an exact forward pass) and the stationary control.
+
+Minibatches hold whole sequences: the ``batch_size`` setting counts *time steps*, as for
+i.i.d. data it counts observations, so a minibatch has ``max(1, batch_size // T)`` sequences.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from ppl_ident.diagnostics.mcc import matched_r2
+from ppl_ident.diagnostics.sequences import match_regimes, sequence_mcc, transition_matrix_error
+from ppl_ident.errors import InputError, warn_identifiability
+from ppl_ident.families.base import ModelFamily, ModelSpec
+from ppl_ident.families.predict import encode
+from ppl_ident.families.sequence.build import SEQUENCE_GUIDES, build_sequence_model
+from ppl_ident.families.sequence.checks import check_sequence_data, check_sequence_run
+from ppl_ident.families.sequence.inputs import prepare_sequence_inputs, sequences_per_batch
+from ppl_ident.families.sequence.model import (SEQUENCE_KINDS, regime_posterior,
+                                               transition_tables)
+from ppl_ident.ops.observation import whitening
+
+__all__ = ["SequenceFamily"]
+
+
+class SequenceFamily(ModelFamily):
+    name = "sequence"
+    models = SEQUENCE_KINDS
+    guides = SEQUENCE_GUIDES
+    data_rank = 3
+    data_shape = "(B, T, d)"
+    obs_dims = ("sequence", "time")
+    rank_hint = "Simulate sequences with `ppl-ident simulate --generator dynamics`."
+
+    def prepare_inputs(self, u, model, labels=None):
+        return prepare_sequence_inputs(u, model, labels)
+
+    def check_settings(self, dataset, s):
+        B, T, _ = dataset.x.shape
+        if T <= s.lag:
+            raise InputError(f"Sequences of length {T} are too short for lag {s.lag}; use "
+                             f"--lag < {T}.")
+        if s.model == "tivae" and dataset.u is not None and len(np.unique(dataset.u)) < 2:
+            warn_identifiability(
+                "u holds a single label, so the temporal iVAE's transition does not vary with "
+                "u; only the past can make the latents identifiable."
+            )
+        # the recorded batch size is whole sequences' worth of time steps
+        return s._replace(batch_size=sequences_per_batch(s.batch_size, B, T) * T)
+
+    def engine_batch(self, s, dataset) -> int:
+        return int(s.batch_size // dataset.x.shape[1])
+
+    def fit_metrics(self, s, dataset) -> dict:
+        return {"sequences_per_batch": self.engine_batch(s, dataset)}
+
+    def build(self, name, key, **config) -> ModelSpec:
+        return build_sequence_model(name, key, **config)
+
+    def spec_config(self, s, dataset, u, labels) -> dict:
+        d = dataset.x.shape[-1]
+        return dict(n_latent=s.latent_dim, data_dim=d,
+                    n_domains=None if labels is None else len(labels), lag=s.lag,
+                    n_regimes=s.n_regimes, context=s.context, width=s.width, depth=s.depth,
+                    noise_scale=s.noise_scale, guide=s.guide, noise_init=s.noise_init,
+                    heteroscedastic=s.heteroscedastic, flow=s.flow,
+                    whiten=whitening(dataset.x.reshape(-1, d)) if s.whiten else None)
+
+    def templates(self, config):
+        # two sequences just longer than the lag
+        x = jnp.zeros((2, config["lag"] + 2, config["data_dim"]))
+        u = None if config.get("n_domains") is None else jnp.zeros((2, config["lag"] + 2),
+                                                                   jnp.int32)
+        return x, u
+
+    def evaluate(self, fitted, dataset, truth=None) -> dict:
+        """MCC (Pearson, Spearman), per-dimension correlations and R^2 over all time steps when
+        ``dataset.z`` is known; for the regime model the learned regime chain, and with a
+        :class:`~ppl_ident.data.sequences.SequenceTruth` holding the regime path, the regime
+        accuracy of the Viterbi path and of the smoothed marginals (after Hungarian matching)
+        and the transition-matrix error."""
+        out = {}
+        name = fitted.spec.config["name"]
+        u, _ = prepare_sequence_inputs(dataset.u, name, fitted.labels)
+        if dataset.z is not None:
+            mean, _ = encode(fitted.spec, fitted.params, dataset.x, u)
+            mean = np.asarray(mean)
+            pear = sequence_mcc(dataset.z, mean)
+            n = dataset.z.shape[-1]
+            out.update({
+                "mcc": pear.score,
+                "mcc_spearman": sequence_mcc(dataset.z, mean, method="spearman").score,
+                "mcc_per_dim": np.abs(pear.per_dim).tolist(),
+                "matching": pear.matching.tolist(),
+                "r2_per_dim": matched_r2(dataset.z.reshape(-1, n),
+                                         mean.reshape(-1, mean.shape[-1]),
+                                         pear.matching).tolist(),
+                "mcc_raw_x": sequence_mcc(dataset.z, dataset.x).score
+                if dataset.x.shape[-1] >= n else None,
+            })
+        if name == "regime":
+            tables = transition_tables(fitted.params)
+            out["learned_trans_matrix"] = np.asarray(tables.trans_matrix).tolist()
+            out["learned_init_probs"] = np.asarray(tables.init_probs).tolist()
+            regimes = getattr(truth, "regimes", None)
+            if regimes is not None:
+                post = regime_posterior(fitted.spec, fitted.params, dataset.x)
+                K = fitted.spec.config["n_regimes"]
+                K_true = int(np.asarray(truth.trans_matrix).shape[0])
+                match = match_regimes(regimes, np.asarray(post.path), K_true, K)
+                smooth = match_regimes(regimes, np.asarray(post.probs).argmax(-1), K_true, K)
+                out["regime_accuracy"] = match.accuracy
+                out["regime_accuracy_smoothed"] = smooth.accuracy
+                out["regime_mapping"] = match.mapping.tolist()
+                if K == K_true:
+                    err = transition_matrix_error(truth.trans_matrix, tables.trans_matrix,
+                                                  match.mapping)
+                    out["trans_matrix_max_abs_error"] = err["max_abs"]
+                    out["trans_matrix_frobenius_error"] = err["frobenius"]
+        return out
+
+    def check_data(self, dataset, truth, **options) -> dict:
+        return check_sequence_data(dataset, truth, **options)
+
+    def check_run(self, fitted, dataset, truth=None, **options) -> dict:
+        return check_sequence_run(fitted, dataset, truth, **options)

@@ -1,0 +1,117 @@
+"""ArviZ ``InferenceData`` for fitted sequence models.
+
+Groups (dims in brackets; ``sequence`` = row of the data file, ``time`` = step, ``latent`` =
+learned dimension, ``regime`` = learned regime label, ``x_dim``, ``true_latent``):
+
+``posterior``
+    ``z`` [chain, draw, sequence, time, latent]: independent draws of the amortised guide
+    ``q(z | x, u)``. Regime model: ``regime_probs`` [chain, draw, sequence, time, regime],
+    the exact smoothed ``p(k_t | z_{1:T})`` for each draw of ``z``, so averaging over draws
+    integrates the regime posterior over the latents' uncertainty; ``trans_matrix``
+    [regime, regime_to] repeated over chain and draw (a point estimate).
+``observed_data`` / ``constant_data``
+    ``x`` [sequence, time, x_dim] / ``u`` [sequence, time] (when present), ``z_true``
+    [sequence, time, true_latent] and ``regimes_true`` [sequence, time] when known.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppl_ident.errors import InputError
+from ppl_ident.ops.hmm import hmm_smoother
+from ppl_ident.families.predict import encode
+from ppl_ident.families.sequence.inputs import prepare_sequence_inputs
+
+__all__ = ["sequence_inference_data"]
+
+
+def _regime_probs(spec, params, x, z_draws):
+    """Smoothed regime probabilities for each draw: ``(S, B, T, n)`` -> ``(S, B, T, K)``."""
+    from numpyro import handlers
+
+    model = handlers.substitute(handlers.seed(spec.model, 0), params)
+    prior = handlers.trace(handlers.condition(model, {"z": z_draws[0]})).get_trace(
+        jnp.asarray(x), None)["z"]["fn"]
+
+    def one(z):
+        ll = prior.regime_log_liks(z)
+        return jax.vmap(lambda l: hmm_smoother(prior.log_init, prior.log_trans, l)
+                        .smoothed_probs)(ll)
+
+    return jax.lax.map(one, z_draws)
+
+
+def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequences: int = 20,
+                            seed: int = 0, truth=None) -> az.InferenceData:
+    """Posterior latent paths (and regime probabilities) of a fitted sequence model.
+
+    Parameters
+    ----------
+    fitted : Fitted
+        A sequence model (``tivae``, ``regime``, ``stationary``).
+    dataset : Dataset
+        ``x`` ``(B, T, d)``; the first ``max_sequences`` sequences are kept.
+    num_draws : int
+        Guide draws (one chain).
+    seed : int
+    truth : SequenceTruth, optional
+        Adds ``regimes_true`` to ``constant_data``.
+
+    Returns
+    -------
+    arviz.InferenceData
+
+    Examples
+    --------
+    >>> idata = sequence_inference_data(fitted, data, num_draws=50)  # doctest: +SKIP
+    >>> idata.posterior["z"].dims                                     # doctest: +SKIP
+    ('chain', 'draw', 'sequence', 'time', 'latent')
+    """
+    if dataset.x.ndim != 3:
+        raise InputError(f"sequence_inference_data needs sequences x (B, T, d); got "
+                         f"{dataset.x.shape}.")
+    for name, value in (("num_draws", num_draws), ("max_sequences", max_sequences)):
+        if int(value) != value or value < 1:
+            raise InputError(f"{name} must be a positive integer, got {value!r}.")
+    spec, params = fitted.spec, fitted.params
+    keep = slice(0, min(max_sequences, dataset.x.shape[0]))
+    x = np.asarray(dataset.x[keep], np.float32)
+    u_all, _ = prepare_sequence_inputs(dataset.u, spec.config["name"], fitted.labels)
+    u = None if u_all is None else u_all[keep]
+    mean, std = encode(spec, params, x, u)
+    eps = jax.random.normal(jax.random.PRNGKey(seed), (num_draws,) + mean.shape)
+    z = mean[None] + std[None] * eps
+    B, T, n = mean.shape
+    coords = {"sequence": np.arange(B), "time": np.arange(T), "latent": np.arange(n),
+              "x_dim": np.arange(x.shape[-1])}
+    dims = {"z": ["sequence", "time", "latent"], "x": ["sequence", "time", "x_dim"],
+            "u": ["sequence", "time"]}
+    posterior = {"z": np.asarray(z, np.float32)[None]}
+    if spec.config["name"] == "regime":
+        from ppl_ident.families.sequence.model import transition_tables
+
+        K = spec.config["n_regimes"]
+        coords["regime"] = np.arange(K)
+        coords["regime_to"] = np.arange(K)
+        posterior["regime_probs"] = np.asarray(_regime_probs(spec, params, x, z))[None]
+        dims["regime_probs"] = ["sequence", "time", "regime"]
+        P = np.asarray(transition_tables(params).trans_matrix, np.float32)
+        posterior["trans_matrix"] = np.broadcast_to(P, (1, num_draws, K, K)).copy()
+        dims["trans_matrix"] = ["regime", "regime_to"]
+    constant = {}
+    if u is not None:
+        constant["u"] = np.asarray(dataset.u[keep])
+    if dataset.z is not None:
+        constant["z_true"] = np.asarray(dataset.z[keep])
+        coords["true_latent"] = np.arange(dataset.z.shape[-1])
+        dims["z_true"] = ["sequence", "time", "true_latent"]
+    regimes = getattr(truth, "regimes", None)
+    if regimes is not None:
+        constant["regimes_true"] = np.asarray(regimes)[keep]
+        dims["regimes_true"] = ["sequence", "time"]
+    return az.from_dict(posterior=posterior, observed_data={"x": x},
+                        constant_data=constant or None, coords=coords, dims=dims)
