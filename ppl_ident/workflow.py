@@ -395,7 +395,7 @@ def check_run(fitted: Fitted, dataset: Dataset, truth=None, **options) -> dict:
     name = fitted.spec.config["name"]
     family = family_of(name)
     if np.ndim(dataset.x) != family.data_rank:
-        raise InputError(f"The run is a {family.name} model ({name}) but the data's x has shape "
+        raise InputError(f"The run is a {family.label} model ({name}) but the data's x has shape "
                          f"{np.shape(dataset.x)}; pass the {family.data_shape} file it was "
                          "fitted to with --data FILE.npz.")
     return family.check_run(fitted, dataset, truth, **options)

@@ -20,7 +20,7 @@ COMMANDS = ["simulate", "fit", "check", "report", "demo", "compare"]
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from ppl_ident import __version__
+    from ppl_ident._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="ppl-ident",

@@ -416,5 +416,5 @@ def score_routes(routes: dict, true_sd, learned_sd) -> dict:
         if not finite.any():
             out[route] = {"applicable": False, "reason": "no finite Jacobian at any point"}
             continue
-        out[route] = {"applicable": True, **jacobian_dict(jacobian_scores(jac[finite]))}
+        out[route] = {"applicable": True, **report_to_dict(jacobian_scores(jac[finite]))}
     return out

@@ -59,10 +59,11 @@ def family_of(model: str, dataset=None) -> ModelFamily:
     family = MODELS[model]
     if dataset is not None and np.ndim(dataset.x) != family.data_rank:
         other = family_for_data(dataset, required=False)
-        hint = (f"Use {' or '.join('--model ' + m for m in other.models)}." if other
-                else f"Pass x of shape {family.data_shape}.")
-        raise InputError(f"Model {model!r} takes x of shape {family.data_shape}; this data has "
-                         f"shape {np.shape(dataset.x)}. {hint} {family.rank_hint}".rstrip())
+        use = (f"use a {other.label} model (--model {' or '.join(other.models)}), or "
+               if other else "")
+        raise InputError(f"Model {model!r} is a {family.label} model and takes x of shape "
+                         f"{family.data_shape}; this data has shape {np.shape(dataset.x)}: "
+                         f"{use}{family.rank_hint}.")
     return family
 
 

@@ -100,8 +100,10 @@ class ModelFamily(abc.ABC):
         The shape of ``x`` in words, for messages (``"(N, d)"``).
     obs_dims : tuple of str
         The ArviZ dims of one observation's ``z`` before ``latent``.
+    label : str
+        The family in words (``"i.i.d."``, ``"sequence"``).
     rank_hint : str
-        What to do with data of this family's rank given to another family's model.
+        How to make data of this family's shape (for a refusal of other data).
     """
 
     name: str
@@ -110,6 +112,7 @@ class ModelFamily(abc.ABC):
     data_rank: int
     data_shape: str
     obs_dims: tuple
+    label: str = ""
     rank_hint: str = ""
 
     # -- data ------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ppl_ident.errors import InputError
+from ppl_ident.settings import SETTINGS
 
 __all__ = ["DATA_DEFAULTS", "ENGINE_PRESETS", "FIT_KEYS", "SAMPLER_KEYS", "SAMPLE_OBS",
            "Cell", "Grid", "base_entry", "load_grid", "make_grid"]
@@ -56,10 +57,13 @@ SAMPLER_KEYS = ("base", "sample_obs", "num_warmup", "num_samples", "num_chains",
 #: Training observations whose latents a sampler entry samples, unless it sets ``sample_obs``.
 SAMPLE_OBS = 200
 
-#: Options an engine entry may set; the rest of the fit uses FitSettings' defaults.
-FIT_KEYS = ("engine", "elbo", "guide", "num_particles", "batch_size", "learning_rate",
-            "warmup_steps", "clip_norm", "width", "depth", "prior", "noise_scale",
-            "noise_init", "whiten", "steps") + SAMPLER_KEYS
+#: The model family the harness compares on: it simulates i.i.d. domain data.
+FAMILY = "iid"
+
+#: Options an engine entry may set (the fit settings of :data:`ppl_ident.settings.SETTINGS`
+#: that a grid may set and that apply to the i.i.d. models); the rest of the fit uses
+#: FitSettings' defaults.
+FIT_KEYS = tuple(s.name for s in SETTINGS if s.grid and FAMILY in s.families) + SAMPLER_KEYS
 
 #: Named engine configurations the harness compares (one inference algorithm each).
 ENGINE_PRESETS: dict[str, dict] = {
@@ -165,6 +169,12 @@ def _engine_entry(name: str, table: dict | None, steps: int | None) -> dict:
     if preset is not None and preset not in ENGINE_PRESETS:
         raise InputError(f"Unknown preset {preset!r} for engine {name!r}; valid presets: "
                          f"{', '.join(ENGINE_PRESETS)}.")
+    other = sorted(s.name for s in SETTINGS if s.name in table and FAMILY not in s.families)
+    if other:
+        raise InputError(f"Engine {name!r} sets {', '.join(other)}, which apply to sequence "
+                         "models only; the comparison harness fits i.i.d. models on simulated "
+                         "domain data (compare sequence models with "
+                         "benchmarks/sequence_accuracy.py).")
     unknown = set(table) - set(FIT_KEYS)
     if unknown:
         raise InputError(f"Engine {name!r} has unknown option(s) {sorted(unknown)}; valid "
@@ -178,11 +188,13 @@ def _engine_entry(name: str, table: dict | None, steps: int | None) -> dict:
 def _check_registries(engines: dict, models) -> None:
     from ppl_ident.families.guides import GUIDES
     from ppl_ident.inference import ELBOS, ENGINES
-    from ppl_ident.families import MODELS
+    from ppl_ident.families import FAMILIES, family_of
 
     for m in models:
-        if m not in MODELS:
-            raise InputError(f"Unknown model {m!r}; valid models: {', '.join(sorted(MODELS))}.")
+        if family_of(m).name != FAMILY:
+            raise InputError(f"Model {m!r} takes sequences; the comparison harness fits the "
+                             f"i.i.d. models ({', '.join(FAMILIES[FAMILY].models)}) on "
+                             "simulated domain data.")
     for name, e in engines.items():
         if e["engine"] not in ENGINES:
             raise InputError(f"Engine {name!r}: unknown engine {e['engine']!r}; valid engines: "

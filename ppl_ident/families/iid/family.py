@@ -32,7 +32,8 @@ class IIDFamily(ModelFamily):
     data_rank = 2
     data_shape = "(N, d)"
     obs_dims = ("obs",)
-    rank_hint = "Use --model ivae or vae."
+    label = "i.i.d."
+    rank_hint = "simulate i.i.d. data with `ppl-ident simulate`"
 
     def prepare_inputs(self, u, model, labels=None):
         return prepare_inputs(u, labels)

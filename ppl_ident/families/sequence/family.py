@@ -32,7 +32,8 @@ class SequenceFamily(ModelFamily):
     data_rank = 3
     data_shape = "(B, T, d)"
     obs_dims = ("sequence", "time")
-    rank_hint = "Simulate sequences with `ppl-ident simulate --generator dynamics`."
+    label = "sequence"
+    rank_hint = "simulate sequences with `ppl-ident simulate --generator dynamics`"
 
     def prepare_inputs(self, u, model, labels=None):
         return prepare_sequence_inputs(u, model, labels)

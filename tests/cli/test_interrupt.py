@@ -22,8 +22,8 @@ FIT_ARGS = ["--steps", str(STEPS), "--checkpoint-every", str(EVERY), "--width", 
 
 
 def _env():
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    root = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
             "JAX_PLATFORMS": "cpu"}
 
 

@@ -15,7 +15,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2])
 GRID = ["--latent-dim", "2", "--domains", "3", "4", "5", "--points-per-domain", "40",
         "--mixing-layers", "2", "--engines", "svi", "--seeds", "2", "--steps", "200",
         "--eval-every", "100", "--metrics", "mcc", "elbo", "timing", "time_to_mcc",

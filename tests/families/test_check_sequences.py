@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppl_ident.families.iid.checks import check_data, check_run
+from ppl_ident.workflow import check_data, check_run
 from ppl_ident.cli import main
 from ppl_ident.data.sequences import simulate_sequences
 from ppl_ident.workflow import FitSettings

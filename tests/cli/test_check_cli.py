@@ -97,7 +97,7 @@ def test_check_errors_exit_2(workdir, tmp_path, capsys):
 
 
 def test_check_data_scale_only_simulation_explains_the_exp_family_case():
-    from ppl_ident.families.iid.checks import check_data
+    from ppl_ident.workflow import check_data
     from ppl_ident.data import simulate_domains
 
     data, truth = simulate_domains(0, n_latent=2, data_dim=2, n_domains=3, n_per_domain=20,
@@ -113,7 +113,7 @@ def test_check_data_scale_only_simulation_explains_the_exp_family_case():
 def test_check_run_on_a_vae_says_why_the_prior_check_does_not_apply(small_data):
     import jax
 
-    from ppl_ident.families.iid.checks import check_run
+    from ppl_ident.workflow import check_run
     from ppl_ident.inference import OptimConfig, build_engine
     from ppl_ident.families import build_model
     from ppl_ident.workflow import FitSettings, Fitted

@@ -1,0 +1,109 @@
+"""The family contract, table-driven (Dynamax ``models/test_models.py`` style).
+
+For every registered model of every family: simulate tiny data of the family's kind, fit a few
+steps with checkpoints, save and load the run, resume from a checkpoint bit-identically,
+evaluate, check, convert to InferenceData with the family's dims. A new family or model
+enters :data:`CONFIGS` with one line, and the registry test below fails until it does.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from ppl_ident.data import save_dataset, simulate_domains
+from ppl_ident.data.sequences import simulate_dynamics, simulate_regimes
+from ppl_ident.families import FAMILIES, MODELS, family_of
+from ppl_ident.reporting.inference_data import posterior_inference_data
+from ppl_ident.workflow import (FitSettings, check_run, evaluate, fit_model, load_run,
+                                resume_run, save_run)
+
+STEPS, EVERY = 24, 12
+
+
+def _iid(seed):
+    return simulate_domains(seed, n_latent=2, data_dim=2, n_domains=5, n_per_domain=24,
+                            n_layers=1)
+
+
+def _dynamics(seed):
+    return simulate_dynamics(seed, n_sequences=6, length=8, n_latent=2, data_dim=2)
+
+
+def _regimes(seed):
+    return simulate_regimes(seed, n_sequences=6, length=8, n_latent=2, data_dim=2)
+
+
+#: (model, guide, data maker, extra settings)
+CONFIGS = [
+    ("ivae", "encoder_fullcov", _iid, {}),
+    ("ivae", "encoder", _iid, {}),
+    ("vae", "encoder_fullcov", _iid, {}),
+    ("tivae", "encoder_fullcov", _dynamics, {}),
+    ("tivae", "encoder", _dynamics, {"context": 1}),
+    ("regime", "encoder_fullcov", _regimes, {"n_regimes": 2}),
+    ("stationary", "encoder_fullcov", _dynamics, {}),
+]
+
+
+class _CtrlC:
+    """``stop_on_sigint`` as if Ctrl-C had been pressed before the first chunk ended."""
+
+    def __enter__(self):
+        return True
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_every_registered_model_is_in_the_table():
+    assert {m for m, *_ in CONFIGS} == set(MODELS)
+    assert {family_of(m).name for m, *_ in CONFIGS} == set(FAMILIES)
+
+
+@pytest.mark.parametrize(["model", "guide", "make", "extra"], CONFIGS,
+                         ids=[f"{m}-{g}" for m, g, *_ in CONFIGS])
+def test_sample_fit_save_resume_evaluate_check(model, guide, make, extra, tmp_path,
+                                              monkeypatch):
+    data, truth = make(0)
+    family = family_of(model)
+    assert np.ndim(data.x) == family.data_rank
+    path = tmp_path / "d.npz"
+    save_dataset(path, data, truth)
+    s = FitSettings(model=model, guide=guide, steps=STEPS, width=8, depth=1, batch_size=32,
+                    warmup_steps=2, **extra)
+
+    # an uninterrupted fit with checkpoints, saved and loaded back
+    ref_dir = tmp_path / "ref"
+    ref = fit_model(data, s, truth=truth, checkpoint_dir=ref_dir, checkpoint_every=EVERY,
+                    data_path=str(path))
+    assert ref.metrics["stop_reason"] == "completed" and len(ref.losses) == STEPS
+    assert np.all(np.isfinite(ref.losses))
+    save_run(ref_dir, ref, force=True, data_path=str(path))
+    loaded = load_run(ref_dir)
+    assert loaded.spec.config == ref.spec.config and loaded.settings == ref.settings
+    np.testing.assert_array_equal(loaded.losses, ref.losses)
+
+    # the same fit stopped by Ctrl-C at its first checkpoint, then resumed: bit-identical
+    with monkeypatch.context() as m:
+        m.setattr("ppl_ident.workflow.stop_on_sigint", _CtrlC)
+        stopped = fit_model(data, s, truth=truth, checkpoint_dir=tmp_path / "run",
+                            checkpoint_every=EVERY, data_path=str(path))
+    assert stopped.metrics["stop_reason"] == "interrupted" and len(stopped.losses) == EVERY
+    resumed = resume_run(tmp_path / "run")
+    assert resumed.metrics["resumed_from_step"] == EVERY
+    assert resumed.metrics["stop_reason"] == "completed"
+    np.testing.assert_array_equal(resumed.losses, ref.losses)
+    for name, value in ref.params.items():
+        for a, b in zip(jax.tree.leaves(value), jax.tree.leaves(resumed.params[name])):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    # evaluation, checks and InferenceData through the family
+    metrics = evaluate(loaded, data, truth)
+    assert 0 <= metrics["mcc"] <= 1 and len(metrics["r2_per_dim"]) == 2
+    result = check_run(loaded, data, truth, n_points=16)
+    assert result["kind"] == "run" and "variability" in result
+    idata = posterior_inference_data(loaded, data, num_draws=3, max_obs=10, seed=0,
+                                     truth=truth)
+    assert idata.posterior["z"].dims == ("chain", "draw", *family.obs_dims, "latent")

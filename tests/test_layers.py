@@ -1,0 +1,125 @@
+"""The package's import graph: no circle, and no import from a lower layer to a higher one.
+
+Imports are read with ``ast`` from every module, function-level ones included, so a circle
+cannot hide behind an import moved into a function. The layers are those of
+``ppl_ident/__init__.py`` (and the design card); a module may import its own layer and below.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "ppl_ident"
+
+#: bottom to top; a module belongs to the longest prefix listed
+LAYERS = [
+    ("ppl_ident._version", "ppl_ident.errors", "ppl_ident.files", "ppl_ident.pytrees"),
+    ("ppl_ident.data",),
+    ("ppl_ident.ops",),
+    ("ppl_ident.diagnostics",),
+    ("ppl_ident.families",),
+    ("ppl_ident.inference",),
+    ("ppl_ident.settings", "ppl_ident.workflow"),
+    ("ppl_ident.reporting",),
+    ("ppl_ident.harness",),
+    ("ppl_ident.cli",),
+    ("ppl_ident",),  # the package's public face re-exports from every layer
+]
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> set[str]:
+    """The package modules ``path`` imports (``from a.b import c`` -> ``a.b.c`` when that is a
+    module, else ``a.b``)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and node.module.split(".")[0] == "ppl_ident":
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                out.add(sub if sub in MODULES else node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.split(".")[0] == "ppl_ident")
+    return out
+
+
+GRAPH = {name: _imports(path) - {name} for name, path in MODULES.items()}
+
+
+def layer(module: str) -> int:
+    best, best_len = None, -1
+    for i, prefixes in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and len(p) > best_len:
+                best, best_len = i, len(p)
+    return best
+
+
+def test_every_module_has_a_layer():
+    assert all(layer(m) is not None for m in MODULES)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_import_from_a_higher_layer(module):
+    upward = sorted(t for t in GRAPH[module] if layer(t) > layer(module))
+    assert not upward, f"{module} (layer {layer(module)}) imports higher layers: {upward}"
+
+
+def _cycles(graph: dict) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, comps = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in graph:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                comps.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return comps
+
+
+def test_no_import_circle():
+    assert _cycles(GRAPH) == []
+
+
+def test_the_checker_finds_a_circle_and_an_upward_import():
+    # the checks above can fail: a planted circle and a planted upward import are found
+    planted = {**GRAPH, "ppl_ident.data.io": GRAPH["ppl_ident.data.io"] | {"ppl_ident.cli"},
+               "ppl_ident.cli": GRAPH["ppl_ident.cli"] | {"ppl_ident.data.io"}}
+    assert any("ppl_ident.data.io" in c and "ppl_ident.cli" in c for c in _cycles(planted))
+    assert layer("ppl_ident.cli") > layer("ppl_ident.data.io")

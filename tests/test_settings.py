@@ -1,0 +1,82 @@
+"""The settings table: one row per fit setting, and everything generated from it."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ppl_ident.cli import fit as fit_cli
+from ppl_ident.cli import main
+from ppl_ident.data import save_dataset, simulate_domains
+from ppl_ident.data.sequences import simulate_dynamics
+from ppl_ident.errors import InputError
+from ppl_ident.families import FAMILIES
+from ppl_ident.harness.grid import FIT_KEYS, make_grid
+from ppl_ident.settings import (SETTINGS, FitSettings, changed_settings, fit_settings,
+                                settings_from_args)
+from ppl_ident.workflow import fit_model
+
+
+def _parser():
+    p = argparse.ArgumentParser()
+    fit_cli.add_arguments(p)
+    return p
+
+
+def test_the_record_and_the_flags_come_from_the_table():
+    assert FitSettings._fields == tuple(s.name for s in SETTINGS)
+    assert FitSettings() == FitSettings(**{s.name: s.default for s in SETTINGS})
+    assert all(f in FAMILIES for s in SETTINGS for f in s.families)
+    flags = {a.dest: a.option_strings for a in _parser()._actions}
+    assert all(s.name in flags for s in SETTINGS)
+    # a flag left unset keeps the default; every given flag reaches the settings
+    args = _parser().parse_args(["d.npz", "--out", "r", "--lr", "0.01", "--regimes", "4",
+                                 "--no-whiten", "--flow"])
+    s = settings_from_args(args)
+    assert (s.learning_rate, s.n_regimes, s.whiten, s.flow, s.steps) == (0.01, 4, False, True,
+                                                                         5000)
+    assert changed_settings(args) == ["--lr", "--no-whiten", "--regimes", "--flow"]
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.families != ("iid", "sequence")],
+                         ids=lambda s: s.name)
+def test_a_setting_of_another_family_is_refused_not_dropped(setting):
+    """Every family-specific setting, changed from its default, on a model of the other
+    family: refused with a message that names the flag and the models it applies to."""
+    value = {bool: True, int: 2, str: "laplace"}[type(setting.default)]
+    if "iid" in setting.families:
+        data, _ = simulate_dynamics(0, n_sequences=4, length=6, n_latent=2, data_dim=2)
+        model = "tivae"
+    else:
+        data, _ = simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=10)
+        model = "ivae"
+    with pytest.raises(InputError, match=setting.flag) as err:
+        fit_model(data, model=model, steps=1, **{setting.name: value})
+    family = "sequence" if model == "ivae" else "iid"
+    assert all(m in str(err.value) for m in FAMILIES[family].models)
+
+
+def test_resume_refuses_every_setting_flag(tmp_path, capsys):
+    data, truth = simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=10)
+    save_dataset(tmp_path / "d.npz", data, truth)
+    for flag, value in [("--lag", "2"), ("--width", "4"), ("--warmup-steps", "3"),
+                        ("--preset", "accurate"), ("--heteroscedastic", None)]:
+        argv = ["fit", "--resume", str(tmp_path / "run"), flag] + ([value] if value else [])
+        assert main(argv) == 2
+        assert f"drop {flag}" in capsys.readouterr().err
+
+
+def test_grid_keys_come_from_the_table():
+    iid = {s.name for s in SETTINGS if s.grid and "iid" in s.families}
+    assert iid <= set(FIT_KEYS) and "lag" not in FIT_KEYS
+    with pytest.raises(InputError, match="sequence models only"):
+        make_grid(engines={"mine": {"engine": "svi", "heteroscedastic": True}})
+    with pytest.raises(InputError, match="takes sequences"):
+        make_grid(models=("tivae",))
+
+
+def test_presets_fill_settings_and_overrides_win():
+    assert fit_settings("exact").flow and fit_settings("exact", steps=3).steps == 3
+    with pytest.raises(InputError, match="Unknown fit setting"):
+        fit_settings(lag_steps=3)
