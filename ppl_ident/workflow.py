@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from ppl_ident._version import __version__
+from ppl_ident.data.io import load_dataset
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.errors import DivergenceWarning, InputError
 from ppl_ident.families import build_model, family_for_data, family_of
@@ -291,8 +292,6 @@ def resume_run(run_dir, steps: int | None = None, *, progress: bool = False,
     Fitted
         Write it with ``save_run(run_dir, fitted, force=True)``.
     """
-    from ppl_ident.data.io import load_dataset  # data -> workflow is downward; io is heavy
-
     run = Path(run_dir)
     if not run.is_dir() or not (run / "config.json").is_file() or not has_checkpoint(run):
         raise InputError(

@@ -19,8 +19,13 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS = ["simulate", "fit", "check", "report", "demo", "compare"]
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser; only the chosen sub-command's arguments are built (they read the model
+    and engine registries, which import JAX), so ``ppl-ident --help`` stays fast."""
     from ppl_ident._version import __version__
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((a for a in argv if not str(a).startswith("-")), None)
 
     parser = argparse.ArgumentParser(
         prog="ppl-ident",
@@ -31,8 +36,9 @@ def _build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"ppl_ident.cli.{name}")
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        if name == chosen:
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
@@ -61,7 +67,7 @@ def _main(argv=None) -> int:
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
     from ppl_ident.errors import InputError
 
-    parser = _build_parser()
+    parser = _build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: usage errors exit 2, --help/--version exit 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
+from ppl_ident.files import atomic_write_bytes
 from ppl_ident.harness.run import cell_path, read_cell
 
 __all__ = ["assemble_table", "to_dataset", "write_results", "summarise", "ID_COLUMNS"]
@@ -93,7 +94,6 @@ def write_results(out_dir, df) -> dict:
     """Write ``results.csv``, ``summary.csv`` and ``results.nc`` (atomically); return paths."""
     import io
 
-    from ppl_ident.files import atomic_write_bytes
 
     out = Path(out_dir)
     paths = {}

@@ -49,6 +49,8 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import ParamInfo, log_density
 
 from ppl_ident.errors import InputError
+from ppl_ident.families.guides import guide_family
+from ppl_ident.inference.engines import Engine, StepInfo
 from ppl_ident.inference.draws import LatentDraws, fitted_model
 
 __all__ = ["NutsState", "check_nuts_options", "nuts_engine", "nuts_latents"]
@@ -252,8 +254,6 @@ def nuts_engine(spec, *, params: dict | None = None, num_warmup: int = 300,
     Hoffman & Gelman (2014), "The No-U-Turn Sampler", JMLR 15 (dual averaging, Sec. 3.2).
     Stan Reference Manual, "HMC algorithm parameters" (the windowed adaptation NumPyro uses).
     """
-    from ppl_ident.families.guides import guide_family
-    from ppl_ident.inference.engines import Engine, StepInfo
 
     check_nuts_options(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                        target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ppl_ident.files import atomic_write_bytes
+
 __all__ = ["plot_jacobian", "plot_variability"]
 
 
@@ -28,7 +30,6 @@ def _field(report, name):
 
 
 def _save(fig, path) -> Path:
-    from ppl_ident.files import atomic_write_bytes
     import io
 
     buf = io.BytesIO()

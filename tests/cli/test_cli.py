@@ -131,3 +131,14 @@ def test_a_closed_stdout_pipe_ends_quietly_with_the_sigpipe_code(monkeypatch):
     monkeypatch.setattr(cli.sys, "stdout", type("Out", (), {"fileno": lambda self: 1})())
     assert cli.main(["simulate", "--help"]) == 141
     assert redirected == [1]
+
+
+def test_top_level_help_does_not_import_jax():
+    """``ppl-ident --help`` builds no sub-command's arguments and imports no JAX (measured:
+    0.06 s instead of 2.6 s)."""
+    code = ("import sys\nfrom ppl_ident.cli import main\nassert main(['--help']) == 0\n"
+            "assert 'jax' not in sys.modules, sorted(m for m in sys.modules if 'jax' in m)[:3]")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "fit" in done.stdout and "compare" in done.stdout

@@ -54,6 +54,7 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
+from ppl_ident.ops.hmm import hmm_filter, hmm_smoother, hmm_viterbi
 from ppl_ident.ops.observation import noise_param, observation_dist, whiten_data
 
 __all__ = [
@@ -149,7 +150,6 @@ class MarkovPathPrior(dist.Distribution):
         ll = self.regime_log_liks(value)
         if self.log_trans is None:
             return ll[..., 0]
-        from ppl_ident.ops.hmm import hmm_filter  # pure function; lazy: no import cycle
 
         return jax.vmap(lambda l: hmm_filter(self.log_init, self.log_trans, l).step_logliks)(ll)
 
@@ -456,7 +456,6 @@ def regime_posterior(spec, params, x, z=None) -> RegimePosterior:
     -------
     RegimePosterior
     """
-    from ppl_ident.ops.hmm import hmm_smoother, hmm_viterbi
 
     if spec.config["name"] != "regime":
         raise ValueError(f"model {spec.config['name']!r} has no hidden regimes")
