@@ -25,18 +25,18 @@ figures. Each run of the report rewrites its own figures, ``report.json`` and ``
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import re
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from ppl_ident.errors import InputError
-from ppl_ident.files import atomic_write_bytes, atomic_write_json
+from ppl_ident.reporting.page import (ReportResult, fmt, img, plot_calibration, plot_loss,
+                                      pyplot, save_figure, table, write_page)
+from ppl_ident.reporting.sequence_report import build_sequence_report
 
 __all__ = ["SECTIONS", "ReportResult", "build_report"]
 
@@ -53,49 +53,6 @@ SECTIONS = {
     "variability": "Sufficient-variability spectrum",
 }
 OPTIONAL = {"jacobian": "jacobian.png", "variability": "variability.png"}
-
-
-class ReportResult(NamedTuple):
-    """Paths and numbers of a built report.
-
-    Attributes
-    ----------
-    html : Path
-    figures : dict of section -> Path
-    sections : list of str
-        Section keys present in the HTML, in order.
-    numbers : dict
-        What ``report.json`` holds.
-    timings : dict of step -> seconds
-    idata : dict of engine -> arviz.InferenceData
-        The posteriors shown (``"guide"``, and ``"NUTS"`` when run).
-    """
-
-    html: Path
-    figures: dict
-    sections: list
-    numbers: dict
-    timings: dict
-    idata: dict
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
 
 
 def _resolve_data(run: Path, config: dict, dataset, truth=None):
@@ -122,37 +79,10 @@ def _resolve_data(run: Path, config: dict, dataset, truth=None):
 # --------------------------------------------------------------------------- figures
 
 
-def plot_loss(losses, path: Path) -> Path:
-    """Training loss per step: all steps on a symmetric-log axis (left), and the second half
-    on a linear axis (right), each with a running median."""
-    plt = _plt()
-    losses = np.asarray(losses, float)
-    steps = np.arange(len(losses))
-    w = max(1, len(losses) // 50)
-    med = np.array([np.median(losses[max(0, i - w):i + 1]) for i in range(len(losses))])
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
-    half = len(losses) // 2
-    for ax, sl, title in [(axes[0], slice(None), "all steps"),
-                          (axes[1], slice(half, None), "second half")]:
-        ax.plot(steps[sl], losses[sl], lw=0.6, alpha=0.45, color="C0",
-                label="per step (minibatch)")
-        ax.plot(steps[sl], med[sl], color="C1", lw=1.5, label=f"running median ({w} steps)")
-        ax.set_xlabel("optimisation step")
-        ax.set_title(f"Training loss, {title}", fontsize=10)
-        ax.grid(alpha=0.3)
-    finite = losses[np.isfinite(losses)]
-    if finite.size:
-        axes[0].set_yscale("symlog", linthresh=max(1.0, float(np.median(np.abs(finite)))))
-    axes[0].set_ylabel("negative ELBO (scaled to all data)")
-    axes[0].legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
 def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path:
     """Aligned posterior mean against the true latent, one panel per true latent, with
     equal-tailed ``level`` intervals."""
-    plt = _plt()
+    plt = pyplot()
     from ppl_ident.diagnostics.calibration import intervals
 
     n = z_true.shape[1]
@@ -187,13 +117,13 @@ def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path
     axes.flat[0].legend(loc="upper left", fontsize=8)
     fig.suptitle("Posterior (guide) against the true latents", y=1.0)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 0.9) -> Path:
     """ArviZ forest plots of ``var`` for a few observations, one panel per latent (each with
     its own scale), one colour per engine, true values (when known) marked by red crosses."""
-    plt = _plt()
+    plt = pyplot()
     import arviz as az
 
     names = list(idatas)
@@ -236,30 +166,7 @@ def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 
     fig.suptitle(f"{int(level * 100)}% HDI (thin) and interquartile range (thick)",
                  fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_calibration(curves: dict, levels, path: Path, tolerance=None,
-                     tolerance_label: str = "±3 binomial s.e.") -> Path:
-    """Nominal against empirical coverage; ``curves`` maps a label to coverages per level."""
-    plt = _plt()
-    levels = np.asarray(levels)
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
-    grid = np.linspace(0.4, 1.0, 50)
-    ax.plot(grid, grid, "k--", lw=0.8, label="calibrated")
-    if tolerance is not None:
-        ax.fill_between(levels, levels - tolerance, levels + tolerance, color="0.85",
-                        label=tolerance_label)
-    for i, (label, cov) in enumerate(curves.items()):
-        ax.plot(levels, cov, "o-", color=f"C{i}", label=label)
-    ax.set_xlabel("nominal coverage of the interval")
-    ax.set_ylabel("share of true latents inside (mean over latents)")
-    ax.set_xlim(0.4, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_title("Calibration")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_ppc(idata, path: Path, num_pp_samples: int = 40) -> Path:
@@ -284,7 +191,7 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40) -> Path:
     axes[0].figure.suptitle(f"Posterior predictive check: densities of x over {n_obs} "
                             "observations", fontsize=10)
     axes[0].figure.tight_layout()
-    return _save(axes[0].figure, path)
+    return save_figure(axes[0].figure, path)
 
 
 # --------------------------------------------------------------------------- numbers
@@ -296,30 +203,6 @@ def _width_ratio(guide_draws, nuts_draws, level=0.9):
     wg = np.diff(intervals(guide_draws, level), axis=-1)[..., 0]
     wn = np.diff(intervals(nuts_draws, level), axis=-1)[..., 0]
     return wg / wn
-
-
-def _table(rows, header) -> str:
-    out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"]
-    for row in rows:
-        out.append("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>")
-    return "\n".join(out + ["</table>"])
-
-
-def _fmt(v) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "nan" if not np.isfinite(v) else f"{v:.3g}"
-    return str(v)
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-_CSS = """body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:0.6em 0;font-size:0.9em}
-td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}
-th{background:#eee} img{max-width:100%} .note{color:#555;font-size:0.9em}"""
 
 
 # --------------------------------------------------------------------------- main
@@ -394,8 +277,6 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     config = json.loads((run / "config.json").read_text())
     data, truth = _resolve_data(run, config, dataset, truth)
     if fitted.spec.config["name"] in SEQUENCE_MODELS:
-        from ppl_ident.reporting.sequence_report import build_sequence_report
-
         return build_sequence_report(run, fitted, data, truth, heldout=heldout,
                                      nuts_obs=nuts_obs, show_sequences=forest_obs,
                                      calibration_draws=calibration_draws, seed=seed)
@@ -513,54 +394,36 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     summ = az.summary(idata, var_names=["z"], coords={"obs": obs[:4]}, kind="stats",
                       hdi_prob=0.9)
     html_parts["summary"] = _summary_html(metrics, numbers, summ, idata, data, fitted)
-    html_parts["loss"] = _img(figures["loss"], "loss trace") + (
+    html_parts["loss"] = img(figures["loss"], "loss trace") + (
         f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per observation '
-        f'{_fmt(metrics.get("elbo_per_obs", float("nan")))}.</p>')
+        f'{fmt(metrics.get("elbo_per_obs", float("nan")))}.</p>')
     if has_truth:
-        html_parts["truth"] = _img(figures["truth"], "true vs posterior mean") + (
+        html_parts["truth"] = img(figures["truth"], "true vs posterior mean") + (
             f'<p class="note">{len(obs)} observations kept in posterior.nc, '
             f'{idata.posterior.sizes["draw"]} guide draws each. Learned latents are '
             "matched to true ones (Hungarian on correlations), then mapped by a per-dimension "
             "affine fit of the guide's mean on all data; bars are 90% equal-tailed intervals."
             "</p>")
-    html_parts["forest"] = _img(figures["forest"], "forest plot") + (
+    html_parts["forest"] = img(figures["forest"], "forest plot") + (
         '<p class="note">Crosses: true values. Thick bars: interquartile range; thin: 90% '
         "HDI.</p>")
     if "calibration" in figures:
-        html_parts["calibration"] = _img(figures["calibration"], "calibration") + \
+        html_parts["calibration"] = img(figures["calibration"], "calibration") + \
             _calibration_html(numbers)
     if nuts is not None:
         html_parts["nuts"] = _nuts_html(numbers["nuts"])
-    html_parts["ppc"] = _img(figures["ppc"], "posterior predictive check")
+    html_parts["ppc"] = img(figures["ppc"], "posterior predictive check")
     html_parts["marginal"] = _marginal_html(numbers["marginal"])
     for key in OPTIONAL:
         if key in figures:
-            html_parts[key] = _img(figures[key], SECTIONS[key]) + _optional_html(key, metrics)
+            html_parts[key] = img(figures[key], SECTIONS[key]) + _optional_html(key, metrics)
     timings["html"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
     numbers["timings_s"] = timings
 
-    out, sections = _write_page(run, f"ppl-ident report: {run.name} ({fitted.settings.model})",
+    out, sections = write_page(run, f"ppl-ident report: {run.name} ({fitted.settings.model})",
                                 SECTIONS, html_parts, numbers)
     return ReportResult(out, figures, sections, numbers, timings, idatas)
-
-
-def _write_page(run: Path, title: str, titles: dict, html_parts: dict, numbers: dict):
-    """Write ``report.json`` and the self-contained ``report.html`` (sections in the order of
-    ``titles``, those in ``html_parts`` only); returns the page's path and section keys."""
-    sections = [k for k in titles if k in html_parts]
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    body.append("<p>" + " · ".join(f'<a href="#{k}">{titles[k]}</a>' for k in sections)
-                + "</p>")
-    for k in sections:
-        body.append(f'<h2 id="{k}">{titles[k]}</h2>\n{html_parts[k]}')
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title><style>{_CSS}</style></head><body>\n" + "\n".join(body) +
-            "\n</body></html>\n")
-    atomic_write_json(run / "report.json", numbers)
-    out = run / "report.html"
-    atomic_write_bytes(out, page.encode())
-    return out, sections
 
 
 def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
@@ -583,7 +446,7 @@ def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
     ml = numbers["marginal"]
     rows.append((f"log p(x|u) per obs ({ml['data'].split(' (')[0]})",
                  f"{ml['mean_log_px']:.3f} ± {ml['mean_log_px_se']:.3f}"))
-    return (_table(rows, ["quantity", "value"]) +
+    return (table(rows, ["quantity", "value"]) +
             "<p>ArviZ <code>az.summary(kind='stats')</code> of the guide's posterior of z for "
             "four observations:</p>" + summ.to_html(float_format=lambda v: f"{v:.3f}"))
 
@@ -595,18 +458,18 @@ def _calibration_html(numbers) -> str:
         ["±3 s.e. (mean)"]
     rows = [[lv] + cal["coverage_eti"][k] + cal["coverage_hdi"][k] + [cal["tolerance"][k]]
             for k, lv in enumerate(cal["levels"])]
-    corr = ", ".join(f"z{i}: {_fmt(c)}" for i, c in enumerate(cal["sd_error_spearman"]))
+    corr = ", ".join(f"z{i}: {fmt(c)}" for i, c in enumerate(cal["sd_error_spearman"]))
     out = (f"<p>Share of the {cal['num_obs']} observations' true latents inside the guide's "
-           "aligned interval, per latent:</p>" + _table(rows, header) +
+           "aligned interval, per latent:</p>" + table(rows, header) +
            f"<p>Spearman correlation of posterior sd with |error of the mean|: {corr}. "
            "RMSE of the aligned mean: " +
-           ", ".join(f"z{i}: {_fmt(r)}" for i, r in enumerate(cal["rmse"])) + ".</p>")
+           ", ".join(f"z{i}: {fmt(r)}" for i, r in enumerate(cal["rmse"])) + ".</p>")
     if "calibration_nuts_obs" in numbers:
         g, nn = numbers["calibration_nuts_obs"]["guide"], numbers["calibration_nuts_obs"]["nuts"]
         rows = [[lv, g["mean_coverage_eti"][k], nn["mean_coverage_eti"][k], g["tolerance"][k]]
                 for k, lv in enumerate(g["levels"])]
         out += (f"<p>On the {g['num_obs']} observations sampled by NUTS (equal-tailed, mean "
-                "over latents):</p>" + _table(rows, ["nominal", "guide", "NUTS", "±3 s.e."]))
+                "over latents):</p>" + table(rows, ["nominal", "guide", "NUTS", "±3 s.e."]))
     return out
 
 
@@ -618,12 +481,12 @@ def _nuts_html(nu) -> str:
             ("min tail ESS", nu["min_ess_tail"]), ("divergences", nu["divergences"]),
             ("sampling time (s, compile included)", nu["sampling_time_s"]),
             ("guide / NUTS 90% interval width, median", nu["width_ratio_90_median"]),
-            ("… per latent", ", ".join(_fmt(v) for v in nu["width_ratio_90_per_latent"])),
+            ("… per latent", ", ".join(fmt(v) for v in nu["width_ratio_90_per_latent"])),
             ("|guide mean − NUTS mean| / NUTS sd, median", nu["mean_shift_in_nuts_sd"])]
     return ('<p>NUTS samples p(z | x, u) with the fitted decoder, prior and noise held fixed: '
             "the exact posterior of the fitted model, which the amortised guide approximates. "
             "A width ratio below 1 means the guide is over-confident relative to the model.</p>"
-            + _table(rows, ["quantity", "value"]))
+            + table(rows, ["quantity", "value"]))
 
 
 def _marginal_html(ml) -> str:
@@ -637,7 +500,7 @@ def _marginal_html(ml) -> str:
             "<code>ppl_ident.inference.marginal</code>). <code>az.loo</code> on the stored "
             "conditional log-likelihood is not used: each observation has its own latent, so "
             "it does not estimate the predictive density of new data.</p>"
-            + _table(rows, ["quantity", "value"]))
+            + table(rows, ["quantity", "value"]))
 
 
 def _optional_html(key, metrics) -> str:
@@ -647,5 +510,5 @@ def _optional_html(key, metrics) -> str:
     if isinstance(value, dict):
         rows = [(k, v if not isinstance(v, (list, dict)) else json.dumps(v)[:80])
                 for k, v in value.items()]
-        return _table(rows, ["metric", "value"])
+        return table(rows, ["metric", "value"])
     return f"<p>{html.escape(json.dumps(value)[:400])}</p>"
