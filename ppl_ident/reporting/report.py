@@ -29,7 +29,9 @@ import html
 import json
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -194,18 +196,42 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40) -> Path:
     return save_figure(axes[0].figure, path)
 
 
-# --------------------------------------------------------------------------- numbers
-
-
-def _width_ratio(guide_draws, nuts_draws, level=0.9):
-    from ppl_ident.diagnostics.calibration import intervals
-
-    wg = np.diff(intervals(guide_draws, level), axis=-1)[..., 0]
-    wn = np.diff(intervals(nuts_draws, level), axis=-1)[..., 0]
-    return wg / wn
-
-
 # --------------------------------------------------------------------------- main
+
+
+class _Posterior(NamedTuple):
+    """The guide's posterior as every section of the report reads it.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        The observations kept in ``posterior.nc``.
+    alignment : Alignment or None
+        Map of the learned latents onto the true ones (None without true latents).
+    obs : int array
+        Rows of the data kept.
+    var : str
+        ``"z_aligned"`` when the true latents are known, else ``"z"``.
+    draws : array ``(S, obs, n)``
+        Draws of ``var``, chains and draws flattened.
+    z_true : array ``(obs, n)`` or None
+    """
+
+    idata: object
+    alignment: object
+    obs: np.ndarray
+    var: str
+    draws: np.ndarray
+    z_true: np.ndarray | None
+
+
+@contextmanager
+def _timed(timings: dict, step: str):
+    """Record the seconds the block takes as ``timings[step]`` (``timings_s`` of
+    ``report.json``)."""
+    t0 = time.perf_counter()
+    yield
+    timings[step] = time.perf_counter() - t0
 
 
 def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
@@ -257,18 +283,8 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     >>> build_report("runs/ivae").html                                      # doctest: +SKIP
     PosixPath('runs/ivae/report.html')
     """
-    import arviz as az
-    import jax
-
-    from ppl_ident.data import load_dataset
-    from ppl_ident.diagnostics.calibration import LEVELS, calibration_summary
-    from ppl_ident.inference.marginal import log_marginal_likelihood
-    from ppl_ident.reporting.inference_data import (POSTERIOR_FILE, alignment_from_idata,
-                                                    flat_draws, nuts_reference, read_posterior,
-                                                    select_obs, to_inference_data,
-                                                    write_posterior)
     from ppl_ident.families import SEQUENCE_MODELS
-    from ppl_ident.workflow import load_run, model_inputs
+    from ppl_ident.workflow import load_run
 
     t_all = time.perf_counter()
     timings = {}
@@ -285,7 +301,47 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                          f"the data are sequences {data.x.shape}; pass the fitted data with "
                          "--data FILE.")
 
-    t0 = time.perf_counter()
+    with _timed(timings, "posterior"):
+        post = _guide_posterior(run, fitted, data, calibration_draws, seed)
+    numbers = {"engine": post.idata.posterior.attrs.get("engine", "guide")}
+    with _timed(timings, "nuts"):
+        nuts = None
+        if nuts_obs > 0:
+            rows = post.obs[:nuts_obs]
+            nuts = _nuts_posterior(fitted, data, post, rows, nuts_warmup, nuts_samples,
+                                   nuts_chains, seed)
+            numbers["nuts"] = _nuts_numbers(post, nuts, rows, nuts_warmup, nuts_samples,
+                                            nuts_chains)
+    with _timed(timings, "calibration"):
+        if post.z_true is not None:
+            numbers.update(_calibration_numbers(post, nuts))
+    with _timed(timings, "marginal"):
+        numbers["marginal"] = _marginal_numbers(fitted, data, heldout, marginal_obs,
+                                                marginal_samples, seed)
+
+    idatas = {"guide": post.idata} if nuts is None else {"guide": post.idata, "NUTS": nuts}
+    with _timed(timings, "figures"):
+        figures = _figures(run, fitted, post, idatas, numbers, forest_obs, nuts_obs)
+    with _timed(timings, "html"):
+        html_parts = _html_parts(fitted, data, post, figures, numbers)
+    timings["total"] = time.perf_counter() - t_all
+    numbers["timings_s"] = timings
+
+    out, sections = write_page(run, f"ppl-ident report: {run.name} ({fitted.settings.model})",
+                               SECTIONS, html_parts, numbers)
+    return ReportResult(out, figures, sections, numbers, timings, idatas)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int) -> _Posterior:
+    """The posterior of ``posterior.nc`` (built and written when absent), with fresh guide
+    draws in memory when it holds fewer than ``calibration_draws``."""
+    from ppl_ident.reporting.inference_data import (POSTERIOR_FILE, alignment_from_idata,
+                                                    flat_draws, read_posterior,
+                                                    to_inference_data, write_posterior)
+
     if (run / POSTERIOR_FILE).is_file():
         idata = read_posterior(run)
     else:
@@ -299,131 +355,154 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         idata = to_inference_data(fitted, data, num_draws=calibration_draws, obs_idx=obs,
                                   seed=seed + 1, truth=None if has_truth else False,
                                   alignment=alignment)
-    timings["posterior"] = time.perf_counter() - t0
     z_true = np.asarray(idata.constant_data["z_true"]) if has_truth else None
     var = "z_aligned" if has_truth else "z"
-    draws = flat_draws(idata, var)
+    return _Posterior(idata, alignment, obs, var, flat_draws(idata, var), z_true)
 
-    figures, numbers, html_parts = {}, {"engine": idata.posterior.attrs.get("engine", "guide")}, {}
-    metrics = fitted.metrics or {}
 
-    # NUTS reference on the first few kept observations
-    t0 = time.perf_counter()
-    idatas = {"guide": idata}
-    nuts = None
-    if nuts_obs > 0:
-        nuts_rows = obs[:nuts_obs]
-        nuts = nuts_reference(fitted, data, nuts_rows, num_warmup=nuts_warmup,
-                              num_samples=nuts_samples, num_chains=nuts_chains, seed=seed,
-                              truth=None if has_truth else False, alignment=alignment)
-        idatas["NUTS"] = nuts
-        diag = az.summary(nuts, var_names=[var], kind="diagnostics")
-        g_sub = flat_draws(idata, var)[:, :len(nuts_rows)]
-        n_sub = flat_draws(nuts, var)
-        ratio = _width_ratio(g_sub, n_sub)
-        numbers["nuts"] = {
-            "obs": nuts_rows.tolist(),
-            "num_chains": nuts_chains, "num_warmup": nuts_warmup, "num_samples": nuts_samples,
-            "max_r_hat": float(diag["r_hat"].max()),
-            "min_ess_bulk": float(diag["ess_bulk"].min()),
-            "min_ess_tail": float(diag["ess_tail"].min()),
-            "divergences": int(np.asarray(nuts.sample_stats["diverging"]).sum()),
+def _nuts_posterior(fitted, data, post: _Posterior, rows, num_warmup: int, num_samples: int,
+                    num_chains: int, seed: int):
+    """NUTS on ``rows``, aligned like the guide's posterior so that the two compare."""
+    from ppl_ident.reporting.inference_data import nuts_reference
+
+    return nuts_reference(fitted, data, rows, num_warmup=num_warmup, num_samples=num_samples,
+                          num_chains=num_chains, seed=seed,
+                          truth=None if post.z_true is not None else False,
+                          alignment=post.alignment)
+
+
+def _nuts_numbers(post: _Posterior, nuts, rows, num_warmup: int, num_samples: int,
+                  num_chains: int) -> dict:
+    """Convergence of the NUTS chains on ``rows``, and the guide against them there."""
+    from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
+    from ppl_ident.reporting.inference_data import flat_draws
+
+    cmp = compare_to_reference(post.draws[:, :len(rows)], flat_draws(nuts, post.var))
+    return {"obs": rows.tolist(),
+            "num_chains": num_chains, "num_warmup": num_warmup, "num_samples": num_samples,
+            **chain_diagnostics(nuts, post.var),
             "sampling_time_s": float(nuts.posterior.attrs["sampling_time_s"]),
-            "width_ratio_90_median": float(np.median(ratio)),
-            "width_ratio_90_per_latent": np.median(ratio, axis=0).tolist(),
-            "mean_shift_in_nuts_sd": float(np.median(
-                np.abs(g_sub.mean(0) - n_sub.mean(0)) / n_sub.std(0))),
-        }
-    timings["nuts"] = time.perf_counter() - t0
+            "width_ratio_90_median": cmp["width_ratio_median"],
+            "width_ratio_90_per_latent": cmp["width_ratio_per_latent"],
+            "mean_shift_in_nuts_sd": cmp["mean_shift_median"]}
 
-    # calibration
-    t0 = time.perf_counter()
-    curves = {}
-    if has_truth:
-        cal = calibration_summary(z_true, draws)
-        numbers["calibration_guide"] = cal
-        curves["guide, equal-tailed"] = cal["mean_coverage_eti"]
-        curves["guide, HDI"] = cal["mean_coverage_hdi"]
-        if nuts is not None:
-            zt = np.asarray(nuts.constant_data["z_true"])
-            cal_g = calibration_summary(zt, flat_draws(idata, var)[:, :len(zt)])
-            cal_n = calibration_summary(zt, flat_draws(nuts, var))
-            numbers["calibration_nuts_obs"] = {"guide": cal_g, "nuts": cal_n}
-            curves[f"NUTS, equal-tailed ({len(zt)} obs)"] = cal_n["mean_coverage_eti"]
-            curves[f"guide on the same {len(zt)} obs"] = cal_g["mean_coverage_eti"]
-        figures["calibration"] = plot_calibration(
-            curves, LEVELS, run / "calibration.png", np.asarray(cal["tolerance"]),
-            f"±3 binomial s.e. ({cal['num_obs']} obs × {z_true.shape[1]} latents)")
-    timings["calibration"] = time.perf_counter() - t0
 
-    # marginal likelihood
-    t0 = time.perf_counter()
+def _calibration_numbers(post: _Posterior, nuts) -> dict:
+    """``calibration_guide`` over the kept observations and, with NUTS,
+    ``calibration_nuts_obs``: guide and NUTS on the observations NUTS sampled."""
+    from ppl_ident.diagnostics.calibration import calibration_summary
+    from ppl_ident.reporting.inference_data import flat_draws
+
+    out = {"calibration_guide": calibration_summary(post.z_true, post.draws)}
+    if nuts is not None:
+        zt = np.asarray(nuts.constant_data["z_true"])
+        out["calibration_nuts_obs"] = {
+            "guide": calibration_summary(zt, post.draws[:, :len(zt)]),
+            "nuts": calibration_summary(zt, flat_draws(nuts, post.var))}
+    return out
+
+
+def _marginal_numbers(fitted, data, heldout, max_obs: int, num_samples: int,
+                      seed: int) -> dict:
+    """The importance-sampled ``log p(x | u)`` on (a subset of) the held-out data, or of the
+    training data when none is given."""
+    import jax
+
+    from ppl_ident.data import load_dataset
+    from ppl_ident.inference.marginal import log_marginal_likelihood
+    from ppl_ident.reporting.inference_data import select_obs
+    from ppl_ident.workflow import model_inputs
+
     if heldout is not None:
         held = heldout if not isinstance(heldout, (str, Path)) else load_dataset(heldout)[0]
         where = "held-out data"
     else:
         held = data
         where = "training data (no held-out data given: not a measure of generalisation)"
-    m_idx = select_obs(held.x.shape[0], marginal_obs, seed)
+    m_idx = select_obs(held.x.shape[0], max_obs, seed)
     u_m = model_inputs(fitted, np.asarray(held.u)[m_idx])
     ml = log_marginal_likelihood(fitted.spec, fitted.params, np.asarray(held.x[m_idx]), u_m,
-                                 num_samples=marginal_samples, key=jax.random.PRNGKey(seed))
-    numbers["marginal"] = {"data": where, "num_obs": int(len(m_idx)), "K": ml.num_samples,
-                           "mean_log_px": ml.mean, "mean_log_px_se": ml.mean_se,
-                           "median_ess": float(np.median(ml.ess)),
-                           "elbo_per_obs_train": metrics.get("elbo_per_obs")}
-    timings["marginal"] = time.perf_counter() - t0
+                                 num_samples=num_samples, key=jax.random.PRNGKey(seed))
+    return {"data": where, "num_obs": int(len(m_idx)), "K": ml.num_samples,
+            "mean_log_px": ml.mean, "mean_log_px_se": ml.mean_se,
+            "median_ess": float(np.median(ml.ess)),
+            "elbo_per_obs_train": (fitted.metrics or {}).get("elbo_per_obs")}
 
-    # figures
-    t0 = time.perf_counter()
+
+# --------------------------------------------------------------------------- presentation
+
+
+def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
+             forest_obs: int, nuts_obs: int) -> dict:
+    """Draw every figure of the report (PNGs in ``run``); section -> path."""
+    figures = {}
+    if "calibration_guide" in numbers:
+        figures["calibration"] = _plot_calibration_numbers(run, numbers, post.z_true.shape[1])
     figures["loss"] = plot_loss(fitted.losses, run / "loss_trace.png")
-    if has_truth:
-        figures["truth"] = plot_truth(z_true, draws, alignment, run / "posterior_vs_truth.png")
-    k = min(forest_obs, len(obs) if nuts is None else min(len(obs), nuts_obs))
-    f_obs = obs[:k]
-    figures["forest"] = plot_forest(idatas, f_obs, var, None if z_true is None else z_true[:k],
+    if post.z_true is not None:
+        figures["truth"] = plot_truth(post.z_true, post.draws, post.alignment,
+                                      run / "posterior_vs_truth.png")
+    k = min(forest_obs, len(post.obs) if "NUTS" not in idatas else
+            min(len(post.obs), nuts_obs))
+    figures["forest"] = plot_forest(idatas, post.obs[:k], post.var,
+                                    None if post.z_true is None else post.z_true[:k],
                                     run / "forest.png")
-    figures["ppc"] = plot_ppc(idata, run / "ppc.png")
+    figures["ppc"] = plot_ppc(post.idata, run / "ppc.png")
     for key, name in OPTIONAL.items():
         if (run / name).is_file():
             figures[key] = run / name
-    timings["figures"] = time.perf_counter() - t0
+    return figures
 
-    # summary table (az.summary on a subset)
-    t0 = time.perf_counter()
+
+def _plot_calibration_numbers(run: Path, numbers: dict, n_latent: int) -> Path:
+    """The calibration figure of ``calibration_guide`` (and ``calibration_nuts_obs``)."""
+    from ppl_ident.diagnostics.calibration import LEVELS
+
+    cal = numbers["calibration_guide"]
+    curves = {"guide, equal-tailed": cal["mean_coverage_eti"],
+              "guide, HDI": cal["mean_coverage_hdi"]}
+    if "calibration_nuts_obs" in numbers:
+        cal_g, cal_n = (numbers["calibration_nuts_obs"][k] for k in ("guide", "nuts"))
+        curves[f"NUTS, equal-tailed ({cal_n['num_obs']} obs)"] = cal_n["mean_coverage_eti"]
+        curves[f"guide on the same {cal_g['num_obs']} obs"] = cal_g["mean_coverage_eti"]
+    return plot_calibration(curves, LEVELS, run / "calibration.png",
+                            np.asarray(cal["tolerance"]),
+                            f"±3 binomial s.e. ({cal['num_obs']} obs × {n_latent} latents)")
+
+
+def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) -> dict:
+    """Section -> HTML of every section shown."""
+    import arviz as az
+
+    metrics = fitted.metrics or {}
+    idata, obs = post.idata, post.obs
     summ = az.summary(idata, var_names=["z"], coords={"obs": obs[:4]}, kind="stats",
                       hdi_prob=0.9)
-    html_parts["summary"] = _summary_html(metrics, numbers, summ, idata, data, fitted)
-    html_parts["loss"] = img(figures["loss"], "loss trace") + (
+    parts = {"summary": _summary_html(metrics, numbers, summ, idata, data, fitted)}
+    parts["loss"] = img(figures["loss"], "loss trace") + (
         f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per observation '
         f'{fmt(metrics.get("elbo_per_obs", float("nan")))}.</p>')
-    if has_truth:
-        html_parts["truth"] = img(figures["truth"], "true vs posterior mean") + (
+    if "truth" in figures:
+        parts["truth"] = img(figures["truth"], "true vs posterior mean") + (
             f'<p class="note">{len(obs)} observations kept in posterior.nc, '
             f'{idata.posterior.sizes["draw"]} guide draws each. Learned latents are '
             "matched to true ones (Hungarian on correlations), then mapped by a per-dimension "
             "affine fit of the guide's mean on all data; bars are 90% equal-tailed intervals."
             "</p>")
-    html_parts["forest"] = img(figures["forest"], "forest plot") + (
+    parts["forest"] = img(figures["forest"], "forest plot") + (
         '<p class="note">Crosses: true values. Thick bars: interquartile range; thin: 90% '
         "HDI.</p>")
     if "calibration" in figures:
-        html_parts["calibration"] = img(figures["calibration"], "calibration") + \
+        parts["calibration"] = img(figures["calibration"], "calibration") + \
             _calibration_html(numbers)
-    if nuts is not None:
-        html_parts["nuts"] = _nuts_html(numbers["nuts"])
-    html_parts["ppc"] = img(figures["ppc"], "posterior predictive check")
-    html_parts["marginal"] = _marginal_html(numbers["marginal"])
+    if "nuts" in numbers:
+        parts["nuts"] = _nuts_html(numbers["nuts"])
+    parts["ppc"] = img(figures["ppc"], "posterior predictive check")
+    parts["marginal"] = _marginal_html(numbers["marginal"])
     for key in OPTIONAL:
         if key in figures:
-            html_parts[key] = img(figures[key], SECTIONS[key]) + _optional_html(key, metrics)
-    timings["html"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_all
-    numbers["timings_s"] = timings
-
-    out, sections = write_page(run, f"ppl-ident report: {run.name} ({fitted.settings.model})",
-                                SECTIONS, html_parts, numbers)
-    return ReportResult(out, figures, sections, numbers, timings, idatas)
+            parts[key] = img(figures[key], SECTIONS[key]) + _optional_html(key, metrics)
+    return parts
 
 
 def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
