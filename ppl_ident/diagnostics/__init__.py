@@ -20,6 +20,7 @@ from ppl_ident.diagnostics.jacobian import (
     true_by_learned,
 )
 from ppl_ident.diagnostics.mcc import MCCResult, correlation_matrix, matched_r2, mcc
+from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
 from ppl_ident.diagnostics.variability import (
     ExpFamilyReport,
     IdentifiabilityReport,
@@ -37,4 +38,5 @@ __all__ = [
     "true_by_learned",
     "LEVELS", "Alignment", "apply_alignment", "calibration_summary", "coverage_tolerance",
     "fit_alignment", "interval_coverage", "sd_error_correlation",
+    "chain_diagnostics", "compare_to_reference",
 ]

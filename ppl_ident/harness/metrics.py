@@ -152,46 +152,6 @@ def time_to_mcc_metric(fitted: RunFit, dataset, truth) -> dict:
 PSIS_MAX_OBS, PSIS_SAMPLES = 1000, 100
 
 
-def _log_weights_fn(spec, x, u, num_samples: int, batch_size: int | None):
-    """``(params, key) -> (N, S)`` importance log-weights ``log p(x, z | u) - log q(z | x, u)``
-    with ``z ~ q``, per observation (the plate's scaling is not applied: one observation's
-    joint density)."""
-    import jax
-    import jax.numpy as jnp
-    from numpyro import handlers
-
-    from ppl_ident.inference.subsample import fixed_batches, minibatch_map
-
-    def one(params, key, idx):
-        k_g, k_m = jax.random.split(key)
-        sub = {} if idx is None else {"obs": idx}
-        size = None if idx is None else idx.shape[0]
-        with handlers.substitute(data=sub):
-            guide = handlers.substitute(handlers.seed(spec.guide, k_g), params)
-            g = handlers.trace(guide).get_trace(x, u, subsample_size=size)
-            model = handlers.substitute(handlers.seed(handlers.replay(spec.model, g), k_m),
-                                        params)
-            m = handlers.trace(model).get_trace(x, u, subsample_size=size)
-        log_p = m["z"]["fn"].log_prob(m["z"]["value"]) + m["x"]["fn"].log_prob(m["x"]["value"])
-        return log_p - g["z"]["fn"].log_prob(g["z"]["value"])
-
-    def draws(params, key, idx):
-        return jax.vmap(lambda k: one(params, k, idx))(jax.random.split(key, num_samples)).T
-
-    if batch_size is None:
-        return lambda params, key: draws(params, key, None)
-
-    n_obs = x.shape[0]
-    idx_all = fixed_batches(n_obs, batch_size).reshape(-1)
-
-    def batched(params, key):
-        lw = minibatch_map(lambda k, idx: draws(params, k, idx), key, n_obs, batch_size)
-        lw = lw.reshape(idx_all.shape[0], num_samples)
-        return jnp.zeros((n_obs, num_samples), lw.dtype).at[idx_all].set(lw)
-
-    return batched
-
-
 def psis_metric(fitted: RunFit, dataset, truth) -> dict:
     """Pareto k-hat of the guide as an importance proposal for each observation's posterior.
 
@@ -210,6 +170,7 @@ def psis_metric(fitted: RunFit, dataset, truth) -> dict:
     import jax
 
     from ppl_ident.families.guides import guide_family
+    from ppl_ident.inference.marginal import log_weights_fn
 
     skip = _not_for_sampler(fitted, "psis_khat", "draws from the posterior itself (there is "
                                                  "no proposal to weight)")
@@ -235,7 +196,7 @@ def psis_metric(fitted: RunFit, dataset, truth) -> dict:
         x_in, u_in = (x, u) if not full else (x[idx], None if u is None else u[idx])
         batch = None if full else fitted.settings.batch_size
         cache["psis_idx"] = idx if not full else np.arange(len(idx))
-        cache["psis_fn"] = jax.jit(_log_weights_fn(fitted.spec, x_in, u_in, PSIS_SAMPLES, batch))
+        cache["psis_fn"] = jax.jit(log_weights_fn(fitted.spec, x_in, u_in, PSIS_SAMPLES, batch))
     lw = np.asarray(cache["psis_fn"](fitted.params, jax.random.PRNGKey(fitted.seed)),
                     np.float64)[cache["psis_idx"]]
     if not np.all(np.isfinite(lw)):

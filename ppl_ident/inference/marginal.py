@@ -41,8 +41,9 @@ from numpyro import handlers
 
 from ppl_ident.errors import InputError
 from ppl_ident.inference.draws import fitted_model
+from ppl_ident.inference.subsample import fixed_batches, minibatch_map
 
-__all__ = ["MarginalLikelihood", "log_marginal_likelihood", "log_weights"]
+__all__ = ["MarginalLikelihood", "log_marginal_likelihood", "log_weights", "log_weights_fn"]
 
 
 class MarginalLikelihood(NamedTuple):
@@ -73,20 +74,71 @@ class MarginalLikelihood(NamedTuple):
     num_samples: int
 
 
-def log_weights(spec, params, x, u, key):
-    """One importance log-weight per observation: ``(N,)``.
+def log_weights(spec, params, x, u, key, *, idx=None):
+    """One importance log-weight per observation: ``(N,)``, or ``(len(idx),)`` with ``idx``.
 
     ``z ~ q(z | x, u)`` from the fitted guide; the model (with the fitted parameters
-    substituted) scores ``log p(x | z) + log p(z | u)``, minus ``log q(z | x, u)``.
+    substituted and the guide's ``z`` replayed) scores ``log p(x | z) + log p(z | u)``, minus
+    ``log q(z | x, u)``. The plate's scaling is not applied: each weight is one observation's.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    params : dict
+        Fitted (constrained) parameters.
+    x : array ``(N, d)``
+    u : array or None
+        Model inputs (see :func:`ppl_ident.workflow.model_inputs`).
+    key : PRNG key
+    idx : int array ``(b,)``, optional
+        One minibatch of observations (a row of
+        :func:`~ppl_ident.inference.subsample.fixed_batches`), for guides bound to the
+        subsample size they were first traced with; default: every observation at once.
+
+    Returns
+    -------
+    array
     """
-    guide = handlers.substitute(handlers.seed(spec.guide, key), data=params)
-    g_tr = handlers.trace(guide).get_trace(x, u)
-    z = g_tr["z"]["value"]
-    model = handlers.substitute(fitted_model(spec, params), data={"z": z})
-    m_tr = handlers.trace(handlers.seed(model, key)).get_trace(x, u)
-    log_p = sum(site["fn"].log_prob(site["value"]) for site in m_tr.values()
-                if site["type"] == "sample")
-    return log_p - g_tr["z"]["fn"].log_prob(z)
+    sub = {} if idx is None else {"obs": idx}
+    size = None if idx is None else idx.shape[0]
+    with handlers.substitute(data=sub):
+        guide = handlers.substitute(handlers.seed(spec.guide, key), data=params)
+        g_tr = handlers.trace(guide).get_trace(x, u, subsample_size=size)
+        model = handlers.seed(handlers.replay(fitted_model(spec, params), g_tr), key)
+        m_tr = handlers.trace(model).get_trace(x, u, subsample_size=size)
+    log_p = (m_tr["z"]["fn"].log_prob(m_tr["z"]["value"])
+             + m_tr["x"]["fn"].log_prob(m_tr["x"]["value"]))
+    return log_p - g_tr["z"]["fn"].log_prob(g_tr["z"]["value"])
+
+
+def log_weights_fn(spec, x, u, num_samples: int, batch_size: int | None = None):
+    """A pure function ``(params, key) -> (N, num_samples)`` of :func:`log_weights`, one
+    column per draw of ``z``; it can be ``jit``-ed once and reused for several parameters.
+
+    With ``batch_size`` the guide runs on :func:`~ppl_ident.inference.subsample.fixed_batches`
+    of that size, one after the other (guides bound to a fixed subsample size); observations
+    that the last batch wraps around to keep the weights of their later batch.
+    """
+    def draws(params, key, idx):
+        def one(k):
+            # the first half of each draw's split key seeds the guide: the layout the
+            # harness's PSIS k-hats have always been computed with, kept so they reproduce
+            return log_weights(spec, params, x, u, jax.random.split(k)[0], idx=idx)
+
+        return jax.vmap(one)(jax.random.split(key, num_samples)).T
+
+    if batch_size is None:
+        return lambda params, key: draws(params, key, None)
+
+    n_obs = x.shape[0]
+    idx_all = fixed_batches(n_obs, batch_size).reshape(-1)
+
+    def batched(params, key):
+        lw = minibatch_map(lambda k, idx: draws(params, k, idx), key, n_obs, batch_size)
+        lw = lw.reshape(idx_all.shape[0], num_samples)
+        return jnp.zeros((n_obs, num_samples), lw.dtype).at[idx_all].set(lw)
+
+    return batched
 
 
 def log_marginal_likelihood(spec, params, x, u, *, num_samples: int = 100, key=None,

@@ -25,18 +25,20 @@ figures. Each run of the report rewrites its own figures, ``report.json`` and ``
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from ppl_ident.errors import InputError
-from ppl_ident.files import atomic_write_bytes, atomic_write_json
+from ppl_ident.reporting.page import (ReportResult, fmt, img, plot_calibration, plot_loss,
+                                      pyplot, save_figure, table, write_page)
+from ppl_ident.reporting.sequence_report import build_sequence_report
 
 __all__ = ["SECTIONS", "ReportResult", "build_report"]
 
@@ -53,49 +55,6 @@ SECTIONS = {
     "variability": "Sufficient-variability spectrum",
 }
 OPTIONAL = {"jacobian": "jacobian.png", "variability": "variability.png"}
-
-
-class ReportResult(NamedTuple):
-    """Paths and numbers of a built report.
-
-    Attributes
-    ----------
-    html : Path
-    figures : dict of section -> Path
-    sections : list of str
-        Section keys present in the HTML, in order.
-    numbers : dict
-        What ``report.json`` holds.
-    timings : dict of step -> seconds
-    idata : dict of engine -> arviz.InferenceData
-        The posteriors shown (``"guide"``, and ``"NUTS"`` when run).
-    """
-
-    html: Path
-    figures: dict
-    sections: list
-    numbers: dict
-    timings: dict
-    idata: dict
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
 
 
 def _resolve_data(run: Path, config: dict, dataset, truth=None):
@@ -122,37 +81,10 @@ def _resolve_data(run: Path, config: dict, dataset, truth=None):
 # --------------------------------------------------------------------------- figures
 
 
-def plot_loss(losses, path: Path) -> Path:
-    """Training loss per step: all steps on a symmetric-log axis (left), and the second half
-    on a linear axis (right), each with a running median."""
-    plt = _plt()
-    losses = np.asarray(losses, float)
-    steps = np.arange(len(losses))
-    w = max(1, len(losses) // 50)
-    med = np.array([np.median(losses[max(0, i - w):i + 1]) for i in range(len(losses))])
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
-    half = len(losses) // 2
-    for ax, sl, title in [(axes[0], slice(None), "all steps"),
-                          (axes[1], slice(half, None), "second half")]:
-        ax.plot(steps[sl], losses[sl], lw=0.6, alpha=0.45, color="C0",
-                label="per step (minibatch)")
-        ax.plot(steps[sl], med[sl], color="C1", lw=1.5, label=f"running median ({w} steps)")
-        ax.set_xlabel("optimisation step")
-        ax.set_title(f"Training loss, {title}", fontsize=10)
-        ax.grid(alpha=0.3)
-    finite = losses[np.isfinite(losses)]
-    if finite.size:
-        axes[0].set_yscale("symlog", linthresh=max(1.0, float(np.median(np.abs(finite)))))
-    axes[0].set_ylabel("negative ELBO (scaled to all data)")
-    axes[0].legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
 def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path:
     """Aligned posterior mean against the true latent, one panel per true latent, with
     equal-tailed ``level`` intervals."""
-    plt = _plt()
+    plt = pyplot()
     from ppl_ident.diagnostics.calibration import intervals
 
     n = z_true.shape[1]
@@ -187,13 +119,13 @@ def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path
     axes.flat[0].legend(loc="upper left", fontsize=8)
     fig.suptitle("Posterior (guide) against the true latents", y=1.0)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 0.9) -> Path:
     """ArviZ forest plots of ``var`` for a few observations, one panel per latent (each with
     its own scale), one colour per engine, true values (when known) marked by red crosses."""
-    plt = _plt()
+    plt = pyplot()
     import arviz as az
 
     names = list(idatas)
@@ -236,30 +168,7 @@ def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 
     fig.suptitle(f"{int(level * 100)}% HDI (thin) and interquartile range (thick)",
                  fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_calibration(curves: dict, levels, path: Path, tolerance=None,
-                     tolerance_label: str = "±3 binomial s.e.") -> Path:
-    """Nominal against empirical coverage; ``curves`` maps a label to coverages per level."""
-    plt = _plt()
-    levels = np.asarray(levels)
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
-    grid = np.linspace(0.4, 1.0, 50)
-    ax.plot(grid, grid, "k--", lw=0.8, label="calibrated")
-    if tolerance is not None:
-        ax.fill_between(levels, levels - tolerance, levels + tolerance, color="0.85",
-                        label=tolerance_label)
-    for i, (label, cov) in enumerate(curves.items()):
-        ax.plot(levels, cov, "o-", color=f"C{i}", label=label)
-    ax.set_xlabel("nominal coverage of the interval")
-    ax.set_ylabel("share of true latents inside (mean over latents)")
-    ax.set_xlim(0.4, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_title("Calibration")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_ppc(idata, path: Path, num_pp_samples: int = 40) -> Path:
@@ -284,45 +193,45 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40) -> Path:
     axes[0].figure.suptitle(f"Posterior predictive check: densities of x over {n_obs} "
                             "observations", fontsize=10)
     axes[0].figure.tight_layout()
-    return _save(axes[0].figure, path)
-
-
-# --------------------------------------------------------------------------- numbers
-
-
-def _width_ratio(guide_draws, nuts_draws, level=0.9):
-    from ppl_ident.diagnostics.calibration import intervals
-
-    wg = np.diff(intervals(guide_draws, level), axis=-1)[..., 0]
-    wn = np.diff(intervals(nuts_draws, level), axis=-1)[..., 0]
-    return wg / wn
-
-
-def _table(rows, header) -> str:
-    out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"]
-    for row in rows:
-        out.append("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>")
-    return "\n".join(out + ["</table>"])
-
-
-def _fmt(v) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "nan" if not np.isfinite(v) else f"{v:.3g}"
-    return str(v)
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-_CSS = """body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:0.6em 0;font-size:0.9em}
-td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}
-th{background:#eee} img{max-width:100%} .note{color:#555;font-size:0.9em}"""
+    return save_figure(axes[0].figure, path)
 
 
 # --------------------------------------------------------------------------- main
+
+
+class _Posterior(NamedTuple):
+    """The guide's posterior as every section of the report reads it.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        The observations kept in ``posterior.nc``.
+    alignment : Alignment or None
+        Map of the learned latents onto the true ones (None without true latents).
+    obs : int array
+        Rows of the data kept.
+    var : str
+        ``"z_aligned"`` when the true latents are known, else ``"z"``.
+    draws : array ``(S, obs, n)``
+        Draws of ``var``, chains and draws flattened.
+    z_true : array ``(obs, n)`` or None
+    """
+
+    idata: object
+    alignment: object
+    obs: np.ndarray
+    var: str
+    draws: np.ndarray
+    z_true: np.ndarray | None
+
+
+@contextmanager
+def _timed(timings: dict, step: str):
+    """Record the seconds the block takes as ``timings[step]`` (``timings_s`` of
+    ``report.json``)."""
+    t0 = time.perf_counter()
+    yield
+    timings[step] = time.perf_counter() - t0
 
 
 def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
@@ -374,18 +283,8 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     >>> build_report("runs/ivae").html                                      # doctest: +SKIP
     PosixPath('runs/ivae/report.html')
     """
-    import arviz as az
-    import jax
-
-    from ppl_ident.data import load_dataset
-    from ppl_ident.diagnostics.calibration import LEVELS, calibration_summary
-    from ppl_ident.inference.marginal import log_marginal_likelihood
-    from ppl_ident.reporting.inference_data import (POSTERIOR_FILE, alignment_from_idata,
-                                                    flat_draws, nuts_reference, read_posterior,
-                                                    select_obs, to_inference_data,
-                                                    write_posterior)
     from ppl_ident.families import SEQUENCE_MODELS
-    from ppl_ident.workflow import load_run, model_inputs
+    from ppl_ident.workflow import load_run
 
     t_all = time.perf_counter()
     timings = {}
@@ -394,8 +293,6 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     config = json.loads((run / "config.json").read_text())
     data, truth = _resolve_data(run, config, dataset, truth)
     if fitted.spec.config["name"] in SEQUENCE_MODELS:
-        from ppl_ident.reporting.sequence_report import build_sequence_report
-
         return build_sequence_report(run, fitted, data, truth, heldout=heldout,
                                      nuts_obs=nuts_obs, show_sequences=forest_obs,
                                      calibration_draws=calibration_draws, seed=seed)
@@ -404,7 +301,47 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                          f"the data are sequences {data.x.shape}; pass the fitted data with "
                          "--data FILE.")
 
-    t0 = time.perf_counter()
+    with _timed(timings, "posterior"):
+        post = _guide_posterior(run, fitted, data, calibration_draws, seed)
+    numbers = {"engine": post.idata.posterior.attrs.get("engine", "guide")}
+    with _timed(timings, "nuts"):
+        nuts = None
+        if nuts_obs > 0:
+            rows = post.obs[:nuts_obs]
+            nuts = _nuts_posterior(fitted, data, post, rows, nuts_warmup, nuts_samples,
+                                   nuts_chains, seed)
+            numbers["nuts"] = _nuts_numbers(post, nuts, rows, nuts_warmup, nuts_samples,
+                                            nuts_chains)
+    with _timed(timings, "calibration"):
+        if post.z_true is not None:
+            numbers.update(_calibration_numbers(post, nuts))
+    with _timed(timings, "marginal"):
+        numbers["marginal"] = _marginal_numbers(fitted, data, heldout, marginal_obs,
+                                                marginal_samples, seed)
+
+    idatas = {"guide": post.idata} if nuts is None else {"guide": post.idata, "NUTS": nuts}
+    with _timed(timings, "figures"):
+        figures = _figures(run, fitted, post, idatas, numbers, forest_obs, nuts_obs)
+    with _timed(timings, "html"):
+        html_parts = _html_parts(fitted, data, post, figures, numbers)
+    timings["total"] = time.perf_counter() - t_all
+    numbers["timings_s"] = timings
+
+    out, sections = write_page(run, f"ppl-ident report: {run.name} ({fitted.settings.model})",
+                               SECTIONS, html_parts, numbers)
+    return ReportResult(out, figures, sections, numbers, timings, idatas)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int) -> _Posterior:
+    """The posterior of ``posterior.nc`` (built and written when absent), with fresh guide
+    draws in memory when it holds fewer than ``calibration_draws``."""
+    from ppl_ident.reporting.inference_data import (POSTERIOR_FILE, alignment_from_idata,
+                                                    flat_draws, read_posterior,
+                                                    to_inference_data, write_posterior)
+
     if (run / POSTERIOR_FILE).is_file():
         idata = read_posterior(run)
     else:
@@ -418,149 +355,154 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         idata = to_inference_data(fitted, data, num_draws=calibration_draws, obs_idx=obs,
                                   seed=seed + 1, truth=None if has_truth else False,
                                   alignment=alignment)
-    timings["posterior"] = time.perf_counter() - t0
     z_true = np.asarray(idata.constant_data["z_true"]) if has_truth else None
     var = "z_aligned" if has_truth else "z"
-    draws = flat_draws(idata, var)
+    return _Posterior(idata, alignment, obs, var, flat_draws(idata, var), z_true)
 
-    figures, numbers, html_parts = {}, {"engine": idata.posterior.attrs.get("engine", "guide")}, {}
-    metrics = fitted.metrics or {}
 
-    # NUTS reference on the first few kept observations
-    t0 = time.perf_counter()
-    idatas = {"guide": idata}
-    nuts = None
-    if nuts_obs > 0:
-        nuts_rows = obs[:nuts_obs]
-        nuts = nuts_reference(fitted, data, nuts_rows, num_warmup=nuts_warmup,
-                              num_samples=nuts_samples, num_chains=nuts_chains, seed=seed,
-                              truth=None if has_truth else False, alignment=alignment)
-        idatas["NUTS"] = nuts
-        diag = az.summary(nuts, var_names=[var], kind="diagnostics")
-        g_sub = flat_draws(idata, var)[:, :len(nuts_rows)]
-        n_sub = flat_draws(nuts, var)
-        ratio = _width_ratio(g_sub, n_sub)
-        numbers["nuts"] = {
-            "obs": nuts_rows.tolist(),
-            "num_chains": nuts_chains, "num_warmup": nuts_warmup, "num_samples": nuts_samples,
-            "max_r_hat": float(diag["r_hat"].max()),
-            "min_ess_bulk": float(diag["ess_bulk"].min()),
-            "min_ess_tail": float(diag["ess_tail"].min()),
-            "divergences": int(np.asarray(nuts.sample_stats["diverging"]).sum()),
+def _nuts_posterior(fitted, data, post: _Posterior, rows, num_warmup: int, num_samples: int,
+                    num_chains: int, seed: int):
+    """NUTS on ``rows``, aligned like the guide's posterior so that the two compare."""
+    from ppl_ident.reporting.inference_data import nuts_reference
+
+    return nuts_reference(fitted, data, rows, num_warmup=num_warmup, num_samples=num_samples,
+                          num_chains=num_chains, seed=seed,
+                          truth=None if post.z_true is not None else False,
+                          alignment=post.alignment)
+
+
+def _nuts_numbers(post: _Posterior, nuts, rows, num_warmup: int, num_samples: int,
+                  num_chains: int) -> dict:
+    """Convergence of the NUTS chains on ``rows``, and the guide against them there."""
+    from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
+    from ppl_ident.reporting.inference_data import flat_draws
+
+    cmp = compare_to_reference(post.draws[:, :len(rows)], flat_draws(nuts, post.var))
+    return {"obs": rows.tolist(),
+            "num_chains": num_chains, "num_warmup": num_warmup, "num_samples": num_samples,
+            **chain_diagnostics(nuts, post.var),
             "sampling_time_s": float(nuts.posterior.attrs["sampling_time_s"]),
-            "width_ratio_90_median": float(np.median(ratio)),
-            "width_ratio_90_per_latent": np.median(ratio, axis=0).tolist(),
-            "mean_shift_in_nuts_sd": float(np.median(
-                np.abs(g_sub.mean(0) - n_sub.mean(0)) / n_sub.std(0))),
-        }
-    timings["nuts"] = time.perf_counter() - t0
+            "width_ratio_90_median": cmp["width_ratio_median"],
+            "width_ratio_90_per_latent": cmp["width_ratio_per_latent"],
+            "mean_shift_in_nuts_sd": cmp["mean_shift_median"]}
 
-    # calibration
-    t0 = time.perf_counter()
-    curves = {}
-    if has_truth:
-        cal = calibration_summary(z_true, draws)
-        numbers["calibration_guide"] = cal
-        curves["guide, equal-tailed"] = cal["mean_coverage_eti"]
-        curves["guide, HDI"] = cal["mean_coverage_hdi"]
-        if nuts is not None:
-            zt = np.asarray(nuts.constant_data["z_true"])
-            cal_g = calibration_summary(zt, flat_draws(idata, var)[:, :len(zt)])
-            cal_n = calibration_summary(zt, flat_draws(nuts, var))
-            numbers["calibration_nuts_obs"] = {"guide": cal_g, "nuts": cal_n}
-            curves[f"NUTS, equal-tailed ({len(zt)} obs)"] = cal_n["mean_coverage_eti"]
-            curves[f"guide on the same {len(zt)} obs"] = cal_g["mean_coverage_eti"]
-        figures["calibration"] = plot_calibration(
-            curves, LEVELS, run / "calibration.png", np.asarray(cal["tolerance"]),
-            f"±3 binomial s.e. ({cal['num_obs']} obs × {z_true.shape[1]} latents)")
-    timings["calibration"] = time.perf_counter() - t0
 
-    # marginal likelihood
-    t0 = time.perf_counter()
+def _calibration_numbers(post: _Posterior, nuts) -> dict:
+    """``calibration_guide`` over the kept observations and, with NUTS,
+    ``calibration_nuts_obs``: guide and NUTS on the observations NUTS sampled."""
+    from ppl_ident.diagnostics.calibration import calibration_summary
+    from ppl_ident.reporting.inference_data import flat_draws
+
+    out = {"calibration_guide": calibration_summary(post.z_true, post.draws)}
+    if nuts is not None:
+        zt = np.asarray(nuts.constant_data["z_true"])
+        out["calibration_nuts_obs"] = {
+            "guide": calibration_summary(zt, post.draws[:, :len(zt)]),
+            "nuts": calibration_summary(zt, flat_draws(nuts, post.var))}
+    return out
+
+
+def _marginal_numbers(fitted, data, heldout, max_obs: int, num_samples: int,
+                      seed: int) -> dict:
+    """The importance-sampled ``log p(x | u)`` on (a subset of) the held-out data, or of the
+    training data when none is given."""
+    import jax
+
+    from ppl_ident.data import load_dataset
+    from ppl_ident.inference.marginal import log_marginal_likelihood
+    from ppl_ident.reporting.inference_data import select_obs
+    from ppl_ident.workflow import model_inputs
+
     if heldout is not None:
         held = heldout if not isinstance(heldout, (str, Path)) else load_dataset(heldout)[0]
         where = "held-out data"
     else:
         held = data
         where = "training data (no held-out data given: not a measure of generalisation)"
-    m_idx = select_obs(held.x.shape[0], marginal_obs, seed)
+    m_idx = select_obs(held.x.shape[0], max_obs, seed)
     u_m = model_inputs(fitted, np.asarray(held.u)[m_idx])
     ml = log_marginal_likelihood(fitted.spec, fitted.params, np.asarray(held.x[m_idx]), u_m,
-                                 num_samples=marginal_samples, key=jax.random.PRNGKey(seed))
-    numbers["marginal"] = {"data": where, "num_obs": int(len(m_idx)), "K": ml.num_samples,
-                           "mean_log_px": ml.mean, "mean_log_px_se": ml.mean_se,
-                           "median_ess": float(np.median(ml.ess)),
-                           "elbo_per_obs_train": metrics.get("elbo_per_obs")}
-    timings["marginal"] = time.perf_counter() - t0
+                                 num_samples=num_samples, key=jax.random.PRNGKey(seed))
+    return {"data": where, "num_obs": int(len(m_idx)), "K": ml.num_samples,
+            "mean_log_px": ml.mean, "mean_log_px_se": ml.mean_se,
+            "median_ess": float(np.median(ml.ess)),
+            "elbo_per_obs_train": (fitted.metrics or {}).get("elbo_per_obs")}
 
-    # figures
-    t0 = time.perf_counter()
+
+# --------------------------------------------------------------------------- presentation
+
+
+def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
+             forest_obs: int, nuts_obs: int) -> dict:
+    """Draw every figure of the report (PNGs in ``run``); section -> path."""
+    figures = {}
+    if "calibration_guide" in numbers:
+        figures["calibration"] = _plot_calibration_numbers(run, numbers, post.z_true.shape[1])
     figures["loss"] = plot_loss(fitted.losses, run / "loss_trace.png")
-    if has_truth:
-        figures["truth"] = plot_truth(z_true, draws, alignment, run / "posterior_vs_truth.png")
-    k = min(forest_obs, len(obs) if nuts is None else min(len(obs), nuts_obs))
-    f_obs = obs[:k]
-    figures["forest"] = plot_forest(idatas, f_obs, var, None if z_true is None else z_true[:k],
+    if post.z_true is not None:
+        figures["truth"] = plot_truth(post.z_true, post.draws, post.alignment,
+                                      run / "posterior_vs_truth.png")
+    k = min(forest_obs, len(post.obs) if "NUTS" not in idatas else
+            min(len(post.obs), nuts_obs))
+    figures["forest"] = plot_forest(idatas, post.obs[:k], post.var,
+                                    None if post.z_true is None else post.z_true[:k],
                                     run / "forest.png")
-    figures["ppc"] = plot_ppc(idata, run / "ppc.png")
+    figures["ppc"] = plot_ppc(post.idata, run / "ppc.png")
     for key, name in OPTIONAL.items():
         if (run / name).is_file():
             figures[key] = run / name
-    timings["figures"] = time.perf_counter() - t0
+    return figures
 
-    # summary table (az.summary on a subset)
-    t0 = time.perf_counter()
+
+def _plot_calibration_numbers(run: Path, numbers: dict, n_latent: int) -> Path:
+    """The calibration figure of ``calibration_guide`` (and ``calibration_nuts_obs``)."""
+    from ppl_ident.diagnostics.calibration import LEVELS
+
+    cal = numbers["calibration_guide"]
+    curves = {"guide, equal-tailed": cal["mean_coverage_eti"],
+              "guide, HDI": cal["mean_coverage_hdi"]}
+    if "calibration_nuts_obs" in numbers:
+        cal_g, cal_n = (numbers["calibration_nuts_obs"][k] for k in ("guide", "nuts"))
+        curves[f"NUTS, equal-tailed ({cal_n['num_obs']} obs)"] = cal_n["mean_coverage_eti"]
+        curves[f"guide on the same {cal_g['num_obs']} obs"] = cal_g["mean_coverage_eti"]
+    return plot_calibration(curves, LEVELS, run / "calibration.png",
+                            np.asarray(cal["tolerance"]),
+                            f"±3 binomial s.e. ({cal['num_obs']} obs × {n_latent} latents)")
+
+
+def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) -> dict:
+    """Section -> HTML of every section shown."""
+    import arviz as az
+
+    metrics = fitted.metrics or {}
+    idata, obs = post.idata, post.obs
     summ = az.summary(idata, var_names=["z"], coords={"obs": obs[:4]}, kind="stats",
                       hdi_prob=0.9)
-    html_parts["summary"] = _summary_html(metrics, numbers, summ, idata, data, fitted)
-    html_parts["loss"] = _img(figures["loss"], "loss trace") + (
+    parts = {"summary": _summary_html(metrics, numbers, summ, idata, data, fitted)}
+    parts["loss"] = img(figures["loss"], "loss trace") + (
         f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per observation '
-        f'{_fmt(metrics.get("elbo_per_obs", float("nan")))}.</p>')
-    if has_truth:
-        html_parts["truth"] = _img(figures["truth"], "true vs posterior mean") + (
+        f'{fmt(metrics.get("elbo_per_obs", float("nan")))}.</p>')
+    if "truth" in figures:
+        parts["truth"] = img(figures["truth"], "true vs posterior mean") + (
             f'<p class="note">{len(obs)} observations kept in posterior.nc, '
             f'{idata.posterior.sizes["draw"]} guide draws each. Learned latents are '
             "matched to true ones (Hungarian on correlations), then mapped by a per-dimension "
             "affine fit of the guide's mean on all data; bars are 90% equal-tailed intervals."
             "</p>")
-    html_parts["forest"] = _img(figures["forest"], "forest plot") + (
+    parts["forest"] = img(figures["forest"], "forest plot") + (
         '<p class="note">Crosses: true values. Thick bars: interquartile range; thin: 90% '
         "HDI.</p>")
     if "calibration" in figures:
-        html_parts["calibration"] = _img(figures["calibration"], "calibration") + \
+        parts["calibration"] = img(figures["calibration"], "calibration") + \
             _calibration_html(numbers)
-    if nuts is not None:
-        html_parts["nuts"] = _nuts_html(numbers["nuts"])
-    html_parts["ppc"] = _img(figures["ppc"], "posterior predictive check")
-    html_parts["marginal"] = _marginal_html(numbers["marginal"])
+    if "nuts" in numbers:
+        parts["nuts"] = _nuts_html(numbers["nuts"])
+    parts["ppc"] = img(figures["ppc"], "posterior predictive check")
+    parts["marginal"] = _marginal_html(numbers["marginal"])
     for key in OPTIONAL:
         if key in figures:
-            html_parts[key] = _img(figures[key], SECTIONS[key]) + _optional_html(key, metrics)
-    timings["html"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_all
-    numbers["timings_s"] = timings
-
-    out, sections = _write_page(run, f"ppl-ident report: {run.name} ({fitted.settings.model})",
-                                SECTIONS, html_parts, numbers)
-    return ReportResult(out, figures, sections, numbers, timings, idatas)
-
-
-def _write_page(run: Path, title: str, titles: dict, html_parts: dict, numbers: dict):
-    """Write ``report.json`` and the self-contained ``report.html`` (sections in the order of
-    ``titles``, those in ``html_parts`` only); returns the page's path and section keys."""
-    sections = [k for k in titles if k in html_parts]
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    body.append("<p>" + " · ".join(f'<a href="#{k}">{titles[k]}</a>' for k in sections)
-                + "</p>")
-    for k in sections:
-        body.append(f'<h2 id="{k}">{titles[k]}</h2>\n{html_parts[k]}')
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title><style>{_CSS}</style></head><body>\n" + "\n".join(body) +
-            "\n</body></html>\n")
-    atomic_write_json(run / "report.json", numbers)
-    out = run / "report.html"
-    atomic_write_bytes(out, page.encode())
-    return out, sections
+            parts[key] = img(figures[key], SECTIONS[key]) + _optional_html(key, metrics)
+    return parts
 
 
 def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
@@ -583,7 +525,7 @@ def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
     ml = numbers["marginal"]
     rows.append((f"log p(x|u) per obs ({ml['data'].split(' (')[0]})",
                  f"{ml['mean_log_px']:.3f} ± {ml['mean_log_px_se']:.3f}"))
-    return (_table(rows, ["quantity", "value"]) +
+    return (table(rows, ["quantity", "value"]) +
             "<p>ArviZ <code>az.summary(kind='stats')</code> of the guide's posterior of z for "
             "four observations:</p>" + summ.to_html(float_format=lambda v: f"{v:.3f}"))
 
@@ -595,18 +537,18 @@ def _calibration_html(numbers) -> str:
         ["±3 s.e. (mean)"]
     rows = [[lv] + cal["coverage_eti"][k] + cal["coverage_hdi"][k] + [cal["tolerance"][k]]
             for k, lv in enumerate(cal["levels"])]
-    corr = ", ".join(f"z{i}: {_fmt(c)}" for i, c in enumerate(cal["sd_error_spearman"]))
+    corr = ", ".join(f"z{i}: {fmt(c)}" for i, c in enumerate(cal["sd_error_spearman"]))
     out = (f"<p>Share of the {cal['num_obs']} observations' true latents inside the guide's "
-           "aligned interval, per latent:</p>" + _table(rows, header) +
+           "aligned interval, per latent:</p>" + table(rows, header) +
            f"<p>Spearman correlation of posterior sd with |error of the mean|: {corr}. "
            "RMSE of the aligned mean: " +
-           ", ".join(f"z{i}: {_fmt(r)}" for i, r in enumerate(cal["rmse"])) + ".</p>")
+           ", ".join(f"z{i}: {fmt(r)}" for i, r in enumerate(cal["rmse"])) + ".</p>")
     if "calibration_nuts_obs" in numbers:
         g, nn = numbers["calibration_nuts_obs"]["guide"], numbers["calibration_nuts_obs"]["nuts"]
         rows = [[lv, g["mean_coverage_eti"][k], nn["mean_coverage_eti"][k], g["tolerance"][k]]
                 for k, lv in enumerate(g["levels"])]
         out += (f"<p>On the {g['num_obs']} observations sampled by NUTS (equal-tailed, mean "
-                "over latents):</p>" + _table(rows, ["nominal", "guide", "NUTS", "±3 s.e."]))
+                "over latents):</p>" + table(rows, ["nominal", "guide", "NUTS", "±3 s.e."]))
     return out
 
 
@@ -618,12 +560,12 @@ def _nuts_html(nu) -> str:
             ("min tail ESS", nu["min_ess_tail"]), ("divergences", nu["divergences"]),
             ("sampling time (s, compile included)", nu["sampling_time_s"]),
             ("guide / NUTS 90% interval width, median", nu["width_ratio_90_median"]),
-            ("… per latent", ", ".join(_fmt(v) for v in nu["width_ratio_90_per_latent"])),
+            ("… per latent", ", ".join(fmt(v) for v in nu["width_ratio_90_per_latent"])),
             ("|guide mean − NUTS mean| / NUTS sd, median", nu["mean_shift_in_nuts_sd"])]
     return ('<p>NUTS samples p(z | x, u) with the fitted decoder, prior and noise held fixed: '
             "the exact posterior of the fitted model, which the amortised guide approximates. "
             "A width ratio below 1 means the guide is over-confident relative to the model.</p>"
-            + _table(rows, ["quantity", "value"]))
+            + table(rows, ["quantity", "value"]))
 
 
 def _marginal_html(ml) -> str:
@@ -637,7 +579,7 @@ def _marginal_html(ml) -> str:
             "<code>ppl_ident.inference.marginal</code>). <code>az.loo</code> on the stored "
             "conditional log-likelihood is not used: each observation has its own latent, so "
             "it does not estimate the predictive density of new data.</p>"
-            + _table(rows, ["quantity", "value"]))
+            + table(rows, ["quantity", "value"]))
 
 
 def _optional_html(key, metrics) -> str:
@@ -647,5 +589,5 @@ def _optional_html(key, metrics) -> str:
     if isinstance(value, dict):
         rows = [(k, v if not isinstance(v, (list, dict)) else json.dumps(v)[:80])
                 for k, v in value.items()]
-        return _table(rows, ["metric", "value"])
+        return table(rows, ["metric", "value"])
     return f"<p>{html.escape(json.dumps(value)[:400])}</p>"

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ppl_ident.errors import InputError
-from ppl_ident.reporting.report import (ReportResult, _fmt, _img, _plt, _save, _table,
-                                        _write_page, plot_calibration, plot_loss)
+from ppl_ident.reporting.page import (ReportResult, fmt, img, plot_calibration, plot_loss,
+                                      pyplot, save_figure, table, write_page)
 
 __all__ = ["SEQUENCE_SECTIONS", "build_sequence_report", "plot_trajectories", "plot_regimes"]
 
@@ -78,7 +78,7 @@ def plot_trajectories(draws, path, *, z_true=None, sequences=None, level: float 
     """
     from ppl_ident.diagnostics.calibration import intervals
 
-    plt = _plt()
+    plt = pyplot()
     draws = np.asarray(draws)
     if draws.ndim != 4:
         raise InputError(f"plot_trajectories needs draws (S, B, T, n); got {draws.shape}.")
@@ -111,7 +111,7 @@ def plot_trajectories(draws, path, *, z_true=None, sequences=None, level: float 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_regimes(probs, path, *, true_path=None, mapping=None, sequences=None,
@@ -138,7 +138,7 @@ def plot_regimes(probs, path, *, true_path=None, mapping=None, sequences=None,
     -------
     Path
     """
-    plt = _plt()
+    plt = pyplot()
     probs = np.asarray(probs)
     if probs.ndim != 3:
         raise InputError(f"plot_regimes needs probabilities (B, T, K); got {probs.shape}.")
@@ -178,7 +178,7 @@ def plot_regimes(probs, path, *, true_path=None, mapping=None, sequences=None,
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 # --------------------------------------------------------------------------- main
@@ -420,10 +420,10 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
         min(3, T)))}, kind="stats", hdi_prob=0.9)
     parts["summary"] = _summary_html(numbers, fitted, summ)
     elbo = numbers["elbo_per_step"]
-    parts["loss"] = _img(figures["loss"], "loss trace") + (
+    parts["loss"] = img(figures["loss"], "loss trace") + (
         f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per time step '
-        f'{_fmt(float("nan") if elbo is None else elbo)}.</p>')
-    parts["trajectories"] = _img(figures["trajectories"], "latent trajectories") + (
+        f'{fmt(float("nan") if elbo is None else elbo)}.</p>')
+    parts["trajectories"] = img(figures["trajectories"], "latent trajectories") + (
         f'<p class="note">{num_seq} sequences kept in posterior.nc, '
         f'{numbers["posterior"]["draws"]} guide draws of each path'
         + (" (fresh draws: the file holds fewer)" if fresh else "") + ". Band: 90% HDI "
@@ -433,10 +433,10 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
            "sequence; dashed: the true latent.</p>" if z_true is not None else
            "The data hold no true latents: the learned latents are shown as fitted.</p>"))
     if "calibration" in figures:
-        parts["calibration"] = _img(figures["calibration"], "calibration") + \
+        parts["calibration"] = img(figures["calibration"], "calibration") + \
             _coverage_html(numbers["calibration_guide"])
     if "regimes" in figures:
-        parts["regimes"] = _img(figures["regimes"], "regime posterior") + _regimes_html(
+        parts["regimes"] = img(figures["regimes"], "regime posterior") + _regimes_html(
             numbers["regimes"], regimes_kept is not None)
         if numbers["regimes"].get("learned_trans_matrix") is not None:
             parts["transitions"] = _transitions_html(numbers["regimes"])
@@ -445,7 +445,7 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
     timings["html"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
     numbers["timings_s"] = timings
-    out, sections = _write_page(run, f"ppl-ident report: {run.name} ({name}, sequences)",
+    out, sections = write_page(run, f"ppl-ident report: {run.name} ({name}, sequences)",
                                 SEQUENCE_SECTIONS, parts, numbers)
     return ReportResult(out, figures, sections, numbers, timings, {"guide": idata})
 
@@ -471,7 +471,7 @@ def _summary_html(numbers, fitted, summ) -> str:
                   f"{reg['accuracy']:.3f} / {reg['accuracy_smoothed']:.3f}")]
     if reg.get("trans_matrix_max_abs_error") is not None:
         rows.append(("transition matrix, largest error", reg["trans_matrix_max_abs_error"]))
-    return (_table(rows, ["quantity", "value"]) +
+    return (table(rows, ["quantity", "value"]) +
             "<p>ArviZ <code>az.summary(kind='stats')</code> of the guide's posterior of z for "
             "the first steps of sequence 0 (learned, not aligned):</p>"
             + summ.to_html(float_format=lambda v: f"{v:.3f}"))
@@ -486,8 +486,8 @@ def _coverage_html(cal) -> str:
     return (f"<p>Share of the true latents inside the guide's aligned interval, over the "
             f"{cal['num_obs']} steps of the kept sequences, per latent. Steps of a sequence "
             "are correlated, so the ±3 s.e. band is narrower than it should be.</p>"
-            + _table(rows, header) + "<p>RMSE of the aligned mean: "
-            + ", ".join(f"z{i}: {_fmt(r)}" for i, r in enumerate(cal["rmse"])) + ".</p>")
+            + table(rows, header) + "<p>RMSE of the aligned mean: "
+            + ", ".join(f"z{i}: {fmt(r)}" for i, r in enumerate(cal["rmse"])) + ".</p>")
 
 
 def _regimes_html(reg, truth_known: bool) -> str:
@@ -509,12 +509,12 @@ def _regimes_html(reg, truth_known: bool) -> str:
                      "kept sequences", reg["accuracy_posterior_draws"]))
     if reg.get("mapping") is not None:
         rows.append(("true regime of each learned one", str(reg["mapping"])))
-    return text + "</p>" + (_table(rows, ["quantity", "value"]) if rows else "")
+    return text + "</p>" + (table(rows, ["quantity", "value"]) if rows else "")
 
 
 def _transitions_html(reg) -> str:
     def matrix(m):
-        return _table([[f"from {i}"] + list(r) for i, r in enumerate(m)],
+        return table([[f"from {i}"] + list(r) for i, r in enumerate(m)],
                       [""] + [f"to {j}" for j in range(len(m))])
 
     out = "<p>Learned transition matrix (learned labels):</p>" + matrix(
@@ -522,6 +522,6 @@ def _transitions_html(reg) -> str:
     if reg.get("matched_trans_matrix") is not None:
         out += ("<p>Learned, relabelled to the true regimes, and the true matrix:</p>"
                 + matrix(reg["matched_trans_matrix"]) + matrix(reg["true_trans_matrix"])
-                + f'<p>Largest absolute error {_fmt(reg["trans_matrix_max_abs_error"])}, '
-                f'Frobenius norm {_fmt(reg["trans_matrix_frobenius_error"])}.</p>')
+                + f'<p>Largest absolute error {fmt(reg["trans_matrix_max_abs_error"])}, '
+                f'Frobenius norm {fmt(reg["trans_matrix_frobenius_error"])}.</p>')
     return out
