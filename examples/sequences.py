@@ -12,7 +12,7 @@ What it shows
    chain summed out exactly by a forward filter, an amortised encoder over a window of
    ``x``. The metrics include the MCC over all steps and the regime accuracy after matching
    learned to true labels (Hungarian).
-3. ``ppl_ident.reporting.sequences.sequence_inference_data``: an ArviZ InferenceData with
+3. ``ppl_ident.families.sequence.idata.sequence_inference_data``: an ArviZ InferenceData with
    ``z`` on dims ``chain, draw, sequence, time, latent`` and the smoothed regime
    probabilities ``p(k_t | z_{1:T})`` for every draw of ``z`` (so their mean over draws
    integrates over the latents' uncertainty).
@@ -53,7 +53,7 @@ from ppl_ident.data.sequences import simulate_regimes  # noqa: E402
 from ppl_ident.diagnostics import apply_alignment, fit_alignment  # noqa: E402
 from ppl_ident.files import atomic_write_json, prepare_output_dir  # noqa: E402
 from ppl_ident.reporting.sequence_report import plot_regimes, plot_trajectories  # noqa: E402
-from ppl_ident.reporting.sequences import sequence_inference_data  # noqa: E402
+from ppl_ident.families.sequence.idata import sequence_inference_data  # noqa: E402
 
 
 def parse_args(argv=None):

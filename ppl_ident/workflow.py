@@ -321,9 +321,9 @@ def resume_run(run_dir, steps: int | None = None, *, progress: bool = False,
     u, labels = family.prepare_inputs(dataset.u, s.model)
     every = checkpoint_every or meta.get("checkpoint_every")
     return _fit_with_checkpoints(
-        family, dataset, s, u, labels, progress=progress, checkpoint_dir=run, checkpoint_every=every,
-        data_path=data_path, target_steps=steps or meta.get("target_steps") or s.steps,
-        resume_dir=run, truth=truth)
+        family, dataset, s, u, labels, progress=progress, checkpoint_dir=run,
+        checkpoint_every=every, data_path=data_path,
+        target_steps=steps or meta.get("target_steps") or s.steps, resume_dir=run, truth=truth)
 
 
 def _read_json(path):

@@ -59,9 +59,9 @@ def family_of(model: str, dataset=None) -> ModelFamily:
     family = MODELS[model]
     if dataset is not None and np.ndim(dataset.x) != family.data_rank:
         other = family_for_data(dataset, required=False)
-        use = (f"use a {other.label} model (--model {' or '.join(other.models)}), or "
-               if other else "")
-        raise InputError(f"Model {model!r} is a {family.label} model and takes x of shape "
+        use = (f"use one of the {other.label} models (--model {' or '.join(other.models)}), "
+               "or " if other else "")
+        raise InputError(f"Model {model!r} ({family.label} family) takes x of shape "
                          f"{family.data_shape}; this data has shape {np.shape(dataset.x)}: "
                          f"{use}{family.rank_hint}.")
     return family

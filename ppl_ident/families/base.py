@@ -163,3 +163,9 @@ class ModelFamily(abc.ABC):
     @abc.abstractmethod
     def check_run(self, fitted, dataset, truth=None, **options) -> dict:
         """The identifiability checks of a fitted model (learned prior, Jacobian)."""
+
+    @abc.abstractmethod
+    def inference_data(self, fitted, dataset, *, num_draws: int, max_obs: int, seed: int,
+                       truth=None):
+        """The guide's posterior over ``z`` as an ArviZ InferenceData whose ``z`` has the dims
+        ``("chain", "draw", *obs_dims, "latent")``, for at most ``max_obs`` observations."""

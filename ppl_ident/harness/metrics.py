@@ -240,7 +240,7 @@ def calibration_metric(fitted: RunFit, dataset, truth) -> dict:
     """
     from ppl_ident.diagnostics.calibration import (apply_alignment, fit_alignment,
                                                    interval_coverage)
-    from ppl_ident.inference.draws import guide_latents
+    from ppl_ident.families.predict import guide_latents
 
     if dataset.z is None:
         return {}

@@ -1,8 +1,4 @@
-"""Draws of the local latents ``z`` of a fitted model, and what follows from them.
-
-Every function here keeps the fitted global parameters (decoder, prior tables or network,
-noise scale) fixed by substituting them into the model or guide: running the model without
-that substitution would silently use freshly initialised networks.
+"""The registry of latent samplers: draws of the local latents ``z`` of a fitted model.
 
 A latent sampler is a function ``(spec, params, x, u, *, key, num_draws, ...) -> LatentDraws``;
 :data:`LATENT_SAMPLERS` maps names (``"guide"``, ``"nuts"``) to them, so reports and the
@@ -14,8 +10,8 @@ from __future__ import annotations
 from typing import Callable
 
 from ppl_ident.errors import InputError
-from ppl_ident.inference.draws import (LatentDraws, fitted_model, guide_latents,
-                                       log_likelihood_x, posterior_predictive_x)
+from ppl_ident.families.predict import (LatentDraws, fitted_model, guide_latents,
+                                        log_likelihood_x, posterior_predictive_x)
 from ppl_ident.inference.nuts import nuts_latents
 
 __all__ = ["LatentDraws", "LATENT_SAMPLERS", "fitted_model", "guide_latents",

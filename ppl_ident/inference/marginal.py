@@ -40,7 +40,7 @@ import numpy as np
 from numpyro import handlers
 
 from ppl_ident.errors import InputError
-from ppl_ident.inference.draws import fitted_model
+from ppl_ident.families.predict import fitted_model
 from ppl_ident.inference.subsample import fixed_batches, minibatch_map
 
 __all__ = ["MarginalLikelihood", "log_marginal_likelihood", "log_weights", "log_weights_fn"]

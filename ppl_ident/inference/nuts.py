@@ -51,7 +51,7 @@ from numpyro.infer.util import ParamInfo, log_density
 from ppl_ident.errors import InputError
 from ppl_ident.families.guides import guide_family
 from ppl_ident.inference.engines import Engine, StepInfo
-from ppl_ident.inference.draws import LatentDraws, fitted_model
+from ppl_ident.families.predict import LatentDraws, fitted_model
 
 __all__ = ["NutsState", "check_nuts_options", "nuts_engine", "nuts_latents"]
 

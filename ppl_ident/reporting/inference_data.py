@@ -1,113 +1,44 @@
-"""Conversion of a fitted model's posterior over ``z`` to an ArviZ ``InferenceData``.
+"""ArviZ ``InferenceData`` of fitted models: the families build it
+(:meth:`ppl_ident.families.base.ModelFamily.inference_data`; the i.i.d. layout in
+:mod:`ppl_ident.families.iid.idata`, the sequences' in :mod:`ppl_ident.families.sequence.idata`),
+this module adds the NUTS reference posterior and reads and writes ``posterior.nc``.
 
 ArviZ 0.23 has no converter for SVI results (``az.from_numpyro`` takes an ``MCMC`` object),
-so every posterior of ``z`` -- the guide's and NUTS's alike -- is built here on
-:func:`az.from_dict`: this is the one module that changes when the package moves to ArviZ 1.x.
-
-Groups (dims in brackets; coordinates: ``obs`` = row of the data file, ``latent`` = learned
-dimension, ``true_latent`` = true dimension, ``domain`` = original domain label, ``x_dim``,
-``step``):
-
-``posterior``
-    ``z`` [chain, draw, obs, latent]; the fitted global parameters as point masses repeated
-    over chain and draw: ``prior_scale``, ``prior_loc`` [domain, latent] (iVAE with labels),
-    ``noise_scale`` [x_dim] (when learned); ``z_aligned`` [chain, draw, obs, true_latent] when
-    the true latents are known (see :mod:`ppl_ident.diagnostics.calibration`).
-``posterior_predictive``
-    ``x`` [chain, draw, obs, x_dim]: ``x ~ p(x | z, theta_hat)``.
-``log_likelihood``
-    ``x`` [chain, draw, obs]: ``log p(x_i | z_i, theta_hat)`` with the fitted parameters.
-``observed_data`` / ``constant_data``
-    ``x`` [obs, x_dim] / ``u`` [obs] or [obs, u_dim], and ``z_true`` [obs, true_latent] when
-    known.
-``sample_stats``
-    Sampler diagnostics (NUTS only).
-``fit`` (custom)
-    ``loss`` [step]; alignment parameters [true_latent]; attributes ``settings``, ``model``,
-    ``metrics`` (JSON strings).
+so every posterior of ``z`` -- the guide's and NUTS's alike -- is built on
+:func:`az.from_dict` in those two family modules: they change when the package moves to
+ArviZ 1.x.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import arviz as az
-import jax
 import numpy as np
-import xarray as xr
 
-from ppl_ident._version import __version__
 from ppl_ident.data.simulate import Dataset
-from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_alignment
+from ppl_ident.diagnostics.calibration import Alignment
 from ppl_ident.errors import InputError
-from ppl_ident.inference.latents import (log_likelihood_x, posterior_predictive_x,
-                                         sample_latents)
-from ppl_ident.families.predict import encode
-from ppl_ident.workflow import model_inputs
+from ppl_ident.families import family_of
+from ppl_ident.families.iid.idata import (DEFAULT_DRAWS, DEFAULT_OBS, iid_inference_data,
+                                          select_obs)
+from ppl_ident.inference.latents import LATENT_SAMPLERS
 
-__all__ = ["posterior_inference_data", "DEFAULT_DRAWS", "DEFAULT_OBS", "select_obs", "to_inference_data", "nuts_reference",
-           "write_posterior", "read_posterior", "flat_draws", "alignment_from_idata"]
+__all__ = ["posterior_inference_data", "DEFAULT_DRAWS", "DEFAULT_OBS", "select_obs",
+           "to_inference_data", "nuts_reference", "write_posterior", "read_posterior",
+           "flat_draws", "alignment_from_idata"]
 
-DEFAULT_DRAWS = 100
-DEFAULT_OBS = 300
 POSTERIOR_FILE = "posterior.nc"
 
 
-def select_obs(num_total: int, max_obs: int, seed: int = 0) -> np.ndarray:
-    """A sorted random subset of ``min(max_obs, num_total)`` row indices (all rows if fewer)."""
-    if max_obs >= num_total:
-        return np.arange(num_total)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(num_total, size=max_obs, replace=False))
-
-
-def _true_latents(truth, dataset):
-    if truth is False:
-        return None
-    if truth is None:
-        return dataset.z
-    return np.asarray(getattr(truth, "z", truth))
-
-
-def to_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRAWS,
-                      max_obs: int = DEFAULT_OBS, seed: int = 0, truth=None, obs_idx=None,
-                      engine: str = "guide", num_chains: int = 1,
-                      alignment: Alignment | None = None, **sampler_kwargs) -> az.InferenceData:
-    """Posterior of the latents of a fitted model as an ``az.InferenceData``.
-
-    Parameters
-    ----------
-    fitted : Fitted
-        From :func:`ppl_ident.workflow.fit_model` or :func:`~ppl_ident.workflow.load_run`.
-    dataset : Dataset
-        The data the latents belong to (usually the fitted data).
-    num_draws : int
-        Draws per chain (the guide's are independent).
-    max_obs : int
-        Keep a random subset of this many observations (``seed``), so that the file stays
-        small; ignored when ``obs_idx`` is given.
-    seed : int
-        Seeds the subset, the draws and the posterior predictive.
-    truth : array ``(N, n)``, GroundTruth, None or False
-        True latents for ``z_aligned``; None uses ``dataset.z`` when present, False skips.
-    obs_idx : int array, optional
-        Rows of ``dataset`` to keep.
-    engine : str
-        A latent sampler of :data:`ppl_ident.inference.latents.LATENT_SAMPLERS`
-        (``"guide"`` or ``"nuts"``).
-    num_chains : int
-    alignment : Alignment, optional
-        Reuse an alignment (by default it is fitted on the guide's means over all rows of
-        ``dataset``, so that every engine is aligned by the same map).
-    **sampler_kwargs
-        Passed to the sampler (``num_warmup=...`` for NUTS).
-
-    Returns
-    -------
-    arviz.InferenceData
-        Groups as described in the module docstring.
+def to_inference_data(fitted, dataset: Dataset, *, engine: str = "guide",
+                      **options) -> az.InferenceData:
+    """Posterior of the latents of a fitted i.i.d. model as an ``az.InferenceData``, drawn by
+    the latent sampler ``engine`` (``"guide"`` or ``"nuts"``, see
+    :data:`ppl_ident.inference.latents.LATENT_SAMPLERS`); ``options`` as in
+    :func:`ppl_ident.families.iid.idata.iid_inference_data` (``num_draws``, ``max_obs``,
+    ``seed``, ``truth``, ``obs_idx``, ``num_chains``, ``alignment``, the sampler's own).
 
     Examples
     --------
@@ -115,71 +46,10 @@ def to_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRAW
     >>> idata.posterior["z"].dims                                          # doctest: +SKIP
     ('chain', 'draw', 'obs', 'latent')
     """
-    for name, value in [("num_draws", num_draws), ("max_obs", max_obs),
-                        ("num_chains", num_chains)]:
-        if int(value) != value or value < 1:
-            raise InputError(f"{name} must be a positive integer, got {value!r}.")
-    spec, params = fitted.spec, fitted.params
-    u_all = model_inputs(fitted, dataset.u)
-    n_total = dataset.x.shape[0]
-    idx = select_obs(n_total, max_obs, seed) if obs_idx is None else np.asarray(obs_idx)
-    if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= n_total:
-        raise InputError(f"obs_idx must be a non-empty list of rows in [0, {n_total}).")
-    x = np.asarray(dataset.x[idx], np.float32)
-    u = None if u_all is None else u_all[idx]
-    k_draw, k_pred = jax.random.split(jax.random.PRNGKey(seed))
-    draws = sample_latents(engine, spec, params, x, u, key=k_draw, num_draws=num_draws,
-                           num_samples=num_draws, num_chains=num_chains, **sampler_kwargs)
-    z = draws.z.astype(np.float32)
-    n_latent = z.shape[-1]
-    coords = {"obs": idx, "latent": np.arange(n_latent), "x_dim": np.arange(x.shape[1])}
-    dims = {"z": ["obs", "latent"], "x": ["obs", "x_dim"]}
-    posterior = {"z": z}
-    shape = z.shape[:2]
-    if "prior_scale" in params:
-        coords["domain"] = (np.asarray(fitted.labels) if fitted.labels is not None
-                            else np.arange(params["prior_scale"].shape[0]))
-        for name in ("prior_scale", "prior_loc"):
-            if name in params:
-                posterior[name] = np.broadcast_to(np.asarray(params[name], np.float32),
-                                                  shape + params[name].shape).copy()
-                dims[name] = ["domain", "latent"]
-    if "noise_scale" in params:
-        posterior["noise_scale"] = np.broadcast_to(
-            np.asarray(params["noise_scale"], np.float32), shape + (x.shape[1],)).copy()
-        dims["noise_scale"] = ["x_dim"]
-    constant = {}
-    if u is not None:
-        constant["u"] = np.asarray(dataset.u)[idx]
-        dims["u"] = ["obs"] if constant["u"].ndim == 1 else ["obs", "u_dim"]
-    z_true = _true_latents(truth, dataset)
-    if z_true is not None and alignment is None:
-        mean_all, _ = encode(spec, params, np.asarray(dataset.x, np.float32), u_all)
-        alignment = fit_alignment(z_true, np.asarray(mean_all))
-    if z_true is not None:
-        coords["true_latent"] = np.arange(z_true.shape[1])
-        posterior["z_aligned"] = apply_alignment(alignment, z).astype(np.float32)
-        dims["z_aligned"] = ["obs", "true_latent"]
-        constant["z_true"] = np.asarray(z_true, np.float32)[idx]
-        dims["z_true"] = ["obs", "true_latent"]
-
-    idata = az.from_dict(
-        posterior=posterior,
-        posterior_predictive={"x": posterior_predictive_x(spec, params, z, u, key=k_pred)
-                              .astype(np.float32)},
-        log_likelihood={"x": log_likelihood_x(spec, params, z, x, u).astype(np.float32)},
-        sample_stats=draws.sample_stats or None,
-        observed_data={"x": x},
-        constant_data=constant or None,
-        coords=coords,
-        dims=dims,
-        posterior_attrs={"inference_library": "ppl_ident", "inference_library_version": __version__,
-               "engine": draws.engine, "sampler": json.dumps(draws.config),
-               "sampling_time_s": float(draws.run_time), "seed": int(seed),
-               "num_obs_total": int(n_total)},
-    )
-    idata.add_groups({"fit": _fit_group(fitted, alignment)})
-    return idata
+    if engine not in LATENT_SAMPLERS:
+        raise InputError(f"Unknown latent sampler {engine!r}; valid: "
+                         f"{', '.join(sorted(LATENT_SAMPLERS))}.")
+    return iid_inference_data(fitted, dataset, sampler=LATENT_SAMPLERS[engine], **options)
 
 
 def posterior_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRAWS,
@@ -187,30 +57,9 @@ def posterior_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAU
     """The guide's posterior over ``z`` of any fitted model, in its family's ArviZ layout
     (``obs`` for i.i.d. models, ``sequence, time`` for sequence models; what ``ppl-ident fit``
     writes to ``posterior.nc``)."""
-    from ppl_ident.families import family_of
-
     family = family_of(fitted.spec.config["name"], dataset)
-    if family.name == "sequence":
-        from ppl_ident.reporting.sequences import sequence_inference_data
-
-        return sequence_inference_data(fitted, dataset, num_draws=num_draws, seed=seed,
-                                       truth=truth)
-    return to_inference_data(fitted, dataset, num_draws=num_draws, max_obs=max_obs, seed=seed)
-
-
-def _fit_group(fitted, alignment: Alignment | None) -> xr.Dataset:
-    data = {"loss": ("step", np.asarray(fitted.losses, np.float32))}
-    if alignment is not None:
-        for name in ("matching", "slope", "intercept", "r2"):
-            data[f"alignment_{name}"] = ("true_latent", np.asarray(getattr(alignment, name)))
-    metrics = {k: v for k, v in (fitted.metrics or {}).items()}
-    attrs = {"settings": json.dumps(fitted.settings._asdict()),
-             "model": json.dumps(fitted.spec.config),
-             "metrics": json.dumps(metrics, default=float)}
-    coords = {"step": np.arange(len(fitted.losses))}
-    if alignment is not None:
-        coords["true_latent"] = np.arange(len(alignment.slope))
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return family.inference_data(fitted, dataset, num_draws=num_draws, max_obs=max_obs,
+                                 seed=seed, truth=truth)
 
 
 def alignment_from_idata(idata) -> Alignment | None:

@@ -16,7 +16,7 @@ when present, the data file named in ``config.json``) and writes, next to them:
   and sufficient-variability spectrum when the run directory holds ``jacobian.png`` /
   ``variability.png`` (written by the diagnostics).
 
-Runs of sequence models (:data:`ppl_ident.families.SEQUENCE_MODELS`) get their own report,
+Runs of the sequence family's models get their own report,
 written by :func:`ppl_ident.reporting.sequence_report.build_sequence_report`: latent
 trajectories, interval coverage and the regime posterior instead of the per-observation
 figures. Each run of the report rewrites its own figures, ``report.json`` and ``report.html``;
@@ -35,10 +35,35 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ppl_ident.data import load_dataset
+from ppl_ident.diagnostics.calibration import LEVELS, calibration_summary, intervals
+from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
 from ppl_ident.errors import InputError
-from ppl_ident.reporting.page import (ReportResult, fmt, img, plot_calibration, plot_loss,
-                                      pyplot, save_figure, table, write_page)
+from ppl_ident.families import family_of
+from ppl_ident.inference.marginal import log_marginal_likelihood
+from ppl_ident.reporting.inference_data import (
+    POSTERIOR_FILE,
+    alignment_from_idata,
+    flat_draws,
+    nuts_reference,
+    read_posterior,
+    select_obs,
+    to_inference_data,
+    write_posterior,
+)
+from ppl_ident.reporting.page import (
+    ReportResult,
+    fmt,
+    img,
+    plot_calibration,
+    plot_loss,
+    pyplot,
+    save_figure,
+    table,
+    write_page,
+)
 from ppl_ident.reporting.sequence_report import build_sequence_report
+from ppl_ident.workflow import load_run, model_inputs
 
 __all__ = ["SECTIONS", "ReportResult", "build_report"]
 
@@ -60,8 +85,6 @@ OPTIONAL = {"jacobian": "jacobian.png", "variability": "variability.png"}
 def _resolve_data(run: Path, config: dict, dataset, truth=None):
     """``(Dataset, truth)`` of a run: ``dataset`` as given (object or path), else the file
     named in ``config.json``; ``truth`` is the file's ground truth unless given."""
-    from ppl_ident.data import load_dataset
-
     if dataset is not None:
         if not isinstance(dataset, (str, Path)):
             return dataset, truth
@@ -85,7 +108,6 @@ def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path
     """Aligned posterior mean against the true latent, one panel per true latent, with
     equal-tailed ``level`` intervals."""
     plt = pyplot()
-    from ppl_ident.diagnostics.calibration import intervals
 
     n = z_true.shape[1]
     cols = min(n, 3)
@@ -201,7 +223,6 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40) -> Path:
 
 class _Posterior(NamedTuple):
     """The guide's posterior as every section of the report reads it.
-
     Attributes
     ----------
     idata : arviz.InferenceData
@@ -216,7 +237,6 @@ class _Posterior(NamedTuple):
         Draws of ``var``, chains and draws flattened.
     z_true : array ``(obs, n)`` or None
     """
-
     idata: object
     alignment: object
     obs: np.ndarray
@@ -240,7 +260,6 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                  marginal_obs: int = 1000, calibration_draws: int = 400,
                  seed: int = 0, truth=None) -> ReportResult:
     """Write the figures, ``report.json`` and ``report.html`` of a run directory.
-
     Runs of sequence models are handed to
     :func:`ppl_ident.reporting.sequence_report.build_sequence_report` (which uses
     ``dataset``, ``truth``, ``calibration_draws``, ``seed``, ``forest_obs`` as the number of
@@ -283,24 +302,36 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     >>> build_report("runs/ivae").html                                      # doctest: +SKIP
     PosixPath('runs/ivae/report.html')
     """
-    from ppl_ident.families import SEQUENCE_MODELS
-    from ppl_ident.workflow import load_run
-
-    t_all = time.perf_counter()
-    timings = {}
     run = Path(run_dir)
     fitted = load_run(run)
     config = json.loads((run / "config.json").read_text())
     data, truth = _resolve_data(run, config, dataset, truth)
-    if fitted.spec.config["name"] in SEQUENCE_MODELS:
-        return build_sequence_report(run, fitted, data, truth, heldout=heldout,
-                                     nuts_obs=nuts_obs, show_sequences=forest_obs,
-                                     calibration_draws=calibration_draws, seed=seed)
-    if data.x.ndim != 2:
-        raise InputError(f"{run} holds a fit of the i.i.d. model {fitted.settings.model!r}, but "
-                         f"the data are sequences {data.x.shape}; pass the fitted data with "
-                         "--data FILE.")
+    family = family_of(fitted.spec.config["name"])
+    if np.ndim(data.x) != family.data_rank:
+        raise InputError(f"{run} holds a fit of the {family.label} model "
+                         f"{fitted.settings.model!r}, but the data's x has shape "
+                         f"{np.shape(data.x)}, not {family.data_shape}; pass the fitted data "
+                         "with --data FILE.")
+    return REPORTS[family.name](
+        run, fitted, data, truth, heldout=heldout, nuts_obs=nuts_obs, nuts_warmup=nuts_warmup,
+        nuts_samples=nuts_samples, nuts_chains=nuts_chains, forest_obs=forest_obs,
+        marginal_samples=marginal_samples, marginal_obs=marginal_obs,
+        calibration_draws=calibration_draws, seed=seed)
 
+
+def _sequence_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, forest_obs,
+                     calibration_draws, seed, **_iid_only) -> ReportResult:
+    # NUTS and the marginal likelihood are i.i.d. sections: the sequence report says why
+    return build_sequence_report(run, fitted, data, truth, heldout=heldout, nuts_obs=nuts_obs,
+                                 show_sequences=forest_obs,
+                                 calibration_draws=calibration_draws, seed=seed)
+
+
+def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmup,
+                nuts_samples, nuts_chains, forest_obs, marginal_samples, marginal_obs,
+                calibration_draws, seed) -> ReportResult:
+    t_all = time.perf_counter()
+    timings = {}
     with _timed(timings, "posterior"):
         post = _guide_posterior(run, fitted, data, calibration_draws, seed)
     numbers = {"engine": post.idata.posterior.attrs.get("engine", "guide")}
@@ -338,10 +369,6 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
 def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int) -> _Posterior:
     """The posterior of ``posterior.nc`` (built and written when absent), with fresh guide
     draws in memory when it holds fewer than ``calibration_draws``."""
-    from ppl_ident.reporting.inference_data import (POSTERIOR_FILE, alignment_from_idata,
-                                                    flat_draws, read_posterior,
-                                                    to_inference_data, write_posterior)
-
     if (run / POSTERIOR_FILE).is_file():
         idata = read_posterior(run)
     else:
@@ -363,8 +390,6 @@ def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int)
 def _nuts_posterior(fitted, data, post: _Posterior, rows, num_warmup: int, num_samples: int,
                     num_chains: int, seed: int):
     """NUTS on ``rows``, aligned like the guide's posterior so that the two compare."""
-    from ppl_ident.reporting.inference_data import nuts_reference
-
     return nuts_reference(fitted, data, rows, num_warmup=num_warmup, num_samples=num_samples,
                           num_chains=num_chains, seed=seed,
                           truth=None if post.z_true is not None else False,
@@ -374,9 +399,6 @@ def _nuts_posterior(fitted, data, post: _Posterior, rows, num_warmup: int, num_s
 def _nuts_numbers(post: _Posterior, nuts, rows, num_warmup: int, num_samples: int,
                   num_chains: int) -> dict:
     """Convergence of the NUTS chains on ``rows``, and the guide against them there."""
-    from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
-    from ppl_ident.reporting.inference_data import flat_draws
-
     cmp = compare_to_reference(post.draws[:, :len(rows)], flat_draws(nuts, post.var))
     return {"obs": rows.tolist(),
             "num_chains": num_chains, "num_warmup": num_warmup, "num_samples": num_samples,
@@ -390,9 +412,6 @@ def _nuts_numbers(post: _Posterior, nuts, rows, num_warmup: int, num_samples: in
 def _calibration_numbers(post: _Posterior, nuts) -> dict:
     """``calibration_guide`` over the kept observations and, with NUTS,
     ``calibration_nuts_obs``: guide and NUTS on the observations NUTS sampled."""
-    from ppl_ident.diagnostics.calibration import calibration_summary
-    from ppl_ident.reporting.inference_data import flat_draws
-
     out = {"calibration_guide": calibration_summary(post.z_true, post.draws)}
     if nuts is not None:
         zt = np.asarray(nuts.constant_data["z_true"])
@@ -408,10 +427,6 @@ def _marginal_numbers(fitted, data, heldout, max_obs: int, num_samples: int,
     training data when none is given."""
     import jax
 
-    from ppl_ident.data import load_dataset
-    from ppl_ident.inference.marginal import log_marginal_likelihood
-    from ppl_ident.reporting.inference_data import select_obs
-    from ppl_ident.workflow import model_inputs
 
     if heldout is not None:
         held = heldout if not isinstance(heldout, (str, Path)) else load_dataset(heldout)[0]
@@ -456,8 +471,6 @@ def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
 
 def _plot_calibration_numbers(run: Path, numbers: dict, n_latent: int) -> Path:
     """The calibration figure of ``calibration_guide`` (and ``calibration_nuts_obs``)."""
-    from ppl_ident.diagnostics.calibration import LEVELS
-
     cal = numbers["calibration_guide"]
     curves = {"guide, equal-tailed": cal["mean_coverage_eti"],
               "guide, HDI": cal["mean_coverage_hdi"]}
@@ -591,3 +604,7 @@ def _optional_html(key, metrics) -> str:
                 for k, v in value.items()]
         return table(rows, ["metric", "value"])
     return f"<p>{html.escape(json.dumps(value)[:400])}</p>"
+
+
+#: family name -> the builder of its report (a new family adds one line)
+REPORTS = {"iid": _iid_report, "sequence": _sequence_report}

@@ -26,9 +26,31 @@ from pathlib import Path
 
 import numpy as np
 
+from ppl_ident.diagnostics.calibration import (
+    LEVELS,
+    apply_alignment,
+    calibration_summary,
+    fit_alignment,
+    intervals,
+)
+from ppl_ident.diagnostics.sequences import match_regimes, transition_matrix_error
 from ppl_ident.errors import InputError
-from ppl_ident.reporting.page import (ReportResult, fmt, img, plot_calibration, plot_loss,
-                                      pyplot, save_figure, table, write_page)
+from ppl_ident.families.predict import encode
+from ppl_ident.families.sequence.idata import sequence_inference_data
+from ppl_ident.families.sequence.inputs import prepare_sequence_inputs
+from ppl_ident.reporting.inference_data import POSTERIOR_FILE, read_posterior, write_posterior
+from ppl_ident.reporting.page import (
+    ReportResult,
+    fmt,
+    img,
+    plot_calibration,
+    plot_loss,
+    pyplot,
+    save_figure,
+    table,
+    write_page,
+)
+from ppl_ident.workflow import evaluate
 
 __all__ = ["SEQUENCE_SECTIONS", "build_sequence_report", "plot_trajectories", "plot_regimes"]
 
@@ -56,7 +78,6 @@ def _shown(sequences, num: int) -> list:
 def plot_trajectories(draws, path, *, z_true=None, sequences=None, level: float = 0.9,
                       title: str | None = None) -> Path:
     """Posterior mean and ``level`` HDI of each latent over time, a few sequences side by side.
-
     Parameters
     ----------
     draws : array ``(S, B, T, n)``
@@ -76,8 +97,6 @@ def plot_trajectories(draws, path, *, z_true=None, sequences=None, level: float 
     -------
     Path
     """
-    from ppl_ident.diagnostics.calibration import intervals
-
     plt = pyplot()
     draws = np.asarray(draws)
     if draws.ndim != 4:
@@ -202,10 +221,6 @@ def _skip_reasons(nuts_obs: int, heldout) -> dict:
 def _sequence_posterior(run: Path, fitted, data, truth, calibration_draws: int, seed: int):
     """The posterior of ``posterior.nc`` (built and written when absent), with fresh draws in
     memory when it holds fewer than ``calibration_draws``."""
-    from ppl_ident.reporting.inference_data import (POSTERIOR_FILE, read_posterior,
-                                                    write_posterior)
-    from ppl_ident.reporting.sequences import sequence_inference_data
-
     if (run / POSTERIOR_FILE).is_file():
         idata = read_posterior(run)
         post = idata.posterior
@@ -240,7 +255,6 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
                           nuts_obs: int = 0, show_sequences: int = 3,
                           calibration_draws: int = 400, seed: int = 0) -> ReportResult:
     """Write the figures, ``report.json`` and ``report.html`` of a sequence model's run.
-
     Called by :func:`ppl_ident.reporting.report.build_report`, which loads the run and its
     data.
 
@@ -280,22 +294,11 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
     """
     import arviz as az
 
-    from ppl_ident.diagnostics.calibration import (LEVELS, apply_alignment,
-                                                   calibration_summary, fit_alignment)
-    from ppl_ident.diagnostics.sequences import match_regimes, transition_matrix_error
-    from ppl_ident.families.predict import encode
-    from ppl_ident.families.sequence.inputs import prepare_sequence_inputs
-    from ppl_ident.workflow import evaluate
-
     t_all = time.perf_counter()
     timings = {}
     run = Path(run_dir)
     cfg = fitted.spec.config
     name = cfg["name"]
-    if np.ndim(data.x) != 3:
-        raise InputError(f"{run} holds a fit of the sequence model {name!r}, but the data have "
-                         f"shape {np.shape(data.x)}, not (sequences, time, d); pass the fitted "
-                         "sequences with --data FILE.")
     B, T, d = data.x.shape
     if d != cfg["data_dim"]:
         raise InputError(f"The model of {run} was fitted on {cfg['data_dim']}-dimensional x; "

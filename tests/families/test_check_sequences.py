@@ -3,7 +3,8 @@
 For a Gaussian transition ``N(f(past) + loc_k, scale_k)`` the first derivatives of the log
 density move with the past and the row ``k`` (domain, regime), the second derivatives with the
 row only. With (past, row) pairs as auxiliary values over ``R`` rows the seed's rank is
-``n + min(n, R - 1)``; with the past alone it is ``n`` (see :mod:`ppl_ident.families.sequence.checks`).
+``n + min(n, R - 1)``; with the past alone it is ``n`` (see
+:mod:`ppl_ident.families.sequence.checks`).
 """
 
 import json

@@ -24,7 +24,7 @@ from ppl_ident.families.sequence.model import (
     transition_log_density,
     transition_tables,
 )
-from ppl_ident.reporting.sequences import sequence_inference_data
+from ppl_ident.families.sequence.idata import sequence_inference_data
 from ppl_ident.workflow import fit_model, load_run, save_run
 
 TINY = dict(width=16, depth=1)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from ppl_ident.data import simulate_domains
-from ppl_ident.diagnostics import mcc
 from ppl_ident.errors import IdentifiabilityWarning, InputError
 from ppl_ident.inference import ELBOS, OptimConfig, build_engine, encode, fit, svi_engine
 from ppl_ident.families import build_model

@@ -112,7 +112,7 @@ def test_report_bad_inputs(tivae_run, tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "iid.npz"), "--latent-dim", "2",
                  "--data-dim", "2", "--domains", "5", "--points-per-domain", "20"]) == 0
     _fail(["report", str(tivae_run), "--data", str(tmp_path / "iid.npz")], capsys,
-          "not (sequences, time, d)")
+          "not (B, T, d)")
     # the data file named in config.json has gone
     config = json.loads((tivae_run / "config.json").read_text())
     moved = tmp_path / "elsewhere" / "dyn.npz"

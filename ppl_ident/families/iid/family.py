@@ -11,6 +11,7 @@ from ppl_ident.errors import InputError, warn_identifiability
 from ppl_ident.families.base import ModelFamily, ModelSpec
 from ppl_ident.families.iid.build import build_iid_model
 from ppl_ident.families.iid.checks import check_data, check_run
+from ppl_ident.families.iid.idata import iid_inference_data
 from ppl_ident.families.iid.inputs import prepare_inputs
 from ppl_ident.families.predict import encode
 from ppl_ident.files import check_memory
@@ -92,6 +93,11 @@ class IIDFamily(ModelFamily):
 
     def check_run(self, fitted, dataset, truth=None, **options) -> dict:
         return check_run(fitted, dataset, truth, **options)
+
+    def inference_data(self, fitted, dataset, *, num_draws, max_obs, seed, truth=None):
+        # z_aligned comes from dataset.z (the simulator's truth adds nothing here)
+        return iid_inference_data(fitted, dataset, num_draws=num_draws, max_obs=max_obs,
+                                  seed=seed)
 
 
 def _check_fit_memory(dataset, s):

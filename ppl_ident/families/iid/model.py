@@ -27,7 +27,7 @@ from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
 from ppl_ident.ops.nn import batched
-from ppl_ident.ops.observation import noise_param, observation_dist, whiten_data
+from ppl_ident.ops.observation import noise_param, observation_dist
 
 __all__ = ["ivae", "vae", "prior_params", "PRIORS"]
 

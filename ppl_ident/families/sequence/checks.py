@@ -407,8 +407,8 @@ def check_sequence_run(fitted, dataset, truth=None, *, n_points: int = 256, seed
         the temporal iVAE, every learned regime for the regime model with pasts from any
         step, the single row of the stationary control, whose auxiliary is the past alone and
         whose rank the theory bounds by ``n``). ``jacobian`` as in
-        :func:`ppl_ident.families.iid.checks.check_run`, over all time steps; its ``reason`` says what each
-        route differentiates.
+        :func:`ppl_ident.families.iid.checks.check_run`, over all time steps; its ``reason``
+        says what each route differentiates.
 
     Raises
     ------

@@ -17,6 +17,7 @@ from ppl_ident.families.base import ModelFamily, ModelSpec
 from ppl_ident.families.predict import encode
 from ppl_ident.families.sequence.build import SEQUENCE_GUIDES, build_sequence_model
 from ppl_ident.families.sequence.checks import check_sequence_data, check_sequence_run
+from ppl_ident.families.sequence.idata import sequence_inference_data
 from ppl_ident.families.sequence.inputs import prepare_sequence_inputs, sequences_per_batch
 from ppl_ident.families.sequence.model import (SEQUENCE_KINDS, regime_posterior,
                                                transition_tables)
@@ -127,3 +128,8 @@ class SequenceFamily(ModelFamily):
 
     def check_run(self, fitted, dataset, truth=None, **options) -> dict:
         return check_sequence_run(fitted, dataset, truth, **options)
+
+    def inference_data(self, fitted, dataset, *, num_draws, max_obs, seed, truth=None):
+        # whole sequences are kept: the first DEFAULT_SEQUENCES (max_obs counts i.i.d. rows)
+        return sequence_inference_data(fitted, dataset, num_draws=num_draws, seed=seed,
+                                       truth=truth)

@@ -1,4 +1,4 @@
-"""ArviZ ``InferenceData`` for fitted sequence models.
+"""The sequence family's posterior over ``z`` as an ArviZ ``InferenceData``.
 
 Groups (dims in brackets; ``sequence`` = row of the data file, ``time`` = step, ``latent`` =
 learned dimension, ``regime`` = learned regime label, ``x_dim``, ``true_latent``):
@@ -20,19 +20,19 @@ import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpyro import handlers
 
 from ppl_ident.errors import InputError
 from ppl_ident.ops.hmm import hmm_smoother
 from ppl_ident.families.predict import encode
 from ppl_ident.families.sequence.inputs import prepare_sequence_inputs
+from ppl_ident.families.sequence.model import transition_tables
 
 __all__ = ["sequence_inference_data"]
 
 
 def _regime_probs(spec, params, x, z_draws):
     """Smoothed regime probabilities for each draw: ``(S, B, T, n)`` -> ``(S, B, T, K)``."""
-    from numpyro import handlers
-
     model = handlers.substitute(handlers.seed(spec.model, 0), params)
     prior = handlers.trace(handlers.condition(model, {"z": z_draws[0]})).get_trace(
         jnp.asarray(x), None)["z"]["fn"]
@@ -92,8 +92,6 @@ def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequen
             "u": ["sequence", "time"]}
     posterior = {"z": np.asarray(z, np.float32)[None]}
     if spec.config["name"] == "regime":
-        from ppl_ident.families.sequence.model import transition_tables
-
         K = spec.config["n_regimes"]
         coords["regime"] = np.arange(K)
         coords["regime_to"] = np.arange(K)

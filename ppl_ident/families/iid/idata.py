@@ -1,0 +1,194 @@
+"""The i.i.d. family's posterior over ``z`` as an ArviZ ``InferenceData``.
+
+ArviZ 0.23 has no converter for SVI results (``az.from_numpyro`` takes an ``MCMC`` object),
+so every posterior of ``z`` -- the guide's and NUTS's alike -- is built here on
+:func:`az.from_dict`: this is the one module that changes when the package moves to ArviZ 1.x.
+
+Groups (dims in brackets; coordinates: ``obs`` = row of the data file, ``latent`` = learned
+dimension, ``true_latent`` = true dimension, ``domain`` = original domain label, ``x_dim``,
+``step``):
+
+``posterior``
+    ``z`` [chain, draw, obs, latent]; the fitted global parameters as point masses repeated
+    over chain and draw: ``prior_scale``, ``prior_loc`` [domain, latent] (iVAE with labels),
+    ``noise_scale`` [x_dim] (when learned); ``z_aligned`` [chain, draw, obs, true_latent] when
+    the true latents are known (see :mod:`ppl_ident.diagnostics.calibration`).
+``posterior_predictive``
+    ``x`` [chain, draw, obs, x_dim]: ``x ~ p(x | z, theta_hat)``.
+``log_likelihood``
+    ``x`` [chain, draw, obs]: ``log p(x_i | z_i, theta_hat)`` with the fitted parameters.
+``observed_data`` / ``constant_data``
+    ``x`` [obs, x_dim] / ``u`` [obs] or [obs, u_dim], and ``z_true`` [obs, true_latent] when
+    known.
+``sample_stats``
+    Sampler diagnostics (NUTS only).
+``fit`` (custom)
+    ``loss`` [step]; alignment parameters [true_latent]; attributes ``settings``, ``model``,
+    ``metrics`` (JSON strings).
+"""
+
+from __future__ import annotations
+
+import json
+
+import arviz as az
+import jax
+import numpy as np
+import xarray as xr
+
+from ppl_ident._version import __version__
+from ppl_ident.data.simulate import Dataset
+from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_alignment
+from ppl_ident.errors import InputError
+from ppl_ident.families.iid.inputs import prepare_inputs
+from ppl_ident.families.predict import (encode, guide_latents, log_likelihood_x,
+                                        posterior_predictive_x)
+
+__all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "iid_inference_data", "select_obs"]
+
+DEFAULT_DRAWS = 100
+DEFAULT_OBS = 300
+
+
+def select_obs(num_total: int, max_obs: int, seed: int = 0) -> np.ndarray:
+    """A sorted random subset of ``min(max_obs, num_total)`` row indices (all rows if fewer)."""
+    if max_obs >= num_total:
+        return np.arange(num_total)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(num_total, size=max_obs, replace=False))
+
+
+def _true_latents(truth, dataset):
+    if truth is False:
+        return None
+    if truth is None:
+        return dataset.z
+    return np.asarray(getattr(truth, "z", truth))
+
+
+def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRAWS,
+                       max_obs: int = DEFAULT_OBS, seed: int = 0, truth=None, obs_idx=None,
+                       sampler=guide_latents, num_chains: int = 1,
+                       alignment: Alignment | None = None,
+                       **sampler_kwargs) -> az.InferenceData:
+    """Posterior of the latents of a fitted model as an ``az.InferenceData``.
+
+    Parameters
+    ----------
+    fitted : Fitted
+        From :func:`ppl_ident.workflow.fit_model` or :func:`~ppl_ident.workflow.load_run`.
+    dataset : Dataset
+        The data the latents belong to (usually the fitted data).
+    num_draws : int
+        Draws per chain (the guide's are independent).
+    max_obs : int
+        Keep a random subset of this many observations (``seed``), so that the file stays
+        small; ignored when ``obs_idx`` is given.
+    seed : int
+        Seeds the subset, the draws and the posterior predictive.
+    truth : array ``(N, n)``, GroundTruth, None or False
+        True latents for ``z_aligned``; None uses ``dataset.z`` when present, False skips.
+    obs_idx : int array, optional
+        Rows of ``dataset`` to keep.
+    sampler : callable
+        A latent sampler ``(spec, params, x, u, *, key, num_draws, num_samples, num_chains,
+        ...) -> LatentDraws``: the guide's by default, or one of
+        :data:`ppl_ident.inference.latents.LATENT_SAMPLERS` (NUTS).
+    num_chains : int
+    alignment : Alignment, optional
+        Reuse an alignment (by default it is fitted on the guide's means over all rows of
+        ``dataset``, so that every engine is aligned by the same map).
+    **sampler_kwargs
+        Passed to the sampler (``num_warmup=...`` for NUTS).
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups as described in the module docstring.
+
+    Examples
+    --------
+    >>> idata = iid_inference_data(fitted, data, num_draws=100, max_obs=300)  # doctest: +SKIP
+    >>> idata.posterior["z"].dims                                          # doctest: +SKIP
+    ('chain', 'draw', 'obs', 'latent')
+    """
+    for name, value in [("num_draws", num_draws), ("max_obs", max_obs),
+                        ("num_chains", num_chains)]:
+        if int(value) != value or value < 1:
+            raise InputError(f"{name} must be a positive integer, got {value!r}.")
+    spec, params = fitted.spec, fitted.params
+    u_all, _ = prepare_inputs(dataset.u, fitted.labels)
+    n_total = dataset.x.shape[0]
+    idx = select_obs(n_total, max_obs, seed) if obs_idx is None else np.asarray(obs_idx)
+    if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= n_total:
+        raise InputError(f"obs_idx must be a non-empty list of rows in [0, {n_total}).")
+    x = np.asarray(dataset.x[idx], np.float32)
+    u = None if u_all is None else u_all[idx]
+    k_draw, k_pred = jax.random.split(jax.random.PRNGKey(seed))
+    draws = sampler(spec, params, x, u, key=k_draw, num_draws=num_draws,
+                    num_samples=num_draws, num_chains=num_chains, **sampler_kwargs)
+    z = draws.z.astype(np.float32)
+    n_latent = z.shape[-1]
+    coords = {"obs": idx, "latent": np.arange(n_latent), "x_dim": np.arange(x.shape[1])}
+    dims = {"z": ["obs", "latent"], "x": ["obs", "x_dim"]}
+    posterior = {"z": z}
+    shape = z.shape[:2]
+    if "prior_scale" in params:
+        coords["domain"] = (np.asarray(fitted.labels) if fitted.labels is not None
+                            else np.arange(params["prior_scale"].shape[0]))
+        for name in ("prior_scale", "prior_loc"):
+            if name in params:
+                posterior[name] = np.broadcast_to(np.asarray(params[name], np.float32),
+                                                  shape + params[name].shape).copy()
+                dims[name] = ["domain", "latent"]
+    if "noise_scale" in params:
+        posterior["noise_scale"] = np.broadcast_to(
+            np.asarray(params["noise_scale"], np.float32), shape + (x.shape[1],)).copy()
+        dims["noise_scale"] = ["x_dim"]
+    constant = {}
+    if u is not None:
+        constant["u"] = np.asarray(dataset.u)[idx]
+        dims["u"] = ["obs"] if constant["u"].ndim == 1 else ["obs", "u_dim"]
+    z_true = _true_latents(truth, dataset)
+    if z_true is not None and alignment is None:
+        mean_all, _ = encode(spec, params, np.asarray(dataset.x, np.float32), u_all)
+        alignment = fit_alignment(z_true, np.asarray(mean_all))
+    if z_true is not None:
+        coords["true_latent"] = np.arange(z_true.shape[1])
+        posterior["z_aligned"] = apply_alignment(alignment, z).astype(np.float32)
+        dims["z_aligned"] = ["obs", "true_latent"]
+        constant["z_true"] = np.asarray(z_true, np.float32)[idx]
+        dims["z_true"] = ["obs", "true_latent"]
+
+    idata = az.from_dict(
+        posterior=posterior,
+        posterior_predictive={"x": posterior_predictive_x(spec, params, z, u, key=k_pred)
+                              .astype(np.float32)},
+        log_likelihood={"x": log_likelihood_x(spec, params, z, x, u).astype(np.float32)},
+        sample_stats=draws.sample_stats or None,
+        observed_data={"x": x},
+        constant_data=constant or None,
+        coords=coords,
+        dims=dims,
+        posterior_attrs={"inference_library": "ppl_ident", "inference_library_version": __version__,
+               "engine": draws.engine, "sampler": json.dumps(draws.config),
+               "sampling_time_s": float(draws.run_time), "seed": int(seed),
+               "num_obs_total": int(n_total)},
+    )
+    idata.add_groups({"fit": _fit_group(fitted, alignment)})
+    return idata
+
+
+def _fit_group(fitted, alignment: Alignment | None) -> xr.Dataset:
+    data = {"loss": ("step", np.asarray(fitted.losses, np.float32))}
+    if alignment is not None:
+        for name in ("matching", "slope", "intercept", "r2"):
+            data[f"alignment_{name}"] = ("true_latent", np.asarray(getattr(alignment, name)))
+    metrics = {k: v for k, v in (fitted.metrics or {}).items()}
+    attrs = {"settings": json.dumps(fitted.settings._asdict()),
+             "model": json.dumps(fitted.spec.config),
+             "metrics": json.dumps(metrics, default=float)}
+    coords = {"step": np.arange(len(fitted.losses))}
+    if alignment is not None:
+        coords["true_latent"] = np.arange(len(alignment.slope))
+    return xr.Dataset(data, coords=coords, attrs=attrs)
