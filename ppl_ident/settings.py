@@ -108,9 +108,11 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--context", kind="nonneg_int"),
     Setting("heteroscedastic", False, "sequence models: the transition noise scale moves with "
             "the past", SEQ, flag="--heteroscedastic", kind="flag"),
-    Setting("flow", False, "sequence models with d == n: exact likelihood, z_t = h(x_t) with "
-            "an invertible flow h instead of an encoder and a noisy decoder (see --preset "
-            "exact)", SEQ, flag="--flow", kind="optional_flag"),
+    Setting("flow", False, "models with d == n: exact likelihood, z = h(x) with an invertible "
+            "flow h instead of an encoder and a noisy decoder (a point-estimate posterior; see "
+            "--preset exact)", flag="--flow", kind="optional_flag"),
+    Setting("flow_layers", 8, "flow models: affine coupling layers (each with an LU linear map)",
+            flag="--flow-layers", kind="int"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -99,6 +99,9 @@ def _check_settings(dataset: Dataset, s: FitSettings):
         raise InputError(f"Unknown guide {s.guide!r} for fit; choose one of "
                          f"{', '.join(family.guides)} (ppl-ident compare runs the others).")
     check_applicable(s, family)
+    if s.flow_layers != FitSettings().flow_layers and not s.flow:
+        raise InputError("--flow-layers sets the depth of the exact-likelihood flow model; add "
+                         "--flow (or --preset exact), or drop --flow-layers.")
     s = s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, family.n_obs(dataset))))
     return family, family.check_settings(dataset, s)
 

@@ -73,7 +73,7 @@ def example_env(request, tmp_path_factory):
              else tmp_path_factory.mktemp("jax_compilation_cache"))
     env = dict(os.environ)
     env.update({
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
         "JAX_PLATFORMS": "cpu",
         "MPLBACKEND": "Agg",
         "PYTHONHASHSEED": "0",

@@ -106,8 +106,10 @@ def log_weights(spec, params, x, u, key, *, idx=None):
         g_tr = handlers.trace(guide).get_trace(x, u, subsample_size=size)
         model = handlers.seed(handlers.replay(fitted_model(spec, params), g_tr), key)
         m_tr = handlers.trace(model).get_trace(x, u, subsample_size=size)
-    log_p = (m_tr["z"]["fn"].log_prob(m_tr["z"]["value"])
-             + m_tr["x"]["fn"].log_prob(m_tr["x"]["value"]))
+    # every per-observation term of the model: z's prior and x's likelihood, or for an
+    # exact-likelihood flow the log-determinant factor in x's place
+    log_p = sum(site["fn"].log_prob(site["value"]) for site in m_tr.values()
+                if site["type"] == "sample")
     return log_p - g_tr["z"]["fn"].log_prob(g_tr["z"]["value"])
 
 

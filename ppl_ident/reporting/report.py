@@ -337,7 +337,8 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
     numbers = {"engine": post.idata.posterior.attrs.get("engine", "guide")}
     with _timed(timings, "nuts"):
         nuts = None
-        if nuts_obs > 0:
+        # an exact-likelihood flow's posterior is a point mass: NUTS has nothing to sample
+        if nuts_obs > 0 and not fitted.spec.config.get("flow"):
             rows = post.obs[:nuts_obs]
             nuts = _nuts_posterior(fitted, data, post, rows, nuts_warmup, nuts_samples,
                                    nuts_chains, seed)
@@ -510,6 +511,10 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
             _calibration_html(numbers)
     if "nuts" in numbers:
         parts["nuts"] = _nuts_html(numbers["nuts"])
+    elif fitted.spec.config.get("flow"):
+        parts["nuts"] = ("<p>Exact-likelihood flow model: z = h(x) is a point estimate (the "
+                         "posterior is a point mass), so there is no posterior over z for NUTS "
+                         "to sample and the intervals above have zero width.</p>")
     parts["ppc"] = img(figures["ppc"], "posterior predictive check")
     parts["marginal"] = _marginal_html(numbers["marginal"])
     for key in OPTIONAL:

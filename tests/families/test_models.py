@@ -52,3 +52,49 @@ def test_init_params_differ_between_keys():
     a = spec.init_params(jax.random.PRNGKey(0))["decoder$params"].layers[0].weight
     b = spec.init_params(jax.random.PRNGKey(1))["decoder$params"].layers[0].weight
     assert not np.allclose(a, b)
+
+
+def test_iid_flow_elbo_is_the_exact_log_likelihood(small_data):
+    """With the point-mass guide z = h(x) the ELBO is log p(x | u): the factorial prior at
+    h(w) plus log |det J_h(w)| minus the whitening's log-determinant, computed here by hand."""
+    import equinox as eqx
+    from jax.scipy.stats import norm
+
+    from ppl_ident.families.predict import encode
+    from ppl_ident.inference import OptimConfig, build_engine
+    from ppl_ident.ops.observation import whiten_data, whitening
+    from ppl_ident.workflow import prepare_inputs
+
+    data, _ = small_data
+    u, labels = prepare_inputs(data.u)
+    white = whitening(data.x)
+    spec = build_model("ivae", jax.random.PRNGKey(0), n_latent=2, data_dim=2,
+                       n_domains=len(labels), width=8, depth=1, flow=True, whiten=white)
+    params = spec.init_params(jax.random.PRNGKey(1))
+    params["prior_loc"] = jax.random.normal(jax.random.PRNGKey(2), (len(labels), 2))
+    params["prior_scale"] = jnp.exp(jax.random.normal(jax.random.PRNGKey(3), (len(labels), 2)))
+    flow = eqx.combine(params["flow$params"],
+                       eqx.partition(spec.model.keywords["flow"], eqx.is_inexact_array)[1])
+    w = whiten_data(jnp.asarray(data.x), tuple(map(jnp.asarray, white)))
+    z, log_det = jax.vmap(flow)(w)
+    exact = (norm.logpdf(z, params["prior_loc"][u], params["prior_scale"][u]).sum(-1)
+             + log_det - jnp.log(jnp.diagonal(white[1])).sum())
+    engine = build_engine("svi", spec, batch_size=8, optim=OptimConfig())
+    elbo = -engine.evaluate(jax.random.PRNGKey(4), params, jnp.asarray(data.x), jnp.asarray(u))
+    np.testing.assert_allclose(elbo, exact.sum(), rtol=1e-4)
+    mean, sd = encode(spec, params, data.x, u)
+    np.testing.assert_allclose(mean, z, rtol=1e-5, atol=1e-5)
+    assert float(jnp.max(sd)) == 0.0
+
+
+def test_iid_flow_identifies_and_its_vae_control_does_not(small_data):
+    """Seed 0, 300 steps on the shared small setting (n = 2, 5 domains x 60): the iVAE flow
+    recovers the latents (measured 0.969) and the flow with a standard-normal prior, the
+    rotation-invariant control, does not (0.687); the margins leave room for platform noise."""
+    from ppl_ident.workflow import fit_model
+
+    data, _ = small_data
+    kw = dict(steps=300, width=8, depth=1, flow=True, seed=0)
+    ivae = fit_model(data, model="ivae", **kw).metrics["mcc"]
+    vae = fit_model(data, model="vae", **kw).metrics["mcc"]
+    assert ivae > 0.9 and vae < ivae - 0.15, (ivae, vae)

@@ -11,7 +11,9 @@ import numpy as np
 from ppl_ident.errors import InputError
 from ppl_ident.families.base import ModelSpec, module_params
 from ppl_ident.families.guides import guide_family
+from ppl_ident.families.iid.guide import flow_guide
 from ppl_ident.families.iid.model import PRIORS, ivae, vae
+from ppl_ident.ops.flows import coupling_flow
 from ppl_ident.ops.nn import mlp, residual_mlp
 
 __all__ = ["ARCHITECTURES", "build_iid_model"]
@@ -21,9 +23,15 @@ ARCHITECTURES = {"mlp": mlp, "residual": residual_mlp}
 
 
 def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=None,
-                       width=64, depth=2, prior="gaussian", noise_scale=None,
-                       learn_prior_loc=True, encoder_u=True, architecture="mlp", whiten=None,
-                       noise_init=0.1, guide="encoder"):
+                    width=64, depth=2, prior="gaussian", noise_scale=None,
+                    learn_prior_loc=True, encoder_u=True, architecture="mlp", whiten=None,
+                    noise_init=0.1, guide="encoder", flow=False, flow_layers=8):
+    """Build ``ivae`` or ``vae`` with fresh networks; see :func:`ppl_ident.families.build_model`.
+
+    ``flow=True`` builds the exact-likelihood variant: an invertible coupling flow ``z = h(x)``
+    (``flow_layers`` couplings, ``width`` x ``depth`` MLPs) with a point-mass guide replaces the
+    decoder, its noise and the encoder; it needs ``data_dim == n_latent >= 2``.
+    """
     identifiable = name == "ivae"
     if identifiable and n_domains is None and aux_dim is None:
         raise InputError("The iVAE needs an auxiliary variable u: give n_domains or aux_dim.")
@@ -37,11 +45,20 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
         raise InputError(f"Unknown architecture {architecture!r}; choose one of "
                          f"{', '.join(ARCHITECTURES)}.")
     net = ARCHITECTURES[architecture]
+    if flow and (data_dim != n_latent or n_latent < 2):
+        raise InputError(
+            f"The exact-likelihood (flow) model maps x to z one to one, so it needs data_dim == "
+            f"n_latent >= 2; got d = {data_dim}, n = {n_latent}. Use --latent-dim {data_dim} "
+            "(if d >= 2) or the default variational model (drop --flow)."
+        )
 
     def make_modules(key):
         k_dec, k_enc, k_aux = jax.random.split(key, 3)
-        mods = {"decoder": net(k_dec, n_latent, data_dim, width, depth)}
-        if family.encoder_outputs is not None:
+        if flow:  # one invertible map replaces the decoder and the encoder
+            mods = {"flow": coupling_flow(k_dec, n_latent, flow_layers, width, depth)}
+        else:
+            mods = {"decoder": net(k_dec, n_latent, data_dim, width, depth)}
+        if family.encoder_outputs is not None and not flow:
             mods["encoder"] = net(k_enc, enc_in, family.encoder_outputs(n_latent), width, depth)
         if identifiable and n_domains is None:
             mods["prior_net"] = mlp(k_aux, aux_dim, 2 * n_latent, width, 1)
@@ -56,15 +73,18 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                              f"{data_dim})); got shapes {mu.shape} and {chol.shape}.")
         white = (mu, chol)
     common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale, whiten=white,
-                  noise_init=noise_init)
+                  noise_init=noise_init, flow=mods.get("flow"))
     if identifiable:
-        model = partial(ivae, decoder=mods["decoder"], n_domains=n_domains,
+        model = partial(ivae, decoder=mods.get("decoder"), n_domains=n_domains,
                         aux_net=mods.get("prior_net"), prior=prior,
                         learn_prior_loc=learn_prior_loc, **common)
     else:
-        model = partial(vae, decoder=mods["decoder"], **common)
-    guide_fn = family.make(model, mods.get("encoder"), n_latent=n_latent, n_domains=n_domains,
-                           use_u=use_u, whiten=white)
+        model = partial(vae, decoder=mods.get("decoder"), **common)
+    if flow:
+        guide_fn = partial(flow_guide, flow=mods["flow"], whiten=white)
+    else:
+        guide_fn = family.make(model, mods.get("encoder"), n_latent=n_latent,
+                               n_domains=n_domains, use_u=use_u, whiten=white)
 
     def init_params(key):
         return {f"{k}$params": module_params(m) for k, m in make_modules(key).items()}
@@ -74,5 +94,5 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                   noise_scale=noise_scale, learn_prior_loc=learn_prior_loc, encoder_u=encoder_u,
                   architecture=architecture, noise_init=noise_init,
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white],
-                  guide=guide)
+                  guide=guide, flow=bool(flow), flow_layers=int(flow_layers))
     return ModelSpec(name, model, guide_fn, init_params, config)

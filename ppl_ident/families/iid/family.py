@@ -53,7 +53,8 @@ class IIDFamily(ModelFamily):
                     aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
                     width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
                     whiten=whitening(dataset.x) if s.whiten else None,
-                    noise_init=s.noise_init, guide=s.guide)
+                    noise_init=s.noise_init, guide=s.guide, flow=s.flow,
+                    flow_layers=s.flow_layers)
 
     def templates(self, config):
         x = jnp.zeros((2, config["data_dim"]))

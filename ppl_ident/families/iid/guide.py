@@ -13,7 +13,7 @@ from ppl_ident.ops.distributions import ReparamMultivariateNormal
 from ppl_ident.ops.nn import batched, one_hot
 from ppl_ident.ops.observation import whiten_data
 
-__all__ = ["encoder_guide", "encoder_inputs", "fullcov_encoder_guide"]
+__all__ = ["encoder_guide", "encoder_inputs", "flow_guide", "fullcov_encoder_guide"]
 
 
 def encoder_inputs(x, u, n_domains: int | None, use_u: bool):
@@ -69,3 +69,18 @@ def fullcov_encoder_guide(x=None, u=None, *, encoder, n_latent: int,
         scale_tril = jnp.zeros(tri.shape[:-1] + (n_latent, n_latent)).at[..., rows, cols].set(tri)
         with handlers.scale(scale=kl_weight):
             numpyro.sample("z", ReparamMultivariateNormal(loc, scale_tril=scale_tril))
+
+
+def flow_guide(x=None, u=None, *, flow, whiten=None, subsample_size: int | None = None,
+               kl_weight=1.0, **_unused):
+    """Point-mass posterior ``z = h(x)`` of an exact-likelihood i.i.d. model.
+
+    ``flow`` (registered as ``flow``: the same parameters as the model's) maps each whitened
+    observation to its latent. With a ``Delta`` of zero log-density the ELBO equals the model's
+    exact ``log p(x | u)`` (see :func:`ppl_ident.families.iid.model.flow_likelihood`).
+    """
+    fl = eqx_module("flow", flow)
+    with numpyro.plate("obs", x.shape[0], subsample_size=subsample_size) as idx:
+        z = jax.vmap(fl)(whiten_data(x[idx], whiten))[0]
+        with handlers.scale(scale=kl_weight):
+            numpyro.sample("z", dist.Delta(z, event_dim=1))

@@ -160,20 +160,24 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
         constant["z_true"] = np.asarray(z_true, np.float32)[idx]
         dims["z_true"] = ["obs", "true_latent"]
 
+    # an exact-likelihood flow has no likelihood term p(x | z) to store pointwise: x = h^{-1}(z)
+    loglik = None if spec.config.get("flow") else {
+        "x": log_likelihood_x(spec, params, z, x, u).astype(np.float32)}
     idata = az.from_dict(
         posterior=posterior,
         posterior_predictive={"x": posterior_predictive_x(spec, params, z, u, key=k_pred)
                               .astype(np.float32)},
-        log_likelihood={"x": log_likelihood_x(spec, params, z, x, u).astype(np.float32)},
+        log_likelihood=loglik,
         sample_stats=draws.sample_stats or None,
         observed_data={"x": x},
         constant_data=constant or None,
         coords=coords,
         dims=dims,
-        posterior_attrs={"inference_library": "ppl_ident", "inference_library_version": __version__,
-               "engine": draws.engine, "sampler": json.dumps(draws.config),
-               "sampling_time_s": float(draws.run_time), "seed": int(seed),
-               "num_obs_total": int(n_total)},
+        posterior_attrs={"inference_library": "ppl_ident",
+                         "inference_library_version": __version__, "engine": draws.engine,
+                         "sampler": json.dumps(draws.config),
+                         "sampling_time_s": float(draws.run_time), "seed": int(seed),
+                         "num_obs_total": int(n_total)},
     )
     idata.add_groups({"fit": _fit_group(fitted, alignment)})
     return idata

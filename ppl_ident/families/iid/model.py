@@ -20,6 +20,7 @@ unifying framework", AISTATS.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
@@ -27,9 +28,9 @@ from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
 from ppl_ident.ops.nn import batched
-from ppl_ident.ops.observation import noise_param, observation_dist
+from ppl_ident.ops.observation import noise_param, observation_dist, whiten_data
 
-__all__ = ["ivae", "vae", "prior_params", "PRIORS"]
+__all__ = ["ivae", "vae", "prior_params", "flow_likelihood", "PRIORS"]
 
 PRIORS = ("gaussian", "laplace")
 
@@ -80,7 +81,7 @@ def prior_params(u, *, n_latent: int, n_domains: int | None = None, aux_net=None
 def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: int | None = None,
          aux_net=None, prior: str = "gaussian", noise_scale: float | None = None,
          learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None,
-         kl_weight=1.0, whiten=None, noise_init: float = 0.1):
+         kl_weight=1.0, whiten=None, noise_init: float = 0.1, flow=None):
     """iVAE: factorial prior ``p(z | u)`` with learned parameters, MLP decoder.
 
     Parameters
@@ -110,10 +111,17 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         Decode in whitened coordinates (see :func:`observation_dist`).
     noise_init : float
         Initial value of the learned noise scale.
+    flow : CouplingFlow, optional
+        The exact-likelihood variant (``d == n``): ``z = h(x)`` with an invertible ``h``
+        (:mod:`ppl_ident.ops.flows`) replaces the decoder and its noise; see
+        :func:`flow_likelihood`.
     """
     n = _num_obs(x, u, n_obs)
-    dec = eqx_module("decoder", decoder)
-    sigma = noise_param(noise_scale, data_dim, noise_init)
+    if flow is None:
+        dec = eqx_module("decoder", decoder)
+        sigma = noise_param(noise_scale, data_dim, noise_init)
+    else:
+        fl = eqx_module("flow", flow)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         u_b = u[idx]
         loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
@@ -121,21 +129,49 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         with handlers.scale(scale=kl_weight):
             z = numpyro.sample("z", _factorial(prior, loc, scale))
         x_b = None if x is None else x[idx]
-        numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
+        if flow is not None:
+            flow_likelihood(fl, z, x_b, whiten)
+        else:
+            numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
 
 
 def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
         subsample_size: int | None = None, n_obs=None, kl_weight=1.0, whiten=None,
-        noise_init: float = 0.1, **_unused):
+        noise_init: float = 0.1, flow=None, **_unused):
     """Plain VAE: ``z ~ Normal(0, I)`` whatever ``u`` is (the non-identifiable control).
 
-    Accepts and ignores ``u`` so that it is a drop-in replacement for :func:`ivae`.
+    Accepts and ignores ``u`` so that it is a drop-in replacement for :func:`ivae`; with
+    ``flow`` the exact-likelihood control (a flow to a standard normal, rotation-invariant).
     """
     n = _num_obs(x, u, n_obs)
-    dec = eqx_module("decoder", decoder)
-    sigma = noise_param(noise_scale, data_dim, noise_init)
+    if flow is None:
+        dec = eqx_module("decoder", decoder)
+        sigma = noise_param(noise_scale, data_dim, noise_init)
+    else:
+        fl = eqx_module("flow", flow)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         with handlers.scale(scale=kl_weight):
             z = numpyro.sample("z", dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1))
         x_b = None if x is None else x[idx]
-        numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
+        if flow is not None:
+            flow_likelihood(fl, z, x_b, whiten)
+        else:
+            numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
+
+
+def flow_likelihood(fl, z, x_b, whiten):
+    """The exact model's observation term for ``x`` ``(N, d)``: the prior predictive
+    ``x = h^{-1}(z)`` (a deterministic site), or with data the factor ``log |det J_h(x)|`` in
+    data coordinates (whitening's Jacobian included).
+
+    With the point-mass guide ``z = h(x)`` (:func:`ppl_ident.families.iid.guide.flow_guide`)
+    the ELBO is then exactly ``log p(x | u) = log p(h(x) | u) + log |det J_h(x)|``.
+    """
+    if x_b is None:
+        w = jax.vmap(fl.inverse)(z)
+        numpyro.deterministic("x", w if whiten is None else whiten[0] + w @ whiten[1].T)
+        return
+    log_det = jax.vmap(fl)(whiten_data(x_b, whiten))[1]
+    if whiten is not None:
+        log_det = log_det - jnp.sum(jnp.log(jnp.abs(jnp.diagonal(whiten[1]))))
+    numpyro.factor("x_log_det", log_det)
