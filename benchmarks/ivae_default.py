@@ -8,6 +8,7 @@ observation, run time and compile time; then medians over seeds.
     python benchmarks/ivae_default.py            # 5 seeds (about 2-3 minutes on 2 cores)
     python benchmarks/ivae_default.py --preset accurate   # IWAE, 32 particles, 10k steps (~30 min)
     python benchmarks/ivae_default.py --quick    # 2 seeds, 1000 steps
+    python benchmarks/ivae_default.py --flow     # the exact-likelihood flow iVAE and its control
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def main():
     p.add_argument("--models", nargs="+", default=["ivae", "vae"], choices=["ivae", "vae"])
     p.add_argument("--steps", type=int, default=None, help="override FitSettings().steps")
     p.add_argument("--restarts", type=int, default=None)
+    p.add_argument("--flow", action="store_true",
+                   help="the exact-likelihood flow models (ivae/vae with --flow)")
+    p.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
     p.add_argument("--preset", default="fast", help="a FIT_PRESETS name: fast or accurate")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None, help="append the JSON lines to this file")
@@ -43,8 +47,12 @@ def main():
         settings = settings._replace(steps=args.steps)
     if args.restarts:
         settings = settings._replace(restarts=args.restarts)
-    emit = Emitter("ivae_default" if args.preset == "fast" else f"ivae_default_{args.preset}",
-                   args.out)
+    if args.flow:
+        settings = settings._replace(flow=True)
+    if args.lr:
+        settings = settings._replace(learning_rate=args.lr)
+    name = "ivae_default" if args.preset == "fast" else f"ivae_default_{args.preset}"
+    emit = Emitter(name + ("_flow" if args.flow else ""), args.out)
     results = {m: [] for m in args.models}
     raw = []
     for seed in seeds:

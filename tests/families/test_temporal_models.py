@@ -230,14 +230,15 @@ def test_flow_model_scores_the_exact_likelihood(tmp_path):
                                encode(fitted.spec, fitted.params, data.x, None)[0], atol=1e-6)
 
 
-def test_flow_needs_d_equal_n_and_a_sequence_model(small_data):
+def test_flow_needs_d_equal_n(small_data):
     from ppl_ident.errors import InputError
     from ppl_ident.workflow import fit_settings
 
-    with pytest.raises(InputError, match="data_dim == n_latent"):
-        build_model("tivae", n_latent=2, data_dim=3, n_domains=2, flow=True)
-    with pytest.raises(InputError, match="drop --flow"):
-        fit_model(small_data[0], steps=2, flow=True)
+    for model in ("tivae", "ivae"):  # the i.i.d. models have an exact-likelihood flow too
+        with pytest.raises(InputError, match="data_dim == n_latent"):
+            build_model(model, n_latent=2, data_dim=3, n_domains=2, flow=True)
+    with pytest.raises(InputError, match="add --flow"):
+        fit_model(small_data[0], steps=2, flow_layers=3)
     s = fit_settings("exact")
     assert s.flow and s.steps == 20_000 and s.learning_rate == 1e-3
 
