@@ -117,22 +117,14 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         :func:`flow_likelihood`.
     """
     n = _num_obs(x, u, n_obs)
-    if flow is None:
-        dec = eqx_module("decoder", decoder)
-        sigma = noise_param(noise_scale, data_dim, noise_init)
-    else:
-        fl = eqx_module("flow", flow)
+    observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         u_b = u[idx]
         loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
                                   learn_prior_loc=learn_prior_loc)
         with handlers.scale(scale=kl_weight):
             z = numpyro.sample("z", _factorial(prior, loc, scale))
-        x_b = None if x is None else x[idx]
-        if flow is not None:
-            flow_likelihood(fl, z, x_b, whiten)
-        else:
-            numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
+        observe(z, None if x is None else x[idx])
 
 
 def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
@@ -144,19 +136,23 @@ def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=No
     ``flow`` the exact-likelihood control (a flow to a standard normal, rotation-invariant).
     """
     n = _num_obs(x, u, n_obs)
-    if flow is None:
-        dec = eqx_module("decoder", decoder)
-        sigma = noise_param(noise_scale, data_dim, noise_init)
-    else:
-        fl = eqx_module("flow", flow)
+    observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         with handlers.scale(scale=kl_weight):
             z = numpyro.sample("z", dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1))
-        x_b = None if x is None else x[idx]
-        if flow is not None:
-            flow_likelihood(fl, z, x_b, whiten)
-        else:
-            numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
+        observe(z, None if x is None else x[idx])
+
+
+def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten):
+    """Register the observation model's global sites (the decoder and its noise, or the flow)
+    and return ``observe(z, x_b)``, which adds the term for ``x`` inside the ``obs`` plate."""
+    if flow is not None:
+        fl = eqx_module("flow", flow)
+        return lambda z, x_b: flow_likelihood(fl, z, x_b, whiten)
+    dec = eqx_module("decoder", decoder)
+    sigma = noise_param(noise_scale, data_dim, noise_init)
+    return lambda z, x_b: numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten),
+                                         obs=x_b)
 
 
 def flow_likelihood(fl, z, x_b, whiten):
