@@ -149,11 +149,28 @@ class FitResult(NamedTuple):
     all_finite: np.ndarray | None = None
 
 
-def _chunk_fn(engine: Engine, length: int):
+def _vmapped_step(engine: Engine, restarts: int):
+    """``engine.step`` over a leading restart axis. One restart runs unbatched (the axis
+    squeezed out and put back): ``vmap`` over a length-1 axis turns every matrix product into
+    a batched one, which XLA's CPU backend runs markedly slower (measured on the i.i.d. flow:
+    13.6 against 9.2 ms per step)."""
+    if restarts > 1:
+        return jax.vmap(engine.step, in_axes=(0, None, None))
+
+    def step(states, x, u):
+        state = jax.tree_util.tree_map(lambda a: a[0], states)
+        state, info = engine.step(state, x, u)
+        return jax.tree_util.tree_map(lambda a: a[None], (state, info))
+
+    return step
+
+
+def _chunk_fn(engine: Engine, length: int, restarts: int):
+    step = _vmapped_step(engine, restarts)
+
     def run_chunk(states, x, u):
         def body(states, _):
-            states, info = jax.vmap(engine.step, in_axes=(0, None, None))(states, x, u)
-            return states, info
+            return step(states, x, u)
 
         return jax.lax.scan(body, states, None, length=length)
 
@@ -202,11 +219,12 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
     if state is None:
         state = jax.jit(jax.vmap(engine.init, in_axes=(0, None, None)))(keys, x, u)
         jax.block_until_ready(state)
+    restarts = jax.tree_util.tree_leaves(state)[0].shape[0]
     remaining = num_steps - start_step
     sizes = chunk_schedule(start_step, num_steps, chunk_size, checkpoint_every)
     compiled = {}
     for length in set(sizes):
-        compiled[length] = _chunk_fn(engine, length).lower(state, x, u).compile()
+        compiled[length] = _chunk_fn(engine, length, restarts).lower(state, x, u).compile()
     compile_time = time.perf_counter() - t0
 
     losses, finite = [], []
