@@ -41,7 +41,7 @@ from ppl_ident.settings import (FIT_PRESETS, FitSettings, check_applicable, chec
 
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
-           "check_run", "model_inputs", "prepare_inputs", "build_fit", "engine_optim"]
+           "check_run", "checked_settings", "model_inputs", "prepare_inputs", "build_fit", "engine_optim"]
 
 
 class Fitted(NamedTuple):
@@ -77,8 +77,9 @@ def model_inputs(fitted: Fitted, u):
     return family_of(name).prepare_inputs(u, name, fitted.labels)[0]
 
 
-def _check_settings(dataset: Dataset, s: FitSettings):
-    """The family of the fit and the settings it runs with; refuses what cannot work."""
+def checked_settings(dataset: Dataset, s: FitSettings):
+    """The family of a fit and the settings it runs with (the latent dimension and batch size
+    resolved against the data); raises InputError, naming the fix, for what cannot work."""
     family = family_of(s.model, dataset)
     check_values(s)
     d = dataset.x.shape[-1]
@@ -147,7 +148,7 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
     InputError
         For settings or data that cannot work (the message names the fix).
     """
-    family, s = _check_settings(dataset, (settings or FitSettings())._replace(**overrides))
+    family, s = checked_settings(dataset, (settings or FitSettings())._replace(**overrides))
     u, labels = family.prepare_inputs(dataset.u, s.model)
     return _fit_with_checkpoints(family, dataset, s, u, labels, progress=progress,
                                  checkpoint_dir=checkpoint_dir,
@@ -317,7 +318,7 @@ def resume_run(run_dir, steps: int | None = None, *, progress: bool = False,
         )
     s = _settings_of(run, config)
     dataset, truth = load_dataset(data_path)
-    family, checked = _check_settings(dataset, s)
+    family, checked = checked_settings(dataset, s)
     if checked != s:
         raise InputError(f"{data_path} does not match the run's settings (they would become "
                          f"{_diff(s, checked)}); resume with the original data file.")

@@ -43,12 +43,18 @@ def _load_run_inputs(run, data_arg):
     return fitted, data, truth, data_path
 
 
-def _variability_lines(v) -> list[str]:
+def _variability_lines(v, kind: str = "data") -> list[str]:
     if not v.get("applicable", True):
         return [f"  prior variability: not applicable: {v['reason']}"]
     sv = v["sufficient_variability"]
-    lines = [f"  verdict: {'identifiable' if v['passed'] else 'not shown identifiable'}"
-             f" (conditions that hold: {', '.join(v['holds']) or 'none'})",
+    whose = "the true prior" if kind == "data" else "the learned prior"
+    if v["passed"]:
+        claim = (f"{whose} satisfies the condition (so the latents are identifiable in theory"
+                 + ("" if kind == "data" else "; whether this fit found them: see 'fit' below")
+                 + ")")
+    else:
+        claim = f"{whose} is not shown to satisfy the condition"
+    lines = [f"  condition: {claim} (conditions that hold: {', '.join(v['holds']) or 'none'})",
              f"  seed's condition: rank {sv['rank']} of 2n = {sv['required']} "
              f"({sv['share_passing']:.0%} of {sv['n_points']} points pass, {sv['n_aux']} "
              f"auxiliary values) -> {'PASS' if sv['passed'] else 'FAIL'}"]
@@ -106,7 +112,7 @@ def _summary(result: dict, source: str) -> str:
     else:
         lines = [f"{source}: fitted {result['model']}, {result['n_points']} evaluation points",
                  "learned prior:"]
-    lines += _variability_lines(result["variability"])
+    lines += _variability_lines(result["variability"], result["kind"])
     if result.get("sequence"):
         lines += _sequence_lines(result)
     jac = result.get("jacobian")
@@ -127,7 +133,31 @@ def _summary(result: dict, source: str) -> str:
                          f"{r['agreement']:.0%}, off-matching mass {r['off_mass']:.1%}")
     elif result["kind"] == "run":
         lines.append("Jacobian: no ground truth in the data file, not computed.")
+    if result["kind"] == "run":
+        lines.append(f"fit: {_recovery_verdict(result)}")
     return "\n".join(lines)
+
+
+def _recovery_verdict(result: dict) -> str:
+    """Whether the fit recovered the latents, in plain words, kept apart from the condition on
+    the prior: a collapsed latent or an entangled Jacobian says no whatever the prior says."""
+    act = result.get("activity") or {}
+    if act.get("collapsed"):
+        return "did not recover every latent: " + act["message"]
+    jac = result.get("jacobian") or {}
+    routes = [jac[r] for r in ("encoder", "decoder")
+              if isinstance(jac.get(r), dict) and jac[r].get("applicable", True)]
+    if routes:
+        verdicts = {r["verdict"] for r in routes}
+        if verdicts == {"identified"}:
+            return ("recovered the latents: the learned-to-true map is a scaled permutation on "
+                    "every route checked.")
+        worst = "entangled" if "entangled" in verdicts else "partial"
+        return (f"did not recover the latents cleanly: the learned-to-true map is {worst} "
+                "(see the routes above).")
+    return ("no latent has collapsed; without ground truth, whether the fit recovered the "
+            "latents is not known from one fit (fit other --seed values and compare their "
+            "latents).")
 
 
 def _plots(result: dict, out, force: bool) -> list:

@@ -121,6 +121,9 @@ def _finish(out, fitted, data_path, args, data=None) -> int:
     line += (f", {m['num_steps']} steps ({m['num_skipped_steps']} skipped), "
              f"{m['run_time_s']:.1f}s run + {m['compile_time_s']:.1f}s compile")
     print(line)
+    collapse = (m.get("latent_activity") or {}).get("message")
+    if collapse:
+        print(f"warning: {collapse}", file=sys.stderr)
     if (Path(out) / "checkpoint.npz").exists():
         files += ", checkpoint.npz, checkpoint.json"
     print(f"wrote {out}/ ({files})")

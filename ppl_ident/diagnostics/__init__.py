@@ -10,6 +10,12 @@ from ppl_ident.diagnostics.calibration import (
     interval_coverage,
     sd_error_correlation,
 )
+from ppl_ident.diagnostics.collapse import (
+    COLLAPSE_RATIO,
+    LatentActivity,
+    collapse_message,
+    latent_activity,
+)
 from ppl_ident.diagnostics.jacobian import (
     JacobianReport,
     amari_distance,
@@ -39,4 +45,5 @@ __all__ = [
     "LEVELS", "Alignment", "apply_alignment", "calibration_summary", "coverage_tolerance",
     "fit_alignment", "interval_coverage", "sd_error_correlation",
     "chain_diagnostics", "compare_to_reference",
+    "COLLAPSE_RATIO", "LatentActivity", "collapse_message", "latent_activity",
 ]

@@ -532,6 +532,15 @@ def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
         rows += [("MCC (Pearson)", metrics["mcc"]), ("MCC (Spearman)", metrics["mcc_spearman"])]
         if metrics.get("mcc_raw_x") is not None:
             rows.append(("MCC of raw x (baseline)", metrics["mcc_raw_x"]))
+        if metrics.get("r2_per_dim") is not None:
+            rows.append(("matched R² per true latent",
+                         ", ".join(f"z{k}: {r:.3f}" for k, r in enumerate(metrics["r2_per_dim"]))))
+    act = metrics.get("latent_activity") or {}
+    if act.get("applicable"):
+        rows.append(("posterior sd / prior sd per latent (≥ "
+                     f"{act['threshold']:g}: collapsed)",
+                     ", ".join(f"z{k}: {r:.3f}" for k, r in enumerate(act["sd_ratio"]))))
+        rows.append(("collapsed latents", act["message"] or "none"))
     cal = numbers.get("calibration_guide")
     if cal:
         for lv, ce, ch in zip(cal["levels"], cal["mean_coverage_eti"], cal["mean_coverage_hdi"]):

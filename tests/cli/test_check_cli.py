@@ -131,3 +131,19 @@ def test_check_run_on_a_vae_says_why_the_prior_check_does_not_apply(small_data):
     assert not result["variability"]["applicable"]
     assert "does not depend on u" in result["variability"]["reason"]
     assert result["jacobian"]["encoder"]["n_points"] == 20
+
+
+def test_recovery_verdict_keeps_the_prior_condition_apart_from_the_fit():
+    from ppl_ident.cli.check import _recovery_verdict
+
+    collapsed = {"activity": {"collapsed": [3], "message": "collapsed latent: z3 (...)"},
+                 "jacobian": {"encoder": {"verdict": "identified"}}}
+    assert _recovery_verdict(collapsed).startswith("did not recover every latent: collapsed")
+    entangled = {"activity": {"collapsed": []},
+                 "jacobian": {"encoder": {"verdict": "identified"},
+                              "decoder": {"verdict": "entangled"}}}
+    assert "entangled" in _recovery_verdict(entangled)
+    clean = {"activity": {"collapsed": []}, "jacobian": {"encoder": {"verdict": "identified"},
+                                                        "decoder": {"verdict": "identified"}}}
+    assert _recovery_verdict(clean).startswith("recovered the latents")
+    assert "not known" in _recovery_verdict({"activity": {"collapsed": []}, "jacobian": None})

@@ -105,6 +105,11 @@ def test_sample_fit_save_resume_evaluate_check(model, guide, make, extra, tmp_pa
     # evaluation, checks and InferenceData through the family
     metrics = evaluate(loaded, data)
     assert 0 <= metrics["mcc"] <= 1 and len(metrics["r2_per_dim"]) == 2
+    if family.name == "iid":  # collapsed latents are named (sequence models: not yet scored)
+        act = metrics["latent_activity"]
+        assert act["applicable"] == (guide != "flow")
+        if act["applicable"]:
+            assert len(act["sd_ratio"]) == 2 and all(r > 0 for r in act["sd_ratio"])
     result = check_run(loaded, data, truth, n_points=16)
     assert result["kind"] == "run" and "variability" in result
     idata = posterior_inference_data(loaded, data, num_draws=3, max_obs=10, seed=0,

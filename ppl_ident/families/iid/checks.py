@@ -24,6 +24,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from numpyro import handlers
 
+from ppl_ident.diagnostics.collapse import activity_to_dict, latent_activity
 from ppl_ident.diagnostics.jacobian import (jacobian_decoder_route, jacobian_encoder_route,
                                             score_routes)
 from ppl_ident.diagnostics.variability import check_identifiability
@@ -34,7 +35,7 @@ from ppl_ident.families.iid.inputs import prepare_inputs
 from ppl_ident.families.iid.model import _factorial, prior_params
 from ppl_ident.families.predict import data_mean_fn, encode, encoder_mean_fn, static_module
 
-__all__ = ["check_data", "check_run", "learned_log_prior"]
+__all__ = ["check_data", "check_run", "learned_log_prior", "learned_prior_sd", "run_activity"]
 
 
 def learned_log_prior(spec, params):
@@ -58,6 +59,41 @@ def learned_log_prior(spec, params):
         return _factorial(cfg["prior"], loc[0], scale[0]).log_prob(z)
 
     return log_prior
+
+
+def learned_prior_sd(spec, params, u):
+    """Standard deviations of the fitted prior ``p(z | u)`` at model inputs ``u``: ``(N, n)``
+    (the VAE's standard normal: ones)."""
+    cfg = spec.config
+    n = cfg["n_latent"]
+    if cfg["name"] != "ivae":
+        return np.ones((np.shape(u)[0], n))
+    aux_net = None
+    if cfg.get("n_domains") is None:
+        aux_net = eqx.combine(params["prior_net$params"], static_module(spec, "prior_net"))
+    subs = handlers.substitute(prior_params, dict(params))
+    _, scale = subs(jnp.asarray(u), n_latent=n, n_domains=cfg.get("n_domains"),
+                    aux_net=aux_net, learn_prior_loc=cfg.get("learn_prior_loc", True))
+    # a Laplace(loc, b) has sd sqrt(2) b
+    factor = np.sqrt(2.0) if cfg.get("prior") == "laplace" else 1.0
+    return factor * np.asarray(scale)
+
+
+def run_activity(fitted, dataset, *, n_points: int = 4096, seed: int = 0) -> dict:
+    """Which latents of a fit have collapsed (:func:`ppl_ident.diagnostics.latent_activity`),
+    on ``n_points`` observations; needs no ground truth. Flow models map ``x`` to ``z`` one to
+    one, so none of their latents can collapse: ``{"applicable": False, ...}``."""
+    if fitted.spec.config.get("flow"):
+        return {"applicable": False, "reason": "exact-likelihood flow: z = h(x) is one to one, "
+                                               "so no latent can be switched off"}
+    u_model, _ = prepare_inputs(dataset.u, fitted.labels)
+    idx = check_points(dataset.x.shape[0], n_points, seed)
+    u_points = None if u_model is None else np.asarray(u_model)[idx]
+    _, sd = encode(fitted.spec, fitted.params, dataset.x[idx], u_points)
+    prior = learned_prior_sd(fitted.spec, fitted.params,
+                             np.zeros(len(idx), int) if u_points is None else u_points)
+    return {"applicable": True, "n_points": int(len(idx)),
+            **activity_to_dict(latent_activity(np.asarray(sd), prior))}
 
 
 def check_data(dataset, truth, *, n_points: int = 256, seed: int = 0, rtol: float = 1e-3,
@@ -191,6 +227,7 @@ def check_run(fitted, dataset, truth=None, *, n_points: int = 256, seed: int = 0
     z_hat = np.asarray(z_hat)
     out = {"kind": "run", "model": fitted.spec.config["name"], "n_points": int(len(idx)),
            "variability": _learned_variability(fitted, z_hat, u_points, rtol, min_share),
+           "activity": run_activity(fitted, dataset, seed=seed),
            "jacobian": None}
     z_true = dataset.z if dataset.z is not None else getattr(truth, "z", None)
     if truth is not None and getattr(truth, "mixing", None) is not None and z_true is not None:

@@ -10,7 +10,7 @@ from ppl_ident.diagnostics.mcc import matched_r2, mcc
 from ppl_ident.errors import InputError, warn_identifiability
 from ppl_ident.families.base import ModelFamily, ModelSpec
 from ppl_ident.families.iid.build import build_iid_model
-from ppl_ident.families.iid.checks import check_data, check_run
+from ppl_ident.families.iid.checks import check_data, check_run, run_activity
 from ppl_ident.families.iid.idata import iid_inference_data
 from ppl_ident.families.iid.inputs import prepare_inputs
 from ppl_ident.families.predict import encode
@@ -66,10 +66,10 @@ class IIDFamily(ModelFamily):
         """MCC (Pearson and Spearman), per-dimension correlations and R^2 of the posterior mean
         against ``dataset.z``; with the simulator's ``truth`` also ``jacobian`` and
         ``variability`` (:func:`ppl_ident.families.iid.checks.check_run` on 256 points)."""
-        checks = {}
+        checks = {"latent_activity": run_activity(fitted, dataset)}
         if truth is not None:
             result = check_run(fitted, dataset, truth, n_points=256)
-            checks = {"jacobian": result["jacobian"], "variability": result["variability"]}
+            checks.update(jacobian=result["jacobian"], variability=result["variability"])
         if dataset.z is None:
             return checks
         u, _ = prepare_inputs(dataset.u, fitted.labels)
