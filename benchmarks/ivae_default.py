@@ -31,7 +31,7 @@ def main():
     p.add_argument("--flow", action="store_true",
                    help="the exact-likelihood flow models (ivae/vae with --flow)")
     p.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
-    p.add_argument("--preset", default="fast", help="a FIT_PRESETS name: fast or accurate")
+    p.add_argument("--preset", default="default", help="a FIT_PRESETS name")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None, help="append the JSON lines to this file")
     args = p.parse_args()
@@ -51,7 +51,7 @@ def main():
         settings = settings._replace(flow=True)
     if args.lr:
         settings = settings._replace(learning_rate=args.lr)
-    name = "ivae_default" if args.preset == "fast" else f"ivae_default_{args.preset}"
+    name = "ivae_default" if args.preset == "default" else f"ivae_default_{args.preset}"
     emit = Emitter(name + ("_flow" if args.flow else ""), args.out)
     results = {m: [] for m in args.models}
     raw = []

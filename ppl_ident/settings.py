@@ -14,12 +14,14 @@ registries that list choices (models, engines, ELBOs, guides) are read when a pa
 
 from __future__ import annotations
 
+import argparse
 import collections
 from typing import NamedTuple
 
 from ppl_ident.errors import InputError
 
-__all__ = ["SETTINGS", "Setting", "FitSettings", "FIT_PRESETS", "GRID_KEYS", "fit_settings",
+__all__ = ["SETTINGS", "Setting", "FitSettings", "FIT_PRESETS", "GRID_KEYS", "DEFAULT_STEPS",
+           "fit_settings", "resolve_defaults",
            "check_applicable", "check_values", "add_fit_arguments", "settings_from_args",
            "changed_settings"]
 
@@ -45,8 +47,8 @@ class Setting(NamedTuple):
     kind : str
         ``"int"`` (positive), ``"nonneg_int"``, ``"float"`` (positive), ``"str"``,
         ``"flag"`` (a boolean switched on by the flag), ``"no_flag"`` (a boolean switched
-        off by ``--no-...``), ``"optional_flag"`` (a boolean whose unset value keeps the
-        preset's).
+        off by ``--no-...``), ``"optional_flag"`` (a boolean set by ``--flag`` or
+        ``--no-flag`` whose unset value keeps the preset's or is decided from the data).
     choices : str or None
         The registry that lists the valid values (``"models"``, ``"engines"``, ``"elbos"``,
         ``"guides"``, ``"priors"``), read when a parser is built or a value checked.
@@ -74,8 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--elbo", choices="elbos"),
     Setting("num_particles", None, "Monte Carlo particles per observation (default: the "
             "engine's)", flag="--particles", kind="int"),
-    Setting("steps", 5000, "optimisation steps (with --resume: the total to reach)",
-            flag="--steps", kind="int"),
+    Setting("steps", None, "optimisation steps (default: 2500 for the exact flow, 5000 for "
+            "the variational models; with --resume: the total to reach)", flag="--steps",
+            kind="int"),
     Setting("batch_size", 512, "observations per minibatch (sequences: time steps, whole "
             "sequences)", flag="--batch-size", kind="int"),
     Setting("learning_rate", 5e-3, "peak learning rate", flag="--lr", kind="float"),
@@ -108,9 +111,11 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--context", kind="nonneg_int"),
     Setting("heteroscedastic", False, "sequence models: the transition noise scale moves with "
             "the past", SEQ, flag="--heteroscedastic", kind="flag"),
-    Setting("flow", False, "models with d == n: exact likelihood, z = h(x) with an invertible "
-            "flow h instead of an encoder and a noisy decoder (a point-estimate posterior; see "
-            "--preset exact)", flag="--flow", kind="optional_flag"),
+    Setting("flow", None, "exact likelihood: z = h(x) with an invertible flow h instead of an "
+            "encoder and a noisy decoder (a point-estimate posterior). Default: on for ivae and "
+            "vae when 2 <= n <= d (d > n: x first reduced to its n principal components), off "
+            "for the sequence models (see --preset exact); --no-flow fits the variational "
+            "model", flag="--flow", kind="optional_flag"),
     Setting("flow_layers", 8, "flow models: affine coupling layers (each with an LU linear map)",
             flag="--flow-layers", kind="int"),
 )
@@ -130,32 +135,38 @@ class FitSettings(_FitSettingsBase):
 
 
 #: Named starting points for :class:`FitSettings` (``fit_settings(preset, **overrides)``,
-#: ``ppl-ident fit --preset``). ``fast`` is the default: the ELBO, one particle, about 10 s on
-#: the default setting. ``accurate`` trains on the importance-weighted bound with 32 particles
-#: (``iwae``) for 10,000 steps: a tighter bound on ``log p(x | u)``, which on the default
-#: setting raises the iVAE's median MCC over 5 seeds from 0.79 to 0.953 at about 16 times the
-#: run time (measured in ``benchmarks/README.md``). On sequence models the weights are per
-#: sequence (:func:`ppl_ident.inference.engines.fold_plate`). ``exact`` (sequence models with
-#: ``d == n``) replaces the encoder and the noisy decoder by an invertible flow and trains on the
-#: exact ``log p(x)`` for 20,000 steps at a peak learning rate of 1e-3: on the sequence
-#: benchmarks it raises the median MCC over 3 seeds from 0.82 to 0.945 (temporal iVAE) and from
-#: 0.74 to 0.936 (hidden regimes) in about 4 minutes, at the price of a point-estimate posterior.
+#: ``ppl-ident fit --preset``). ``default`` is the default: for ivae and vae with
+#: ``2 <= n <= d`` the exact-likelihood flow for 2500 steps, which on the default setting
+#: reaches a median MCC of 0.96 over 5 seeds (min 0.94) in about 25 s (see
+#: ``benchmarks/README.md``); ``fast`` is its former name, kept so that existing scripts run.
+#: ``accurate`` is the best variational fit (``--no-flow``: an encoder and a noisy decoder, for
+#: data with observation noise or a curved manifold that a linear reduction to n principal
+#: components would fold): the importance-weighted bound with 32 particles (``iwae``) for
+#: 10,000 steps, median MCC 0.953 on the default setting at about 7 times the default's run
+#: time. On sequence models its weights are per sequence
+#: (:func:`ppl_ident.inference.engines.fold_plate`). ``exact`` (sequence models with ``d == n``)
+#: replaces the encoder and the noisy decoder by an invertible flow and trains on the exact
+#: ``log p(x)`` for 20,000 steps at a peak learning rate of 1e-3: on the sequence benchmarks it
+#: raises the median MCC over 3 seeds from 0.82 to 0.945 (temporal iVAE) and from 0.74 to 0.936
+#: (hidden regimes) in about 4 minutes, at the price of a point-estimate posterior.
 FIT_PRESETS = {
+    "default": {},
     "fast": {},
-    "accurate": {"engine": "iwae", "num_particles": 32, "steps": 10_000},
+    "accurate": {"flow": False, "engine": "iwae", "num_particles": 32, "steps": 10_000},
     "exact": {"flow": True, "steps": 20_000, "learning_rate": 1e-3},
 }
 
-PRESET_HELP = ("starting settings: fast (the ELBO, about 10 s on the default setting) or "
-               "accurate (importance-weighted bound, 32 particles, 10,000 steps: higher MCC, "
-               "about 16 times slower) or exact (sequence models with d == n: --flow, 20,000 "
+PRESET_HELP = ("starting settings: default (ivae/vae with 2 <= n <= d: the exact flow, 2500 "
+               "steps; otherwise the variational model, 5000 steps); fast (the same, its former "
+               "name); accurate (the variational model on the importance-weighted bound, 32 "
+               "particles, 10,000 steps); exact (sequence models with d == n: the flow, 20,000 "
                "steps, lr 1e-3); flags override it")
 
 #: The keys a ``compare`` grid's engine entry may set (besides the sampler's own options).
 GRID_KEYS = tuple(s.name for s in SETTINGS if s.grid)
 
 
-def fit_settings(preset: str = "fast", **overrides) -> FitSettings:
+def fit_settings(preset: str = "default", **overrides) -> FitSettings:
     """:class:`FitSettings` of a named preset (:data:`FIT_PRESETS`), with field overrides.
 
     >>> fit_settings("accurate", seed=3).num_particles
@@ -168,6 +179,19 @@ def fit_settings(preset: str = "fast", **overrides) -> FitSettings:
         raise InputError(f"Unknown fit setting(s) {', '.join(sorted(unknown))}; valid: "
                          f"{', '.join(FitSettings._fields)}.")
     return FitSettings(**{**FIT_PRESETS[preset], **overrides})
+
+
+#: Steps of a fit that leaves ``steps`` unset: the exact flow converges in about half the
+#: steps of the variational models (``benchmarks/time_to_mcc.py``, ``benchmarks/README.md``).
+DEFAULT_STEPS = {"flow": 2500, "variational": 5000}
+
+
+def resolve_defaults(s: FitSettings, flow: bool) -> FitSettings:
+    """``s`` with the data-dependent defaults decided: ``flow`` where it is unset, then the
+    steps of the chosen model where they are unset."""
+    flow = bool(flow if s.flow is None else s.flow)
+    steps = s.steps or DEFAULT_STEPS["flow" if flow else "variational"]
+    return s._replace(flow=flow, steps=int(steps))
 
 
 def _flag(s: Setting) -> str:
@@ -240,11 +264,14 @@ def add_fit_arguments(parser, types: dict) -> None:
     (``"int"``, ``"nonneg_int"``, ``"float"``) to the argparse type that parses it.
     """
     parser.add_argument("--preset", choices=sorted(FIT_PRESETS), default=None,
-                        help=PRESET_HELP + " (default fast)")
+                        help=PRESET_HELP + " (default: default)")
     for s in SETTINGS:
         where = "" if s.families == ALL else f" [{'/'.join(s.families)} models]"
-        if s.kind in ("flag", "optional_flag"):
+        if s.kind == "flag":
             parser.add_argument(_flag(s), dest=s.name, action="store_const", const=True,
+                                default=None, help=s.help + where)
+        elif s.kind == "optional_flag":
+            parser.add_argument(_flag(s), dest=s.name, action=argparse.BooleanOptionalAction,
                                 default=None, help=s.help + where)
         elif s.kind == "no_flag":
             parser.add_argument(_flag(s), dest=s.name, action="store_const", const=False,
@@ -261,7 +288,7 @@ def settings_from_args(args) -> FitSettings:
     """The :class:`FitSettings` of parsed ``fit`` flags: the preset, then every given flag."""
     given = {s.name: getattr(args, s.name) for s in SETTINGS
              if getattr(args, s.name, None) is not None}
-    return fit_settings(args.preset or "fast", **given)
+    return fit_settings(args.preset or "default", **given)
 
 
 def changed_settings(args) -> list[str]:

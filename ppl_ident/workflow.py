@@ -37,7 +37,7 @@ from ppl_ident.inference.checkpoint import (CHECKPOINT_JSON, CHECKPOINT_NPZ, fil
                                             state_template, stop_on_sigint)
 from ppl_ident.pytrees import load_tree, save_tree
 from ppl_ident.settings import (FIT_PRESETS, FitSettings, check_applicable, check_values,
-                                fit_settings)
+                                fit_settings, resolve_defaults)
 
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
@@ -100,6 +100,7 @@ def checked_settings(dataset: Dataset, s: FitSettings):
         raise InputError(f"Unknown guide {s.guide!r} for fit; choose one of "
                          f"{', '.join(family.guides)} (ppl-ident compare runs the others).")
     check_applicable(s, family)
+    s = resolve_defaults(s, family.auto_flow(int(n), d, s))
     if s.flow_layers != FitSettings().flow_layers and not s.flow:
         raise InputError("--flow-layers sets the depth of the exact-likelihood flow model; add "
                          "--flow (or --preset exact), or drop --flow-layers.")

@@ -143,6 +143,11 @@ class ModelFamily(abc.ABC):
         """Tiny ``(x, u)`` arrays of the shapes a model with ``config`` takes (for
         ``jax.eval_shape`` when a run is loaded)."""
 
+    def auto_flow(self, n: int, d: int, settings) -> bool:
+        """Whether a fit that leaves ``flow`` unset uses the exact-likelihood flow for ``n``
+        latents of ``d``-dimensional data (default: no)."""
+        return False
+
     def engine_batch(self, settings, dataset) -> int:
         """The minibatch size the engine draws, in elements of the model's batch plate."""
         return int(settings.batch_size)

@@ -18,6 +18,8 @@ from numpyro import handlers
 from numpyro.infer import Predictive
 from numpyro.infer.util import log_likelihood
 
+from ppl_ident.ops.observation import unwhiten
+
 __all__ = ["encode", "decoder_fn", "data_mean_fn", "encoder_mean_fn", "static_module",
            "LatentDraws", "fitted_model", "guide_latents", "posterior_predictive_x",
            "log_likelihood_x"]
@@ -75,8 +77,8 @@ def data_mean_fn(spec, params):
     white = spec.config.get("whiten")
     if white is None:
         return dec
-    mu, chol = (jnp.asarray(a, jnp.float32) for a in white)
-    return lambda z: mu + chol @ dec(z)
+    white = tuple(jnp.asarray(a, jnp.float32) for a in white)
+    return lambda z: unwhiten(dec(z), white)
 
 
 def encoder_mean_fn(spec, params):

@@ -65,11 +65,15 @@ def simulate_cell_data(data: dict):
 
 
 def _settings(cell: Cell, n_obs: int):
+    from ppl_ident.settings import resolve_defaults
     from ppl_ident.workflow import FitSettings
 
     f = cell.fit
     fields = {k: v for k, v in f.items() if k in FitSettings._fields and k != "guide"}
     s = FitSettings(model=cell.model, latent_dim=cell.data["latent_dim"], **fields)
+    # the harness compares inference algorithms of the variational models: no flow unless a
+    # cell asks for one
+    s = resolve_defaults(s, flow=False)
     return s._replace(batch_size=int(min(s.batch_size, n_obs)))
 
 

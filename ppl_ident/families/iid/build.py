@@ -30,7 +30,9 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
 
     ``flow=True`` builds the exact-likelihood variant: an invertible coupling flow ``z = h(x)``
     (``flow_layers`` couplings, ``width`` x ``depth`` MLPs) with a point-mass guide replaces the
-    decoder, its noise and the encoder; it needs ``data_dim == n_latent >= 2``.
+    decoder, its noise and the encoder; it needs ``data_dim >= n_latent >= 2``, and for
+    ``data_dim > n_latent`` a principal-component ``whiten`` map
+    (:func:`ppl_ident.ops.observation.whitening` with ``n_components=n_latent``).
     """
     identifiable = name == "ivae"
     if identifiable and n_domains is None and aux_dim is None:
@@ -45,11 +47,17 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
         raise InputError(f"Unknown architecture {architecture!r}; choose one of "
                          f"{', '.join(ARCHITECTURES)}.")
     net = ARCHITECTURES[architecture]
-    if flow and (data_dim != n_latent or n_latent < 2):
+    if flow and (data_dim < n_latent or n_latent < 2):
         raise InputError(
-            f"The exact-likelihood (flow) model maps x to z one to one, so it needs data_dim == "
-            f"n_latent >= 2; got d = {data_dim}, n = {n_latent}. Use --latent-dim {data_dim} "
-            "(if d >= 2) or the default variational model (drop --flow)."
+            f"The exact-likelihood (flow) model maps x to z one to one, so it needs "
+            f"d >= n >= 2; got d = {data_dim}, n = {n_latent}. Use --latent-dim between 2 and "
+            f"{data_dim}, or the variational model (--no-flow)."
+        )
+    if flow and data_dim > n_latent and (whiten is None or len(whiten) != 3):
+        raise InputError(
+            f"The flow model for d = {data_dim} > n = {n_latent} reads x through its top "
+            f"{n_latent} principal components, which the whitening step computes: drop "
+            "--no-whiten, or fit the variational model (--no-flow)."
         )
 
     def make_modules(key):
@@ -67,11 +75,12 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
     mods = make_modules(key)
     white = None
     if whiten is not None:
-        mu, chol = (jnp.asarray(a, jnp.float32) for a in whiten)
-        if mu.shape != (data_dim,) or chol.shape != (data_dim, data_dim):
-            raise InputError(f"whiten must be (mean ({data_dim},), cholesky ({data_dim}, "
-                             f"{data_dim})); got shapes {mu.shape} and {chol.shape}.")
-        white = (mu, chol)
+        white = tuple(jnp.asarray(a, jnp.float32) for a in whiten)
+        cols = n_latent if len(white) == 3 else data_dim
+        if white[0].shape != (data_dim,) or white[1].shape != (data_dim, cols):
+            raise InputError(f"whiten must be (mean ({data_dim},), map ({data_dim}, {cols})"
+                             f"{', residual variance' if len(white) == 3 else ''}); got shapes "
+                             f"{white[0].shape} and {white[1].shape}.")
     common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale, whiten=white,
                   noise_init=noise_init, flow=mods.get("flow"))
     if identifiable:

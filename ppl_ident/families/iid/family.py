@@ -39,6 +39,11 @@ class IIDFamily(ModelFamily):
     def prepare_inputs(self, u, model, labels=None):
         return prepare_inputs(u, labels)
 
+    def auto_flow(self, n, d, s):
+        # the flow needs n >= 2 (a coupling splits z) and, for d > n, the whitening step that
+        # reduces x to its n principal components
+        return 2 <= n and (n == d or (n < d and s.whiten))
+
     def check_settings(self, dataset, s):
         _check_fit_memory(dataset, s)
         _check_domains(dataset.u, s.latent_dim, s.model)
@@ -52,7 +57,8 @@ class IIDFamily(ModelFamily):
                     n_domains=None if labels is None else len(labels),
                     aux_dim=None if u is None or u.ndim == 1 else u.shape[1],
                     width=s.width, depth=s.depth, prior=s.prior, noise_scale=s.noise_scale,
-                    whiten=whitening(dataset.x) if s.whiten else None,
+                    whiten=whitening(dataset.x, s.latent_dim if s.flow else None)
+                    if s.whiten else None,
                     noise_init=s.noise_init, guide=s.guide, flow=s.flow,
                     flow_layers=s.flow_layers)
 

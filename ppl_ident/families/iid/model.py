@@ -28,7 +28,8 @@ from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
 from ppl_ident.ops.nn import batched
-from ppl_ident.ops.observation import noise_param, observation_dist, whiten_data
+from ppl_ident.ops.observation import (noise_param, observation_dist, residual_log_density,
+                                      unwhiten, whiten_data, whiten_log_det)
 
 __all__ = ["ivae", "vae", "prior_params", "flow_likelihood", "PRIORS"]
 
@@ -161,13 +162,16 @@ def flow_likelihood(fl, z, x_b, whiten):
     data coordinates (whitening's Jacobian included).
 
     With the point-mass guide ``z = h(x)`` (:func:`ppl_ident.families.iid.guide.flow_guide`)
-    the ELBO is then exactly ``log p(x | u) = log p(h(x) | u) + log |det J_h(x)|``.
+    the ELBO is then exactly ``log p(x | u) = log p(h(x) | u) + log |det J_h(x)|``. For
+    ``d > n`` the flow reads the whitened top-``n`` principal components of ``x`` and the
+    remaining ``d - n`` directions are scored as isotropic Gaussian noise
+    (:func:`ppl_ident.ops.observation.whitening` with ``n_components``), so the objective is
+    still a density on ``x``.
     """
     if x_b is None:
-        w = jax.vmap(fl.inverse)(z)
-        numpyro.deterministic("x", w if whiten is None else whiten[0] + w @ whiten[1].T)
+        # (with a principal-component map, the draws lie on its range: the residual's
+        # isotropic noise is not drawn)
+        numpyro.deterministic("x", unwhiten(jax.vmap(fl.inverse)(z), whiten))
         return
-    log_det = jax.vmap(fl)(whiten_data(x_b, whiten))[1]
-    if whiten is not None:
-        log_det = log_det - jnp.sum(jnp.log(jnp.abs(jnp.diagonal(whiten[1]))))
-    numpyro.factor("x_log_det", log_det)
+    log_det = jax.vmap(fl)(whiten_data(x_b, whiten))[1] + whiten_log_det(whiten)
+    numpyro.factor("x_log_det", log_det + residual_log_density(x_b, whiten))
