@@ -21,7 +21,7 @@ from typing import NamedTuple
 from ppl_ident.errors import InputError
 
 __all__ = ["SETTINGS", "Setting", "FitSettings", "FIT_PRESETS", "GRID_KEYS", "DEFAULT_STEPS",
-           "fit_settings", "resolve_defaults",
+           "VARIATIONAL_ONLY", "fit_settings", "resolve_defaults", "variational_settings",
            "check_applicable", "check_values", "add_fit_arguments", "settings_from_args",
            "changed_settings"]
 
@@ -184,6 +184,18 @@ def fit_settings(preset: str = "default", **overrides) -> FitSettings:
 #: Steps of a fit that leaves ``steps`` unset: the exact flow converges in about half the
 #: steps of the variational models (``benchmarks/time_to_mcc.py``, ``benchmarks/README.md``).
 DEFAULT_STEPS = {"flow": 2500, "variational": 5000}
+
+
+#: Settings of the variational models only (the encoder, its objective, the decoder noise):
+#: given explicitly, they make an unset ``flow`` mean the variational model, and with
+#: ``flow=True`` they are refused rather than ignored.
+VARIATIONAL_ONLY = ("engine", "elbo", "num_particles", "guide", "noise_scale", "noise_init")
+
+
+def variational_settings(s: FitSettings) -> list[str]:
+    """The flags of the :data:`VARIATIONAL_ONLY` settings that ``s`` changes."""
+    return [_flag(_BY_NAME[k]) for k in VARIATIONAL_ONLY
+            if getattr(s, k) != _BY_NAME[k].default]
 
 
 def resolve_defaults(s: FitSettings, flow: bool) -> FitSettings:

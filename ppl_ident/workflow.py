@@ -37,7 +37,8 @@ from ppl_ident.inference.checkpoint import (CHECKPOINT_JSON, CHECKPOINT_NPZ, fil
                                             state_template, stop_on_sigint)
 from ppl_ident.pytrees import load_tree, save_tree
 from ppl_ident.settings import (FIT_PRESETS, FitSettings, check_applicable, check_values,
-                                fit_settings, resolve_defaults)
+                                fit_settings, resolve_defaults,
+                                variational_settings)
 
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
@@ -100,7 +101,13 @@ def checked_settings(dataset: Dataset, s: FitSettings):
         raise InputError(f"Unknown guide {s.guide!r} for fit; choose one of "
                          f"{', '.join(family.guides)} (ppl-ident compare runs the others).")
     check_applicable(s, family)
-    s = resolve_defaults(s, family.auto_flow(int(n), d, s))
+    variational = variational_settings(s)
+    if s.flow and variational:
+        raise InputError(
+            f"{', '.join(variational)} set{'s' if len(variational) == 1 else ''} the variational "
+            "model (encoder, objective, decoder noise), which the exact flow does not have: "
+            "drop them, or fit the variational model with --no-flow.")
+    s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s))
     if s.flow_layers != FitSettings().flow_layers and not s.flow:
         raise InputError("--flow-layers sets the depth of the exact-likelihood flow model; add "
                          "--flow (or --preset exact), or drop --flow-layers.")

@@ -13,9 +13,9 @@ from ppl_ident.data.sequences import simulate_dynamics
 from ppl_ident.errors import InputError
 from ppl_ident.families import FAMILIES
 from ppl_ident.harness.grid import FIT_KEYS, make_grid
-from ppl_ident.settings import (SETTINGS, FitSettings, changed_settings, fit_settings,
-                                settings_from_args)
-from ppl_ident.workflow import fit_model
+from ppl_ident.settings import (DEFAULT_STEPS, SETTINGS, FitSettings, changed_settings,
+                                fit_settings, settings_from_args)
+from ppl_ident.workflow import checked_settings, fit_model
 
 
 def _parser():
@@ -35,8 +35,29 @@ def test_the_record_and_the_flags_come_from_the_table():
                                  "--no-whiten", "--flow"])
     s = settings_from_args(args)
     assert (s.learning_rate, s.n_regimes, s.whiten, s.flow, s.steps) == (0.01, 4, False, True,
-                                                                         5000)
+                                                                         None)
     assert changed_settings(args) == ["--lr", "--no-whiten", "--regimes", "--flow"]
+    assert settings_from_args(_parser().parse_args(["d.npz", "--no-flow"])).flow is False
+
+
+@pytest.mark.parametrize(["model", "n", "d", "given", "flow", "steps"], [
+    ("ivae", 2, 2, {}, True, DEFAULT_STEPS["flow"]),
+    ("ivae", 2, 4, {}, True, DEFAULT_STEPS["flow"]),          # through 2 principal components
+    ("vae", 2, 2, {}, True, DEFAULT_STEPS["flow"]),           # the control gets the same model
+    ("ivae", 1, 2, {}, False, DEFAULT_STEPS["variational"]),  # a coupling needs n >= 2
+    ("ivae", 2, 4, {"whiten": False}, False, DEFAULT_STEPS["variational"]),
+    ("ivae", 2, 2, {"flow": False}, False, DEFAULT_STEPS["variational"]),
+    ("ivae", 2, 2, {"steps": 7}, True, 7),
+    ("tivae", 2, 2, {}, False, DEFAULT_STEPS["variational"]),  # sequences: --preset exact
+])
+def test_unset_flow_and_steps_are_decided_from_the_model_and_data(model, n, d, given, flow,
+                                                                   steps):
+    if model == "tivae":
+        data, _ = simulate_dynamics(0, n_sequences=4, length=6, n_latent=n, data_dim=d)
+    else:
+        data, _ = simulate_domains(0, n_latent=n, data_dim=d, n_domains=5, n_per_domain=10)
+    _, s = checked_settings(data, FitSettings(model=model, **given))
+    assert (s.flow, s.steps) == (flow, steps)
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.families != ("iid", "sequence")],

@@ -63,8 +63,27 @@ def main(argv=None) -> int:
         return 141
 
 
+#: Where compiled programs are kept between runs (JAX's persistent compilation cache), unless
+#: ``PPL_IDENT_COMPILE_CACHE`` names another directory or is ``off``.
+COMPILE_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                             "ppl_ident", "jax")
+
+
+def _compile_cache() -> None:
+    """Turn on JAX's persistent compilation cache (before JAX is imported): a second fit of
+    the same model and data shapes loads its programs instead of compiling them again. A
+    JAX_COMPILATION_CACHE_DIR already set is respected."""
+    where = os.environ.get("PPL_IDENT_COMPILE_CACHE", COMPILE_CACHE)
+    if where.lower() in ("off", "0", "no", "false", ""):
+        return
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", where)
+    # cache every program that took a noticeable time to compile (JAX's default floor is 1 s)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+
 def _main(argv=None) -> int:
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    _compile_cache()
     from ppl_ident.errors import InputError
 
     parser = _build_parser(argv)

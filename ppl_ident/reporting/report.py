@@ -345,7 +345,8 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
             numbers["nuts"] = _nuts_numbers(post, nuts, rows, nuts_warmup, nuts_samples,
                                             nuts_chains)
     with _timed(timings, "calibration"):
-        if post.z_true is not None:
+        # a point-mass posterior has no intervals to calibrate
+        if post.z_true is not None and not fitted.spec.config.get("flow"):
             numbers.update(_calibration_numbers(post, nuts))
     with _timed(timings, "marginal"):
         numbers["marginal"] = _marginal_numbers(fitted, data, heldout, marginal_obs,
@@ -514,7 +515,10 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
     elif fitted.spec.config.get("flow"):
         parts["nuts"] = ("<p>Exact-likelihood flow model: z = h(x) is a point estimate (the "
                          "posterior is a point mass), so there is no posterior over z for NUTS "
-                         "to sample and the intervals above have zero width.</p>")
+                         "to sample, the intervals above have zero width and there is no "
+                         "calibration to check. The uncertainty of such a fit is in its "
+                         "parameters: compare fits with other seeds, or fit the variational "
+                         "model (--no-flow) for a posterior over z.</p>")
     parts["ppc"] = img(figures["ppc"], "posterior predictive check")
     parts["marginal"] = _marginal_html(numbers["marginal"])
     for key in OPTIONAL:

@@ -98,3 +98,23 @@ def test_iid_flow_identifies_and_its_vae_control_does_not(small_data):
     ivae = fit_model(data, model="ivae", **kw).metrics["mcc"]
     vae = fit_model(data, model="vae", **kw).metrics["mcc"]
     assert ivae > 0.9 and vae < ivae - 0.15, (ivae, vae)
+
+
+def test_iid_flow_with_more_data_dimensions_than_latents(tmp_path):
+    """d = 3 > n = 2: the default fit is the flow on the top two principal components, whose
+    objective is a density on x (the residual direction scored as noise), and it survives a
+    save and load."""
+    from ppl_ident.data import simulate_domains
+    from ppl_ident.families.predict import encode
+    from ppl_ident.workflow import fit_model, load_run, prepare_inputs, save_run
+
+    data, _ = simulate_domains(0, n_latent=2, data_dim=3, n_domains=5, n_per_domain=40,
+                               n_layers=1)
+    fitted = fit_model(data, steps=30, width=8, depth=1, flow_layers=2, progress=False)
+    assert fitted.spec.config["flow"] and len(fitted.spec.config["whiten"]) == 3
+    assert np.isfinite(fitted.metrics["elbo_per_obs"]) and 0 <= fitted.metrics["mcc"] <= 1
+    save_run(tmp_path / "run", fitted)
+    back = load_run(tmp_path / "run")
+    u, _ = prepare_inputs(data.u, back.labels)
+    np.testing.assert_allclose(encode(back.spec, back.params, data.x, u)[0],
+                               encode(fitted.spec, fitted.params, data.x, u)[0], atol=1e-6)
