@@ -11,12 +11,17 @@ HELP = ("Simulate the default data, fit the identifiable iVAE and the non-identi
 
 def add_arguments(p):
     p.add_argument("--out", default="ppl_ident_demo", help="output directory")
-    p.add_argument("--seed", type=nonneg_int, default=0)
-    p.add_argument("--domains", type=positive_int, default=None, help="override the setting")
-    p.add_argument("--points-per-domain", type=positive_int, default=None)
-    p.add_argument("--latent-dim", type=positive_int, default=None)
-    p.add_argument("--steps", type=positive_int, default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="seed of the simulated data and of both fits")
+    p.add_argument("--domains", type=positive_int, default=None,
+                   help="number of domains (default: the default setting's, 40)")
+    p.add_argument("--points-per-domain", type=positive_int, default=None,
+                   help="observations per domain (default: 1000)")
+    p.add_argument("--latent-dim", type=positive_int, default=None,
+                   help="n = d, latent and data dimension (default: 5)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="optimisation steps of each fit (default: fit's, 5000)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.add_argument("--no-report", action="store_true", help="skip the iVAE run's report.html")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
 
