@@ -57,12 +57,13 @@ def add_arguments(p):
                    help="number of sequences B (default 10 for segments, else 200)")
     g.add_argument("--length", type=positive_int, default=50, help="steps T per sequence")
     g.add_argument("--lag", type=positive_int, default=1, help="transition lag L")
-    g.add_argument("--segments", type=positive_int, default=10, help="segments per series")
+    g.add_argument("--segments", type=positive_int, default=10, help="segments per series (>= 2)")
     g.add_argument("--segment-length", type=positive_int, default=50,
                    help="segments: steps per segment")
     g.add_argument("--domain-length", type=positive_int, default=None,
                    help="dynamics: switch domain every this many steps (default: per sequence)")
-    g.add_argument("--regimes", type=positive_int, default=3, help="number of hidden regimes K")
+    g.add_argument("--regimes", type=positive_int, default=3,
+                   help="number of hidden regimes K (>= 2)")
     g.add_argument("--stay-prob", type=nonneg_float, default=0.95,
                    help="regimes: probability of staying in a regime (< 1)")
     g.add_argument("--scale-gain", type=nonneg_float, default=0.0,
@@ -85,6 +86,7 @@ def run(args) -> int:
         raise InputError(f"--scale-gain makes a transition heteroscedastic; the {args.generator} "
                          "generator has no transition: use --generator dynamics or regimes, or "
                          "drop --scale-gain.")
+    _check_counts(args)
     if args.generator != "domains":
         return _run_sequences(args, out)
     from ppl_ident.data import SimulationConfig
@@ -105,6 +107,24 @@ def run(args) -> int:
     save_dataset(out, data, truth, overwrite=args.force)
     print(f"wrote {out}: x {data.x.shape}, {args.domains} domains, {args.latent_dim} latents")
     return 0
+
+
+def _check_counts(args) -> None:
+    """Refuse counts that leave the auxiliary variable nothing to say: one domain (i.i.d.) or
+    one segment; a single regime is refused by the simulator itself."""
+    from ppl_ident.errors import InputError
+
+    if args.generator == "domains" and args.domains is not None and args.domains < 2:
+        raise InputError(
+            "--domains 1 gives every observation the same u, so u says nothing about z and no "
+            f"model can identify the latents; choose --domains 2 or more (2n+1 = "
+            f"{2 * args.latent_dim + 1} for the sufficient-variability condition), or keep "
+            "several domains with --identical-domains for a non-identifiable control.")
+    if args.generator == "segments" and args.segments < 2:
+        raise InputError(
+            "--segments 1 gives every time step the same u, so u says nothing about z; choose "
+            f"--segments 2 or more (2n+1 = {2 * args.latent_dim + 1} for the "
+            "sufficient-variability condition).")
 
 
 def _run_sequences(args, out) -> int:

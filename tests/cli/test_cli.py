@@ -153,3 +153,24 @@ def test_top_level_help_does_not_import_jax():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "fit" in done.stdout and "compare" in done.stdout
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--generator", "regimes", "--regimes", "1"], "--regimes 2 or more"),
+    (["--domains", "1"], "--domains 2 or more"),
+    (["--generator", "segments", "--segments", "1"], "--segments 2 or more"),
+    (["--generator", "regimes", "--regimes", "0"], "expected a positive integer"),
+    (["--generator", "regimes", "--stay-prob", "1"], "stay_prob must be in [0, 1)"),
+    (["--generator", "dynamics", "--length", "3", "--lag", "3"], "must exceed lag"),
+])
+def test_simulate_refuses_counts_that_make_no_sense(tmp_path, capsys, argv, match):
+    out = tmp_path / "d.npz"
+    _fail(["simulate", "--out", str(out), *SMALL[:4], *argv], capsys, match)
+    assert not out.exists()
+
+
+def test_simulate_keeps_one_domain_for_dynamics(tmp_path):
+    """One domain is a real setting for dynamics: the past is the auxiliary variable."""
+    out = tmp_path / "d.npz"
+    assert main(["simulate", "--out", str(out), "--generator", "dynamics", "--domains", "1",
+                 "--sequences", "3", "--length", "5", *SMALL[:4]]) == 0
