@@ -98,11 +98,18 @@ def _build_parser(argv=None) -> argparse.ArgumentParser:
     return parser
 
 
+#: the package's own directory: warnings attributed to its files are shown
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     # one readable line per warning, on stderr, as it happens; library internals stay quiet
+    # (a checkout named ppl_ident/ with its .venv inside holds the libraries too, so the test
+    # is the package directory, not the name)
     from ppl_ident.errors import IdentifiabilityWarning
 
-    if issubclass(category, IdentifiabilityWarning) or "ppl_ident" in str(filename):
+    ours = os.path.abspath(str(filename)).startswith(_PACKAGE_DIR + os.sep)
+    if issubclass(category, IdentifiabilityWarning) or ours:
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
 

@@ -56,3 +56,19 @@ def test_no_suggestion_when_nothing_is_close(capsys):
     assert main(["fit", "data.npz", "--model", "zzzz"]) == 2
     err = capsys.readouterr().err
     assert "did you mean" not in err and "choose from" in err and "ivae" in err
+
+
+def test_warnings_shown_are_those_of_the_package_not_of_libraries_beside_it(capsys):
+    """A checkout named ppl_ident/ with its .venv inside: a library's warning there stays
+    quiet, one attributed to the package's own files is printed."""
+    import os
+
+    import ppl_ident.cli as cli
+
+    package = cli._PACKAGE_DIR
+    beside = os.path.join(os.sep, "home", "me", "ppl_ident", ".venv", "lib", "site-packages",
+                          "arviz", "x.py")
+    cli._show_warning("library internals", DeprecationWarning, beside, 1)
+    cli._show_warning("ours", UserWarning, os.path.join(package, "cli", "fit.py"), 1)
+    err = capsys.readouterr().err
+    assert "warning: ours" in err and "library internals" not in err
