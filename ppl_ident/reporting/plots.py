@@ -13,7 +13,13 @@ import numpy as np
 
 from ppl_ident.files import atomic_write_bytes
 
-__all__ = ["plot_jacobian", "plot_variability"]
+__all__ = ["CHECK_FIGURES", "plot_jacobian", "plot_variability"]
+
+#: The figures ``ppl-ident check --out DIR`` writes (name -> file); ``ppl-ident report`` embeds
+#: them when ``DIR`` is the run directory or one of its sub-directories (``--out RUN/check``).
+CHECK_FIGURES = {"variability": "variability_spectrum.png",
+                 "jacobian_encoder": "jacobian_encoder.png",
+                 "jacobian_decoder": "jacobian_decoder.png"}
 
 
 def _pyplot():

@@ -9,12 +9,14 @@ when present, the data file named in ``config.json``) and writes, next to them:
 - ``forest.png``: an ArviZ forest plot of a few observations' latents, guide and NUTS side by
   side, true values marked;
 - ``calibration.png``: nominal against empirical coverage, per engine;
-- ``ppc.png``: ArviZ posterior predictive check per observed dimension;
+- ``ppc.png``: posterior predictive check (densities of observed and replicated ``x``) per
+  observed dimension;
 - ``report.json``: calibration, NUTS comparison, marginal likelihood (the numbers in the
   tables);
-- ``report.html`` with every figure embedded (base64), the tables, and the Jacobian heatmap
-  and sufficient-variability spectrum when the run directory holds ``jacobian.png`` /
-  ``variability.png`` (written by the diagnostics).
+- ``report.html`` with every figure embedded (base64), the tables, and the Jacobian heatmaps
+  and sufficient-variability spectrum written by ``ppl-ident check RUN --out DIR``
+  (:data:`ppl_ident.reporting.plots.CHECK_FIGURES`) when ``DIR`` is the run directory or a
+  sub-directory of it (``RUN/check``).
 
 Runs of the sequence family's models get their own report,
 written by :func:`ppl_ident.reporting.sequence_report.build_sequence_report`: latent
@@ -62,10 +64,11 @@ from ppl_ident.reporting.page import (
     table,
     write_page,
 )
+from ppl_ident.reporting.plots import CHECK_FIGURES
 from ppl_ident.reporting.sequence_report import build_sequence_report
 from ppl_ident.workflow import load_run, model_inputs
 
-__all__ = ["SECTIONS", "ReportResult", "build_report"]
+__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report", "check_figures"]
 
 SECTIONS = {
     "summary": "Summary",
@@ -79,7 +82,20 @@ SECTIONS = {
     "jacobian": "Jacobian heatmap",
     "variability": "Sufficient-variability spectrum",
 }
-OPTIONAL = {"jacobian": "jacobian.png", "variability": "variability.png"}
+#: section -> the figures of ``ppl-ident check --out`` it shows, when they exist
+OPTIONAL = {"jacobian": ("jacobian_encoder", "jacobian_decoder"),
+            "variability": ("variability",)}
+
+
+def check_figures(run: Path) -> dict:
+    """Figure name -> path of the ``ppl-ident check --out`` figures of a run: those in the
+    run directory, else in the first sub-directory (by name) holding a ``check.json``."""
+    found = {}
+    for where in [run, *sorted(p.parent for p in run.glob("*/check.json"))]:
+        for name, file in CHECK_FIGURES.items():
+            if name not in found and (where / file).is_file():
+                found[name] = where / file
+    return found
 
 
 def _resolve_data(run: Path, config: dict, dataset, truth=None):
@@ -193,29 +209,65 @@ def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 
     return save_figure(fig, path)
 
 
-def plot_ppc(idata, path: Path, num_pp_samples: int = 40) -> Path:
-    """ArviZ posterior predictive check, one panel per observed dimension."""
-    import arviz as az
+def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0) -> Path:
+    """Posterior predictive check, one panel per observed dimension: the density of the
+    observed ``x`` against those of ``num_pp_samples`` replicated data sets and their mean.
 
-    d = idata.observed_data["x"].shape[-1]
+    This is the picture of ``az.plot_ppc(kind="kde")``, drawn here from the
+    ``posterior_predictive`` and ``observed_data`` groups: ArviZ 0.23's plot passes matplotlib
+    3.11 a deprecated argument (two ``MatplotlibDeprecationWarning`` per panel).
+    """
+    plt = pyplot()
+    observed = np.asarray(idata.observed_data["x"])
+    replicated = np.asarray(idata.posterior_predictive["x"])
+    replicated = replicated.reshape(-1, *replicated.shape[2:])        # (draws, obs, d)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(replicated), size=min(num_pp_samples, len(replicated)),
+                              replace=False))
+    n_obs, d = observed.shape
     cols = min(d, 3)
     rows = int(np.ceil(d / cols))
-    axes = az.plot_ppc(idata, var_names=["x"], flatten=["obs"], num_pp_samples=num_pp_samples,
-                       random_seed=0, figsize=(3.8 * cols, 3.0 * rows), textsize=9)
-    axes = np.atleast_1d(axes).ravel()
-    for k, ax in enumerate(axes):
-        if ax.has_data():
-            ax.set_xlabel(f"x[{k}]" if k < d else "")
-            ax.set_ylabel("density")
-            leg = ax.get_legend()
-            if leg is not None:
-                for t in leg.get_texts():
-                    t.set_fontsize(7)
-    n_obs = idata.observed_data["x"].shape[0]
-    axes[0].figure.suptitle(f"Posterior predictive check: densities of x over {n_obs} "
-                            "observations", fontsize=10)
-    axes[0].figure.tight_layout()
-    return save_figure(axes[0].figure, path)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.0 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= d:
+            ax.axis("off")
+            continue
+        sets = replicated[pick, :, k]
+        lo = min(observed[:, k].min(), sets.min())
+        hi = max(observed[:, k].max(), sets.max())
+        pad = 0.1 * (hi - lo) + 1e-6
+        grid = np.linspace(lo - pad, hi + pad, 256)
+        curves = [c for c in (_density(v, grid) for v in sets) if c is not None]
+        for c, curve in enumerate(curves):
+            ax.plot(grid, curve, color="C0", alpha=0.25, lw=0.7,
+                    label="posterior predictive" if c == 0 else None)
+        if curves:
+            ax.plot(grid, np.mean(curves, axis=0), color="C1", ls="--", lw=1.4,
+                    label="posterior predictive mean")
+        obs_curve = _density(observed[:, k], grid)
+        if obs_curve is not None:
+            ax.plot(grid, obs_curve, color="k", lw=1.5, label="observed")
+        ax.set_xlabel(f"x[{k}]", fontsize=9)
+        ax.set_ylabel("density", fontsize=9)
+        ax.tick_params(labelsize=8)
+        if k == 0:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"Posterior predictive check: densities of x over {n_obs} observations",
+                 fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _density(values, grid):
+    """Gaussian kernel density of ``values`` on ``grid``; None when ``values`` are all equal
+    (a point mass has no density to draw)."""
+    from scipy.stats import gaussian_kde
+
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 2 or np.ptp(values) <= 1e-12 * max(1.0, np.abs(values).max()):
+        return None
+    return gaussian_kde(values)(grid)
 
 
 # --------------------------------------------------------------------------- main
@@ -464,9 +516,7 @@ def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
                                     None if post.z_true is None else post.z_true[:k],
                                     run / "forest.png")
     figures["ppc"] = plot_ppc(post.idata, run / "ppc.png")
-    for key, name in OPTIONAL.items():
-        if (run / name).is_file():
-            figures[key] = run / name
+    figures.update(check_figures(run))
     return figures
 
 
@@ -503,9 +553,9 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
             "matched to true ones (Hungarian on correlations), then mapped by a per-dimension "
             "affine fit of the guide's mean on all data; bars are 90% equal-tailed intervals."
             "</p>")
+    crosses = "Crosses: true values. " if post.z_true is not None else ""
     parts["forest"] = img(figures["forest"], "forest plot") + (
-        '<p class="note">Crosses: true values. Thick bars: interquartile range; thin: 90% '
-        "HDI.</p>")
+        f'<p class="note">{crosses}Thick bars: interquartile range; thin: 90% HDI.</p>')
     if "calibration" in figures:
         parts["calibration"] = img(figures["calibration"], "calibration") + \
             _calibration_html(numbers)
@@ -517,9 +567,11 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
                          "to sample and the intervals above have zero width.</p>")
     parts["ppc"] = img(figures["ppc"], "posterior predictive check")
     parts["marginal"] = _marginal_html(numbers["marginal"])
-    for key in OPTIONAL:
-        if key in figures:
-            parts[key] = img(figures[key], SECTIONS[key]) + _optional_html(key, metrics)
+    for key, names in OPTIONAL.items():
+        shown = [img(figures[n], f"{SECTIONS[key]} ({n.replace('_', ' ')})") for n in names
+                 if n in figures]
+        if shown:
+            parts[key] = "".join(shown) + _optional_html(key, metrics)
     return parts
 
 
