@@ -21,7 +21,8 @@ def add_arguments(p):
     add_fit_arguments(p, {"int": positive_int, "nonneg_int": nonneg_int,
                           "float": positive_float})
     p.add_argument("--posterior-draws", type=nonneg_int, default=100,
-                   help="guide draws of z per observation saved in posterior.nc (0: no file)")
+                   help="guide draws of z per observation saved in posterior.nc, as 4 chains "
+                        "(rounded up to fill them; 0: no file)")
     p.add_argument("--posterior-obs", type=positive_int, default=300,
                    help="observations (a random subset) kept in posterior.nc")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -47,6 +47,8 @@ from ppl_ident.reporting.inference_data import (
     POSTERIOR_FILE,
     alignment_from_idata,
     flat_draws,
+    is_point_estimate,
+    latent_group,
     nuts_reference,
     read_posterior,
     select_obs,
@@ -386,7 +388,7 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
     timings = {}
     with _timed(timings, "posterior"):
         post = _guide_posterior(run, fitted, data, calibration_draws, seed)
-    numbers = {"engine": post.idata.posterior.attrs.get("engine", "guide")}
+    numbers = {"engine": latent_group(post.idata).attrs.get("engine", "guide")}
     with _timed(timings, "nuts"):
         nuts = None
         # an exact-likelihood flow's posterior is a point mass: NUTS has nothing to sample
@@ -397,7 +399,8 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
             numbers["nuts"] = _nuts_numbers(post, nuts, rows, nuts_warmup, nuts_samples,
                                             nuts_chains)
     with _timed(timings, "calibration"):
-        if post.z_true is not None:
+        # a point estimate has no intervals to calibrate
+        if post.z_true is not None and not is_point_estimate(post.idata):
             numbers.update(_calibration_numbers(post, nuts))
     with _timed(timings, "marginal"):
         numbers["marginal"] = _marginal_numbers(fitted, data, heldout, marginal_obs,
@@ -427,11 +430,13 @@ def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int)
     else:
         idata = to_inference_data(fitted, data, seed=seed)
         write_posterior(run, idata)
-    has_truth = "z_aligned" in idata.posterior
+    group = latent_group(idata)
+    has_truth = "z_aligned" in group
     alignment = alignment_from_idata(idata)
-    obs = np.asarray(idata.posterior.obs)
-    n_draws = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
-    if n_draws < calibration_draws and idata.posterior.attrs.get("engine", "guide") == "guide":
+    obs = np.asarray(group.obs)
+    n_draws = group.sizes.get("chain", 1) * group.sizes.get("draw", 1)
+    if (n_draws < calibration_draws and group.attrs.get("engine", "guide") == "guide"
+            and not is_point_estimate(idata)):
         idata = to_inference_data(fitted, data, num_draws=calibration_draws, obs_idx=obs,
                                   seed=seed + 1, truth=None if has_truth else False,
                                   alignment=alignment)
@@ -512,6 +517,8 @@ def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
                                       run / "posterior_vs_truth.png")
     k = min(forest_obs, len(post.obs) if "NUTS" not in idatas else
             min(len(post.obs), nuts_obs))
+    if is_point_estimate(post.idata):
+        return {**figures, **check_figures(run)}   # no draws: no forest plot, no PPC
     figures["forest"] = plot_forest(idatas, post.obs[:k], post.var,
                                     None if post.z_true is None else post.z_true[:k],
                                     run / "forest.png")
@@ -540,8 +547,12 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
 
     metrics = fitted.metrics or {}
     idata, obs = post.idata, post.obs
-    summ = az.summary(idata, var_names=["z"], coords={"obs": obs[:4]}, kind="stats",
-                      hdi_prob=0.9)
+    point = is_point_estimate(idata)
+    if point:
+        summ = latent_group(idata)["z"].sel(obs=obs[:4]).to_dataframe()[["z"]]
+    else:
+        summ = az.summary(idata, var_names=["z"], coords={"obs": obs[:4]}, kind="stats",
+                          hdi_prob=0.9)
     parts = {"summary": _summary_html(metrics, numbers, summ, idata, data, fitted)}
     parts["loss"] = img(figures["loss"], "loss trace") + (
         f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per observation '
@@ -549,13 +560,14 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
     if "truth" in figures:
         parts["truth"] = img(figures["truth"], "true vs posterior mean") + (
             f'<p class="note">{len(obs)} observations kept in posterior.nc, '
-            f'{idata.posterior.sizes["draw"]} guide draws each. Learned latents are '
-            "matched to true ones (Hungarian on correlations), then mapped by a per-dimension "
-            "affine fit of the guide's mean on all data; bars are 90% equal-tailed intervals."
-            "</p>")
+            + ("a point estimate each" if point else f"{len(post.draws)} guide draws each")
+            + ". Learned latents are matched to true ones (Hungarian on correlations), then "
+            "mapped by a per-dimension affine fit of the guide's mean on all data; bars are "
+            "90% equal-tailed intervals.</p>")
     crosses = "Crosses: true values. " if post.z_true is not None else ""
-    parts["forest"] = img(figures["forest"], "forest plot") + (
-        f'<p class="note">{crosses}Thick bars: interquartile range; thin: 90% HDI.</p>')
+    if "forest" in figures:
+        parts["forest"] = img(figures["forest"], "forest plot") + (
+            f'<p class="note">{crosses}Thick bars: interquartile range; thin: 90% HDI.</p>')
     if "calibration" in figures:
         parts["calibration"] = img(figures["calibration"], "calibration") + \
             _calibration_html(numbers)
@@ -564,8 +576,15 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
     elif fitted.spec.config.get("flow"):
         parts["nuts"] = ("<p>Exact-likelihood flow model: z = h(x) is a point estimate (the "
                          "posterior is a point mass), so there is no posterior over z for NUTS "
-                         "to sample and the intervals above have zero width.</p>")
-    parts["ppc"] = img(figures["ppc"], "posterior predictive check")
+                         "to sample.</p>")
+    if "ppc" in figures:
+        parts["ppc"] = img(figures["ppc"], "posterior predictive check")
+    if point:
+        parts["calibration"] = ("<p>Exact-likelihood flow model: each observation's z = h(x) "
+                                "is a point estimate (stored in the <code>point_estimate</code> "
+                                "group of posterior.nc), so there are no intervals to "
+                                "calibrate, no forest plot and no posterior predictive "
+                                "check.</p>")
     parts["marginal"] = _marginal_html(numbers["marginal"])
     for key, names in OPTIONAL.items():
         shown = [img(figures[n], f"{SECTIONS[key]} ({n.replace('_', ' ')})") for n in names
@@ -596,8 +615,10 @@ def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
     rows.append((f"log p(x|u) per obs ({ml['data'].split(' (')[0]})",
                  f"{ml['mean_log_px']:.3f} ± {ml['mean_log_px_se']:.3f}"))
     return (table(rows, ["quantity", "value"]) +
-            "<p>ArviZ <code>az.summary(kind='stats')</code> of the guide's posterior of z for "
-            "four observations:</p>" + summ.to_html(float_format=lambda v: f"{v:.3f}"))
+            ("<p>The point estimate z = h(x) of four observations:</p>"
+             if is_point_estimate(idata) else
+             "<p>ArviZ <code>az.summary(kind='stats')</code> of the guide's posterior of z for "
+             "four observations:</p>") + summ.to_html(float_format=lambda v: f"{v:.3f}"))
 
 
 def _calibration_html(numbers) -> str:

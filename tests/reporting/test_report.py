@@ -107,3 +107,23 @@ def test_report_without_true_latents_draws_and_claims_no_true_values(tmp_path, t
     page = res.html.read_text()
     assert 'id="forest"' in page and "Thick bars: interquartile range" in page
     assert "Crosses" not in page and "truth" not in res.figures
+
+
+def test_report_of_a_flow_run_shows_point_estimates(tmp_path, small_data):
+    """An exact-likelihood flow has a point-estimate posterior: the report shows its values
+    and says why there are no intervals, forest plot or posterior predictive check."""
+    from ppl_ident.data import save_dataset
+    from ppl_ident.workflow import fit_model, save_run
+
+    data, truth = small_data
+    save_dataset(tmp_path / "data.npz", data, truth)
+    fitted = fit_model(data, flow=True, flow_layers=2, steps=20, width=8, depth=1,
+                       batch_size=64)
+    run = save_run(tmp_path / "run", fitted, data_path=str(tmp_path / "data.npz"))
+    res = build_report(run, nuts_obs=2, marginal_samples=5, marginal_obs=50)
+    page = res.html.read_text()
+    assert "forest" not in res.figures and "ppc" not in res.figures
+    assert "truth" in res.figures and "calibration_guide" not in res.numbers
+    assert "point estimate z = h(x) of four observations" in page
+    assert "no intervals to calibrate" in page and "az.summary" not in page
+    assert res.idata["guide"].point_estimate["z"].dims == ("obs", "latent")

@@ -123,3 +123,24 @@ def test_report_bad_inputs(tivae_run, tmp_path, capsys):
         (copy / f.name).write_bytes(f.read_bytes())
     (copy / "config.json").write_text(json.dumps(config))
     _fail(["report", str(copy)], capsys, "was not found; pass --data FILE")
+
+
+def test_report_of_a_sequence_flow_run_shows_point_estimates(tmp_path):
+    """The exact-likelihood flow's z_t = h(x_t) is stored and reported as a point estimate:
+    no posterior group, no calibration of intervals it does not have."""
+    from ppl_ident.data import save_dataset
+    from ppl_ident.data.sequences import simulate_dynamics
+    from ppl_ident.workflow import fit_model, save_run
+
+    data, truth = simulate_dynamics(0, n_sequences=6, length=8, n_latent=2, data_dim=2)
+    save_dataset(tmp_path / "d.npz", data, truth)
+    fitted = fit_model(data, model="tivae", flow=True, flow_layers=2, steps=10, width=8,
+                       depth=1, batch_size=32)
+    run = save_run(tmp_path / "run", fitted, data_path=str(tmp_path / "d.npz"))
+    res = build_report(run, calibration_draws=50)
+    idata = res.idata if not isinstance(res.idata, dict) else res.idata["guide"]
+    assert "posterior" not in idata.groups()
+    assert idata.point_estimate["z"].dims == ("sequence", "time", "latent")
+    assert res.numbers["posterior"]["draws"] == 1 and "calibration_guide" not in res.numbers
+    page = res.html.read_text()
+    assert "point estimate z_t = h(x_t)" in page and "no intervals" in page
