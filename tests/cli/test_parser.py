@@ -72,3 +72,17 @@ def test_warnings_shown_are_those_of_the_package_not_of_libraries_beside_it(caps
     cli._show_warning("ours", UserWarning, os.path.join(package, "cli", "fit.py"), 1)
     err = capsys.readouterr().err
     assert "warning: ours" in err and "library internals" not in err
+
+
+def test_a_misspelt_command_is_answered_without_importing_jax():
+    """The suggestion for an unknown sub-command comes from the top-level parser, which
+    builds no sub-command's arguments (as ``--help``)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom ppl_ident.cli import main\nassert main(['reprot', 'run']) == 2\n"
+            "assert 'jax' not in sys.modules, sorted(m for m in sys.modules if 'jax' in m)[:3]")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "did you mean 'report'?" in done.stderr
