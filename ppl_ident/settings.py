@@ -240,7 +240,7 @@ def add_fit_arguments(parser, types: dict) -> None:
     (``"int"``, ``"nonneg_int"``, ``"float"``) to the argparse type that parses it.
     """
     parser.add_argument("--preset", choices=sorted(FIT_PRESETS), default=None,
-                        help=PRESET_HELP + " (default fast)")
+                        help=PRESET_HELP + " (default: fast)")
     for s in SETTINGS:
         where = "" if s.families == ALL else f" [{'/'.join(s.families)} models]"
         if s.kind in ("flag", "optional_flag"):
@@ -250,7 +250,7 @@ def add_fit_arguments(parser, types: dict) -> None:
             parser.add_argument(_flag(s), dest=s.name, action="store_const", const=False,
                                 default=None, help=s.help + where)
         else:
-            default = "" if s.default is None else f" (default {s.default})"
+            default = "" if s.default is None else f" (default: {s.default})"
             metavar = None if s.choices else _flag(s).lstrip("-").replace("-", "_").upper()
             parser.add_argument(_flag(s), dest=s.name, type=types.get(s.kind),
                                 choices=_choices(s.choices), default=None, metavar=metavar,
