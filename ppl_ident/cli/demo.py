@@ -27,8 +27,9 @@ def add_arguments(p):
                    help="optimisation steps of each fit (default: fit's, 5000)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.add_argument("--no-report", action="store_true", help="skip the iVAE run's report.html")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out (without --out: into "
-                        f"{DEFAULT_OUT} itself)")
+    p.add_argument("--force", action="store_true",
+                   help=f"write into a non-empty --out (without --out: into {DEFAULT_OUT} "
+                        "itself)")
 
 
 def run(args) -> int:
