@@ -66,11 +66,11 @@ from ppl_ident.reporting.page import (
     table,
     write_page,
 )
-from ppl_ident.reporting.plots import CHECK_FIGURES
+from ppl_ident.reporting.plots import CHECK_SECTIONS, check_figures
 from ppl_ident.reporting.sequence_report import build_sequence_report
 from ppl_ident.workflow import load_run, model_inputs
 
-__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report", "check_figures"]
+__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report"]
 
 SECTIONS = {
     "summary": "Summary",
@@ -85,19 +85,7 @@ SECTIONS = {
     "variability": "Sufficient-variability spectrum",
 }
 #: section -> the figures of ``ppl-ident check --out`` it shows, when they exist
-OPTIONAL = {"jacobian": ("jacobian_encoder", "jacobian_decoder"),
-            "variability": ("variability",)}
-
-
-def check_figures(run: Path) -> dict:
-    """Figure name -> path of the ``ppl-ident check --out`` figures of a run: those in the
-    run directory, else in the first sub-directory (by name) holding a ``check.json``."""
-    found = {}
-    for where in [run, *sorted(p.parent for p in run.glob("*/check.json"))]:
-        for name, file in CHECK_FIGURES.items():
-            if name not in found and (where / file).is_file():
-                found[name] = where / file
-    return found
+OPTIONAL = CHECK_SECTIONS
 
 
 def _resolve_data(run: Path, config: dict, dataset, truth=None):

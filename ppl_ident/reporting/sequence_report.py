@@ -51,6 +51,7 @@ from ppl_ident.reporting.page import (
     table,
     write_page,
 )
+from ppl_ident.reporting.plots import CHECK_SECTIONS, check_figures
 from ppl_ident.workflow import evaluate
 
 __all__ = ["SEQUENCE_SECTIONS", "build_sequence_report", "plot_trajectories", "plot_regimes"]
@@ -62,6 +63,8 @@ SEQUENCE_SECTIONS = {
     "calibration": "Calibration of posterior intervals",
     "regimes": "Regime posterior",
     "transitions": "Regime transition matrix",
+    "jacobian": "Jacobian heatmap",
+    "variability": "Sufficient-variability spectrum",
     "skipped": "Not computed for sequence models",
 }
 
@@ -452,6 +455,16 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
             parts["transitions"] = _transitions_html(numbers["regimes"])
     parts["skipped"] = "<ul>" + "".join(
         f"<li>{html.escape(v)}</li>" for v in numbers["skipped"].values()) + "</ul>"
+    checked = check_figures(run)
+    figures.update(checked)
+    for key, names in CHECK_SECTIONS.items():
+        found = [n for n in names if n in checked]
+        if found:
+            where = html.escape(str(checked[found[0]].parent))
+            parts[key] = "".join(
+                img(checked[n], f"{SEQUENCE_SECTIONS[key]} ({n.replace('_', ' ')})")
+                for n in found) + (f'<p class="note">Written by <code>ppl-ident check RUN '
+                                   f"--out {where}</code>.</p>")
     timings["html"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
     numbers["timings_s"] = timings

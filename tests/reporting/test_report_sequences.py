@@ -8,6 +8,7 @@ import re
 import pytest
 
 from ppl_ident.cli import main
+from ppl_ident.reporting.plots import CHECK_FIGURES
 from ppl_ident.reporting.report import build_report
 from ppl_ident.reporting.sequence_report import SEQUENCE_SECTIONS
 
@@ -47,14 +48,19 @@ def tivae_run(tmp_path_factory):
 
 
 def test_regime_report(regime_run):
+    # the figures of `check --out RUN/check` are embedded too
+    assert main(["check", str(regime_run), "--out", str(regime_run / "check"),
+                 "--points", "16"]) == 0
     res = build_report(regime_run, calibration_draws=100, heldout=regime_run / "none.npz")
     assert res.sections == list(SEQUENCE_SECTIONS)
+    for name, file in CHECK_FIGURES.items():
+        assert res.figures[name] == regime_run / "check" / file
     for name in ("posterior.nc", "loss_trace.png", "trajectories.png", "calibration.png",
                  "regimes.png", "report.json", "report.html"):
         assert (regime_run / name).is_file() and (regime_run / name).stat().st_size > 0, name
     page = res.html.read_text()
     srcs = re.findall(r'src="([^"]*)"', page)
-    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 4 + 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "NUTS" in page and "--heldout file was not read" in page
 
     numbers = json.loads((regime_run / "report.json").read_text())
