@@ -35,8 +35,8 @@ dimension, ``true_latent`` = true dimension, ``domain`` = original domain label,
     ``loss`` [step]; alignment parameters [true_latent]; attributes ``settings``, ``model``,
     ``metrics`` (JSON strings).
 
-Runs written before 0.2 store the guide's draws as one chain and the fitted parameters in the
-posterior group, repeated over draws; readers take either.
+Files written by release 0.1 store the guide's draws as one chain and the fitted parameters in
+the posterior group, repeated over draws; the readers take either layout.
 """
 
 from __future__ import annotations
