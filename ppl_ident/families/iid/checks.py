@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import gammaln
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -56,7 +57,8 @@ def learned_log_prior(spec, params):
         loc, scale = subs(jnp.asarray(u)[None], n_latent=cfg["n_latent"],
                           n_domains=cfg.get("n_domains"), aux_net=aux_net,
                           learn_prior_loc=cfg.get("learn_prior_loc", True))
-        return _factorial(cfg["prior"], loc[0], scale[0]).log_prob(z)
+        shape = params.get("prior_shape")
+        return _factorial(cfg["prior"], loc[0], scale[0], shape).log_prob(z)
 
     return log_prior
 
@@ -74,6 +76,9 @@ def learned_prior_sd(spec, params, u):
     subs = handlers.substitute(prior_params, dict(params))
     _, scale = subs(jnp.asarray(u), n_latent=n, n_domains=cfg.get("n_domains"),
                     aux_net=aux_net, learn_prior_loc=cfg.get("learn_prior_loc", True))
+    if cfg.get("prior") == "generalized":
+        beta = np.asarray(params["prior_shape"], np.float64)
+        return np.asarray(scale) * np.exp(0.5 * (gammaln(3 / beta) - gammaln(1 / beta)))
     # a Laplace(loc, b) has sd sqrt(2) b
     factor = np.sqrt(2.0) if cfg.get("prior") == "laplace" else 1.0
     return factor * np.asarray(scale)
@@ -169,7 +174,10 @@ def _learned_variability(fitted, z_hat, u_points, rtol, min_share):
         aux = np.arange(cfg["n_domains"])
         scale = np.asarray(fitted.params["prior_scale"])
         loc = np.asarray(fitted.params.get("prior_loc", np.zeros_like(scale)))
-        report = check_identifiability(log_prior, z_hat, aux, prior=cfg.get("prior", "gaussian"),
+        # the learned-shape prior has no fixed sufficient statistics: the seed's condition only
+        family = cfg.get("prior", "gaussian")
+        report = check_identifiability(log_prior, z_hat, aux,
+                                       prior=family if family != "generalized" else None,
                                        loc=loc, scale=scale, rtol=rtol, min_share=min_share)
     else:
         # Continuous u: the auxiliary values are the observed u of the evaluation points (the

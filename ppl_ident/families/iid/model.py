@@ -2,7 +2,7 @@
 
 Generative model, for observation ``i`` with auxiliary variable ``u_i``::
 
-    z_i | u_i ~ prod_k p(z_ik | u_i)            (factorial; Gaussian or Laplace)
+    z_i | u_i ~ prod_k p(z_ik | u_i)            (factorial; Gaussian, Laplace or learned shape)
     x_i | z_i ~ Normal(g_theta(z_i), sigma)     (MLP decoder, noise scale learned or fixed)
 
 In the iVAE the location and scale of ``p(z_ik | u)`` are learned functions of ``u``: a table
@@ -27,13 +27,14 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
+from ppl_ident.ops.distributions import GeneralizedNormal
 from ppl_ident.ops.nn import batched
 from ppl_ident.ops.observation import (noise_param, observation_dist, residual_log_density,
                                       unwhiten, whiten_data, whiten_log_det)
 
-__all__ = ["ivae", "vae", "prior_params", "flow_likelihood", "PRIORS"]
+__all__ = ["ivae", "vae", "prior_params", "prior_shape", "flow_likelihood", "PRIORS"]
 
-PRIORS = ("gaussian", "laplace")
+PRIORS = ("gaussian", "laplace", "generalized")
 
 
 def _num_obs(x, u, n_obs):
@@ -46,12 +47,24 @@ def _num_obs(x, u, n_obs):
     raise ValueError("pass n_obs when both x and u are None")
 
 
-def _factorial(prior: str, loc, scale):
+def _factorial(prior: str, loc, scale, shape=None):
     if prior == "gaussian":
         return dist.Normal(loc, scale).to_event(1)
     if prior == "laplace":
         return dist.Laplace(loc, scale).to_event(1)
+    if prior == "generalized":
+        return GeneralizedNormal(loc, scale, shape).to_event(1)
     raise ValueError(f"unknown prior {prior!r}; choose one of {', '.join(PRIORS)}")
+
+
+def prior_shape(prior: str, n_latent: int):
+    """The learned per-latent shape ``beta`` in ``[1, 4]`` of the ``"generalized"`` prior
+    (registered as ``prior_shape``, started at 2: Gaussian), shared by every ``u``; None for
+    the fixed-shape priors."""
+    if prior != "generalized":
+        return None
+    return numpyro.param("prior_shape", jnp.full((n_latent,), 2.0),
+                         constraint=dist.constraints.interval(1.0, 4.0))
 
 
 def prior_params(u, *, n_latent: int, n_domains: int | None = None, aux_net=None,
@@ -98,7 +111,9 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         Number of domain labels (integer ``u``).
     aux_net : equinox.Module, optional
         Prior network for continuous ``u`` (``k -> 2 * n_latent``).
-    prior : {"gaussian", "laplace"}
+    prior : {"gaussian", "laplace", "generalized"}
+        ``"generalized"``: a generalised normal whose per-latent shape is learned (Gaussian
+        and Laplace are its shapes 2 and 1), for sources of unknown tail weight.
     noise_scale : float, optional
         Fixed observation noise; None learns a per-dimension positive scale ``noise_scale``.
     learn_prior_loc : bool
@@ -119,12 +134,13 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
     """
     n = _num_obs(x, u, n_obs)
     observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten)
+    shape = prior_shape(prior, n_latent)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         u_b = u[idx]
         loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
                                   learn_prior_loc=learn_prior_loc)
         with handlers.scale(scale=kl_weight):
-            z = numpyro.sample("z", _factorial(prior, loc, scale))
+            z = numpyro.sample("z", _factorial(prior, loc, scale, shape))
         observe(z, None if x is None else x[idx])
 
 
