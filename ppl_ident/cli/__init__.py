@@ -16,7 +16,7 @@ import warnings
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ["simulate", "fit", "check", "report", "demo", "compare"]
+COMMANDS = ["simulate", "fit", "encode", "check", "report", "demo", "compare"]
 
 
 def _build_parser(argv=None) -> argparse.ArgumentParser:
@@ -29,7 +29,8 @@ def _build_parser(argv=None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="ppl-ident",
-        description="Identifiable latent-variable models: simulate, fit, check, report, compare.",
+        description="Identifiable latent-variable models: simulate, fit, encode, check, report, "
+                    "compare.",
     )
     parser.add_argument("--version", action="version", version=f"ppl-ident {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
