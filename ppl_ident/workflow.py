@@ -21,8 +21,8 @@ import json
 import os
 import warnings
 import zipfile
-from statistics import NormalDist
 from pathlib import Path
+from statistics import NormalDist
 from typing import NamedTuple
 
 import jax
@@ -30,8 +30,8 @@ import numpy as np
 
 from ppl_ident._version import __version__
 from ppl_ident.data.io import read_data
-from ppl_ident.data.tables import Columns, table_format
 from ppl_ident.data.simulate import Dataset
+from ppl_ident.data.tables import Columns, table_format
 from ppl_ident.errors import DivergenceWarning, InputError
 from ppl_ident.families import build_model, family_for_data, family_of
 from ppl_ident.families.iid.idata import DEFAULT_DRAWS, DEFAULT_OBS
@@ -557,7 +557,8 @@ def load_run(run_dir) -> Fitted:
 
 
 
-def load_run_data(run_dir, data_path=None, columns: Columns | None = None):
+def load_run_data(run_dir, data_path=None, columns: Columns | None = None, *,
+                  true_latents: bool = True):
     """The data of a run directory, read the way the fit read it.
 
     Parameters
@@ -568,6 +569,9 @@ def load_run_data(run_dir, data_path=None, columns: Columns | None = None):
     columns : Columns, optional
         Fields that replace the recorded column mapping of a table (the recorded coding of
         ``u`` is kept, so string domains get the fit's labels).
+    true_latents : bool
+        Read a table's true-latent columns (False: not even when recorded, so that a table
+        without them can be encoded).
 
     Returns
     -------
@@ -587,6 +591,8 @@ def load_run_data(run_dir, data_path=None, columns: Columns | None = None):
         given = {} if columns is None else {k: v for k, v in columns._asdict().items()
                                             if v is not None}
         columns = recorded._replace(**given)
+    if columns is not None and not true_latents:
+        columns = columns._replace(z=None)
     dataset, truth, columns = read_data(data_path, columns)
     return dataset, truth, str(data_path), columns
 

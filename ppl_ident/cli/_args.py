@@ -45,9 +45,10 @@ def nonneg_float(text: str) -> float:
     return value
 
 
-def add_table_arguments(p) -> None:
+def add_table_arguments(p, true_latents: bool = True) -> None:
     """The flags that map a CSV / Parquet table onto ``x``, ``u``, ``z``: declared here once
-    for every command that reads data (read back with :func:`table_columns`)."""
+    for every command that reads data (read back with :func:`table_columns`); without
+    ``--z-cols`` for a command that has no use for true latents."""
     g = p.add_argument_group(
         "tables (CSV, Parquet)",
         "how the columns of a .csv / .parquet data file map onto the data contract; a run "
@@ -58,8 +59,9 @@ def add_table_arguments(p) -> None:
                         "the mapping recorded), floats a continuous u")
     g.add_argument("--x-cols", nargs="+", default=None, metavar="NAME",
                    help="the observed columns (default: every other numeric column)")
-    g.add_argument("--z-cols", nargs="+", default=None, metavar="NAME",
-                   help="true-latent columns, for evaluation only (MCC); never used to fit")
+    if true_latents:
+        g.add_argument("--z-cols", nargs="+", default=None, metavar="NAME",
+                       help="true-latent columns, for evaluation only (MCC); never used to fit")
 
 
 def table_columns(args):
@@ -67,6 +69,7 @@ def table_columns(args):
     when none was given)."""
     from ppl_ident.data.tables import Columns
 
+    z_cols = getattr(args, "z_cols", None)
     cols = Columns(u=args.u_col, x=None if args.x_cols is None else tuple(args.x_cols),
-                   z=None if args.z_cols is None else tuple(args.z_cols))
+                   z=None if z_cols is None else tuple(z_cols))
     return None if cols.is_empty() else cols

@@ -21,7 +21,7 @@ def add_arguments(p):
     p.add_argument("--chunk-size", type=positive_int, default=4096, metavar="ROWS",
                    help="rows encoded at a time (bounds the memory)")
     p.add_argument("--force", action="store_true", help="replace an existing --out file")
-    add_table_arguments(p)
+    add_table_arguments(p, true_latents=False)
 
 
 def run(args) -> int:
@@ -42,7 +42,8 @@ def run(args) -> int:
                          "replace it.")
     run_dir = Path(args.run)
     fitted = load_run(run_dir)
-    data, _, data_path, columns = load_run_data(run_dir, args.data, table_columns(args))
+    data, _, data_path, columns = load_run_data(run_dir, args.data, table_columns(args),
+                                                true_latents=False)
     written = save_latents(out, fitted, data, chunk_size=args.chunk_size, columns=columns,
                            force=args.force)
     rows = int(np.prod(data.x.shape[:-1]))

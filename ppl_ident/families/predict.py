@@ -21,9 +21,9 @@ from numpyro.infer.util import log_likelihood
 
 from ppl_ident.ops.observation import unwhiten
 
-__all__ = ["encode", "encode_chunked", "decoder_fn", "data_mean_fn", "encoder_mean_fn", "static_module",
-           "LatentDraws", "fitted_model", "guide_latents", "posterior_predictive_x",
-           "log_likelihood_x"]
+__all__ = ["encode", "encode_chunked", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
+           "static_module", "LatentDraws", "fitted_model", "guide_latents",
+           "posterior_predictive_x", "log_likelihood_x"]
 
 
 def encode(spec, params, x, u):
