@@ -584,7 +584,8 @@ def load_run_data(run_dir, data_path=None, columns: Columns | None = None, *,
     if not data_path:
         raise InputError(
             f"{run}/config.json records no data file; pass the data it was fitted to (an .npz, "
-            ".csv or .parquet file)."
+            ".csv or .parquet file): `ppl-ident check RUN --data FILE`, `ppl-ident encode RUN "
+            "FILE`."
         )
     recorded = Columns.from_dict(config.get("columns"))
     if table_format(data_path) is not None and recorded is not None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from ppl_ident.cli._args import add_table_arguments, positive_int, table_columns
 
 NAME = "encode"
-HELP = ("Write the recovered latents of every row of a data file (posterior mean, sd and 90% "
-        "interval of each latent, under the run's fitted guide) to a CSV, Parquet or .npz file.")
+# no percent sign: argparse %-formats help texts
+HELP = ("Write the recovered latents of every row of a data file (posterior mean, sd, and 5th "
+        "and 95th percentiles of each latent under the run's fitted guide) to a CSV, Parquet or "
+        ".npz file.")
 
 
 def add_arguments(p):

@@ -123,3 +123,11 @@ def test_check_reads_the_recorded_table(table_run, capsys):
     _, run, _ = table_run
     assert main(["check", str(run), "--points", "20"]) == 0
     assert "fitted ivae" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["fit", "check", "encode"])
+def test_the_table_flags_are_in_the_help(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--u-col" in out and "--x-cols" in out
+    assert ("--z-cols" in out) == (command != "encode")  # encode has no use for true latents
