@@ -131,3 +131,13 @@ def test_the_table_flags_are_in_the_help(command, capsys):
     out = capsys.readouterr().out
     assert "--u-col" in out and "--x-cols" in out
     assert ("--z-cols" in out) == (command != "encode")  # encode has no use for true latents
+
+
+def test_the_report_reads_the_recorded_table(table_run):
+    from ppl_ident.reporting.report import _resolve_data
+
+    _, run, df = table_run
+    config = json.loads((run / "config.json").read_text())
+    data, truth = _resolve_data(run, config, None)
+    assert truth is None and data.x.shape == (150, 3) and data.z.shape == (150, 2)
+    np.testing.assert_array_equal(data.u, np.searchsorted(DOMAINS, df["site"]))
