@@ -126,20 +126,28 @@ def test_encoding_refuses_data_the_model_cannot_take():
         latent_summary(fitted, dataset, chunk_size=0)
 
 
-def test_a_flow_posterior_is_a_point(small_data):
+@pytest.mark.parametrize("data_dim", [2, 3])
+def test_a_flow_posterior_is_a_point(small_data, data_dim):
     import jax
 
+    from ppl_ident.data import Dataset
     from ppl_ident.families import build_model
+    from ppl_ident.ops.observation import whitening
     from ppl_ident.workflow import FitSettings, Fitted, latent_summary
 
     data, _ = small_data
-    # an exact-likelihood flow model at its initial parameters (its guide is the same point
-    # mass z = h(x) after fitting; no fit needed to check the summary of a point mass)
-    spec = build_model("ivae", jax.random.PRNGKey(0), n_latent=2, data_dim=2, n_domains=5,
-                       flow=True, flow_layers=1, width=8, depth=1)
+    x = data.x if data_dim == 2 else np.c_[data.x, data.x[:, :1] * 0.5 + 0.1]
+    data = Dataset(x, data.u, None)
+    # an exact-likelihood flow model at its initial parameters (d > n: through the top n
+    # principal components); its guide is the same point mass z = h(x) after fitting, so no
+    # fit is needed to check the summary of a point mass
+    spec = build_model("ivae", jax.random.PRNGKey(0), n_latent=2, data_dim=data_dim,
+                       n_domains=5, flow=True, flow_layers=1, width=8, depth=1,
+                       whiten=whitening(x, 2))
     fitted = Fitted(spec, spec.init_params(jax.random.PRNGKey(1)), None, FitSettings(),
                     np.unique(data.u), np.zeros(0), {})
     s = latent_summary(fitted, data, chunk_size=64)
+    assert s["mean"].shape == (len(x), 2)
     assert np.all(s["sd"] == 0) and np.all(np.isfinite(s["mean"]))
     np.testing.assert_array_equal(s["q05"], s["mean"])
     np.testing.assert_array_equal(s["q95"], s["mean"])
