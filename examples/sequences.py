@@ -90,7 +90,8 @@ def main(argv=None):
                                     max_sequences=show + 1, seed=args.seed, truth=truth)
     # Align learned latents onto the true ones with the guide's means over every step of
     # the shown sequences (matching, sign, scale), and map every draw the same way.
-    z = np.asarray(idata.posterior["z"])[0]                      # (S, B, T, n)
+    z = np.asarray(idata.posterior["z"])                         # (chain, draw, B, T, n)
+    z = z.reshape(-1, *z.shape[2:])                              # (S, B, T, n)
     z_true = np.asarray(idata.constant_data["z_true"])           # (B, T, n)
     alignment = fit_alignment(z_true.reshape(-1, n), z.mean(0).reshape(-1, n))
     z_al = apply_alignment(alignment, z)                         # (S, B, T, n)
@@ -99,7 +100,7 @@ def main(argv=None):
 
     # Regime posterior averaged over the draws of z; learned labels renamed to the true ones
     # they match (Hungarian over every sequence, from the fit's metrics).
-    probs = np.asarray(idata.posterior["regime_probs"])[0].mean(0)        # (B, T, K)
+    probs = np.asarray(idata.posterior["regime_probs"]).mean((0, 1))      # (B, T, K)
     true_paths = np.asarray(truth.regimes)[:show + 1]
     mapping = np.asarray(m["regime_mapping"])
     plot_regimes(probs, out / "regimes.png", true_path=true_paths, mapping=mapping,

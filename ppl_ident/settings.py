@@ -289,7 +289,7 @@ def add_fit_arguments(parser, types: dict) -> None:
             parser.add_argument(_flag(s), dest=s.name, action="store_const", const=False,
                                 default=None, help=s.help + where)
         else:
-            default = "" if s.default is None else f" (default {s.default})"
+            default = "" if s.default is None else f" (default: {s.default})"
             metavar = None if s.choices else _flag(s).lstrip("-").replace("-", "_").upper()
             parser.add_argument(_flag(s), dest=s.name, type=types.get(s.kind),
                                 choices=_choices(s.choices), default=None, metavar=metavar,

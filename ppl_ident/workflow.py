@@ -51,8 +51,8 @@ from ppl_ident.settings import (FIT_PRESETS, FitSettings, check_applicable, chec
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
            "check_run", "checked_settings", "model_inputs", "prepare_inputs", "build_fit",
-           "engine_optim", "POSTERIOR_FILE", "write_posterior", "load_run_data",
-           "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS"]
+           "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
+           "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS"]
 
 #: the ArviZ InferenceData of a run directory
 POSTERIOR_FILE = "posterior.nc"
@@ -358,6 +358,22 @@ def resume_run(run_dir, steps: int | None = None, *, progress: bool = False,
         columns=columns)
 
 
+def interrupted_message(run_dir) -> str:
+    """What to say about a run directory whose fit stopped before writing its outputs (a
+    second Ctrl-C, a kill): the step of the checkpoint kept there, and how to resume it."""
+    run = Path(run_dir)
+    try:
+        meta = json.loads((run / CHECKPOINT_JSON).read_text())
+        where = f"at step {int(meta['step'])}"
+        if meta.get("target_steps"):
+            where += f" of {int(meta['target_steps'])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        where = "before it finished"
+    return (f"The fit in {run} was interrupted {where}: its checkpoint is kept but it has no "
+            f"final outputs yet; resume it with `ppl-ident fit --resume {run}` (or "
+            "resume_run in Python), then check or report it.")
+
+
 def _read_json(path):
     try:
         return json.loads(Path(path).read_text())
@@ -533,6 +549,8 @@ def load_run(run_dir) -> Fitted:
         )
     config = _read_json(run / "config.json")
     settings = _settings_of(run, config)
+    if not (run / "params.npz").exists() and has_checkpoint(run):
+        raise InputError(interrupted_message(run))
     try:
         model_cfg = dict(config["model"])
         name = model_cfg.pop("name")

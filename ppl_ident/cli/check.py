@@ -19,7 +19,8 @@ def add_arguments(p):
                         "recorded column mapping)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--out", default=None,
-                   help="directory for the PNG plots (and check.json); none when omitted")
+                   help="directory for the PNG plots (and check.json); none when omitted. "
+                        "For a run, RUN/check (or RUN itself) puts them in its report")
     p.add_argument("--points", type=positive_int, default=256,
                    help="number of evaluation points drawn from the data")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the choice of points")
@@ -154,7 +155,7 @@ def _recovery_verdict(result: dict) -> str:
 
 def _plots(result: dict, out, force: bool) -> list:
     from ppl_ident.files import atomic_write_json, prepare_output_dir
-    from ppl_ident.reporting.plots import plot_jacobian, plot_variability
+    from ppl_ident.reporting.plots import CHECK_FIGURES, plot_jacobian, plot_variability
 
     out = prepare_output_dir(out, force=force)
     written = [atomic_write_json(out / "check.json", result)]
@@ -162,14 +163,14 @@ def _plots(result: dict, out, force: bool) -> list:
     if v.get("applicable", True):
         what = "transition" if result.get("sequence") and result.get("auxiliary") != \
             "segment" else "prior"
-        written.append(plot_variability(v, out / "variability_spectrum.png",
+        written.append(plot_variability(v, out / CHECK_FIGURES["variability"],
                                         title=f"true {what}" if result["kind"] == "data"
                                         else f"learned {what}"))
     jac = result.get("jacobian") or {}
     for route in ("encoder", "decoder"):
         r = jac.get(route)
         if r is not None and r.get("applicable", True):
-            written.append(plot_jacobian(r, out / f"jacobian_{route}.png",
+            written.append(plot_jacobian(r, out / CHECK_FIGURES[f"jacobian_{route}"],
                                          title=f"{route} route"))
     return written
 

@@ -19,25 +19,31 @@ def add_arguments(p):
                         "or a Dask scheduler address tcp://HOST:PORT")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="workers of the embedded cluster (default: min(cores, cells))")
-    g = p.add_argument_group("grid axes (override the TOML file; lists give a product)")
+    g = p.add_argument_group("grid axes (override the TOML file; lists give a product; default: "
+                             "the TOML file's, else the default grid's)")
     g.add_argument("--engines", nargs="+", help="engine presets, e.g. svi iwae svi_fullcov")
-    g.add_argument("--models", nargs="+")
+    g.add_argument("--models", nargs="+", help="i.i.d. models, e.g. ivae vae")
     g.add_argument("--seeds", type=positive_int, help="number of seeds 0..k-1")
     g.add_argument("--steps", type=positive_int, help="optimisation steps of every engine")
     g.add_argument("--eval-every", type=positive_int, help="steps between MCC evaluations")
     g.add_argument("--metrics", nargs="+", help="metric names (default: all)")
-    g.add_argument("--latent-dim", type=positive_int, nargs="+")
-    g.add_argument("--data-dim", type=positive_int, nargs="+")
-    g.add_argument("--domains", type=positive_int, nargs="+")
-    g.add_argument("--points-per-domain", type=positive_int, nargs="+")
-    g.add_argument("--mixing-layers", type=positive_int, nargs="+")
-    g.add_argument("--source", nargs="+")
-    g.add_argument("--noise-std", type=nonneg_float, nargs="+")
-    g.add_argument("--data-seed", type=nonneg_int, nargs="+")
+    g.add_argument("--latent-dim", type=positive_int, nargs="+", help="latent dimensions n")
+    g.add_argument("--data-dim", type=positive_int, nargs="+",
+                   help="data dimensions d (default: d = n)")
+    g.add_argument("--domains", type=positive_int, nargs="+", help="numbers of domains")
+    g.add_argument("--points-per-domain", type=positive_int, nargs="+",
+                   help="observations per domain")
+    g.add_argument("--mixing-layers", type=positive_int, nargs="+",
+                   help="layers of the mixing MLP")
+    g.add_argument("--source", nargs="+", help="latent distributions (gaussian, laplace, "
+                   "student_t)")
+    g.add_argument("--noise-std", type=nonneg_float, nargs="+",
+                   help="observation noise standard deviations")
+    g.add_argument("--data-seed", type=nonneg_int, nargs="+", help="seeds of the simulated data")
     p.add_argument("--jax-cache", default=None,
                    help="persistent JAX compilation cache directory (shared with local "
                         "workers): cells and re-runs with the same shapes skip compiling")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="write the tables only, no PNGs")
     p.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
 
 

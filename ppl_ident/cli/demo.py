@@ -5,20 +5,31 @@ from __future__ import annotations
 from ppl_ident.cli._args import nonneg_int, positive_int
 
 NAME = "demo"
+DEFAULT_OUT = "ppl_ident_demo"
 HELP = ("Simulate the default data, fit the identifiable iVAE and the non-identifiable VAE, "
         "and compare how well each recovers the true latents.")
 
 
 def add_arguments(p):
-    p.add_argument("--out", default="ppl_ident_demo", help="output directory")
-    p.add_argument("--seed", type=nonneg_int, default=0)
-    p.add_argument("--domains", type=positive_int, default=None, help="override the setting")
-    p.add_argument("--points-per-domain", type=positive_int, default=None)
-    p.add_argument("--latent-dim", type=positive_int, default=None)
-    p.add_argument("--steps", type=positive_int, default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default=None,
+                   help=f"output directory (default: {DEFAULT_OUT}, or the first free "
+                        f"{DEFAULT_OUT}-2, -3, ... when it holds an earlier demo); a given "
+                        "--out must be new or empty unless --force")
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="seed of the simulated data and of both fits")
+    p.add_argument("--domains", type=positive_int, default=None,
+                   help="number of domains (default: the default setting's, 40)")
+    p.add_argument("--points-per-domain", type=positive_int, default=None,
+                   help="observations per domain (default: 1000)")
+    p.add_argument("--latent-dim", type=positive_int, default=None,
+                   help="n = d, latent and data dimension (default: 5)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="optimisation steps of each fit (default: fit's, 5000)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.add_argument("--no-report", action="store_true", help="skip the iVAE run's report.html")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--force", action="store_true",
+                   help=f"write into a non-empty --out (without --out: into {DEFAULT_OUT} "
+                        "itself)")
 
 
 def run(args) -> int:
@@ -28,7 +39,12 @@ def run(args) -> int:
     from ppl_ident.files import prepare_output_dir
     from ppl_ident.workflow import FitSettings, fit_model, save_run
 
-    out = prepare_output_dir(Path(args.out), force=args.force)
+    if args.out is None and not args.force:
+        out = prepare_output_dir(free_directory(Path(DEFAULT_OUT)))
+        if out.name != DEFAULT_OUT:
+            print(f"{DEFAULT_OUT}/ holds an earlier demo; writing this one to {out}/")
+    else:
+        out = prepare_output_dir(Path(args.out or DEFAULT_OUT), force=args.force)
     cfg = SimulationConfig()
     over = {k: v for k, v in dict(n_domains=args.domains, n_per_domain=args.points_per_domain,
                                   n_latent=args.latent_dim,
@@ -59,3 +75,19 @@ def run(args) -> int:
         res = build_report(out / "ivae", dataset=data, heldout=held, seed=args.seed)
         print(f"report: {res.html}")
     return 0
+
+
+def free_directory(base):
+    """``base`` if it is absent or empty, else the first absent or empty ``base-2``,
+    ``base-3``, ...: a second ``ppl-ident demo`` never touches the first one's files.
+
+    Examples
+    --------
+    >>> free_directory(Path("ppl_ident_demo"))                       # doctest: +SKIP
+    PosixPath('ppl_ident_demo-2')
+    """
+    candidate, k = base, 1
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        k += 1
+        candidate = base.with_name(f"{base.name}-{k}")
+    return candidate

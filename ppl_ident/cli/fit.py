@@ -23,7 +23,8 @@ def add_arguments(p):
     add_fit_arguments(p, {"int": positive_int, "nonneg_int": nonneg_int,
                           "float": positive_float})
     p.add_argument("--posterior-draws", type=nonneg_int, default=100,
-                   help="guide draws of z per observation saved in posterior.nc (0: no file)")
+                   help="guide draws of z per observation saved in posterior.nc, as 4 chains "
+                        "(rounded up to fill them; 0: no file)")
     p.add_argument("--posterior-obs", type=positive_int, default=300,
                    help="observations (a random subset) kept in posterior.nc")
     add_table_arguments(p)
@@ -60,9 +61,13 @@ def run(args) -> int:
                 "start a new fit."
             )
         out = Path(args.resume)
-        with _quiet_divergence():
-            fitted = resume_run(out, args.steps, progress=not args.no_progress,
-                                checkpoint_every=args.checkpoint_every, data_path=args.data)
+        try:
+            with _quiet_divergence():
+                fitted = resume_run(out, args.steps, progress=not args.no_progress,
+                                    checkpoint_every=args.checkpoint_every,
+                                    data_path=args.data)
+        except KeyboardInterrupt:
+            return _aborted(out)
         data, truth, data_path, columns = load_run_data(out, args.data)
         return _finish(out, fitted, data_path, args, data, truth, columns)
     if args.data is None or args.out is None:
@@ -75,11 +80,14 @@ def run(args) -> int:
             "pass --force to write into it."
         )
     data, truth, columns = read_data(args.data, table_columns(args))
-    with _quiet_divergence():
-        fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
-                           truth=truth, checkpoint_dir=out,
-                           checkpoint_every=args.checkpoint_every, data_path=args.data,
-                           columns=columns)
+    try:
+        with _quiet_divergence():
+            fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
+                               truth=truth, checkpoint_dir=out,
+                               checkpoint_every=args.checkpoint_every, data_path=args.data,
+                               columns=columns)
+    except KeyboardInterrupt:
+        return _aborted(out)
     return _finish(out, fitted, args.data, args, data, truth, columns)
 
 
@@ -93,6 +101,24 @@ def _quiet_divergence():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DivergenceWarning)
         yield
+
+
+def _aborted(out) -> int:
+    """A second Ctrl-C aborted the fit at once (the first one asks it to stop at the end of
+    the chunk): say which checkpoint is kept and how to resume it; exit code 130."""
+    import sys
+    from pathlib import Path
+
+    from ppl_ident.inference.checkpoint import has_checkpoint
+    from ppl_ident.workflow import interrupted_message
+
+    if has_checkpoint(Path(out)):
+        text = interrupted_message(out)
+    else:
+        text = (f"The fit was interrupted before its first checkpoint, so nothing in {out} can "
+                "be resumed; start it again (--checkpoint-every K keeps progress).")
+    print(f"ppl-ident fit: {text}", file=sys.stderr)
+    return 130
 
 
 def _finish(out, fitted, data_path, args, data, truth, columns) -> int:

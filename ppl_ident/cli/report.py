@@ -19,15 +19,19 @@ def add_arguments(p):
     p.add_argument("--nuts-obs", type=nonneg_int, default=6,
                    help="observations sampled by the NUTS reference posterior (0: skip; "
                         "i.i.d. runs only)")
-    p.add_argument("--nuts-warmup", type=positive_int, default=300)
-    p.add_argument("--nuts-samples", type=positive_int, default=300)
-    p.add_argument("--nuts-chains", type=positive_int, default=4)
+    p.add_argument("--nuts-warmup", type=positive_int, default=300,
+                   help="warm-up (adaptation) steps of each NUTS chain")
+    p.add_argument("--nuts-samples", type=positive_int, default=300,
+                   help="draws kept per NUTS chain")
+    p.add_argument("--nuts-chains", type=positive_int, default=4,
+                   help="independent NUTS chains (>= 2, for R-hat)")
     p.add_argument("--marginal-samples", type=positive_int, default=100,
                    help="importance samples K per observation")
     p.add_argument("--calibration-draws", type=positive_int, default=400,
                    help="guide draws per observation for intervals (fresh draws are taken "
                         "when posterior.nc holds fewer)")
-    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="seed of the guide draws, NUTS and the importance samples")
 
 
 def run(args) -> int:

@@ -19,17 +19,23 @@ def add_arguments(p):
     p.add_argument("--generator", choices=GENERATORS, default="domains",
                    help="domains: i.i.d. (N, d) data; segments/dynamics/regimes: sequences "
                         "(B, T, d), see ppl_ident.data.sequences")
-    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="seed of the latents, the domain parameters and the mixing")
     p.add_argument("--latent-dim", type=positive_int, default=d.n_latent, help="n")
     p.add_argument("--data-dim", type=positive_int, default=d.data_dim, help="d >= n")
     p.add_argument("--domains", type=positive_int, default=None,
                    help=f"number of domains U (identifiability needs >= 2n+1; default "
                         f"{d.n_domains}, dynamics: 5)")
-    p.add_argument("--points-per-domain", type=positive_int, default=d.n_per_domain)
-    p.add_argument("--mixing-layers", type=positive_int, default=d.n_layers)
-    p.add_argument("--activation", choices=ACTIVATIONS, default=d.activation)
-    p.add_argument("--slope", type=positive_float, default=d.slope)
-    p.add_argument("--source", choices=SOURCES, default=d.source)
+    p.add_argument("--points-per-domain", type=positive_int, default=d.n_per_domain,
+                   help="observations drawn in each domain")
+    p.add_argument("--mixing-layers", type=positive_int, default=d.n_layers,
+                   help="layers of the random invertible MLP mixing z into x")
+    p.add_argument("--activation", choices=ACTIVATIONS, default=d.activation,
+                   help="invertible non-linearity between the mixing layers")
+    p.add_argument("--slope", type=positive_float, default=d.slope,
+                   help="negative-side slope of the leaky ReLU (how non-linear the mixing is)")
+    p.add_argument("--source", choices=SOURCES, default=d.source,
+                   help="distribution of each latent given the domain")
     p.add_argument("--df", type=positive_float, default=d.df, help="student_t degrees of freedom")
     p.add_argument("--scale-min", type=positive_float, default=None,
                    help=f"default {d.scale_range[0]} (sequences: 0.1)")
@@ -38,7 +44,8 @@ def add_arguments(p):
     p.add_argument("--loc-range", type=nonneg_float, default=None,
                    help=f"per-domain locations uniform in [-r, r]; 0 keeps sources centred "
                         f"(default {d.loc_range}, sequences: 1.0)")
-    p.add_argument("--noise-std", type=nonneg_float, default=d.noise_std)
+    p.add_argument("--noise-std", type=nonneg_float, default=d.noise_std,
+                   help="standard deviation of Gaussian noise added to x")
     p.add_argument("--identical-domains", action="store_true",
                    help="give every domain the same distribution (breaks identifiability)")
     p.add_argument("--max-cond", type=positive_float, default=d.max_cond,
@@ -50,11 +57,13 @@ def add_arguments(p):
                    help="number of sequences B (default 10 for segments, else 200)")
     g.add_argument("--length", type=positive_int, default=50, help="steps T per sequence")
     g.add_argument("--lag", type=positive_int, default=1, help="transition lag L")
-    g.add_argument("--segments", type=positive_int, default=10, help="segments per series")
-    g.add_argument("--segment-length", type=positive_int, default=50)
+    g.add_argument("--segments", type=positive_int, default=10, help="segments per series (>= 2)")
+    g.add_argument("--segment-length", type=positive_int, default=50,
+                   help="segments: steps per segment")
     g.add_argument("--domain-length", type=positive_int, default=None,
                    help="dynamics: switch domain every this many steps (default: per sequence)")
-    g.add_argument("--regimes", type=positive_int, default=3, help="number of hidden regimes K")
+    g.add_argument("--regimes", type=positive_int, default=3,
+                   help="number of hidden regimes K (>= 2)")
     g.add_argument("--stay-prob", type=nonneg_float, default=0.95,
                    help="regimes: probability of staying in a regime (< 1)")
     g.add_argument("--scale-gain", type=nonneg_float, default=0.0,
@@ -77,6 +86,7 @@ def run(args) -> int:
         raise InputError(f"--scale-gain makes a transition heteroscedastic; the {args.generator} "
                          "generator has no transition: use --generator dynamics or regimes, or "
                          "drop --scale-gain.")
+    _check_counts(args)
     if args.generator != "domains":
         return _run_sequences(args, out)
     from ppl_ident.data import SimulationConfig
@@ -97,6 +107,24 @@ def run(args) -> int:
     save_dataset(out, data, truth, overwrite=args.force)
     print(f"wrote {out}: x {data.x.shape}, {args.domains} domains, {args.latent_dim} latents")
     return 0
+
+
+def _check_counts(args) -> None:
+    """Refuse counts that leave the auxiliary variable nothing to say: one domain (i.i.d.) or
+    one segment; a single regime is refused by the simulator itself."""
+    from ppl_ident.errors import InputError
+
+    if args.generator == "domains" and args.domains is not None and args.domains < 2:
+        raise InputError(
+            "--domains 1 gives every observation the same u, so u says nothing about z and no "
+            f"model can identify the latents; choose --domains 2 or more (2n+1 = "
+            f"{2 * args.latent_dim + 1} for the sufficient-variability condition), or keep "
+            "several domains with --identical-domains for a non-identifiable control.")
+    if args.generator == "segments" and args.segments < 2:
+        raise InputError(
+            "--segments 1 gives every time step the same u, so u says nothing about z; choose "
+            f"--segments 2 or more (2n+1 = {2 * args.latent_dim + 1} for the "
+            "sufficient-variability condition).")
 
 
 def _run_sequences(args, out) -> int:

@@ -205,6 +205,11 @@ def _check(c: SequenceConfig, kind: str) -> SequenceConfig:
     for name, value in ints.items():
         if int(value) != value or value < 1:
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
+    if kind == "regimes" and c.n_regimes < 2:
+        raise InputError(
+            f"n_regimes={c.n_regimes}: a hidden-regime model switches between K >= 2 regimes "
+            "(one regime is a stationary process: simulate it with --generator dynamics "
+            "--domains 1); choose --regimes 2 or more.")
     if c.data_dim < c.n_latent:
         raise InputError(
             f"data_dim={c.data_dim} is smaller than n_latent={c.n_latent}: the mixing must be "

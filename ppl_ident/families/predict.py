@@ -23,7 +23,31 @@ from ppl_ident.ops.observation import unwhiten
 
 __all__ = ["encode", "encode_chunked", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
            "static_module", "LatentDraws", "fitted_model", "guide_latents",
-           "posterior_predictive_x", "log_likelihood_x"]
+           "posterior_predictive_x", "log_likelihood_x", "GUIDE_CHAINS", "POINT_ESTIMATE",
+           "split_draws"]
+
+#: The ``InferenceData`` group of what a fit estimated as single values (fitted global
+#: parameters; the latents of an exact-likelihood flow), without chain and draw dims.
+POINT_ESTIMATE = "point_estimate"
+
+#: The guide's independent draws are stored as this many chains (``posterior.nc``), so that
+#: ``az.summary`` and R-hat have chains to compare (for i.i.d. draws R-hat is close to 1).
+GUIDE_CHAINS = 4
+
+
+def split_draws(num_draws: int, max_chains: int = GUIDE_CHAINS) -> tuple[int, int]:
+    """``(chains, draws per chain)`` holding at least ``num_draws`` i.i.d. guide draws.
+
+    Up to ``max_chains`` chains of at least 4 draws each (fewer draws: one chain); the draws
+    per chain are rounded up, so 100 draws are 4 x 25 and 30 are 4 x 8.
+
+    Examples
+    --------
+    >>> split_draws(100), split_draws(8), split_draws(3)
+    ((4, 25), (2, 4), (1, 3))
+    """
+    chains = max(1, min(max_chains, num_draws // 4))
+    return chains, -(-num_draws // chains)
 
 
 def encode(spec, params, x, u):

@@ -1,4 +1,5 @@
-"""Plots of a comparison table (matplotlib, small PNGs).
+"""Plots of a comparison table (matplotlib PNGs, at least 6.4 x 4.2 in at 120 dpi; legends
+name the model, engine and data setting in words).
 
 - ``mcc_by_engine.png``: MCC per engine, a box over seeds with every seed as a point;
 - ``time_vs_mcc.png``: run time of the vectorised fit (compilation excluded; a sampler's
@@ -15,11 +16,44 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_all"]
+__all__ = ["plot_all", "series_labels", "setting_labels"]
+
+#: figure size (inches) and resolution: legible at the README's 32 % width and on a screen
+WIDTH, HEIGHT, DPI = 6.4, 4.2, 120
+
+_MODEL_WORDS = {"ivae": "iVAE", "vae": "VAE"}
+#: data-setting column -> how one value reads in a legend
+_SETTING_WORDS = [("latent_dim", "n = {}"), ("data_dim", "d = {}"), ("domains", "{} domains"),
+                  ("points_per_domain", "{} points per domain"),
+                  ("mixing_layers", "{} mixing layers"), ("source", "{} sources"),
+                  ("noise_std", "noise sd {}"), ("data_seed", "data seed {}")]
 
 
-def _engines(df):
-    return list(dict.fromkeys(df["engine"]))
+def _series(df) -> list:
+    """The (model, engine) pairs of ``df``, in table order."""
+    return list(dict.fromkeys(zip(df["model"], df["engine"])))
+
+
+def series_labels(df) -> dict:
+    """(model, engine) -> its legend label in words: ``"svi engine"``, or
+    ``"iVAE, svi engine"`` when the table holds several models."""
+    several = df["model"].nunique() > 1
+    return {(m, e): f"{_MODEL_WORDS.get(m, m)}, {e} engine" if several else f"{e} engine"
+            for m, e in _series(df)}
+
+
+def setting_labels(df) -> dict:
+    """Setting ID -> the data-setting values that tell it from the table's other settings,
+    in words (``"40 domains, 3 mixing layers"``), instead of the cell ID."""
+    first = df.drop_duplicates("setting")
+    varying = [(c, fmt) for c, fmt in _SETTING_WORDS
+               if c in first.columns and first[c].nunique() > 1]
+    return {row["setting"]: ", ".join(fmt.format(_plain(row[c])) for c, fmt in varying)
+            or "the one data setting" for _, row in first.iterrows()}
+
+
+def _plain(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _colors(names):
@@ -29,23 +63,34 @@ def _colors(names):
     return {n: cycle[i % len(cycle)] for i, n in enumerate(names)}
 
 
+def _of(df, series):
+    model, engine = series
+    return df[(df["model"] == model) & (df["engine"] == engine)]
+
+
 def _by_engine(ax, df, column, ylabel):
-    engines = _engines(df)
-    data = [df.loc[df["engine"] == e, column].dropna().to_numpy() for e in engines]
-    ax.boxplot(data, tick_labels=engines, showfliers=False, widths=0.5)
+    series = _series(df)
+    names = series_labels(df)
+    data = [_of(df, s)[column].dropna().to_numpy() for s in series]
+    ax.boxplot(data, tick_labels=[names[s].removesuffix(" engine").replace(", ", "\n")
+                                  for s in series], showfliers=False, widths=0.5)
     rng = np.random.default_rng(0)
     settings = list(dict.fromkeys(df["setting"]))
+    words = setting_labels(df)
     colors = _colors(settings)
-    for i, e in enumerate(engines, 1):
-        sub = df[df["engine"] == e]
+    for i, se in enumerate(series, 1):
+        sub = _of(df, se)
         for s in settings:
             y = sub.loc[sub["setting"] == s, column].dropna().to_numpy()
-            ax.scatter(i + rng.uniform(-0.12, 0.12, len(y)), y, s=14, color=colors[s],
-                       alpha=0.8, label=s if i == 1 and len(settings) > 1 else None, zorder=3)
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(y)), y, s=18, color=colors[s],
+                       alpha=0.8, label=words[s] if i == 1 and len(settings) > 1 else None,
+                       zorder=3)
+    ax.set_xlabel("engine" if df["model"].nunique() == 1 else "model and engine")
     ax.set_ylabel(ylabel)
-    ax.tick_params(axis="x", rotation=30)
+    if len(series) > 4:
+        ax.tick_params(axis="x", rotation=30)
     if len(settings) > 1:
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=8, loc="best", title="data setting", title_fontsize=8)
 
 
 def _run_time(df):
@@ -78,23 +123,25 @@ def plot_all(df, out_dir, traces=None) -> list[str]:
         fig.tight_layout()
         path = out / name
         tmp = out / f".{name}.tmp.png"
-        fig.savefig(tmp, dpi=80)
+        fig.savefig(tmp, dpi=DPI)
         plt.close(fig)
         tmp.replace(path)
         written.append(str(path))
 
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(_engines(df)), 3.2))
+    wide = max(WIDTH, 1.5 + 0.9 * len(_series(df)))
+    fig, ax = plt.subplots(figsize=(wide, HEIGHT))
     _by_engine(ax, df, "mcc", "MCC (posterior mean vs true z)")
-    ax.set_title("MCC by engine (one point per seed)", fontsize=9)
+    ax.set_title("MCC by engine (one point per seed)", fontsize=10)
     save(fig, "mcc_by_engine.png")
 
-    fig, axes = plt.subplots(1, 2 if traces else 1, figsize=(8 if traces else 4.2, 3.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, 2 if traces else 1, squeeze=False,
+                             figsize=(2 * WIDTH if traces else WIDTH, HEIGHT))
     ax = axes[0, 0]
-    colors = _colors(_engines(df))
-    for e in _engines(df):
-        sub = df[df["engine"] == e]
-        ax.scatter(_run_time(sub), sub["mcc"], s=16, color=colors[e], label=e)
+    names = series_labels(df)
+    colors = _colors(_series(df))
+    for se in _series(df):
+        sub = _of(df, se)
+        ax.scatter(_run_time(sub), sub["mcc"], s=20, color=colors[se], label=names[se])
     times = _run_time(df).dropna()
     if len(times) and times.max() > 20 * times.min() > 0:
         ax.set_xscale("log")
@@ -102,38 +149,39 @@ def plot_all(df, out_dir, traces=None) -> list[str]:
     ax.set_xlabel("run time of the cell, s (all seeds at once; samplers\nwith their base fit; "
                   "compile time in the table)")
     ax.set_ylabel("final MCC")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=8)
     if traces:
         ax = axes[0, 1]
+        by_engine = {e: colors[(m, e)] for m, e in _series(df)}
         for engine, times, mccs in traces:
             m = np.asarray(mccs, float)
             if m.size:
-                ax.plot(times, m, color=colors.get(engine, "k"), alpha=0.6, lw=1)
+                ax.plot(times, m, color=by_engine.get(engine, "k"), alpha=0.6, lw=1)
         ax.axhline(0.9, color="grey", ls="--", lw=0.8)
         ax.set_xlabel("fit time, s (evaluation excluded)")
         ax.set_ylabel("MCC (periodic evaluation)")
     save(fig, "time_vs_mcc.png")
 
     if "calibration_90" in df.columns and df["calibration_90"].notna().any():
-        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(_engines(df)), 3.2))
+        fig, ax = plt.subplots(figsize=(wide, HEIGHT))
         _by_engine(ax, df, "calibration_90", "coverage of 90% intervals")
         ax.axhline(0.9, color="grey", ls="--", lw=0.8)
-        ax.set_title("Calibration by engine", fontsize=9)
+        ax.set_title("Calibration by engine", fontsize=10)
         save(fig, "calibration_by_engine.png")
 
     if df["domains"].nunique() > 1:
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        for e in _engines(df):
-            sub = df[df["engine"] == e].groupby("domains")["mcc"]
+        fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+        for se in _series(df):
+            sub = _of(df, se).groupby("domains")["mcc"]
             mean, std = sub.mean(), sub.std().fillna(0)
             ax.errorbar(mean.index, mean.to_numpy(), std.to_numpy(), marker="o", ms=3,
-                        capsize=2, color=colors[e], label=e)
+                        capsize=2, color=colors[se], label=names[se])
         for n in sorted(df["latent_dim"].unique()):
             ax.axvline(2 * n + 1, color="grey", ls="--", lw=0.8)
             ax.text(2 * n + 1, ax.get_ylim()[0], f" 2n+1={2 * n + 1}", fontsize=7,
                     va="bottom", color="grey")
         ax.set_xlabel("number of domains")
         ax.set_ylabel("MCC")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=8)
         save(fig, "mcc_vs_domains.png")
     return written

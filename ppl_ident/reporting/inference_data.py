@@ -22,13 +22,15 @@ from ppl_ident.errors import InputError
 from ppl_ident.families import family_of
 from ppl_ident.families.iid.idata import (DEFAULT_DRAWS, DEFAULT_OBS, iid_inference_data,
                                           select_obs)
+from ppl_ident.families.predict import POINT_ESTIMATE
 from ppl_ident.inference.latents import LATENT_SAMPLERS
 # posterior.nc is a run-directory file: save_run writes it, the report reads it
 from ppl_ident.workflow import POSTERIOR_FILE, write_posterior
 
 __all__ = ["posterior_inference_data", "DEFAULT_DRAWS", "DEFAULT_OBS", "select_obs",
            "to_inference_data", "nuts_reference", "write_posterior", "read_posterior",
-           "flat_draws", "alignment_from_idata"]
+           "flat_draws", "alignment_from_idata", "latent_group", "is_point_estimate",
+           "POINT_ESTIMATE"]
 
 
 
@@ -100,8 +102,23 @@ def nuts_reference(fitted, dataset: Dataset, obs_idx, *, num_warmup: int = 300,
                              num_warmup=num_warmup, alignment=alignment, **nuts_kwargs)
 
 
+def is_point_estimate(idata) -> bool:
+    """Whether the latents of ``idata`` are a point estimate (an exact-likelihood flow's
+    ``z = h(x)``, in the ``point_estimate`` group) rather than posterior draws."""
+    return "posterior" not in idata.groups() and POINT_ESTIMATE in idata.groups()
+
+
+def latent_group(idata):
+    """The group holding the latents ``z``: ``posterior``, or ``point_estimate`` for a point
+    estimate (see :func:`is_point_estimate`)."""
+    return idata[POINT_ESTIMATE] if is_point_estimate(idata) else idata.posterior
+
+
 def flat_draws(idata, var: str = "z") -> np.ndarray:
-    """Posterior draws of ``var`` with chain and draw flattened: ``(S, obs, ...)``."""
+    """Posterior draws of ``var`` with chain and draw flattened: ``(S, obs, ...)``; a point
+    estimate is one draw, ``S = 1``."""
+    if is_point_estimate(idata):
+        return np.asarray(idata[POINT_ESTIMATE][var])[None]
     arr = np.asarray(idata.posterior[var])
     return arr.reshape(-1, *arr.shape[2:])
 

@@ -13,7 +13,30 @@ import numpy as np
 
 from ppl_ident.files import atomic_write_bytes
 
-__all__ = ["plot_jacobian", "plot_variability"]
+__all__ = ["CHECK_FIGURES", "CHECK_SECTIONS", "check_figures", "plot_jacobian",
+           "plot_variability"]
+
+#: The figures ``ppl-ident check --out DIR`` writes (name -> file); ``ppl-ident report`` embeds
+#: them when ``DIR`` is the run directory or one of its sub-directories (``--out RUN/check``).
+CHECK_FIGURES = {"variability": "variability_spectrum.png",
+                 "jacobian_encoder": "jacobian_encoder.png",
+                 "jacobian_decoder": "jacobian_decoder.png"}
+#: report section -> the figures of :data:`CHECK_FIGURES` it shows
+CHECK_SECTIONS = {"jacobian": ("jacobian_encoder", "jacobian_decoder"),
+                  "variability": ("variability",)}
+
+
+def check_figures(run) -> dict:
+    """Figure name -> path of the ``ppl-ident check --out`` figures of a run directory: those
+    in the directory itself, else in the first sub-directory (by name) with a ``check.json``.
+    """
+    run = Path(run)
+    found = {}
+    for where in [run, *sorted(p.parent for p in run.glob("*/check.json"))]:
+        for name, file in CHECK_FIGURES.items():
+            if name not in found and (where / file).is_file():
+                found[name] = where / file
+    return found
 
 
 def _pyplot():

@@ -9,12 +9,14 @@ when present, the data file named in ``config.json``) and writes, next to them:
 - ``forest.png``: an ArviZ forest plot of a few observations' latents, guide and NUTS side by
   side, true values marked;
 - ``calibration.png``: nominal against empirical coverage, per engine;
-- ``ppc.png``: ArviZ posterior predictive check per observed dimension;
+- ``ppc.png``: posterior predictive check (densities of observed and replicated ``x``) per
+  observed dimension;
 - ``report.json``: calibration, NUTS comparison, marginal likelihood (the numbers in the
   tables);
-- ``report.html`` with every figure embedded (base64), the tables, and the Jacobian heatmap
-  and sufficient-variability spectrum when the run directory holds ``jacobian.png`` /
-  ``variability.png`` (written by the diagnostics).
+- ``report.html`` with every figure embedded (base64), the tables, and the Jacobian heatmaps
+  and sufficient-variability spectrum written by ``ppl-ident check RUN --out DIR``
+  (:data:`ppl_ident.reporting.plots.CHECK_FIGURES`) when ``DIR`` is the run directory or a
+  sub-directory of it (``RUN/check``).
 
 Runs of the sequence family's models get their own report,
 written by :func:`ppl_ident.reporting.sequence_report.build_sequence_report`: latent
@@ -46,6 +48,8 @@ from ppl_ident.reporting.inference_data import (
     POSTERIOR_FILE,
     alignment_from_idata,
     flat_draws,
+    is_point_estimate,
+    latent_group,
     nuts_reference,
     read_posterior,
     select_obs,
@@ -63,10 +67,11 @@ from ppl_ident.reporting.page import (
     table,
     write_page,
 )
+from ppl_ident.reporting.plots import CHECK_SECTIONS, check_figures
 from ppl_ident.reporting.sequence_report import build_sequence_report
 from ppl_ident.workflow import load_run, model_inputs
 
-__all__ = ["SECTIONS", "ReportResult", "build_report"]
+__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report"]
 
 SECTIONS = {
     "summary": "Summary",
@@ -80,7 +85,8 @@ SECTIONS = {
     "jacobian": "Jacobian heatmap",
     "variability": "Sufficient-variability spectrum",
 }
-OPTIONAL = {"jacobian": "jacobian.png", "variability": "variability.png"}
+#: section -> the figures of ``ppl-ident check --out`` it shows, when they exist
+OPTIONAL = CHECK_SECTIONS
 
 
 def _resolve_data(run: Path, config: dict, dataset, truth=None):
@@ -197,29 +203,65 @@ def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 
     return save_figure(fig, path)
 
 
-def plot_ppc(idata, path: Path, num_pp_samples: int = 40) -> Path:
-    """ArviZ posterior predictive check, one panel per observed dimension."""
-    import arviz as az
+def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0) -> Path:
+    """Posterior predictive check, one panel per observed dimension: the density of the
+    observed ``x`` against those of ``num_pp_samples`` replicated data sets and their mean.
 
-    d = idata.observed_data["x"].shape[-1]
+    This is the picture of ``az.plot_ppc(kind="kde")``, drawn here from the
+    ``posterior_predictive`` and ``observed_data`` groups: ArviZ 0.23's plot passes matplotlib
+    3.11 a deprecated argument (two ``MatplotlibDeprecationWarning`` per panel).
+    """
+    plt = pyplot()
+    observed = np.asarray(idata.observed_data["x"])
+    replicated = np.asarray(idata.posterior_predictive["x"])
+    replicated = replicated.reshape(-1, *replicated.shape[2:])        # (draws, obs, d)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(replicated), size=min(num_pp_samples, len(replicated)),
+                              replace=False))
+    n_obs, d = observed.shape
     cols = min(d, 3)
     rows = int(np.ceil(d / cols))
-    axes = az.plot_ppc(idata, var_names=["x"], flatten=["obs"], num_pp_samples=num_pp_samples,
-                       random_seed=0, figsize=(3.8 * cols, 3.0 * rows), textsize=9)
-    axes = np.atleast_1d(axes).ravel()
-    for k, ax in enumerate(axes):
-        if ax.has_data():
-            ax.set_xlabel(f"x[{k}]" if k < d else "")
-            ax.set_ylabel("density")
-            leg = ax.get_legend()
-            if leg is not None:
-                for t in leg.get_texts():
-                    t.set_fontsize(7)
-    n_obs = idata.observed_data["x"].shape[0]
-    axes[0].figure.suptitle(f"Posterior predictive check: densities of x over {n_obs} "
-                            "observations", fontsize=10)
-    axes[0].figure.tight_layout()
-    return save_figure(axes[0].figure, path)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.0 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= d:
+            ax.axis("off")
+            continue
+        sets = replicated[pick, :, k]
+        lo = min(observed[:, k].min(), sets.min())
+        hi = max(observed[:, k].max(), sets.max())
+        pad = 0.1 * (hi - lo) + 1e-6
+        grid = np.linspace(lo - pad, hi + pad, 256)
+        curves = [c for c in (_density(v, grid) for v in sets) if c is not None]
+        for c, curve in enumerate(curves):
+            ax.plot(grid, curve, color="C0", alpha=0.25, lw=0.7,
+                    label="posterior predictive" if c == 0 else None)
+        if curves:
+            ax.plot(grid, np.mean(curves, axis=0), color="C1", ls="--", lw=1.4,
+                    label="posterior predictive mean")
+        obs_curve = _density(observed[:, k], grid)
+        if obs_curve is not None:
+            ax.plot(grid, obs_curve, color="k", lw=1.5, label="observed")
+        ax.set_xlabel(f"x[{k}]", fontsize=9)
+        ax.set_ylabel("density", fontsize=9)
+        ax.tick_params(labelsize=8)
+        if k == 0:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"Posterior predictive check: densities of x over {n_obs} observations",
+                 fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _density(values, grid):
+    """Gaussian kernel density of ``values`` on ``grid``; None when ``values`` are all equal
+    (a point mass has no density to draw)."""
+    from scipy.stats import gaussian_kde
+
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 2 or np.ptp(values) <= 1e-12 * max(1.0, np.abs(values).max()):
+        return None
+    return gaussian_kde(values)(grid)
 
 
 # --------------------------------------------------------------------------- main
@@ -338,7 +380,7 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
     timings = {}
     with _timed(timings, "posterior"):
         post = _guide_posterior(run, fitted, data, calibration_draws, seed)
-    numbers = {"engine": post.idata.posterior.attrs.get("engine", "guide")}
+    numbers = {"engine": latent_group(post.idata).attrs.get("engine", "guide")}
     with _timed(timings, "nuts"):
         nuts = None
         # an exact-likelihood flow's posterior is a point mass: NUTS has nothing to sample
@@ -349,8 +391,8 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
             numbers["nuts"] = _nuts_numbers(post, nuts, rows, nuts_warmup, nuts_samples,
                                             nuts_chains)
     with _timed(timings, "calibration"):
-        # a point-mass posterior has no intervals to calibrate
-        if post.z_true is not None and not fitted.spec.config.get("flow"):
+        # a point estimate has no intervals to calibrate
+        if post.z_true is not None and not is_point_estimate(post.idata):
             numbers.update(_calibration_numbers(post, nuts))
     with _timed(timings, "marginal"):
         numbers["marginal"] = _marginal_numbers(fitted, data, heldout, marginal_obs,
@@ -380,11 +422,13 @@ def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int)
     else:
         idata = to_inference_data(fitted, data, seed=seed)
         write_posterior(run, idata)
-    has_truth = "z_aligned" in idata.posterior
+    group = latent_group(idata)
+    has_truth = "z_aligned" in group
     alignment = alignment_from_idata(idata)
-    obs = np.asarray(idata.posterior.obs)
-    n_draws = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
-    if n_draws < calibration_draws and idata.posterior.attrs.get("engine", "guide") == "guide":
+    obs = np.asarray(group.obs)
+    n_draws = group.sizes.get("chain", 1) * group.sizes.get("draw", 1)
+    if (n_draws < calibration_draws and group.attrs.get("engine", "guide") == "guide"
+            and not is_point_estimate(idata)):
         idata = to_inference_data(fitted, data, num_draws=calibration_draws, obs_idx=obs,
                                   seed=seed + 1, truth=None if has_truth else False,
                                   alignment=alignment)
@@ -465,13 +509,13 @@ def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
                                       run / "posterior_vs_truth.png")
     k = min(forest_obs, len(post.obs) if "NUTS" not in idatas else
             min(len(post.obs), nuts_obs))
+    if is_point_estimate(post.idata):
+        return {**figures, **check_figures(run)}   # no draws: no forest plot, no PPC
     figures["forest"] = plot_forest(idatas, post.obs[:k], post.var,
                                     None if post.z_true is None else post.z_true[:k],
                                     run / "forest.png")
     figures["ppc"] = plot_ppc(post.idata, run / "ppc.png")
-    for key, name in OPTIONAL.items():
-        if (run / name).is_file():
-            figures[key] = run / name
+    figures.update(check_figures(run))
     return figures
 
 
@@ -495,8 +539,12 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
 
     metrics = fitted.metrics or {}
     idata, obs = post.idata, post.obs
-    summ = az.summary(idata, var_names=["z"], coords={"obs": obs[:4]}, kind="stats",
-                      hdi_prob=0.9)
+    point = is_point_estimate(idata)
+    if point:
+        summ = latent_group(idata)["z"].sel(obs=obs[:4]).to_dataframe()[["z"]]
+    else:
+        summ = az.summary(idata, var_names=["z"], coords={"obs": obs[:4]}, kind="stats",
+                          hdi_prob=0.9)
     parts = {"summary": _summary_html(metrics, numbers, summ, idata, data, fitted)}
     parts["loss"] = img(figures["loss"], "loss trace") + (
         f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per observation '
@@ -504,13 +552,14 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
     if "truth" in figures:
         parts["truth"] = img(figures["truth"], "true vs posterior mean") + (
             f'<p class="note">{len(obs)} observations kept in posterior.nc, '
-            f'{idata.posterior.sizes["draw"]} guide draws each. Learned latents are '
-            "matched to true ones (Hungarian on correlations), then mapped by a per-dimension "
-            "affine fit of the guide's mean on all data; bars are 90% equal-tailed intervals."
-            "</p>")
-    parts["forest"] = img(figures["forest"], "forest plot") + (
-        '<p class="note">Crosses: true values. Thick bars: interquartile range; thin: 90% '
-        "HDI.</p>")
+            + ("a point estimate each" if point else f"{len(post.draws)} guide draws each")
+            + ". Learned latents are matched to true ones (Hungarian on correlations), then "
+            "mapped by a per-dimension affine fit of the guide's mean on all data; bars are "
+            "90% equal-tailed intervals.</p>")
+    crosses = "Crosses: true values. " if post.z_true is not None else ""
+    if "forest" in figures:
+        parts["forest"] = img(figures["forest"], "forest plot") + (
+            f'<p class="note">{crosses}Thick bars: interquartile range; thin: 90% HDI.</p>')
     if "calibration" in figures:
         parts["calibration"] = img(figures["calibration"], "calibration") + \
             _calibration_html(numbers)
@@ -519,15 +568,23 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
     elif fitted.spec.config.get("flow"):
         parts["nuts"] = ("<p>Exact-likelihood flow model: z = h(x) is a point estimate (the "
                          "posterior is a point mass), so there is no posterior over z for NUTS "
-                         "to sample, the intervals above have zero width and there is no "
-                         "calibration to check. The uncertainty of such a fit is in its "
-                         "parameters: compare fits with other seeds, or fit the variational "
-                         "model (--no-flow) for a posterior over z.</p>")
-    parts["ppc"] = img(figures["ppc"], "posterior predictive check")
+                         "to sample. The uncertainty of such a fit is in its parameters: compare "
+                         "fits with other seeds, or fit the variational model (--no-flow) for a "
+                         "posterior over z.</p>")
+    if "ppc" in figures:
+        parts["ppc"] = img(figures["ppc"], "posterior predictive check")
+    if point:
+        parts["calibration"] = ("<p>Exact-likelihood flow model: each observation's z = h(x) "
+                                "is a point estimate (stored in the <code>point_estimate</code> "
+                                "group of posterior.nc), so there are no intervals to "
+                                "calibrate, no forest plot and no posterior predictive "
+                                "check.</p>")
     parts["marginal"] = _marginal_html(numbers["marginal"])
-    for key in OPTIONAL:
-        if key in figures:
-            parts[key] = img(figures[key], SECTIONS[key]) + _optional_html(key, metrics)
+    for key, names in OPTIONAL.items():
+        shown = [img(figures[n], f"{SECTIONS[key]} ({n.replace('_', ' ')})") for n in names
+                 if n in figures]
+        if shown:
+            parts[key] = "".join(shown) + _optional_html(key, metrics)
     return parts
 
 
@@ -561,8 +618,10 @@ def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
     rows.append((f"log p(x|u) per obs ({ml['data'].split(' (')[0]})",
                  f"{ml['mean_log_px']:.3f} ± {ml['mean_log_px_se']:.3f}"))
     return (table(rows, ["quantity", "value"]) +
-            "<p>ArviZ <code>az.summary(kind='stats')</code> of the guide's posterior of z for "
-            "four observations:</p>" + summ.to_html(float_format=lambda v: f"{v:.3f}"))
+            ("<p>The point estimate z = h(x) of four observations:</p>"
+             if is_point_estimate(idata) else
+             "<p>ArviZ <code>az.summary(kind='stats')</code> of the guide's posterior of z for "
+             "four observations:</p>") + summ.to_html(float_format=lambda v: f"{v:.3f}"))
 
 
 def _calibration_html(numbers) -> str:

@@ -38,7 +38,8 @@ from ppl_ident.errors import InputError
 from ppl_ident.families.predict import encode
 from ppl_ident.families.sequence.idata import sequence_inference_data
 from ppl_ident.families.sequence.inputs import prepare_sequence_inputs
-from ppl_ident.reporting.inference_data import POSTERIOR_FILE, read_posterior, write_posterior
+from ppl_ident.reporting.inference_data import (POSTERIOR_FILE, flat_draws, is_point_estimate,
+                                                latent_group, read_posterior, write_posterior)
 from ppl_ident.reporting.page import (
     ReportResult,
     fmt,
@@ -50,6 +51,7 @@ from ppl_ident.reporting.page import (
     table,
     write_page,
 )
+from ppl_ident.reporting.plots import CHECK_SECTIONS, check_figures
 from ppl_ident.workflow import evaluate
 
 __all__ = ["SEQUENCE_SECTIONS", "build_sequence_report", "plot_trajectories", "plot_regimes"]
@@ -61,6 +63,8 @@ SEQUENCE_SECTIONS = {
     "calibration": "Calibration of posterior intervals",
     "regimes": "Regime posterior",
     "transitions": "Regime transition matrix",
+    "jacobian": "Jacobian heatmap",
+    "variability": "Sufficient-variability spectrum",
     "skipped": "Not computed for sequence models",
 }
 
@@ -223,7 +227,7 @@ def _sequence_posterior(run: Path, fitted, data, truth, calibration_draws: int, 
     memory when it holds fewer than ``calibration_draws``."""
     if (run / POSTERIOR_FILE).is_file():
         idata = read_posterior(run)
-        post = idata.posterior
+        post = latent_group(idata)
         if "sequence" not in post.dims or "time" not in post.dims:
             raise InputError(f"{run / POSTERIOR_FILE} is not the posterior of a sequence model "
                              f"(dims {tuple(post.dims)}); delete it and run the report again "
@@ -237,12 +241,13 @@ def _sequence_posterior(run: Path, fitted, data, truth, calibration_draws: int, 
     else:
         idata = sequence_inference_data(fitted, data, seed=seed, truth=truth)
         write_posterior(run, idata)
-    num_seq = idata.posterior.sizes["sequence"]
+    post = latent_group(idata)
+    num_seq = post.sizes["sequence"]
     regimes = None
     if "constant_data" in idata.groups() and "regimes_true" in idata.constant_data:
         regimes = np.asarray(idata.constant_data["regimes_true"])
-    n_draws = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
-    fresh = n_draws < calibration_draws
+    n_draws = post.sizes.get("chain", 1) * post.sizes.get("draw", 1)
+    fresh = n_draws < calibration_draws and not is_point_estimate(idata)
     if fresh:
         idata = sequence_inference_data(fitted, data, num_draws=calibration_draws,
                                         max_sequences=num_seq, seed=seed + 1, truth=truth)
@@ -307,8 +312,7 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
     t0 = time.perf_counter()
     idata, regimes_kept, fresh = _sequence_posterior(run, fitted, data, truth,
                                                      calibration_draws, seed)
-    z = np.asarray(idata.posterior["z"])
-    draws = z.reshape(-1, *z.shape[2:])                            # (S, b, T, n)
+    draws = flat_draws(idata, "z")                                 # (S, b, T, n)
     num_seq = draws.shape[1]
     timings["posterior"] = time.perf_counter() - t0
 
@@ -325,8 +329,9 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
     }
     notes = {}
     if cfg.get("flow"):
-        notes["posterior"] = ("exact-likelihood flow model: z_t = h(x_t) is a point estimate, so "
-                              "its intervals have zero width and cover nothing")
+        notes["posterior"] = ("exact-likelihood flow model: z_t = h(x_t) is a point estimate, "
+                              "so it has no intervals to calibrate (posterior.nc holds it in "
+                              "its point_estimate group)")
     z_true = alignment = None
     if data.z is not None:
         u, _ = prepare_sequence_inputs(data.u, name, fitted.labels)
@@ -346,6 +351,11 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
     figures, parts = {}, {}
     t0 = time.perf_counter()
     if z_true is not None:
+        numbers["alignment"] = {"matching": alignment.matching.tolist(),
+                                "slope": alignment.slope.tolist(),
+                                "intercept": alignment.intercept.tolist(),
+                                "r2": alignment.r2.tolist()}
+    if z_true is not None and not is_point_estimate(idata):   # a point has no intervals
         n_true = z_true.shape[-1]
         cal = calibration_summary(z_true.reshape(-1, n_true),
                                   draws.reshape(draws.shape[0], -1, n_true))
@@ -354,10 +364,6 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
                                   "eti": cal["mean_coverage_eti"][k90],
                                   "steps": cal["num_obs"]}
         numbers["calibration_guide"] = cal
-        numbers["alignment"] = {"matching": alignment.matching.tolist(),
-                                "slope": alignment.slope.tolist(),
-                                "intercept": alignment.intercept.tolist(),
-                                "r2": alignment.r2.tolist()}
         figures["calibration"] = plot_calibration(
             {"guide, equal-tailed": cal["mean_coverage_eti"],
              "guide, HDI": cal["mean_coverage_hdi"]}, LEVELS, run / "calibration.png",
@@ -374,8 +380,7 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
         title=("Aligned latent paths" if z_true is not None else "Learned latent paths")
         + mcc_txt)
     if name == "regime":
-        probs = np.asarray(idata.posterior["regime_probs"])
-        probs = probs.reshape(-1, *probs.shape[2:]).mean(0)         # (b, T, K)
+        probs = flat_draws(idata, "regime_probs").mean(0)           # (b, T, K)
         K = probs.shape[-1]
         reg = {"num_regimes": int(K),
                "learned_trans_matrix": metrics.get("learned_trans_matrix"),
@@ -419,18 +424,23 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
         numbers["notes"] = notes
 
     t0 = time.perf_counter()
-    summ = az.summary(idata, var_names=["z"], coords={"sequence": [0], "time": list(range(
-        min(3, T)))}, kind="stats", hdi_prob=0.9)
-    parts["summary"] = _summary_html(numbers, fitted, summ)
+    first = {"sequence": [0], "time": list(range(min(3, T)))}
+    if is_point_estimate(idata):
+        summ = latent_group(idata)["z"].sel(**first).to_dataframe()[["z"]]
+    else:
+        summ = az.summary(idata, var_names=["z"], coords=first, kind="stats", hdi_prob=0.9)
+    parts["summary"] = _summary_html(numbers, fitted, summ, is_point_estimate(idata))
     elbo = numbers["elbo_per_step"]
     parts["loss"] = img(figures["loss"], "loss trace") + (
         f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per time step '
         f'{fmt(float("nan") if elbo is None else elbo)}.</p>')
     parts["trajectories"] = img(figures["trajectories"], "latent trajectories") + (
         f'<p class="note">{num_seq} sequences kept in posterior.nc, '
-        f'{numbers["posterior"]["draws"]} guide draws of each path'
-        + (" (fresh draws: the file holds fewer)" if fresh else "") + ". Band: 90% HDI "
-        "(ArviZ) at each step; line: posterior mean. "
+        + ("the point estimate of each path (no band: no intervals). "
+           if is_point_estimate(idata) else
+           f'{numbers["posterior"]["draws"]} guide draws of each path'
+           + (" (fresh draws: the file holds fewer)" if fresh else "") + ". Band: 90% HDI "
+           "(ArviZ) at each step; line: posterior mean. ")
         + ("Learned latents are matched to the true ones (Hungarian on correlations) and "
            "mapped by a per-dimension affine fit of the guide's mean on every step of every "
            "sequence; dashed: the true latent.</p>" if z_true is not None else
@@ -445,6 +455,16 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
             parts["transitions"] = _transitions_html(numbers["regimes"])
     parts["skipped"] = "<ul>" + "".join(
         f"<li>{html.escape(v)}</li>" for v in numbers["skipped"].values()) + "</ul>"
+    checked = check_figures(run)
+    figures.update(checked)
+    for key, names in CHECK_SECTIONS.items():
+        found = [n for n in names if n in checked]
+        if found:
+            where = html.escape(str(checked[found[0]].parent))
+            parts[key] = "".join(
+                img(checked[n], f"{SEQUENCE_SECTIONS[key]} ({n.replace('_', ' ')})")
+                for n in found) + (f'<p class="note">Written by <code>ppl-ident check RUN '
+                                   f"--out {where}</code>.</p>")
     timings["html"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
     numbers["timings_s"] = timings
@@ -453,7 +473,7 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
     return ReportResult(out, figures, sections, numbers, timings, {"guide": idata})
 
 
-def _summary_html(numbers, fitted, summ) -> str:
+def _summary_html(numbers, fitted, summ, point: bool = False) -> str:
     rows = [("model", numbers["model"]),
             ("sequences × steps", f"{numbers['num_sequences']} × {numbers['length']}"),
             ("latents", numbers["num_latents"]), ("training steps", len(fitted.losses))]
@@ -475,8 +495,9 @@ def _summary_html(numbers, fitted, summ) -> str:
     if reg.get("trans_matrix_max_abs_error") is not None:
         rows.append(("transition matrix, largest error", reg["trans_matrix_max_abs_error"]))
     return (table(rows, ["quantity", "value"]) +
-            "<p>ArviZ <code>az.summary(kind='stats')</code> of the guide's posterior of z for "
-            "the first steps of sequence 0 (learned, not aligned):</p>"
+            ("<p>The point estimate z_t = h(x_t)" if point else
+             "<p>ArviZ <code>az.summary(kind='stats')</code> of the guide's posterior of z")
+            + " for the first steps of sequence 0 (learned, not aligned):</p>"
             + summ.to_html(float_format=lambda v: f"{v:.3f}"))
 
 

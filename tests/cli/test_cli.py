@@ -53,14 +53,25 @@ def test_fit_writes_a_run_directory(data_file, tmp_path, capsys):
                  "--no-progress", "--force"]) == 0
 
 
-def test_demo_runs_on_a_small_setting(tmp_path, capsys):
-    out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--domains", "5", "--points-per-domain", "40",
-                 "--latent-dim", "2", "--steps", "20", "--no-progress"])
-    assert code == 0
+def test_demo_runs_on_a_small_setting(tmp_path, capsys, monkeypatch):
+    """A second ``ppl-ident demo`` (the README's first command) writes next to the first,
+    touching none of its files; a given non-empty --out is refused."""
+    monkeypatch.chdir(tmp_path)
+    first = tmp_path / "ppl_ident_demo"
+    (first / "ivae").mkdir(parents=True)
+    (first / "ivae" / "metrics.json").write_text("{}")
+    (tmp_path / "ppl_ident_demo-2").mkdir()  # empty: free
+    small = ["--domains", "5", "--points-per-domain", "40", "--latent-dim", "2", "--steps",
+             "20", "--no-progress", "--no-report"]
+    _fail(["demo", "--out", str(first), *small], capsys, "--force")
+    assert main(["demo", *small]) == 0
     text = capsys.readouterr().out
     assert "ivae" in text and "vae" in text and "raw x" in text
+    assert "writing this one to ppl_ident_demo-2/" in text
+    out = tmp_path / "ppl_ident_demo-2"
     assert (out / "ivae" / "metrics.json").is_file() and (out / "vae" / "metrics.json").is_file()
+    assert sorted(p.name for p in first.rglob("*")) == ["ivae", "metrics.json"]
+    assert (first / "ivae" / "metrics.json").read_text() == "{}"
 
 
 def _npz(tmp_path, **arrays):
@@ -142,3 +153,24 @@ def test_top_level_help_does_not_import_jax():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "fit" in done.stdout and "compare" in done.stdout
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--generator", "regimes", "--regimes", "1"], "--regimes 2 or more"),
+    (["--domains", "1"], "--domains 2 or more"),
+    (["--generator", "segments", "--segments", "1"], "--segments 2 or more"),
+    (["--generator", "regimes", "--regimes", "0"], "expected a positive integer"),
+    (["--generator", "regimes", "--stay-prob", "1"], "stay_prob must be in [0, 1)"),
+    (["--generator", "dynamics", "--length", "3", "--lag", "3"], "must exceed lag"),
+])
+def test_simulate_refuses_counts_that_make_no_sense(tmp_path, capsys, argv, match):
+    out = tmp_path / "d.npz"
+    _fail(["simulate", "--out", str(out), *SMALL[:4], *argv], capsys, match)
+    assert not out.exists()
+
+
+def test_simulate_keeps_one_domain_for_dynamics(tmp_path):
+    """One domain is a real setting for dynamics: the past is the auxiliary variable."""
+    out = tmp_path / "d.npz"
+    assert main(["simulate", "--out", str(out), "--generator", "dynamics", "--domains", "1",
+                 "--sequences", "3", "--length", "5", *SMALL[:4]]) == 0

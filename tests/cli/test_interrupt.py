@@ -117,3 +117,48 @@ def test_sigint_stops_at_chunk_end_with_checkpoint_and_message(setting):
     a, b = _params(out), _params(ref)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_second_ctrl_c_keeps_the_checkpoint_and_check_report_say_how_to_resume(
+        setting, tmp_path, monkeypatch, capsys):
+    """A second Ctrl-C raises KeyboardInterrupt in the middle of the fit (simulated right after
+    the first periodic checkpoint): the message names the step kept and the resume command,
+    and `check` / `report` on the run say "interrupted", not "damaged"."""
+    import ppl_ident.workflow as workflow
+    from ppl_ident.cli import main
+
+    root, _ = setting
+    out = tmp_path / "aborted"
+    real_save = workflow.save_checkpoint
+
+    def save_then_ctrl_c(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(workflow, "save_checkpoint", save_then_ctrl_c)
+    assert main(["fit", str(root / "d.npz"), "--out", str(out), *FIT_ARGS]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted at step {EVERY} of {STEPS}" in err, err
+    assert "checkpoint is kept" in err and f"ppl-ident fit --resume {out}" in err
+    assert (out / "checkpoint.npz").is_file() and not (out / "params.npz").exists()
+    for cmd in (["check", str(out)], ["report", str(out), "--nuts-obs", "0"]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert f"interrupted at step {EVERY} of {STEPS}" in err, err
+        assert f"ppl-ident fit --resume {out}" in err and "damaged" not in err
+        assert "Traceback" not in err
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_nothing_can_be_resumed(
+        setting, tmp_path, monkeypatch, capsys):
+    import ppl_ident.workflow as workflow
+    from ppl_ident.cli import main
+
+    root, _ = setting
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(workflow, "fit", ctrl_c)
+    out = tmp_path / "early"
+    assert main(["fit", str(root / "d.npz"), "--out", str(out), *FIT_ARGS]) == 130
+    err = capsys.readouterr().err
+    assert "before its first checkpoint" in err and "start it again" in err

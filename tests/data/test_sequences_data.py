@@ -105,6 +105,8 @@ def test_bad_settings_name_the_fix():
         simulate_dynamics(0, length=2, lag=2)
     with pytest.raises(InputError, match="stay_prob"):
         simulate_regimes(0, stay_prob=1.0)
+    with pytest.raises(InputError, match="K >= 2 regimes"):
+        simulate_regimes(0, n_regimes=1)
     with pytest.raises(InputError, match="generator"):
         simulate_sequences("nope")
     with pytest.raises(InputError, match="scale_gain"):

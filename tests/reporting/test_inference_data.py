@@ -1,5 +1,7 @@
 """InferenceData from a fit: groups, dims, fitted parameters substituted, NetCDF round trip."""
 
+import warnings
+
 import arviz as az
 import equinox as eqx
 import jax
@@ -10,7 +12,7 @@ from ppl_ident.reporting.inference_data import (alignment_from_idata, read_poste
                                                 to_inference_data, write_posterior)
 
 GROUPS = {"posterior", "posterior_predictive", "log_likelihood", "observed_data",
-          "constant_data", "fit"}
+          "constant_data", "point_estimate", "fit"}
 
 
 @pytest.fixture(scope="module")
@@ -24,26 +26,33 @@ def test_groups_dims_coords(idata, small_data, tiny_fit):
     assert GROUPS <= set(idata.groups())
     post = idata.posterior
     assert post["z"].dims == ("chain", "draw", "obs", "latent")
-    assert post["z"].shape == (1, 40, 50, 2)
+    assert post["z"].shape == (4, 10, 50, 2)                 # 40 draws as 4 chains x 10
     assert post["z_aligned"].dims == ("chain", "draw", "obs", "true_latent")
-    assert post["prior_scale"].dims == ("chain", "draw", "domain", "latent")
-    assert post["noise_scale"].dims == ("chain", "draw", "x_dim")
+    # the fitted parameters are point estimates, not a zero-variance posterior
+    point = idata.point_estimate
+    assert set(post.data_vars) == {"z", "z_aligned"}
+    assert point["prior_scale"].dims == point["prior_loc"].dims == ("domain", "latent")
+    assert point["noise_scale"].dims == ("x_dim",)
     obs = post["obs"].values
     assert len(set(obs)) == 50 and np.all(np.diff(obs) > 0)
     # coords are rows of the data file: observed and constant data line up with them
     np.testing.assert_allclose(idata.observed_data["x"].values, data.x[obs])
     np.testing.assert_array_equal(idata.constant_data["u"].values, data.u[obs])
     np.testing.assert_allclose(idata.constant_data["z_true"].values, data.z[obs], rtol=1e-6)
-    np.testing.assert_array_equal(post["domain"].values, tiny_fit.labels)
-    np.testing.assert_allclose(post["prior_scale"].values[0, 3],
+    np.testing.assert_array_equal(point["domain"].values, tiny_fit.labels)
+    np.testing.assert_allclose(point["prior_scale"].values,
                                np.asarray(tiny_fit.params["prior_scale"]), rtol=1e-6)
     assert idata.log_likelihood["x"].dims == ("chain", "draw", "obs")
     assert idata.posterior_predictive["x"].dims == ("chain", "draw", "obs", "x_dim")
     assert idata.fit["loss"].shape == (150,)
     assert "\"steps\": 150" in idata.fit.attrs["settings"]
-    # az functions accept it
+    # az functions accept it; with several chains R-hat is defined (i.i.d. draws: near 1)
     summ = az.summary(idata, var_names=["z"], coords={"obs": obs[:2]}, kind="stats")
     assert len(summ) == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        diag = az.summary(idata, var_names=["z"], coords={"obs": obs[:5]}, kind="diagnostics")
+    assert np.isfinite(diag["r_hat"]).all() and diag["r_hat"].max() < 1.3
 
 
 def test_log_likelihood_uses_fitted_parameters(idata, tiny_fit):
@@ -72,9 +81,9 @@ def test_log_likelihood_uses_fitted_parameters(idata, tiny_fit):
                         eqx.partition(spec.model.keywords["decoder"], eqx.is_inexact_array)[1])
     assert np.abs(np.asarray(loglik(fresh)) - expected).mean() > 1.0
     # posterior predictive: decoder(z) plus noise of the fitted scale
-    pp = idata.posterior_predictive["x"].values[0]
-    resid = (white(pp) - jax.vmap(jax.vmap(decoder_fn(spec, params)))(
-        idata.posterior["z"].values[0])) / sigma
+    pp = idata.posterior_predictive["x"].values.reshape(-1, *x.shape)
+    draws = idata.posterior["z"].values.reshape(len(pp), x.shape[0], -1)
+    resid = (white(pp) - jax.vmap(jax.vmap(decoder_fn(spec, params)))(draws)) / sigma
     assert abs(float(np.std(resid)) - 1.0) < 0.05           # 4000 values: sd of sd ~ 0.011
 
 
@@ -135,7 +144,7 @@ def test_cli_fit_writes_posterior(tmp_path, small_data, tiny_fit, monkeypatch):
                "--posterior-draws", "25", "--posterior-obs", "30"])
     assert rc == 0
     back = az.from_netcdf(tmp_path / "run" / "posterior.nc")
-    assert back.posterior["z"].shape == (1, 25, 30, 2)
+    assert back.posterior["z"].shape == (4, 7, 30, 2)     # 25 draws: 4 chains of 7
 
 
 def test_data_mean_fn_reconstructs_x_in_data_coordinates(tiny_fit, small_data):
@@ -155,3 +164,40 @@ def test_data_mean_fn_reconstructs_x_in_data_coordinates(tiny_fit, small_data):
     np.testing.assert_allclose(x_hat, mu + w_hat @ chol.T, rtol=1e-4, atol=1e-4)
     # the un-whitening matters here: reading w_hat as x would be far off
     assert ((data.x - w_hat) ** 2).sum() / ((data.x - data.x.mean(0)) ** 2).sum() > 2 * resid
+
+
+def test_guide_draws_split_into_chains():
+    from ppl_ident.families.predict import split_draws
+
+    assert split_draws(100) == (4, 25) and split_draws(400) == (4, 100)
+    assert split_draws(25) == (4, 7) and split_draws(8) == (2, 4) and split_draws(3) == (1, 3)
+    for n in range(1, 60):
+        chains, per = split_draws(n)
+        assert chains * per >= n and chains * (per - 1) < n and (chains >= 2) == (n >= 8)
+
+
+def test_a_flow_posterior_is_a_point_estimate(small_data, tmp_path):
+    """An exact-likelihood flow's z = h(x) is one value per observation: it sits in
+    ``point_estimate`` (no posterior group with zero variance), and survives the file."""
+    from ppl_ident.families.predict import encode
+    from ppl_ident.reporting.inference_data import flat_draws, is_point_estimate
+    from ppl_ident.workflow import fit_model, prepare_inputs
+
+    data, _ = small_data
+    fitted = fit_model(data, flow=True, flow_layers=2, steps=20, width=8, depth=1,
+                       batch_size=64)
+    idata = to_inference_data(fitted, data, num_draws=40, max_obs=20)
+    assert "posterior" not in idata.groups() and "posterior_predictive" not in idata.groups()
+    assert is_point_estimate(idata)
+    point = idata.point_estimate
+    assert point["z"].dims == ("obs", "latent") and point["z"].shape == (20, 2)
+    assert point["z_aligned"].dims == ("obs", "true_latent")
+    obs = point.obs.values
+    u, _ = prepare_inputs(data.u, fitted.labels)
+    mean, _ = encode(fitted.spec, fitted.params, data.x[obs], u[obs])
+    np.testing.assert_allclose(point["z"].values, np.asarray(mean), rtol=1e-5, atol=1e-5)
+    assert flat_draws(idata, "z").shape == (1, 20, 2)
+    write_posterior(tmp_path, idata)
+    back = read_posterior(tmp_path)
+    assert is_point_estimate(back)
+    np.testing.assert_array_equal(back.point_estimate["z"].values, point["z"].values)

@@ -1,12 +1,16 @@
 """The report builds from a run directory and holds every section, images embedded."""
 
+import base64
 import json
 import re
+import shutil
+import warnings
 
 import numpy as np
 import pytest
 
-from ppl_ident.reporting.report import OPTIONAL, SECTIONS, build_report
+from ppl_ident.reporting.plots import CHECK_FIGURES
+from ppl_ident.reporting.report import SECTIONS, build_report
 
 
 @pytest.fixture(scope="module")
@@ -21,18 +25,12 @@ def run_dir(tmp_path_factory, tiny_fit, small_data):
     return save_run(tmp / "run", tiny_fit, data_path=str(tmp / "data.npz"), posterior_draws=0)
 
 
-def _fake_diagnostics(run):
-    """What the diagnostics issue writes: two PNGs and two metrics keys."""
-    import matplotlib
+def _check_diagnostics(run):
+    """`ppl-ident check RUN --out RUN/check` writes the figures the report embeds; the fit's
+    metrics get the two keys a fit with ground truth writes."""
+    from ppl_ident.cli import main
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    for name in OPTIONAL.values():
-        fig, ax = plt.subplots(figsize=(2, 2))
-        ax.imshow(np.eye(2))
-        fig.savefig(run / name)
-        plt.close(fig)
+    assert main(["check", str(run), "--out", str(run / "check"), "--points", "16"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     metrics["jacobian"] = {"amari": 0.1}
     metrics["variability"] = {"rank": 4, "required": 4}
@@ -40,16 +38,30 @@ def _fake_diagnostics(run):
 
 
 def test_report_has_every_section(run_dir):
-    _fake_diagnostics(run_dir)
-    res = build_report(run_dir, nuts_obs=2, nuts_warmup=60, nuts_samples=40, nuts_chains=2,
-                       marginal_samples=10, marginal_obs=100, calibration_draws=100)
+    from matplotlib import MatplotlibDeprecationWarning
+
+    _check_diagnostics(run_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = build_report(run_dir, nuts_obs=2, nuts_warmup=60, nuts_samples=40,
+                           nuts_chains=2, marginal_samples=10, marginal_obs=100,
+                           calibration_draws=100)
+    # no figure of the report uses a call matplotlib has deprecated
+    deprecated = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught
+                  if issubclass(w.category, MatplotlibDeprecationWarning)]
+    assert not deprecated, deprecated
     page = res.html.read_text()
     assert res.sections == list(SECTIONS)
     for key, title in SECTIONS.items():
         assert f'<h2 id="{key}">{title}</h2>' in page, title
     # self-contained: every image is embedded, nothing is fetched
     srcs = re.findall(r'src="([^"]*)"', page)
-    assert len(srcs) == 7 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 8 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    # the figures of `check --out RUN/check`, each embedded byte for byte
+    for name in ("jacobian_encoder", "jacobian_decoder", "variability"):
+        assert res.figures[name] == run_dir / "check" / CHECK_FIGURES[name]
+        data = base64.b64encode(res.figures[name].read_bytes()).decode()
+        assert f'src="data:image/png;base64,{data}"' in page, name
     for name in ("loss_trace.png", "posterior_vs_truth.png", "forest.png", "calibration.png",
                  "ppc.png", "posterior.nc", "report.json"):
         assert (run_dir / name).is_file(), name
@@ -71,8 +83,7 @@ def test_report_has_every_section(run_dir):
 def test_cli_report_without_optional_sections(run_dir):
     from ppl_ident.cli import main
 
-    for name in OPTIONAL.values():
-        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "check", ignore_errors=True)
     rc = main(["report", str(run_dir), "--nuts-obs", "0", "--marginal-samples", "5",
                "--calibration-draws", "100",
                "--heldout", str(run_dir.parent / "data.npz")])
@@ -82,3 +93,38 @@ def test_cli_report_without_optional_sections(run_dir):
         assert f'id="{key}"' not in page
     assert "held-out data" in page
     assert main(["report", str(run_dir.parent / "missing")]) == 2
+
+
+def test_report_without_true_latents_draws_and_claims_no_true_values(tmp_path, tiny_fit,
+                                                                     small_data):
+    """Data without ``z``: the forest plot has no crosses and its caption does not say so."""
+    from ppl_ident.workflow import save_run
+
+    data, _ = small_data
+    np.savez(tmp_path / "data.npz", x=np.asarray(data.x), u=np.asarray(data.u))
+    run = save_run(tmp_path / "run", tiny_fit, data_path=str(tmp_path / "data.npz"))
+    res = build_report(run, nuts_obs=0, marginal_samples=5, marginal_obs=50,
+                       calibration_draws=50)
+    page = res.html.read_text()
+    assert 'id="forest"' in page and "Thick bars: interquartile range" in page
+    assert "Crosses" not in page and "truth" not in res.figures
+
+
+def test_report_of_a_flow_run_shows_point_estimates(tmp_path, small_data):
+    """An exact-likelihood flow has a point-estimate posterior: the report shows its values
+    and says why there are no intervals, forest plot or posterior predictive check."""
+    from ppl_ident.data import save_dataset
+    from ppl_ident.workflow import fit_model, save_run
+
+    data, truth = small_data
+    save_dataset(tmp_path / "data.npz", data, truth)
+    fitted = fit_model(data, flow=True, flow_layers=2, steps=20, width=8, depth=1,
+                       batch_size=64)
+    run = save_run(tmp_path / "run", fitted, data_path=str(tmp_path / "data.npz"))
+    res = build_report(run, nuts_obs=2, marginal_samples=5, marginal_obs=50)
+    page = res.html.read_text()
+    assert "forest" not in res.figures and "ppc" not in res.figures
+    assert "truth" in res.figures and "calibration_guide" not in res.numbers
+    assert "point estimate z = h(x) of four observations" in page
+    assert "no intervals to calibrate" in page and "az.summary" not in page
+    assert res.idata["guide"].point_estimate["z"].dims == ("obs", "latent")

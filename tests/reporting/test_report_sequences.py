@@ -8,6 +8,7 @@ import re
 import pytest
 
 from ppl_ident.cli import main
+from ppl_ident.reporting.plots import CHECK_FIGURES
 from ppl_ident.reporting.report import build_report
 from ppl_ident.reporting.sequence_report import SEQUENCE_SECTIONS
 
@@ -47,14 +48,19 @@ def tivae_run(tmp_path_factory):
 
 
 def test_regime_report(regime_run):
+    # the figures of `check --out RUN/check` are embedded too
+    assert main(["check", str(regime_run), "--out", str(regime_run / "check"),
+                 "--points", "16"]) == 0
     res = build_report(regime_run, calibration_draws=100, heldout=regime_run / "none.npz")
     assert res.sections == list(SEQUENCE_SECTIONS)
+    for name, file in CHECK_FIGURES.items():
+        assert res.figures[name] == regime_run / "check" / file
     for name in ("posterior.nc", "loss_trace.png", "trajectories.png", "calibration.png",
                  "regimes.png", "report.json", "report.html"):
         assert (regime_run / name).is_file() and (regime_run / name).stat().st_size > 0, name
     page = res.html.read_text()
     srcs = re.findall(r'src="([^"]*)"', page)
-    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 4 + 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "NUTS" in page and "--heldout file was not read" in page
 
     numbers = json.loads((regime_run / "report.json").read_text())
@@ -123,3 +129,24 @@ def test_report_bad_inputs(tivae_run, tmp_path, capsys):
         (copy / f.name).write_bytes(f.read_bytes())
     (copy / "config.json").write_text(json.dumps(config))
     _fail(["report", str(copy)], capsys, "was not found; pass --data FILE")
+
+
+def test_report_of_a_sequence_flow_run_shows_point_estimates(tmp_path):
+    """The exact-likelihood flow's z_t = h(x_t) is stored and reported as a point estimate:
+    no posterior group, no calibration of intervals it does not have."""
+    from ppl_ident.data import save_dataset
+    from ppl_ident.data.sequences import simulate_dynamics
+    from ppl_ident.workflow import fit_model, save_run
+
+    data, truth = simulate_dynamics(0, n_sequences=6, length=8, n_latent=2, data_dim=2)
+    save_dataset(tmp_path / "d.npz", data, truth)
+    fitted = fit_model(data, model="tivae", flow=True, flow_layers=2, steps=10, width=8,
+                       depth=1, batch_size=32)
+    run = save_run(tmp_path / "run", fitted, data_path=str(tmp_path / "d.npz"))
+    res = build_report(run, calibration_draws=50)
+    idata = res.idata if not isinstance(res.idata, dict) else res.idata["guide"]
+    assert "posterior" not in idata.groups()
+    assert idata.point_estimate["z"].dims == ("sequence", "time", "latent")
+    assert res.numbers["posterior"]["draws"] == 1 and "calibration_guide" not in res.numbers
+    page = res.html.read_text()
+    assert "point estimate z_t = h(x_t)" in page and "no intervals" in page

@@ -9,14 +9,23 @@ dimension, ``true_latent`` = true dimension, ``domain`` = original domain label,
 ``step``):
 
 ``posterior``
-    ``z`` [chain, draw, obs, latent]; the fitted global parameters as point masses repeated
-    over chain and draw: ``prior_scale``, ``prior_loc`` [domain, latent] (iVAE with labels),
-    ``noise_scale`` [x_dim] (when learned); ``z_aligned`` [chain, draw, obs, true_latent] when
-    the true latents are known (see :mod:`ppl_ident.diagnostics.calibration`).
+    ``z`` [chain, draw, obs, latent]; ``z_aligned`` [chain, draw, obs, true_latent] when the
+    true latents are known (see :mod:`ppl_ident.diagnostics.calibration`). The guide's
+    draws are independent; they are stored as :data:`~ppl_ident.families.predict.GUIDE_CHAINS`
+    chains (100 draws: 4 chains x 25, :func:`~ppl_ident.families.predict.split_draws`) so that
+    ``az.summary`` reports R-hat and ESS. An exact-likelihood flow model (``--flow``) has no
+    posterior group: its ``z = h(x)`` is a point mass, stored in ``point_estimate``.
+``point_estimate`` (custom)
+    What the fit estimated as single values, without chain and draw dims (a zero-variance
+    "posterior" would be a false statement of certainty): the fitted ``prior_scale``,
+    ``prior_loc`` [domain, latent] (iVAE with labels) and ``noise_scale`` [x_dim] (when
+    learned); for flow models also ``z`` [obs, latent] and ``z_aligned`` [obs, true_latent].
 ``posterior_predictive``
-    ``x`` [chain, draw, obs, x_dim]: ``x ~ p(x | z, theta_hat)``.
+    ``x`` [chain, draw, obs, x_dim]: ``x ~ p(x | z, theta_hat)`` (not for flow models, whose
+    ``x = h^{-1}(z)`` is the data itself).
 ``log_likelihood``
-    ``x`` [chain, draw, obs]: ``log p(x_i | z_i, theta_hat)`` with the fitted parameters.
+    ``x`` [chain, draw, obs]: ``log p(x_i | z_i, theta_hat)`` with the fitted parameters (not
+    for flow models).
 ``observed_data`` / ``constant_data``
     ``x`` [obs, x_dim] / ``u`` [obs] or [obs, u_dim], and ``z_true`` [obs, true_latent] when
     known.
@@ -25,6 +34,9 @@ dimension, ``true_latent`` = true dimension, ``domain`` = original domain label,
 ``fit`` (custom)
     ``loss`` [step]; alignment parameters [true_latent]; attributes ``settings``, ``model``,
     ``metrics`` (JSON strings).
+
+Files written by release 0.1 store the guide's draws as one chain and the fitted parameters in
+the posterior group, repeated over draws; the readers take either layout.
 """
 
 from __future__ import annotations
@@ -41,8 +53,8 @@ from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_alignment
 from ppl_ident.errors import InputError
 from ppl_ident.families.iid.inputs import prepare_inputs
-from ppl_ident.families.predict import (encode, guide_latents, log_likelihood_x,
-                                        posterior_predictive_x)
+from ppl_ident.families.predict import (POINT_ESTIMATE, encode, guide_latents,
+                                        log_likelihood_x, posterior_predictive_x, split_draws)
 
 __all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "iid_inference_data", "select_obs"]
 
@@ -68,7 +80,7 @@ def _true_latents(truth, dataset):
 
 def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRAWS,
                        max_obs: int = DEFAULT_OBS, seed: int = 0, truth=None, obs_idx=None,
-                       sampler=guide_latents, num_chains: int = 1,
+                       sampler=guide_latents, num_chains: int | None = None,
                        alignment: Alignment | None = None,
                        **sampler_kwargs) -> az.InferenceData:
     """Posterior of the latents of a fitted model as an ``az.InferenceData``.
@@ -80,7 +92,9 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
     dataset : Dataset
         The data the latents belong to (usually the fitted data).
     num_draws : int
-        Draws per chain (the guide's are independent).
+        Draws per observation of the guide (independent; split into chains by
+        :func:`~ppl_ident.families.predict.split_draws`, 100 -> 4 x 25), or draws per chain
+        of a sampler.
     max_obs : int
         Keep a random subset of this many observations (``seed``), so that the file stays
         small; ignored when ``obs_idx`` is given.
@@ -94,7 +108,8 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
         A latent sampler ``(spec, params, x, u, *, key, num_draws, num_samples, num_chains,
         ...) -> LatentDraws``: the guide's by default, or one of
         :data:`ppl_ident.inference.latents.LATENT_SAMPLERS` (NUTS).
-    num_chains : int
+    num_chains : int, optional
+        Chains of a sampler (default 1); given for the guide, ``num_draws`` is per chain.
     alignment : Alignment, optional
         Reuse an alignment (by default it is fitted on the guide's means over all rows of
         ``dataset``, so that every engine is aligned by the same map).
@@ -113,10 +128,16 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
     ('chain', 'draw', 'obs', 'latent')
     """
     for name, value in [("num_draws", num_draws), ("max_obs", max_obs),
-                        ("num_chains", num_chains)]:
+                        ("num_chains", 1 if num_chains is None else num_chains)]:
         if int(value) != value or value < 1:
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
+    if num_chains is None:
+        num_chains, num_draws = (split_draws(num_draws) if sampler is guide_latents
+                                 else (1, num_draws))
     spec, params = fitted.spec, fitted.params
+    point_mass = bool(spec.config.get("flow"))   # z = h(x): one value per observation
+    if point_mass:
+        num_chains, num_draws = 1, 1
     u_all, _ = prepare_inputs(dataset.u, fitted.labels)
     n_total = dataset.x.shape[0]
     idx = select_obs(n_total, max_obs, seed) if obs_idx is None else np.asarray(obs_idx)
@@ -131,19 +152,17 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
     n_latent = z.shape[-1]
     coords = {"obs": idx, "latent": np.arange(n_latent), "x_dim": np.arange(x.shape[1])}
     dims = {"z": ["obs", "latent"], "x": ["obs", "x_dim"]}
-    posterior = {"z": z}
-    shape = z.shape[:2]
+    latents, point = {"z": z}, {}
     if "prior_scale" in params:
         coords["domain"] = (np.asarray(fitted.labels) if fitted.labels is not None
                             else np.arange(params["prior_scale"].shape[0]))
         for name in ("prior_scale", "prior_loc"):
             if name in params:
-                posterior[name] = np.broadcast_to(np.asarray(params[name], np.float32),
-                                                  shape + params[name].shape).copy()
+                point[name] = np.asarray(params[name], np.float32)
                 dims[name] = ["domain", "latent"]
     if "noise_scale" in params:
-        posterior["noise_scale"] = np.broadcast_to(
-            np.asarray(params["noise_scale"], np.float32), shape + (x.shape[1],)).copy()
+        point["noise_scale"] = np.broadcast_to(np.asarray(params["noise_scale"], np.float32),
+                                               (x.shape[1],)).copy()
         dims["noise_scale"] = ["x_dim"]
     constant = {}
     if u is not None:
@@ -155,32 +174,42 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
         alignment = fit_alignment(z_true, np.asarray(mean_all))
     if z_true is not None:
         coords["true_latent"] = np.arange(z_true.shape[1])
-        posterior["z_aligned"] = apply_alignment(alignment, z).astype(np.float32)
+        latents["z_aligned"] = apply_alignment(alignment, z).astype(np.float32)
         dims["z_aligned"] = ["obs", "true_latent"]
         constant["z_true"] = np.asarray(z_true, np.float32)[idx]
         dims["z_true"] = ["obs", "true_latent"]
-
-    # an exact-likelihood flow has no likelihood term p(x | z) to store pointwise: x = h^{-1}(z)
-    loglik = None if spec.config.get("flow") else {
-        "x": log_likelihood_x(spec, params, z, x, u).astype(np.float32)}
-    idata = az.from_dict(
-        posterior=posterior,
-        posterior_predictive={"x": posterior_predictive_x(spec, params, z, u, key=k_pred)
-                              .astype(np.float32)},
-        log_likelihood=loglik,
-        sample_stats=draws.sample_stats or None,
-        observed_data={"x": x},
-        constant_data=constant or None,
-        coords=coords,
-        dims=dims,
-        posterior_attrs={"inference_library": "ppl_ident",
-                         "inference_library_version": __version__, "engine": draws.engine,
-                         "sampler": json.dumps(draws.config),
-                         "sampling_time_s": float(draws.run_time), "seed": int(seed),
-                         "num_obs_total": int(n_total)},
-    )
+    attrs = {"inference_library": "ppl_ident", "inference_library_version": __version__,
+             "engine": draws.engine, "sampler": json.dumps(draws.config),
+             "sampling_time_s": float(draws.run_time), "seed": int(seed),
+             "num_obs_total": int(n_total)}
+    if point_mass:
+        # an exact-likelihood flow: no draws, no likelihood term p(x | z) (x = h^{-1}(z))
+        point.update({k: v[0, 0] for k, v in latents.items()})
+        idata = az.from_dict(observed_data={"x": x}, constant_data=constant or None,
+                             coords=coords, dims=dims)
+    else:
+        idata = az.from_dict(
+            posterior=latents,
+            posterior_predictive={"x": posterior_predictive_x(spec, params, z, u, key=k_pred)
+                                  .astype(np.float32)},
+            log_likelihood={"x": log_likelihood_x(spec, params, z, x, u).astype(np.float32)},
+            sample_stats=draws.sample_stats or None,
+            observed_data={"x": x},
+            constant_data=constant or None,
+            coords=coords,
+            dims=dims,
+            posterior_attrs=attrs,
+        )
+    if point:
+        idata.add_groups({POINT_ESTIMATE: _point_group(point, coords, dims, attrs)})
     idata.add_groups({"fit": _fit_group(fitted, alignment)})
     return idata
+
+
+def _point_group(values: dict, coords: dict, dims: dict, attrs: dict) -> xr.Dataset:
+    used = {d for name in values for d in dims[name]}
+    return xr.Dataset({name: (dims[name], v) for name, v in values.items()},
+                      coords={d: coords[d] for d in used}, attrs=attrs)
 
 
 def _fit_group(fitted, alignment: Alignment | None) -> xr.Dataset:

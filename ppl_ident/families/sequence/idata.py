@@ -5,10 +5,15 @@ learned dimension, ``regime`` = learned regime label, ``x_dim``, ``true_latent``
 
 ``posterior``
     ``z`` [chain, draw, sequence, time, latent]: independent draws of the amortised guide
-    ``q(z | x, u)``. Regime model: ``regime_probs`` [chain, draw, sequence, time, regime],
-    the exact smoothed ``p(k_t | z_{1:T})`` for each draw of ``z``, so averaging over draws
-    integrates the regime posterior over the latents' uncertainty; ``trans_matrix``
-    [regime, regime_to] repeated over chain and draw (a point estimate).
+    ``q(z | x, u)``, stored as :data:`~ppl_ident.families.predict.GUIDE_CHAINS` chains (100
+    draws: 4 x 25, :func:`~ppl_ident.families.predict.split_draws`) so that R-hat and ESS are
+    defined. Regime model: ``regime_probs`` [chain, draw, sequence, time, regime], the exact
+    smoothed ``p(k_t | z_{1:T})`` for each draw of ``z``, so averaging over draws integrates
+    the regime posterior over the latents' uncertainty. An exact-likelihood flow model has no
+    posterior group: its ``z_t = h(x_t)`` is a point mass.
+``point_estimate`` (custom)
+    Single values without chain and draw dims: ``trans_matrix`` [regime, regime_to] (regime
+    model); for flow models ``z`` [sequence, time, latent] and ``regime_probs``.
 ``observed_data`` / ``constant_data``
     ``x`` [sequence, time, x_dim] / ``u`` [sequence, time] (when present), ``z_true``
     [sequence, time, true_latent] and ``regimes_true`` [sequence, time] when known.
@@ -20,11 +25,12 @@ import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 from numpyro import handlers
 
 from ppl_ident.errors import InputError
 from ppl_ident.ops.hmm import hmm_smoother
-from ppl_ident.families.predict import encode
+from ppl_ident.families.predict import POINT_ESTIMATE, encode, split_draws
 from ppl_ident.families.sequence.inputs import prepare_sequence_inputs
 from ppl_ident.families.sequence.model import transition_tables
 
@@ -56,7 +62,8 @@ def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequen
     dataset : Dataset
         ``x`` ``(B, T, d)``; the first ``max_sequences`` sequences are kept.
     num_draws : int
-        Guide draws (one chain).
+        Guide draws per position, split into chains (:func:`split_draws`); ignored for flow
+        models (a point estimate).
     seed : int
     truth : SequenceTruth, optional
         Adds ``regimes_true`` to ``constant_data``.
@@ -83,23 +90,29 @@ def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequen
     u_all, _ = prepare_sequence_inputs(dataset.u, spec.config["name"], fitted.labels)
     u = None if u_all is None else u_all[keep]
     mean, std = encode(spec, params, x, u)
-    eps = jax.random.normal(jax.random.PRNGKey(seed), (num_draws,) + mean.shape)
-    z = mean[None] + std[None] * eps
+    point_mass = bool(spec.config.get("flow"))   # z_t = h(x_t): one value per position
+    chains, per_chain = (1, 1) if point_mass else split_draws(num_draws)
+    eps = jax.random.normal(jax.random.PRNGKey(seed), (chains * per_chain,) + mean.shape)
+    z = mean[None] + (0.0 if point_mass else std[None] * eps)
     B, T, n = mean.shape
     coords = {"sequence": np.arange(B), "time": np.arange(T), "latent": np.arange(n),
               "x_dim": np.arange(x.shape[-1])}
     dims = {"z": ["sequence", "time", "latent"], "x": ["sequence", "time", "x_dim"],
             "u": ["sequence", "time"]}
-    posterior = {"z": np.asarray(z, np.float32)[None]}
+    latents, point = {"z": np.asarray(z, np.float32)}, {}
     if spec.config["name"] == "regime":
         K = spec.config["n_regimes"]
         coords["regime"] = np.arange(K)
         coords["regime_to"] = np.arange(K)
-        posterior["regime_probs"] = np.asarray(_regime_probs(spec, params, x, z))[None]
+        latents["regime_probs"] = np.asarray(_regime_probs(spec, params, x, z))
         dims["regime_probs"] = ["sequence", "time", "regime"]
-        P = np.asarray(transition_tables(params).trans_matrix, np.float32)
-        posterior["trans_matrix"] = np.broadcast_to(P, (1, num_draws, K, K)).copy()
+        point["trans_matrix"] = np.asarray(transition_tables(params).trans_matrix, np.float32)
         dims["trans_matrix"] = ["regime", "regime_to"]
+    if point_mass:
+        point.update({k: v[0] for k, v in latents.items()})
+        posterior = None
+    else:
+        posterior = {k: v.reshape(chains, per_chain, *v.shape[1:]) for k, v in latents.items()}
     constant = {}
     if u is not None:
         constant["u"] = np.asarray(dataset.u[keep])
@@ -111,5 +124,11 @@ def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequen
     if regimes is not None:
         constant["regimes_true"] = np.asarray(regimes)[keep]
         dims["regimes_true"] = ["sequence", "time"]
-    return az.from_dict(posterior=posterior, observed_data={"x": x},
-                        constant_data=constant or None, coords=coords, dims=dims)
+    idata = az.from_dict(posterior=posterior, observed_data={"x": x},
+                         constant_data=constant or None, coords=coords, dims=dims)
+    if point:
+        used = {d for name in point for d in dims[name]}
+        idata.add_groups({POINT_ESTIMATE: xr.Dataset(
+            {name: (dims[name], v) for name, v in point.items()},
+            coords={d: coords[d] for d in used}, attrs={"engine": "guide"})})
+    return idata
