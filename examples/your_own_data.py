@@ -17,6 +17,10 @@ key         shape               meaning
                                 only to score the fit (MCC), never to fit
 ==========  ==================  ===========================================================
 
+A CSV or Parquet table with a column ``u`` (and every other numeric column an observation)
+loads the same way; for other column names see ``ppl_ident.read_data`` and ``ppl_ident.Columns``
+(or the README's "Your own data", with ``ppl-ident fit --u-col``).
+
 ``ppl_ident.load_dataset`` checks the file (shapes that agree, finite values, integer
 non-negative labels, no pickles) and says how to fix what is wrong. Standardise badly scaled
 columns first; the iVAE needs at least 2 domains, and ``2n + 1`` for the identifiability
@@ -30,7 +34,7 @@ What it shows
 2. A held-out share of every domain is kept aside (``--heldout-fraction``) for the
    marginal likelihood ``log p(x | u)`` in the report.
 3. ``fit_model`` -> ``Fitted``; ``save_run`` writes the run directory (``config.json``,
-   ``params.npz``, ``metrics.json``, ...), ``load_run`` reads it back.
+   ``params.npz``, ``metrics.json``, ``posterior.nc``, ...), ``load_run`` reads it back.
 4. ``ppl_ident.families.iid.checks.check_run``: does the *learned* prior vary enough across your domains
    for the identifiability theory to apply?
 5. ``ppl_ident.reporting.report.build_report``: figures, ``report.json`` and a
@@ -64,7 +68,6 @@ import numpy as np
 import ppl_ident as pi
 from ppl_ident.families.iid.checks import check_run
 from ppl_ident.files import prepare_output_dir
-from ppl_ident.reporting.inference_data import to_inference_data, write_posterior
 from ppl_ident.reporting.report import build_report
 
 
@@ -146,10 +149,10 @@ def main(argv=None):
 
     fitted = pi.fit_model(train, model=args.model, latent_dim=args.latent_dim, steps=args.steps,
                           batch_size=args.batch_size, seed=args.seed, truth=truth)
-    run = pi.save_run(out / "run", fitted, force=args.force, data_path=str(path))
-    # 200 draws of 200 observations' latents: enough for the report's calibration figures
-    write_posterior(run, to_inference_data(fitted, train, num_draws=200, max_obs=200,
-                                           seed=args.seed))
+    # posterior.nc with 200 draws of 200 observations' latents: enough for the report's
+    # calibration figures
+    run = pi.save_run(out / "run", fitted, train, force=args.force, data_path=str(path),
+                      posterior_draws=200, posterior_obs=200)
     fitted = pi.load_run(run)  # what a later session would do
 
     check = check_run(fitted, train)["variability"]

@@ -15,13 +15,16 @@ from ppl_ident._version import __version__
 #: ``ppl-ident --help`` and ``import ppl_ident.errors`` do not pay for JAX (about 2.5 s).
 _EXPORTS = {
     "Dataset": "ppl_ident.data", "GroundTruth": "ppl_ident.data",
-    "load_dataset": "ppl_ident.data", "save_dataset": "ppl_ident.data",
+    "Columns": "ppl_ident.data", "load_dataset": "ppl_ident.data",
+    "read_data": "ppl_ident.data", "save_dataset": "ppl_ident.data",
     "simulate_domains": "ppl_ident.data",
     "mcc": "ppl_ident.diagnostics",
     "IdentifiabilityWarning": "ppl_ident.errors", "InputError": "ppl_ident.errors",
     "build_model": "ppl_ident.families",
     "FitSettings": "ppl_ident.workflow", "Fitted": "ppl_ident.workflow",
-    "check_data": "ppl_ident.workflow", "check_run": "ppl_ident.workflow",
+    "check_data": "ppl_ident.workflow", "encode_rows": "ppl_ident.workflow",
+    "latent_summary": "ppl_ident.workflow", "save_latents": "ppl_ident.workflow",
+    "check_run": "ppl_ident.workflow",
     "evaluate": "ppl_ident.workflow", "fit_model": "ppl_ident.workflow",
     "fit_settings": "ppl_ident.workflow", "load_run": "ppl_ident.workflow",
     "resume_run": "ppl_ident.workflow", "save_run": "ppl_ident.workflow",

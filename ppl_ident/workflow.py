@@ -9,28 +9,36 @@ sequences::
     data, truth = simulate_domains(0)
     fitted = fit_model(data, model="ivae")
     fitted.metrics["mcc"]
-    save_run("runs/ivae", fitted)
+    save_run("runs/ivae", fitted, data)        # posterior.nc too
     fitted = load_run("runs/ivae")
+    table = encode_rows(fitted, data)          # every row's latent mean, sd, 90% interval
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import warnings
 import zipfile
 from pathlib import Path
+from statistics import NormalDist
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
 from ppl_ident._version import __version__
-from ppl_ident.data.io import load_dataset
+from ppl_ident.data.io import read_data
 from ppl_ident.data.simulate import Dataset
+from ppl_ident.data.tables import Columns, table_format
 from ppl_ident.errors import DivergenceWarning, InputError
 from ppl_ident.families import build_model, family_for_data, family_of
+from ppl_ident.families.iid.idata import DEFAULT_DRAWS, DEFAULT_OBS
 from ppl_ident.families.iid.inputs import prepare_inputs  # the i.i.d. labels (0.1's API)
-from ppl_ident.files import atomic_write_json, prepare_output_dir
+from ppl_ident.families.predict import encode_chunked
+from ppl_ident.files import (atomic_savez, atomic_write_bytes, atomic_write_json,
+                             prepare_output_dir)
 from ppl_ident.inference import SAMPLER_ENGINES, FitResult, OptimConfig, build_engine, fit
 from ppl_ident.inference.checkpoint import (CHECKPOINT_JSON, CHECKPOINT_NPZ, file_sha256,
                                             has_checkpoint, load_checkpoint, save_checkpoint,
@@ -43,7 +51,11 @@ from ppl_ident.settings import (FIT_PRESETS, FitSettings, check_applicable, chec
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
            "check_run", "checked_settings", "model_inputs", "prepare_inputs", "build_fit",
-           "engine_optim", "interrupted_message"]
+           "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
+           "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS"]
+
+#: the ArviZ InferenceData of a run directory
+POSTERIOR_FILE = "posterior.nc"
 
 
 class Fitted(NamedTuple):
@@ -118,7 +130,8 @@ def checked_settings(dataset: Dataset, s: FitSettings):
 
 def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress: bool = False,
               truth=None, checkpoint_dir=None, checkpoint_every: int | None = None,
-              data_path: str | None = None, **overrides) -> Fitted:
+              data_path: str | None = None, columns: Columns | None = None,
+              **overrides) -> Fitted:
     """Fit a registered model to a dataset and evaluate it.
 
     Parameters
@@ -144,6 +157,10 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
         Steps between checkpoints (only at the end and on Ctrl-C when omitted).
     data_path : str, optional
         The data file (recorded with its SHA-256 so that :func:`resume_run` can reload it).
+    columns : Columns, optional
+        For a table, the column mapping it was read with
+        (:func:`ppl_ident.data.read_data` returns it): recorded in ``config.json`` so that
+        :func:`load_run_data` reads the table (or another one) the same way.
 
     Returns
     -------
@@ -162,7 +179,7 @@ def fit_model(dataset: Dataset, settings: FitSettings | None = None, *, progress
     return _fit_with_checkpoints(family, dataset, s, u, labels, progress=progress,
                                  checkpoint_dir=checkpoint_dir,
                                  checkpoint_every=checkpoint_every, data_path=data_path,
-                                 truth=truth)
+                                 truth=truth, columns=columns)
 
 
 def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None = None):
@@ -196,7 +213,7 @@ def _engine(spec, s: FitSettings, batch_size: int):
 
 def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *, progress,
                           checkpoint_dir, checkpoint_every, data_path, target_steps=None,
-                          resume_dir=None, truth=None) -> Fitted:
+                          resume_dir=None, truth=None, columns=None) -> Fitted:
     """The body of :func:`fit_model` and :func:`resume_run`: fit (or continue from the
     checkpoint in ``resume_dir``), checkpointing into ``checkpoint_dir`` when given."""
     if checkpoint_every is not None and (int(checkpoint_every) != checkpoint_every
@@ -228,7 +245,7 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
             for name in (CHECKPOINT_NPZ, CHECKPOINT_JSON):
                 (Path(checkpoint_dir) / name).unlink(missing_ok=True)
             atomic_write_json(Path(checkpoint_dir) / "config.json",
-                              _run_config(spec, s, labels, data_path))
+                              _run_config(spec, s, labels, data_path, columns))
 
     with stop_on_sigint() if checkpoint_dir is not None else _no_stop() as stop:
         def on_chunk(step, states, losses, finite):
@@ -326,7 +343,8 @@ def resume_run(run_dir, steps: int | None = None, *, progress: bool = False,
             "original data file or start a new fit."
         )
     s = _settings_of(run, config)
-    dataset, truth = load_dataset(data_path)
+    columns = Columns.from_dict(config.get("columns"))
+    dataset, truth, columns = read_data(data_path, columns)
     family, checked = checked_settings(dataset, s)
     if checked != s:
         raise InputError(f"{data_path} does not match the run's settings (they would become "
@@ -336,7 +354,8 @@ def resume_run(run_dir, steps: int | None = None, *, progress: bool = False,
     return _fit_with_checkpoints(
         family, dataset, s, u, labels, progress=progress, checkpoint_dir=run,
         checkpoint_every=every, data_path=data_path,
-        target_steps=steps or meta.get("target_steps") or s.steps, resume_dir=run, truth=truth)
+        target_steps=steps or meta.get("target_steps") or s.steps, resume_dir=run, truth=truth,
+        columns=columns)
 
 
 def interrupted_message(run_dir) -> str:
@@ -375,13 +394,15 @@ def _diff(a: FitSettings, b: FitSettings) -> str:
                      for k in a._fields if getattr(a, k) != getattr(b, k))
 
 
-def _run_config(spec, settings: FitSettings, labels, data_path) -> dict:
+def _run_config(spec, settings: FitSettings, labels, data_path, columns=None) -> dict:
     return {
         "version": __version__,
         "settings": settings._asdict(),
         "model": spec.config,
         "labels": None if labels is None else np.asarray(labels).tolist(),
         "data": None if data_path is None else str(data_path),
+        # how a table's columns became x, u, z (None for .npz): reused by load_run_data
+        "columns": None if columns is None else columns.to_dict(),
     }
 
 
@@ -429,18 +450,84 @@ def check_run(fitted: Fitted, dataset: Dataset, truth=None, **options) -> dict:
     return family.check_run(fitted, dataset, truth, **options)
 
 
-def save_run(out_dir, fitted: Fitted, *, force: bool = False, data_path: str | None = None):
+def save_run(out_dir, fitted: Fitted, dataset: Dataset | None = None, *, force: bool = False,
+             data_path: str | None = None, columns: Columns | None = None, truth=None,
+             posterior_draws: int = DEFAULT_DRAWS, posterior_obs: int = DEFAULT_OBS):
     """Write a run directory: ``config.json``, ``params.npz``, ``state.npz``, ``losses.npz``,
-    ``metrics.json``. Refuses a non-empty directory unless ``force``; every file is written
-    atomically."""
+    ``metrics.json`` and ``posterior.nc``.
+
+    Parameters
+    ----------
+    out_dir : path
+        Refused when it exists and is not empty, unless ``force``.
+    fitted : Fitted
+    dataset : Dataset, optional
+        The fitted data, for ``posterior.nc`` (default: read from ``data_path``).
+    force : bool
+    data_path : str, optional
+        The data file, recorded in ``config.json``.
+    columns : Columns, optional
+        A table's column mapping (recorded; see :func:`fit_model`).
+    truth : optional
+        The simulator's ground truth (sequence runs keep its regime path in ``posterior.nc``).
+    posterior_draws, posterior_obs : int
+        Guide draws of ``z`` per observation, and observations (a random subset, seeded by
+        the fit's seed) kept in ``posterior.nc``; ``posterior_draws=0`` writes no file. A
+        diverged fit, or one saved with neither ``dataset`` nor ``data_path``, writes none
+        either (the latter with a warning).
+
+    Returns
+    -------
+    Path
+        The run directory. Every file is written atomically.
+
+    Examples
+    --------
+    >>> save_run("runs/ivae", fitted, data)                        # doctest: +SKIP
+    >>> az.from_netcdf("runs/ivae/posterior.nc").posterior["z"].dims  # doctest: +SKIP
+    ('chain', 'draw', 'obs', 'latent')
+    """
+    for name, value, least in (("posterior_draws", posterior_draws, 0),
+                               ("posterior_obs", posterior_obs, 1)):
+        if int(value) != value or value < least:
+            raise InputError(f"{name} must be an integer >= {least}, got {value!r}.")
     out = prepare_output_dir(out_dir, force=force)
     atomic_write_json(out / "config.json",
-                      _run_config(fitted.spec, fitted.settings, fitted.labels, data_path))
+                      _run_config(fitted.spec, fitted.settings, fitted.labels, data_path,
+                                  columns))
     save_tree(out / "params.npz", fitted.params)
     save_tree(out / "state.npz", fitted.state)
     save_tree(out / "losses.npz", {"loss": np.asarray(fitted.losses)})
     atomic_write_json(out / "metrics.json", fitted.metrics)
+    if posterior_draws and not fitted.metrics.get("stop_reason", "").startswith("diverged"):
+        if dataset is None and data_path is not None:
+            dataset, truth, _ = read_data(data_path, columns)
+        if dataset is None:
+            warnings.warn(f"{out / POSTERIOR_FILE} was not written: pass the fitted dataset "
+                          "(save_run(out_dir, fitted, dataset)) or its data_path.", UserWarning,
+                          stacklevel=2)
+        else:
+            family = family_of(fitted.spec.config["name"], dataset)
+            write_posterior(out, family.inference_data(
+                fitted, dataset, num_draws=int(posterior_draws), max_obs=int(posterior_obs),
+                seed=fitted.settings.seed, truth=truth))
     return out
+
+
+def write_posterior(run_dir, idata) -> Path:
+    """Write an InferenceData as ``posterior.nc`` in a run directory, atomically (temporary
+    file, then rename)."""
+    import arviz as az
+
+    path = Path(run_dir) / POSTERIOR_FILE
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        az.to_netcdf(idata, tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def _templates(spec, settings: FitSettings):
@@ -486,3 +573,214 @@ def load_run(run_dir) -> Fitted:
     return Fitted(spec, params, state, settings, labels, losses, metrics)
 
 
+
+
+def load_run_data(run_dir, data_path=None, columns: Columns | None = None, *,
+                  true_latents: bool = True):
+    """The data of a run directory, read the way the fit read it.
+
+    Parameters
+    ----------
+    run_dir : path
+    data_path : path, optional
+        Another data file (default: the one recorded in ``config.json``).
+    columns : Columns, optional
+        Fields that replace the recorded column mapping of a table (the recorded coding of
+        ``u`` is kept, so string domains get the fit's labels).
+    true_latents : bool
+        Read a table's true-latent columns (False: not even when recorded, so that a table
+        without them can be encoded).
+
+    Returns
+    -------
+    dataset, truth, data_path, columns
+        As :func:`ppl_ident.data.read_data`, plus the path and mapping used.
+    """
+    run = Path(run_dir)
+    config = _read_json(run / "config.json") if (run / "config.json").is_file() else {}
+    data_path = data_path or config.get("data")
+    if not data_path:
+        raise InputError(
+            f"{run}/config.json records no data file; pass the data it was fitted to (an .npz, "
+            ".csv or .parquet file): `ppl-ident check RUN --data FILE`, `ppl-ident encode RUN "
+            "FILE`."
+        )
+    recorded = Columns.from_dict(config.get("columns"))
+    if table_format(data_path) is not None and recorded is not None:
+        given = {} if columns is None else {k: v for k, v in columns._asdict().items()
+                                            if v is not None}
+        columns = recorded._replace(**given)
+    if columns is not None and not true_latents:
+        columns = columns._replace(z=None)
+    dataset, truth, columns = read_data(data_path, columns)
+    return dataset, truth, str(data_path), columns
+
+
+#: the standard-normal quantile of the intervals' upper end (0.95: a central 90 % interval)
+_Z95 = NormalDist().inv_cdf(0.95)
+
+#: output suffix -> format of :func:`save_latents`
+LATENT_FORMATS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet", ".npz": "npz"}
+
+
+def _check_encodable(fitted: Fitted, dataset: Dataset, chunk_size):
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+    name = fitted.spec.config["name"]
+    family = family_of(name, dataset)
+    guide = fitted.spec.config.get("guide")
+    if guide is not None and guide not in family.guides:
+        raise InputError(f"The run's guide {guide!r} has parameters per training row, not an "
+                         "encoder, so it cannot encode new rows; refit with --guide "
+                         f"{' or '.join(family.guides)}.")
+    x_t, u_t = family.templates(fitted.spec.config)
+    if dataset.x.shape[-1] != x_t.shape[-1]:
+        raise InputError(f"The run's model takes {x_t.shape[-1]} observed columns; this data "
+                         f"has {dataset.x.shape[-1]}. Pass data with the fitted columns (for a "
+                         "table, the --x-cols of the fit).")
+    if u_t is not None and dataset.u is not None:
+        lead_ndim = x_t.ndim - 1
+        labels = u_t.ndim == lead_ndim
+        u_shape = np.shape(dataset.u)
+        if (len(u_shape) != u_t.ndim) or (not labels and u_shape[-1] != u_t.shape[-1]):
+            kind = "domain labels" if labels else f"a continuous u of {u_t.shape[-1]} column(s)"
+            raise InputError(f"The run was fitted with {kind}, but this data's u has shape "
+                             f"{u_shape}; pass data whose u is coded as at the fit.")
+
+
+def latent_summary(fitted: Fitted, dataset: Dataset, *, chunk_size: int = 4096) -> dict:
+    """Every observation's posterior summary of the latents under the fitted guide.
+
+    The guides of every fitted model are Gaussian (diagonal or full covariance) or, for the
+    exact-likelihood ``flow`` models, a point mass, so each latent's marginal is exactly
+    ``N(mean, sd^2)`` and the 90 % interval is computed in closed form,
+    ``mean -/+ 1.645 sd`` (for a point mass: ``sd = 0``, the interval is the point). The guide
+    runs on chunks of ``chunk_size`` observations (for sequences, whole sequences totalling
+    at most ``chunk_size`` steps, at least one), so memory stays bounded.
+
+    Parameters
+    ----------
+    fitted : Fitted
+    dataset : Dataset
+        ``x`` ``(N, d)`` (or ``(B, T, d)`` for a sequence model) and ``u`` coded as at the
+        fit (labels the fit has not seen are refused).
+    chunk_size : int
+
+    Returns
+    -------
+    dict
+        ``mean``, ``sd``, ``q05``, ``q95``: float32 arrays ``x.shape[:-1] + (n_latent,)``.
+
+    Examples
+    --------
+    >>> s = latent_summary(fitted, data, chunk_size=1024)   # doctest: +SKIP
+    >>> s["mean"].shape                                      # doctest: +SKIP
+    (40000, 5)
+    """
+    _check_encodable(fitted, dataset, chunk_size)
+    u = model_inputs(fitted, dataset.u)
+    lead = int(np.prod(dataset.x.shape[1:-1], dtype=np.int64))  # steps per sequence (1: i.i.d.)
+    mean, sd = encode_chunked(fitted.spec, fitted.params, dataset.x, u,
+                              max(1, int(chunk_size) // lead))
+    mean, sd = mean.astype(np.float32), sd.astype(np.float32)
+    return {"mean": mean, "sd": sd, "q05": mean - _Z95 * sd, "q95": mean + _Z95 * sd}
+
+
+def encode_rows(fitted: Fitted, dataset: Dataset, *, chunk_size: int = 4096,
+                columns: Columns | None = None):
+    """Every row's latents as a table: posterior mean, sd and 90 % interval.
+
+    Parameters
+    ----------
+    fitted : Fitted
+    dataset : Dataset
+    chunk_size : int
+        Rows per chunk of the guide (see :func:`latent_summary`, which computes the numbers).
+    columns : Columns, optional
+        The table's column mapping: names the ``u`` column and turns the labels back into
+        the table's domain names.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per observation in data order (for sequences per (sequence, time) step, with
+        ``sequence`` and ``time`` columns first): the ``u`` column(s) (named as in the table,
+        else ``u``, or ``u0, u1, ...`` for a continuous ``u``), then ``z{j}_mean``,
+        ``z{j}_sd``, ``z{j}_q05``, ``z{j}_q95`` for each latent ``j``.
+
+    Examples
+    --------
+    >>> df = encode_rows(fitted, data)                     # doctest: +SKIP
+    >>> list(df.columns)[:5]                               # doctest: +SKIP
+    ['u', 'z0_mean', 'z0_sd', 'z0_q05', 'z0_q95']
+    """
+    import pandas as pd
+
+    summary = latent_summary(fitted, dataset, chunk_size=chunk_size)
+    n_latent = summary["mean"].shape[-1]
+    lead = summary["mean"].shape[:-1]
+    data = {}
+    if len(lead) == 2:
+        data["sequence"] = np.repeat(np.arange(lead[0]), lead[1])
+        data["time"] = np.tile(np.arange(lead[1]), lead[0])
+    for name, values in _u_columns(dataset.u, columns, len(lead)).items():
+        data[name] = values
+    for j in range(n_latent):
+        for stat in ("mean", "sd", "q05", "q95"):
+            data[f"z{j}_{stat}"] = summary[stat][..., j].reshape(-1)
+    return pd.DataFrame(data)
+
+
+def _u_columns(u, columns: Columns | None, lead_ndim: int) -> dict:
+    if u is None:
+        return {}
+    u = np.asarray(u)
+    name = columns.u if columns is not None and columns.u else "u"
+    if u.ndim == lead_ndim:
+        flat = u.reshape(-1)
+        cats = columns.u_categories if columns is not None else None
+        return {name: np.asarray(cats)[flat] if cats else flat}
+    flat = u.reshape(-1, u.shape[-1])
+    if flat.shape[1] == 1:
+        return {name: flat[:, 0]}
+    return {f"{name}{k}": flat[:, k] for k in range(flat.shape[1])}
+
+
+def save_latents(path, fitted: Fitted, dataset: Dataset, *, chunk_size: int = 4096,
+                 columns: Columns | None = None, force: bool = False) -> Path:
+    """Write every row's latents (:func:`encode_rows`) to ``path``, by its suffix: ``.csv``,
+    ``.parquet`` / ``.pq`` (the table), or ``.npz`` (arrays ``z_mean``, ``z_sd``, ``z_q05``,
+    ``z_q95`` of shape ``x.shape[:-1] + (n_latent,)``, and ``u`` as in the data, domain
+    names as strings).
+
+    An existing file is refused unless ``force`` (checked before anything is computed); the
+    file is written atomically, so an interrupted write leaves nothing half-written.
+    """
+    path = Path(path)
+    fmt = LATENT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"Cannot tell the format of {path} from its suffix; name the output "
+                         f"file with one of {', '.join(LATENT_FORMATS)}.")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; pass the name of the file to write.")
+    if path.exists() and not force:
+        raise InputError(f"{path} already exists; choose another name, or pass --force "
+                         "(force=True) to replace it.")
+    if fmt == "npz":
+        summary = latent_summary(fitted, dataset, chunk_size=chunk_size)
+        arrays = {f"z_{k}": v for k, v in summary.items()}
+        if dataset.u is not None:
+            u = np.asarray(dataset.u)
+            cats = columns.u_categories if columns is not None else None
+            arrays["u"] = np.asarray(cats)[u] if cats else u
+        return atomic_savez(path, **arrays)
+    table = encode_rows(fitted, dataset, chunk_size=chunk_size, columns=columns)
+    if fmt == "CSV":
+        return atomic_write_bytes(path, table.to_csv(index=False).encode())
+    buf = io.BytesIO()
+    try:
+        table.to_parquet(buf, index=False)
+    except ImportError as err:
+        raise InputError(f"Writing Parquet needs pyarrow ({err}); install it with `pip install "
+                         "pyarrow`, or write .csv or .npz.") from err
+    return atomic_write_bytes(path, buf.getvalue())

@@ -45,3 +45,138 @@ def test_a_checkpoint_of_the_previous_release_resumes(tmp_path):
     more = resume_run(run, 30, data_path=str(FIXTURES / "iid.npz"))
     assert more.metrics["resumed_from_step"] == 20 and len(more.losses) == 30
     np.testing.assert_array_equal(more.losses[:20], load_run(FIXTURES / "ivae").losses)
+
+
+# --------------------------------------------------------------- per-row latents, posterior.nc
+
+
+@pytest.mark.parametrize(["run", "data"], [("ivae", "iid.npz"), ("tivae", "seq.npz")])
+def test_chunked_encoding_equals_one_pass(run, data):
+    from ppl_ident.workflow import latent_summary
+
+    fitted = load_run(FIXTURES / run)
+    dataset, _ = load_dataset(FIXTURES / data)
+    whole = latent_summary(fitted, dataset, chunk_size=10**6)
+    # chunks of 7 rows (sequences: 7 // T -> 1 sequence at a time), the last one padded
+    chunked = latent_summary(fitted, dataset, chunk_size=7)
+    assert whole["mean"].shape == dataset.x.shape[:-1] + (2,)
+    for key in ("mean", "sd", "q05", "q95"):
+        np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-5, atol=1e-5)
+    assert np.all(whole["sd"] > 0)
+    np.testing.assert_allclose(whole["q95"] - whole["mean"], whole["mean"] - whole["q05"],
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_the_analytic_interval_matches_the_guide_draws():
+    import jax
+
+    from ppl_ident.families.iid.inputs import prepare_inputs
+    from ppl_ident.families.predict import guide_latents
+    from ppl_ident.workflow import latent_summary
+
+    fitted = load_run(FIXTURES / "ivae")  # a full-covariance guide: marginals are Gaussian
+    dataset, _ = load_dataset(FIXTURES / "iid.npz")
+    rows = slice(0, 5)
+    summary = latent_summary(fitted, dataset)
+    u, _ = prepare_inputs(dataset.u, fitted.labels)
+    z = guide_latents(fitted.spec, fitted.params, dataset.x[rows], u[rows],
+                      key=jax.random.PRNGKey(1), num_draws=4000).z[0]
+    sd = summary["sd"][rows]
+    # Monte Carlo error of a 5 % quantile from 4000 draws: about 0.03 sd
+    for key, q in (("q05", 0.05), ("q95", 0.95)):
+        assert np.all(np.abs(np.quantile(z, q, axis=0) - summary[key][rows]) < 0.15 * sd)
+    assert np.all(np.abs(z.std(axis=0) - sd) < 0.1 * sd)
+
+
+def test_encode_rows_is_a_table_of_every_row():
+    from ppl_ident.data import Columns
+    from ppl_ident.workflow import encode_rows, latent_summary
+
+    fitted = load_run(FIXTURES / "ivae")
+    dataset, _ = load_dataset(FIXTURES / "iid.npz")
+    summary = latent_summary(fitted, dataset)
+    df = encode_rows(fitted, dataset, chunk_size=7)
+    assert list(df.columns) == ["u"] + [f"z{j}_{s}" for j in range(2)
+                                       for s in ("mean", "sd", "q05", "q95")]
+    np.testing.assert_array_equal(df["u"], dataset.u)
+    np.testing.assert_allclose(df["z1_q05"], summary["q05"][:, 1], rtol=1e-5, atol=1e-5)
+    # a table's domain names come back in its own u column
+    names = tuple(f"site{k}" for k in range(5))
+    df = encode_rows(fitted, dataset, columns=Columns(u="where", u_kind="categories",
+                                                      u_categories=names))
+    assert df["where"].tolist()[:1] == [names[dataset.u[0]]]
+
+    seq = encode_rows(load_run(FIXTURES / "tivae"), load_dataset(FIXTURES / "seq.npz")[0])
+    assert list(seq.columns[:3]) == ["sequence", "time", "u"] and len(seq) == 4 * 6
+    assert seq["time"].tolist()[:7] == [0, 1, 2, 3, 4, 5, 0]
+
+
+def test_encoding_refuses_data_the_model_cannot_take():
+    from ppl_ident.data import Dataset
+    from ppl_ident.errors import InputError
+    from ppl_ident.workflow import latent_summary
+
+    fitted = load_run(FIXTURES / "ivae")
+    dataset, _ = load_dataset(FIXTURES / "iid.npz")
+    with pytest.raises(InputError, match="takes 5 observed columns; this data has 3"):
+        latent_summary(fitted, Dataset(dataset.x[:, :3], dataset.u, None))
+    with pytest.raises(InputError, match="fitted with domain labels"):
+        latent_summary(fitted, Dataset(dataset.x, dataset.x[:, :2], None))
+    with pytest.raises(InputError, match="chunk_size"):
+        latent_summary(fitted, dataset, chunk_size=0)
+
+
+@pytest.mark.parametrize("data_dim", [2, 3])
+def test_a_flow_posterior_is_a_point(small_data, data_dim):
+    import jax
+
+    from ppl_ident.data import Dataset
+    from ppl_ident.families import build_model
+    from ppl_ident.ops.observation import whitening
+    from ppl_ident.workflow import FitSettings, Fitted, latent_summary
+
+    data, _ = small_data
+    x = data.x if data_dim == 2 else np.c_[data.x, data.x[:, :1] * 0.5 + 0.1]
+    data = Dataset(x, data.u, None)
+    # an exact-likelihood flow model at its initial parameters (d > n: through the top n
+    # principal components); its guide is the same point mass z = h(x) after fitting, so no
+    # fit is needed to check the summary of a point mass
+    spec = build_model("ivae", jax.random.PRNGKey(0), n_latent=2, data_dim=data_dim,
+                       n_domains=5, flow=True, flow_layers=1, width=8, depth=1,
+                       whiten=whitening(x, 2))
+    fitted = Fitted(spec, spec.init_params(jax.random.PRNGKey(1)), None, FitSettings(),
+                    np.unique(data.u), np.zeros(0), {})
+    s = latent_summary(fitted, data, chunk_size=64)
+    assert s["mean"].shape == (len(x), 2)
+    assert np.all(s["sd"] == 0) and np.all(np.isfinite(s["mean"]))
+    np.testing.assert_array_equal(s["q05"], s["mean"])
+    np.testing.assert_array_equal(s["q95"], s["mean"])
+
+
+def test_save_run_writes_a_posterior_arviz_reads(tiny_fit, small_data, tmp_path):
+    import arviz as az
+
+    from ppl_ident.data import save_dataset
+    from ppl_ident.workflow import save_run
+
+    data, truth = small_data
+    run = save_run(tmp_path / "run", tiny_fit, data, posterior_draws=3, posterior_obs=12)
+    idata = az.from_netcdf(run / "posterior.nc")
+    # guide draws (chain, draw, obs, latent), or a flow's point estimate (obs, latent)
+    point = "posterior" not in idata.groups()
+    post = idata.point_estimate if point else idata.posterior
+    assert post["z"].dims[-2:] == ("obs", "latent")
+    assert post["z"].shape == ((12, 2) if point else (1, 3, 12, 2))
+    # from the recorded data file when no dataset is passed
+    path = save_dataset(tmp_path / "d.npz", data, truth)
+    run2 = save_run(tmp_path / "run2", tiny_fit, data_path=str(path), posterior_draws=3,
+                    posterior_obs=12)
+    back = az.from_netcdf(run2 / "posterior.nc")
+    back = back.point_estimate if point else back.posterior
+    np.testing.assert_array_equal(back["z"], post["z"])  # the same rows and draws (the seed)
+    # without either, the other files are written and the missing posterior is said
+    with pytest.warns(UserWarning, match="posterior.nc was not written"):
+        run3 = save_run(tmp_path / "run3", tiny_fit)
+    assert (run3 / "params.npz").is_file() and not (run3 / "posterior.nc").exists()
+    assert not (save_run(tmp_path / "run4", tiny_fit, data, posterior_draws=0)
+                / "posterior.nc").exists()

@@ -17,7 +17,7 @@ import warnings
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ["simulate", "fit", "check", "report", "demo", "compare"]
+COMMANDS = ["simulate", "fit", "encode", "check", "report", "demo", "compare"]
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -82,7 +82,8 @@ def _build_parser(argv=None) -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="ppl-ident", formatter_class=_HelpFormatter,
-        description="Identifiable latent-variable models: simulate, fit, check, report, compare.",
+        description="Identifiable latent-variable models: simulate, fit, encode, check, report, "
+                    "compare.",
     )
     parser.commands = {}
     parser.add_argument("--version", action="version", version=f"ppl-ident {__version__}")

@@ -43,3 +43,33 @@ def nonneg_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
     return value
+
+
+def add_table_arguments(p, true_latents: bool = True) -> None:
+    """The flags that map a CSV / Parquet table onto ``x``, ``u``, ``z``: declared here once
+    for every command that reads data (read back with :func:`table_columns`); without
+    ``--z-cols`` for a command that has no use for true latents."""
+    g = p.add_argument_group(
+        "tables (CSV, Parquet)",
+        "how the columns of a .csv / .parquet data file map onto the data contract; a run "
+        "records the mapping of its fit, so encode and check reuse it without these flags")
+    g.add_argument("--u-col", default=None, metavar="NAME",
+                   help="the auxiliary column (default: 'u'): integers are domain labels, "
+                        "strings domain names (mapped to labels 0, 1, ... in sorted order, "
+                        "the mapping recorded), floats a continuous u")
+    g.add_argument("--x-cols", nargs="+", default=None, metavar="NAME",
+                   help="the observed columns (default: every other numeric column)")
+    if true_latents:
+        g.add_argument("--z-cols", nargs="+", default=None, metavar="NAME",
+                       help="true-latent columns, for evaluation only (MCC); never used to fit")
+
+
+def table_columns(args):
+    """The :class:`ppl_ident.data.Columns` given by :func:`add_table_arguments`' flags (None
+    when none was given)."""
+    from ppl_ident.data.tables import Columns
+
+    z_cols = getattr(args, "z_cols", None)
+    cols = Columns(u=args.u_col, x=None if args.x_cols is None else tuple(args.x_cols),
+                   z=None if z_cols is None else tuple(z_cols))
+    return None if cols.is_empty() else cols

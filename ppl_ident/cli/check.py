@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ppl_ident.cli._args import nonneg_int, positive_int
+from ppl_ident.cli._args import add_table_arguments, nonneg_int, positive_int, table_columns
 
 NAME = "check"
 HELP = ("Check identifiability: on a simulated .npz, whether the true prior (for sequences: "
@@ -14,8 +14,9 @@ HELP = ("Check identifiability: on a simulated .npz, whether the true prior (for
 def add_arguments(p):
     p.add_argument("path", help="simulated .npz data file, or a run directory written by fit")
     p.add_argument("--data", default=None,
-                   help="data file of a run directory (default: the one recorded in its "
-                        "config.json)")
+                   help="data file of a run directory, .npz or a .csv / .parquet table "
+                        "(default: the one recorded in its config.json, read with the "
+                        "recorded column mapping)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--out", default=None,
                    help="directory for the PNG plots (and check.json); none when omitted. "
@@ -24,23 +25,14 @@ def add_arguments(p):
                    help="number of evaluation points drawn from the data")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the choice of points")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    add_table_arguments(p)
 
 
-def _load_run_inputs(run, data_arg):
-    import json
-
-    from ppl_ident.data import load_dataset
-    from ppl_ident.errors import InputError
-    from ppl_ident.workflow import load_run
+def _load_run_inputs(run, data_arg, columns=None):
+    from ppl_ident.workflow import load_run, load_run_data
 
     fitted = load_run(run)
-    data_path = data_arg or json.loads((run / "config.json").read_text()).get("data")
-    if not data_path:
-        raise InputError(
-            f"{run}/config.json records no data file; pass the data it was fitted to with "
-            "--data FILE.npz."
-        )
-    data, truth = load_dataset(data_path)
+    data, truth, data_path, _ = load_run_data(run, data_arg, columns)
     return fitted, data, truth, data_path
 
 
@@ -193,12 +185,12 @@ def run(args) -> int:
 
     path = Path(args.path)
     if path.is_dir():
-        fitted, data, truth, _ = _load_run_inputs(path, args.data)
+        fitted, data, truth, _ = _load_run_inputs(path, args.data, table_columns(args))
         result = check_run(fitted, data, truth, n_points=args.points, seed=args.seed)
     elif path.exists():
         if args.data:
             raise InputError("--data only applies to a run directory; pass the .npz as PATH.")
-        data, truth = load_dataset(path)
+        data, truth = load_dataset(path, table_columns(args))
         result = check_data(data, truth, n_points=args.points, seed=args.seed)
     else:
         raise InputError(

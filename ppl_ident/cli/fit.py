@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import contextlib
 
-from ppl_ident.cli._args import nonneg_int, positive_float, positive_int
+from ppl_ident.cli._args import (add_table_arguments, nonneg_int, positive_float, positive_int,
+                                 table_columns)
 
 NAME = "fit"
-HELP = ("Fit a model (iVAE, VAE; sequences: tivae, regime, stationary) to a .npz data file; "
-        "write a run directory.")
+HELP = ("Fit a model (iVAE, VAE; sequences: tivae, regime, stationary) to a data file (.npz, "
+        "or a .csv / .parquet table); write a run directory.")
 
 
 def add_arguments(p):
     from ppl_ident.settings import add_fit_arguments
 
     p.add_argument("data", nargs="?", default=None,
-                   help=".npz data file (keys x, u, optional z); with --resume, only if it moved")
+                   help="data file: .npz (keys x, u, optional z) or a .csv / .parquet table "
+                        "(see --u-col); with --resume, only if it moved")
     p.add_argument("--out", default=None, help="run directory to create (required unless --resume)")
     # one flag per fit setting, from the settings table (ppl_ident.settings.SETTINGS)
     add_fit_arguments(p, {"int": positive_int, "nonneg_int": nonneg_int,
@@ -25,6 +27,7 @@ def add_arguments(p):
                         "(rounded up to fill them; 0: no file)")
     p.add_argument("--posterior-obs", type=positive_int, default=300,
                    help="observations (a random subset) kept in posterior.nc")
+    add_table_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="K",
@@ -38,17 +41,19 @@ def add_arguments(p):
 def run(args) -> int:
     from pathlib import Path
 
-    from ppl_ident.data import load_dataset
+    from ppl_ident.data import read_data
     from ppl_ident.errors import InputError
     from ppl_ident.settings import changed_settings, settings_from_args
-    from ppl_ident.workflow import fit_model, resume_run
+    from ppl_ident.workflow import fit_model, load_run_data, resume_run
 
     if args.resume is not None:
         if args.out is not None and Path(args.out) != Path(args.resume):
             raise InputError("--resume writes into the run directory it resumes; drop --out.")
         # every setting flag but --steps (the total to reach) belongs to the run
         changed = [f for f in changed_settings(args) if f != "--steps"] + \
-            (["--force"] if args.force else [])
+            (["--force"] if args.force else []) + \
+            [f for f, v in (("--u-col", args.u_col), ("--x-cols", args.x_cols),
+                            ("--z-cols", args.z_cols)) if v is not None]
         if changed:
             raise InputError(
                 f"--resume continues the run with its own settings; drop {', '.join(changed)} "
@@ -63,7 +68,8 @@ def run(args) -> int:
                                     data_path=args.data)
         except KeyboardInterrupt:
             return _aborted(out)
-        return _finish(out, fitted, args.data or _recorded_data(out), args)
+        data, truth, data_path, columns = load_run_data(out, args.data)
+        return _finish(out, fitted, data_path, args, data, truth, columns)
     if args.data is None or args.out is None:
         raise InputError("fit needs a data file and --out RUN_DIR (or --resume RUN_DIR); e.g. "
                          "ppl-ident fit data.npz --out runs/ivae.")
@@ -73,16 +79,16 @@ def run(args) -> int:
             f"Output directory {out} already exists and is not empty; choose a new --out, or "
             "pass --force to write into it."
         )
-    data, truth = load_dataset(args.data)
-    args._truth = truth
+    data, truth, columns = read_data(args.data, table_columns(args))
     try:
         with _quiet_divergence():
             fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
                                truth=truth, checkpoint_dir=out,
-                               checkpoint_every=args.checkpoint_every, data_path=args.data)
+                               checkpoint_every=args.checkpoint_every, data_path=args.data,
+                               columns=columns)
     except KeyboardInterrupt:
         return _aborted(out)
-    return _finish(out, fitted, args.data, args, data)
+    return _finish(out, fitted, args.data, args, data, truth, columns)
 
 
 @contextlib.contextmanager
@@ -115,7 +121,7 @@ def _aborted(out) -> int:
     return 130
 
 
-def _finish(out, fitted, data_path, args, data=None) -> int:
+def _finish(out, fitted, data_path, args, data, truth, columns) -> int:
     """Write the outputs; report; exit 0 (completed), 130 (interrupted) or 3 (diverged)."""
     import sys
     from pathlib import Path
@@ -123,19 +129,12 @@ def _finish(out, fitted, data_path, args, data=None) -> int:
     from ppl_ident.workflow import save_run
 
     data_path = None if data_path is None else str(Path(data_path).resolve())
-    save_run(out, fitted, force=True, data_path=data_path)
+    # posterior.nc too (save_run skips it for a diverged fit or --posterior-draws 0)
+    save_run(out, fitted, data, force=True, data_path=data_path, columns=columns, truth=truth,
+             posterior_draws=args.posterior_draws, posterior_obs=args.posterior_obs)
     files = "config.json, params.npz, state.npz, losses.npz, metrics.json"
     reason = fitted.metrics.get("stop_reason", "completed")
     if args.posterior_draws and not reason.startswith("diverged"):
-        from ppl_ident.data import load_dataset
-        from ppl_ident.reporting.inference_data import posterior_inference_data, write_posterior
-
-        truth = getattr(args, "_truth", None)
-        if data is None:
-            data, truth = load_dataset(data_path)
-        write_posterior(out, posterior_inference_data(
-            fitted, data, num_draws=args.posterior_draws, max_obs=args.posterior_obs,
-            seed=fitted.settings.seed, truth=truth))
         files += ", posterior.nc"
     m = fitted.metrics
     reason = m.get("stop_reason", "completed")
@@ -163,13 +162,6 @@ def _finish(out, fitted, data_path, args, data=None) -> int:
               file=sys.stderr)
         return 3
     return 0
-
-
-def _recorded_data(run):
-    import json
-    from pathlib import Path
-
-    return json.loads((Path(run) / "config.json").read_text()).get("data")
 
 
 def _fmt(value) -> str:

@@ -17,6 +17,7 @@ Keys (loaded with ``allow_pickle=False``):
 
 from __future__ import annotations
 
+import difflib
 import zipfile
 from pathlib import Path
 
@@ -26,11 +27,12 @@ from ppl_ident.data.mixing import mixing_from_arrays, mixing_to_arrays
 from ppl_ident.data.sequences import (SequenceTruth, sequence_truth_from_arrays,
                                       sequence_truth_to_arrays)
 from ppl_ident.data.simulate import Dataset, GroundTruth
+from ppl_ident.data.tables import Columns, read_table_arrays, table_format
 from ppl_ident.errors import InputError
 from ppl_ident.files import atomic_savez, check_memory
 
-__all__ = ["load_dataset", "save_dataset", "validate_dataset", "truth_to_arrays",
-           "truth_from_arrays", "scan_npz"]
+__all__ = ["load_dataset", "read_data", "save_dataset", "validate_dataset", "truth_to_arrays",
+           "truth_from_arrays", "scan_npz", "Columns"]
 
 
 def truth_to_arrays(truth: GroundTruth) -> dict:
@@ -86,8 +88,16 @@ def save_dataset(path, dataset: Dataset, truth: GroundTruth | None = None,
     return atomic_savez(path, **arrays)
 
 
-def load_dataset(path) -> tuple[Dataset, GroundTruth | None]:
-    """Read and validate a data file.
+def load_dataset(path, columns: Columns | None = None) -> tuple[Dataset, GroundTruth | None]:
+    """Read and validate a data file: ``.npz``, or a CSV / Parquet table.
+
+    Parameters
+    ----------
+    path : path
+    columns : Columns, optional
+        For a table: which columns are ``u``, ``x`` and ``z`` (see
+        :mod:`ppl_ident.data.tables`); refused for an ``.npz`` file. :func:`read_data`
+        also returns the mapping it resolved.
 
     Returns
     -------
@@ -103,6 +113,31 @@ def load_dataset(path) -> tuple[Dataset, GroundTruth | None]:
         Missing file or key, unreadable or pickled content, shapes that disagree,
         non-finite values, invalid domain labels. The message names the fix.
     """
+    dataset, truth, _ = read_data(path, columns)
+    return dataset, truth
+
+
+def read_data(path, columns: Columns | None = None
+              ) -> tuple[Dataset, GroundTruth | None, Columns | None]:
+    """Read and validate a data file, dispatching on its suffix: ``.csv``, ``.parquet`` /
+    ``.pq`` are tables (:func:`ppl_ident.data.tables.read_table_arrays`), anything else an
+    ``.npz`` archive.
+
+    Returns
+    -------
+    dataset : Dataset
+    truth : GroundTruth or None
+        Only ``.npz`` files written by the simulator carry it.
+    columns : Columns or None
+        For a table, the column mapping resolved (record it to read another table the same
+        way); None for ``.npz``.
+
+    Raises
+    ------
+    InputError
+        As :func:`load_dataset`; for tables also a missing column (the message lists the
+        columns found), or table options given for an ``.npz`` file.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(
@@ -110,7 +145,17 @@ def load_dataset(path) -> tuple[Dataset, GroundTruth | None]:
             f"`ppl-ident simulate --out {path}`."
         )
     if path.is_dir():
-        raise InputError(f"{path} is a directory; pass the path of a .npz data file.")
+        raise InputError(f"{path} is a directory; pass the path of a .npz, .csv or .parquet "
+                         "data file.")
+    if table_format(path) is not None:
+        arrays, resolved = read_table_arrays(path, columns)
+        return validate_dataset(arrays, source=str(path)), None, resolved
+    if columns is not None and not columns.is_empty():
+        raise InputError(
+            f"{path} is an .npz file, whose arrays are named x, u and z; --u-col, --x-cols and "
+            "--z-cols apply to CSV and Parquet tables only. Drop them, or rename the arrays "
+            "in the file."
+        )
     _check_members(path, scan_npz(path))
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -132,7 +177,7 @@ def load_dataset(path) -> tuple[Dataset, GroundTruth | None]:
             f"{path}: the simulator's ground-truth arrays (truth_*) are malformed ({err}); "
             "remove the truth_* keys or rewrite the file with `ppl-ident simulate`."
         ) from err
-    return dataset, truth
+    return dataset, truth, None
 
 
 def scan_npz(path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -149,7 +194,7 @@ def scan_npz(path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     if not zipfile.is_zipfile(path):
         raise InputError(
             f"{path} is not a readable .npz file (not a zip archive); write data files with "
-            "np.savez(path, x=x, u=u)."
+            "np.savez(path, x=x, u=u), or as a table named .csv or .parquet."
         )
     out = {}
     try:
@@ -219,12 +264,36 @@ def _numeric(name, arr, source):
         )
 
 
+#: names people give the auxiliary variable, for the hint of a missing 'u'
+_U_ALIASES = ("labels", "label", "domain", "domains", "domain_labels", "segment", "segments",
+              "env", "environment", "aux", "c", "y")
+
+
+def _found_keys(key: str, arrays) -> str:
+    """`` (keys found: ...; did you mean 'X'?)`` for the message of a missing key."""
+    found = [str(k) for k in arrays.keys() if arrays.get(k) is not None]
+    if not found:
+        return " (the file holds no arrays)"
+    lower = {k.lower(): k for k in found}
+    guess = lower.get(key)
+    if guess is None and key == "u":
+        guess = next((lower[a] for a in _U_ALIASES if a in lower), None)
+    if guess is None:
+        close = difflib.get_close_matches(key, [k for k in found if k not in ("x", "u", "z")],
+                                          n=1, cutoff=0.6)
+        guess = close[0] if close else None
+    hint = f"; did you mean {guess!r}? Rename it to {key!r}" if guess else ""
+    shown = ", ".join(found[:20]) + (", ..." if len(found) > 20 else "")
+    return f" (keys found: {shown}{hint})"
+
+
 def validate_dataset(arrays, source: str = "data") -> Dataset:
     """Check a mapping of arrays against the data contract and return a :class:`Dataset`."""
     if not hasattr(arrays, "get"):
         arrays = dict(zip(("x", "u", "z"), arrays))
     if "x" not in arrays or arrays.get("x") is None:
-        raise InputError(f"{source}: no 'x' array; save the observations under the key 'x'.")
+        raise InputError(f"{source}: no 'x' array{_found_keys('x', arrays)}; save the "
+                         "observations under the key 'x'.")
     x = np.asarray(arrays["x"])
     _numeric("x", x, source)
     if x.ndim not in (2, 3) or x.size == 0:
@@ -237,8 +306,9 @@ def validate_dataset(arrays, source: str = "data") -> Dataset:
     u = arrays.get("u")
     if u is None and not seq:
         raise InputError(
-            f"{source}: no 'u' array. Save the auxiliary variable (integer domain labels of "
-            "shape (N,), or continuous values of shape (N, k)) under the key 'u'."
+            f"{source}: no 'u' array{_found_keys('u', arrays)}. Save the auxiliary variable "
+            "(integer domain labels of shape (N,), or continuous values of shape (N, k)) under "
+            "the key 'u'."
         )
     if u is not None:
         u = np.asarray(u)

@@ -9,6 +9,7 @@ substitution would silently use freshly initialised networks.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -20,9 +21,10 @@ from numpyro.infer.util import log_likelihood
 
 from ppl_ident.ops.observation import unwhiten
 
-__all__ = ["encode", "decoder_fn", "data_mean_fn", "encoder_mean_fn", "static_module",
-           "LatentDraws", "fitted_model", "guide_latents", "posterior_predictive_x",
-           "log_likelihood_x", "GUIDE_CHAINS", "POINT_ESTIMATE", "split_draws"]
+__all__ = ["encode", "encode_chunked", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
+           "static_module", "LatentDraws", "fitted_model", "guide_latents",
+           "posterior_predictive_x", "log_likelihood_x", "GUIDE_CHAINS", "POINT_ESTIMATE",
+           "split_draws"]
 
 #: The ``InferenceData`` group of what a fit estimated as single values (fitted global
 #: parameters; the latents of an exact-likelihood flow), without chain and draw dims.
@@ -62,12 +64,50 @@ def encode(spec, params, x, u):
     -------
     mean, std : arrays ``(N, n_latent)``
     """
-    def moments(params, x, u):
-        guide = handlers.substitute(handlers.seed(spec.guide, 0), params)
-        site = handlers.trace(guide).get_trace(x, u, subsample_size=None)["z"]
-        return site["fn"].mean, jnp.sqrt(site["fn"].variance)
+    return jax.jit(partial(_moments, spec))(params, jnp.asarray(x),
+                                            None if u is None else jnp.asarray(u))
 
-    return jax.jit(moments)(params, jnp.asarray(x), None if u is None else jnp.asarray(u))
+
+def _moments(spec, params, x, u):
+    guide = handlers.substitute(handlers.seed(spec.guide, 0), params)
+    site = handlers.trace(guide).get_trace(x, u, subsample_size=None)["z"]
+    return site["fn"].mean, jnp.sqrt(site["fn"].variance)
+
+
+def encode_chunked(spec, params, x, u, chunk_size: int):
+    """:func:`encode` over the leading axis of ``x`` in chunks of ``chunk_size``, so that the
+    memory of the guide's activations stays bounded however many observations there are.
+
+    Every chunk has the same shape (the last one is padded by repeating its final entry, the
+    padding dropped from the result), so the guide is compiled once.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    params : dict
+    x : array ``(N, ...)``
+        Observations (``(N, d)``) or sequences (``(B, T, d)``: chunks of whole sequences).
+    u : array ``(N, ...)`` or None
+    chunk_size : int
+        Entries of the leading axis per chunk.
+
+    Returns
+    -------
+    mean, std : numpy arrays ``x.shape[:-1] + (n_latent,)``
+    """
+    x = np.asarray(x, np.float32)
+    u = None if u is None else np.asarray(u)
+    total = x.shape[0]
+    size = int(min(chunk_size, total))
+    fn = jax.jit(partial(_moments, spec))
+    means, stds = [], []
+    for start in range(0, total, size):
+        idx = np.minimum(np.arange(start, start + size), total - 1)
+        m, s = fn(params, jnp.asarray(x[idx]), None if u is None else jnp.asarray(u[idx]))
+        keep = min(size, total - start)
+        means.append(np.asarray(m)[:keep])
+        stds.append(np.asarray(s)[:keep])
+    return np.concatenate(means), np.concatenate(stds)
 
 
 def decoder_fn(spec, params):

@@ -11,7 +11,6 @@ ArviZ 1.x.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import arviz as az
@@ -25,13 +24,14 @@ from ppl_ident.families.iid.idata import (DEFAULT_DRAWS, DEFAULT_OBS, iid_infere
                                           select_obs)
 from ppl_ident.families.predict import POINT_ESTIMATE
 from ppl_ident.inference.latents import LATENT_SAMPLERS
+# posterior.nc is a run-directory file: save_run writes it, the report reads it
+from ppl_ident.workflow import POSTERIOR_FILE, write_posterior
 
 __all__ = ["posterior_inference_data", "DEFAULT_DRAWS", "DEFAULT_OBS", "select_obs",
            "to_inference_data", "nuts_reference", "write_posterior", "read_posterior",
            "flat_draws", "alignment_from_idata", "latent_group", "is_point_estimate",
            "POINT_ESTIMATE"]
 
-POSTERIOR_FILE = "posterior.nc"
 
 
 def to_inference_data(fitted, dataset: Dataset, *, engine: str = "guide",
@@ -121,19 +121,6 @@ def flat_draws(idata, var: str = "z") -> np.ndarray:
         return np.asarray(idata[POINT_ESTIMATE][var])[None]
     arr = np.asarray(idata.posterior[var])
     return arr.reshape(-1, *arr.shape[2:])
-
-
-def write_posterior(run_dir, idata) -> Path:
-    """Write ``posterior.nc`` in a run directory atomically (temporary file, then rename)."""
-    path = Path(run_dir) / POSTERIOR_FILE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        az.to_netcdf(idata, tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def read_posterior(run_dir) -> az.InferenceData:

@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ppl_ident.data import load_dataset
+from ppl_ident.data.tables import Columns, is_table
 from ppl_ident.diagnostics.calibration import LEVELS, calibration_summary, intervals
 from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
 from ppl_ident.errors import InputError
@@ -91,17 +92,20 @@ OPTIONAL = CHECK_SECTIONS
 def _resolve_data(run: Path, config: dict, dataset, truth=None):
     """``(Dataset, truth)`` of a run: ``dataset`` as given (object or path), else the file
     named in ``config.json``; ``truth`` is the file's ground truth unless given."""
+    def columns(path):  # a table is read with the column mapping the fit recorded
+        return Columns.from_dict(config.get("columns")) if is_table(path) else None
+
     if dataset is not None:
         if not isinstance(dataset, (str, Path)):
             return dataset, truth
-        data, file_truth = load_dataset(dataset)
+        data, file_truth = load_dataset(dataset, columns(dataset))
         return data, file_truth if truth is None else truth
     path = config.get("data")
     if path is None:
         raise InputError(f"{run}/config.json names no data file; pass --data FILE.")
     for cand in (Path(path), run / path, run.parent / Path(path).name):
         if cand.is_file():
-            data, file_truth = load_dataset(cand)
+            data, file_truth = load_dataset(cand, columns(cand))
             return data, file_truth if truth is None else truth
     raise InputError(f"The data file {path} named in {run}/config.json was not found; pass "
                      "--data FILE.")

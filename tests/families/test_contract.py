@@ -83,7 +83,13 @@ def test_sample_fit_save_resume_evaluate_check(model, guide, make, extra, tmp_pa
     ref = fit_model(data, s, checkpoint_dir=ref_dir, checkpoint_every=EVERY, data_path=str(path))
     assert ref.metrics["stop_reason"] == "completed" and len(ref.losses) == STEPS
     assert np.all(np.isfinite(ref.losses))
-    save_run(ref_dir, ref, force=True, data_path=str(path))
+    save_run(ref_dir, ref, force=True, data_path=str(path), posterior_draws=3, posterior_obs=10)
+    import arviz as az
+
+    idata = az.from_netcdf(ref_dir / "posterior.nc")  # save_run writes it too
+    # guide draws, or for a point-mass (flow) posterior the point estimate
+    z = (idata.posterior if "posterior" in idata.groups() else idata.point_estimate)["z"]
+    assert z.dims[-len(family_of(model).obs_dims) - 1:] == (*family_of(model).obs_dims, "latent")
     loaded = load_run(ref_dir)
     assert loaded.spec.config == ref.spec.config and loaded.settings == ref.settings
     np.testing.assert_array_equal(loaded.losses, ref.losses)

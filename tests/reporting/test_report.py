@@ -21,7 +21,8 @@ def run_dir(tmp_path_factory, tiny_fit, small_data):
     tmp = tmp_path_factory.mktemp("report")
     data, truth = small_data
     save_dataset(tmp / "data.npz", data, truth)
-    return save_run(tmp / "run", tiny_fit, data_path=str(tmp / "data.npz"))
+    # no posterior.nc: the report builds it
+    return save_run(tmp / "run", tiny_fit, data_path=str(tmp / "data.npz"), posterior_draws=0)
 
 
 def _check_diagnostics(run):

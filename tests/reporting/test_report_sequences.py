@@ -31,7 +31,7 @@ def regime_run(tmp_path_factory):
                                    n_regimes=2, n_layers=2)
     save_dataset(tmp / "reg.npz", data, truth)
     fitted = fit_model(data, model="regime", n_regimes=2, steps=200, truth=truth, **TINY)
-    return save_run(tmp / "run", fitted, data_path=str(tmp / "reg.npz"))
+    return save_run(tmp / "run", fitted, data_path=str(tmp / "reg.npz"), posterior_draws=0)
 
 
 @pytest.fixture(scope="module")
