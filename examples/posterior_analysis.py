@@ -87,7 +87,9 @@ def main(argv=None):
     n = args.latent_dim
     data, truth = pi.simulate_domains(args.seed, n_latent=n, data_dim=n, n_domains=args.domains,
                                       n_per_domain=args.points_per_domain, n_layers=2)
-    fitted = pi.fit_model(data, model="ivae", steps=args.steps, batch_size=256, seed=args.seed)
+    # the variational iVAE: its guide is a posterior over z (the default flow's is a point mass)
+    fitted = pi.fit_model(data, model="ivae", steps=args.steps, batch_size=256, seed=args.seed,
+                          flow=False)
 
     # The guide's posterior of a random subset of observations, aligned onto the true latents.
     idata = to_inference_data(fitted, data, num_draws=args.draws, max_obs=args.obs,

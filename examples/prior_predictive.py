@@ -125,7 +125,9 @@ def main(argv=None):
     plt.close(fig)
 
     # A short fit, then the fitted generative model's draws of new observations per domain.
-    fitted = pi.fit_model(data, model="ivae", steps=args.steps, batch_size=256, seed=args.seed)
+    # the variational iVAE whose prior predictive is drawn above (not the default flow)
+    fitted = pi.fit_model(data, model="ivae", steps=args.steps, batch_size=256, seed=args.seed,
+                          flow=False)
     u_model, _ = prepare_inputs(data.u, fitted.labels)
     fit_draws = Predictive(fitted.spec.model, params=fitted.params,
                            num_samples=args.draws)(k_fit, None, jnp.asarray(u_model))

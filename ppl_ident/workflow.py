@@ -120,7 +120,7 @@ def checked_settings(dataset: Dataset, s: FitSettings):
             f"{', '.join(variational)} set{'s' if len(variational) == 1 else ''} the variational "
             "model (encoder, objective, decoder noise), which the exact flow does not have: "
             "drop them, or fit the variational model with --no-flow.")
-    s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s))
+    s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s), int(n))
     if s.flow_layers != FitSettings().flow_layers and not s.flow:
         raise InputError("--flow-layers sets the depth of the exact-likelihood flow model; add "
                          "--flow (or --preset exact), or drop --flow-layers.")
@@ -199,7 +199,10 @@ def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None 
 
 
 def engine_optim(s: FitSettings) -> OptimConfig:
-    """The optimiser schedule of a fit with settings ``s``."""
+    """The optimiser schedule of a fit with settings ``s`` (checked: their steps decided)."""
+    if s.steps is None:
+        raise ValueError("engine_optim needs settings with steps decided; pass them through "
+                         "checked_settings (or resolve_defaults) first")
     return OptimConfig(learning_rate=s.learning_rate, num_steps=s.steps,
                        warmup_steps=s.warmup_steps, clip_norm=s.clip_norm)
 

@@ -13,7 +13,7 @@ from ppl_ident.data.sequences import simulate_dynamics
 from ppl_ident.errors import InputError
 from ppl_ident.families import FAMILIES
 from ppl_ident.harness.grid import FIT_KEYS, make_grid
-from ppl_ident.settings import (DEFAULT_STEPS, SETTINGS, FitSettings, changed_settings,
+from ppl_ident.settings import (DEFAULT_STEPS, FLOW_STEPS_PER_LATENT, SETTINGS, FitSettings, changed_settings,
                                 fit_settings, settings_from_args)
 from ppl_ident.workflow import checked_settings, fit_model
 
@@ -48,6 +48,7 @@ def test_the_record_and_the_flags_come_from_the_table():
     ("ivae", 2, 4, {"whiten": False}, False, DEFAULT_STEPS["variational"]),
     ("ivae", 2, 2, {"flow": False}, False, DEFAULT_STEPS["variational"]),
     ("ivae", 2, 2, {"steps": 7}, True, 7),
+    ("ivae", 8, 8, {}, True, 8 * FLOW_STEPS_PER_LATENT),      # more latents, more steps
     ("tivae", 2, 2, {}, False, DEFAULT_STEPS["variational"]),  # sequences: --preset exact
 ])
 def test_unset_flow_and_steps_are_decided_from_the_model_and_data(model, n, d, given, flow,
