@@ -13,8 +13,8 @@ from ppl_ident.data.sequences import simulate_dynamics
 from ppl_ident.errors import InputError
 from ppl_ident.families import FAMILIES
 from ppl_ident.harness.grid import FIT_KEYS, make_grid
-from ppl_ident.settings import (DEFAULT_STEPS, FLOW_STEPS_PER_LATENT, SETTINGS, FitSettings, changed_settings,
-                                fit_settings, settings_from_args)
+from ppl_ident.settings import (DEFAULT_STEPS, FLOW_STEPS_PER_LATENT, SETTINGS, FitSettings,
+                                changed_settings, fit_settings, settings_from_args)
 from ppl_ident.workflow import checked_settings, fit_model
 
 
