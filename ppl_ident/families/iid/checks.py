@@ -39,6 +39,18 @@ from ppl_ident.families.predict import data_mean_fn, encode, encoder_mean_fn, st
 __all__ = ["check_data", "check_run", "learned_log_prior", "learned_prior_sd", "run_activity"]
 
 
+def _learned_prior_fn(spec, params):
+    """``u (N,) or (N, k) -> (loc, scale)`` of the fitted iVAE prior, ``(N, n)`` each."""
+    cfg = spec.config
+    aux_net = None
+    if cfg.get("n_domains") is None:
+        aux_net = eqx.combine(params["prior_net$params"], static_module(spec, "prior_net"))
+    subs = handlers.substitute(prior_params, dict(params))
+    return lambda u: subs(jnp.asarray(u), n_latent=cfg["n_latent"],
+                          n_domains=cfg.get("n_domains"), aux_net=aux_net,
+                          learn_prior_loc=cfg.get("learn_prior_loc", True))
+
+
 def learned_log_prior(spec, params):
     """The fitted prior ``log p(z | u)`` as a pure function ``(z (n,), u) -> scalar``.
 
@@ -48,16 +60,11 @@ def learned_log_prior(spec, params):
     cfg = spec.config
     if cfg["name"] != "ivae":
         raise ValueError(f"model {cfg['name']!r} has no u-dependent prior")
-    aux_net = None
-    if cfg.get("n_domains") is None:
-        aux_net = eqx.combine(params["prior_net$params"], static_module(spec, "prior_net"))
+    prior_at = _learned_prior_fn(spec, params)
+    shape = params.get("prior_shape")
 
     def log_prior(z, u):
-        subs = handlers.substitute(prior_params, {k: v for k, v in params.items()})
-        loc, scale = subs(jnp.asarray(u)[None], n_latent=cfg["n_latent"],
-                          n_domains=cfg.get("n_domains"), aux_net=aux_net,
-                          learn_prior_loc=cfg.get("learn_prior_loc", True))
-        shape = params.get("prior_shape")
+        loc, scale = prior_at(jnp.asarray(u)[None])
         return _factorial(cfg["prior"], loc[0], scale[0], shape).log_prob(z)
 
     return log_prior
@@ -67,15 +74,9 @@ def learned_prior_sd(spec, params, u):
     """Standard deviations of the fitted prior ``p(z | u)`` at model inputs ``u``: ``(N, n)``
     (the VAE's standard normal: ones)."""
     cfg = spec.config
-    n = cfg["n_latent"]
     if cfg["name"] != "ivae":
-        return np.ones((np.shape(u)[0], n))
-    aux_net = None
-    if cfg.get("n_domains") is None:
-        aux_net = eqx.combine(params["prior_net$params"], static_module(spec, "prior_net"))
-    subs = handlers.substitute(prior_params, dict(params))
-    _, scale = subs(jnp.asarray(u), n_latent=n, n_domains=cfg.get("n_domains"),
-                    aux_net=aux_net, learn_prior_loc=cfg.get("learn_prior_loc", True))
+        return np.ones((np.shape(u)[0], cfg["n_latent"]))
+    _, scale = _learned_prior_fn(spec, params)(u)
     if cfg.get("prior") == "generalized":
         beta = np.asarray(params["prior_shape"], np.float64)
         return np.asarray(scale) * np.exp(0.5 * (gammaln(3 / beta) - gammaln(1 / beta)))

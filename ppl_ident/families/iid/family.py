@@ -72,10 +72,12 @@ class IIDFamily(ModelFamily):
         """MCC (Pearson and Spearman), per-dimension correlations and R^2 of the posterior mean
         against ``dataset.z``; with the simulator's ``truth`` also ``jacobian`` and
         ``variability`` (:func:`ppl_ident.families.iid.checks.check_run` on 256 points)."""
-        checks = {"latent_activity": run_activity(fitted, dataset)}
-        if truth is not None:
+        if truth is not None:  # check_run scores the latents' activity too
             result = check_run(fitted, dataset, truth, n_points=256)
-            checks.update(jacobian=result["jacobian"], variability=result["variability"])
+            checks = {"latent_activity": result["activity"], "jacobian": result["jacobian"],
+                      "variability": result["variability"]}
+        else:
+            checks = {"latent_activity": run_activity(fitted, dataset)}
         if dataset.z is None:
             return checks
         u, _ = prepare_inputs(dataset.u, fitted.labels)
