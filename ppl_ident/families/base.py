@@ -38,6 +38,11 @@ class ModelSpec(NamedTuple):
         Everything :func:`ppl_ident.families.build_model` needs to rebuild the same spec
         (saved in run directories). ``config["batch_plate"]`` names the plate the engines
         minibatch (``"obs"`` when absent).
+    objective : ``(model, guide)`` or None
+        A cheaper pair with the same ELBO as ``(model, guide)`` for the same parameters, which
+        the engines train and evaluate on (None: the pair itself). The exact flow models use
+        it to run their flow once per step: the model computes ``z = h(x)`` and observes it,
+        with an empty guide, where ``(model, guide)`` run ``h`` in both.
     """
 
     name: str
@@ -45,6 +50,7 @@ class ModelSpec(NamedTuple):
     guide: Callable
     init_params: Callable
     config: dict
+    objective: tuple | None = None
 
 
 def module_params(module):

@@ -213,7 +213,8 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
         raise InputError(f"The {guide_name!r} guide works only with {', '.join(family.elbos)}; "
                          f"got elbo={elbo!r}.")
     plate = spec.config.get("batch_plate", "obs")
-    model_fn, guide_fn = spec.model, spec.guide
+    # a cheaper pair with the same ELBO where the model has one (the exact flow models)
+    model_fn, guide_fn = spec.objective or (spec.model, spec.guide)
     if elbo == "RenyiELBO" and plate == "sequence":
         # RenyiELBO takes one importance weight per element of every plate shared by all
         # sites. A sequence's "time" steps are not independent (z_t's prior depends on

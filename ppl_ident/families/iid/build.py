@@ -11,7 +11,7 @@ import numpy as np
 from ppl_ident.errors import InputError
 from ppl_ident.families.base import ModelSpec, module_params
 from ppl_ident.families.guides import guide_family
-from ppl_ident.families.iid.guide import flow_guide
+from ppl_ident.families.iid.guide import empty_guide, flow_guide
 from ppl_ident.families.iid.model import PRIORS, ivae, vae
 from ppl_ident.ops.flows import coupling_flow
 from ppl_ident.ops.nn import mlp, residual_mlp
@@ -89,8 +89,11 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                         learn_prior_loc=learn_prior_loc, **common)
     else:
         model = partial(vae, decoder=mods.get("decoder"), **common)
+    objective = None
     if flow:
         guide_fn = partial(flow_guide, flow=mods["flow"], whiten=white)
+        # the same log p(x | u) with the flow run once per step instead of in both
+        objective = (partial(model, observe_latent=True), empty_guide)
     else:
         guide_fn = family.make(model, mods.get("encoder"), n_latent=n_latent,
                                n_domains=n_domains, use_u=use_u, whiten=white)
@@ -104,4 +107,4 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                   architecture=architecture, noise_init=noise_init,
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white],
                   guide=guide, flow=bool(flow), flow_layers=int(flow_layers))
-    return ModelSpec(name, model, guide_fn, init_params, config)
+    return ModelSpec(name, model, guide_fn, init_params, config, objective)

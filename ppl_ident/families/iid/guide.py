@@ -13,7 +13,8 @@ from ppl_ident.ops.distributions import ReparamMultivariateNormal
 from ppl_ident.ops.nn import batched, one_hot
 from ppl_ident.ops.observation import whiten_data
 
-__all__ = ["encoder_guide", "encoder_inputs", "flow_guide", "fullcov_encoder_guide"]
+__all__ = ["empty_guide", "encoder_guide", "encoder_inputs", "flow_guide",
+           "fullcov_encoder_guide"]
 
 
 def encoder_inputs(x, u, n_domains: int | None, use_u: bool):
@@ -84,3 +85,8 @@ def flow_guide(x=None, u=None, *, flow, whiten=None, subsample_size: int | None 
         z = jax.vmap(fl)(whiten_data(x[idx], whiten))[0]
         with handlers.scale(scale=kl_weight):
             numpyro.sample("z", dist.Delta(z, event_dim=1))
+
+
+def empty_guide(*args, **kwargs):
+    """The guide of a model with no latent sample site: the exact flow model trained with
+    ``observe_latent=True``, which computes and observes ``z = h(x)`` itself."""

@@ -32,7 +32,8 @@ from ppl_ident.ops.nn import batched
 from ppl_ident.ops.observation import (noise_param, observation_dist, residual_log_density,
                                       unwhiten, whiten_data, whiten_log_det)
 
-__all__ = ["ivae", "vae", "prior_params", "prior_shape", "flow_likelihood", "PRIORS"]
+__all__ = ["ivae", "vae", "prior_params", "prior_shape", "flow_likelihood", "flow_latent",
+           "PRIORS"]
 
 PRIORS = ("gaussian", "laplace", "generalized")
 
@@ -95,7 +96,8 @@ def prior_params(u, *, n_latent: int, n_domains: int | None = None, aux_net=None
 def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: int | None = None,
          aux_net=None, prior: str = "gaussian", noise_scale: float | None = None,
          learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None,
-         kl_weight=1.0, whiten=None, noise_init: float = 0.1, flow=None):
+         kl_weight=1.0, whiten=None, noise_init: float = 0.1, flow=None,
+         observe_latent: bool = False):
     """iVAE: factorial prior ``p(z | u)`` with learned parameters, MLP decoder.
 
     Parameters
@@ -131,45 +133,68 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         The exact-likelihood variant (``d == n``): ``z = h(x)`` with an invertible ``h``
         (:mod:`ppl_ident.ops.flows`) replaces the decoder and its noise; see
         :func:`flow_likelihood`.
+    observe_latent : bool
+        With ``flow`` and data: compute ``z = h(x)`` here and observe it, so that the model
+        alone is ``log p(x | u)`` (to be paired with an empty guide; the flow runs once).
+        The same density as the default pairing with the point-mass guide
+        :func:`ppl_ident.families.iid.guide.flow_guide`.
     """
     n = _num_obs(x, u, n_obs)
-    observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten)
+    observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten,
+                           observe_latent and x is not None)
     shape = prior_shape(prior, n_latent)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         u_b = u[idx]
         loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
                                   learn_prior_loc=learn_prior_loc)
-        with handlers.scale(scale=kl_weight):
-            z = numpyro.sample("z", _factorial(prior, loc, scale, shape))
-        observe(z, None if x is None else x[idx])
+        observe(lambda z_obs: _sample_z(_factorial(prior, loc, scale, shape), kl_weight, z_obs),
+                None if x is None else x[idx])
 
 
 def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
         subsample_size: int | None = None, n_obs=None, kl_weight=1.0, whiten=None,
-        noise_init: float = 0.1, flow=None, **_unused):
+        noise_init: float = 0.1, flow=None, observe_latent: bool = False, **_unused):
     """Plain VAE: ``z ~ Normal(0, I)`` whatever ``u`` is (the non-identifiable control).
 
     Accepts and ignores ``u`` so that it is a drop-in replacement for :func:`ivae`; with
     ``flow`` the exact-likelihood control (a flow to a standard normal, rotation-invariant).
     """
     n = _num_obs(x, u, n_obs)
-    observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten)
+    observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten,
+                           observe_latent and x is not None)
+    prior = dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
-        with handlers.scale(scale=kl_weight):
-            z = numpyro.sample("z", dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1))
-        observe(z, None if x is None else x[idx])
+        observe(lambda z_obs: _sample_z(prior, kl_weight, z_obs), None if x is None else x[idx])
 
 
-def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten):
+def _sample_z(prior, kl_weight, z_obs=None):
+    with handlers.scale(scale=kl_weight):
+        return numpyro.sample("z", prior, obs=z_obs)
+
+
+def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten, observe_latent):
     """Register the observation model's global sites (the decoder and its noise, or the flow)
-    and return ``observe(z, x_b)``, which adds the term for ``x`` inside the ``obs`` plate."""
+    and return ``observe(sample_z, x_b)``: inside the ``obs`` plate, it draws the ``z`` site
+    with ``sample_z(z_obs)`` and adds the term for ``x``. With ``observe_latent`` (a flow and
+    data) ``z = h(x)`` is observed and the flow's log-determinant added from the same pass."""
     if flow is not None:
         fl = eqx_module("flow", flow)
-        return lambda z, x_b: flow_likelihood(fl, z, x_b, whiten)
+        if observe_latent:
+            def observe(sample_z, x_b):
+                z, log_det = flow_latent(fl, x_b, whiten)
+                sample_z(z)
+                numpyro.factor("x_log_det", log_det)
+
+            return observe
+        return lambda sample_z, x_b: flow_likelihood(fl, sample_z(None), x_b, whiten)
     dec = eqx_module("decoder", decoder)
     sigma = noise_param(noise_scale, data_dim, noise_init)
-    return lambda z, x_b: numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten),
-                                         obs=x_b)
+
+    def observe(sample_z, x_b):
+        z = sample_z(None)
+        numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
+
+    return observe
 
 
 def flow_likelihood(fl, z, x_b, whiten):
@@ -189,5 +214,12 @@ def flow_likelihood(fl, z, x_b, whiten):
         # isotropic noise is not drawn)
         numpyro.deterministic("x", unwhiten(jax.vmap(fl.inverse)(z), whiten))
         return
-    log_det = jax.vmap(fl)(whiten_data(x_b, whiten))[1] + whiten_log_det(whiten)
-    numpyro.factor("x_log_det", log_det + residual_log_density(x_b, whiten))
+    numpyro.factor("x_log_det", flow_latent(fl, x_b, whiten)[1])
+
+
+def flow_latent(fl, x_b, whiten):
+    """``z = h(x)`` for observations ``x`` ``(N, d)`` and the observation term of the exact
+    model: ``log |det J_h|`` in data coordinates (whitening's Jacobian included) plus, for
+    ``d > n``, the residual directions' Gaussian log-density."""
+    z, log_det = jax.vmap(fl)(whiten_data(x_b, whiten))
+    return z, log_det + whiten_log_det(whiten) + residual_log_density(x_b, whiten)
