@@ -485,14 +485,22 @@ def check_data(dataset: Dataset, truth, **options) -> dict:
 def check_run(fitted: Fitted, dataset: Dataset, truth=None, **options) -> dict:
     """The identifiability checks of a fitted model on its data: the learned prior's
     variability and, with ground truth, the Jacobian structure (see
-    :func:`ppl_ident.families.iid.checks.check_run`)."""
+    :func:`ppl_ident.families.iid.checks.check_run`); for a fit with ``seeds > 1`` also
+    ``seed_agreement`` (from its metrics)."""
     name = fitted.spec.config["name"]
     family = family_of(name)
     if np.ndim(dataset.x) != family.data_rank:
         raise InputError(f"The run is a {family.label} model ({name}) but the data's x has shape "
                          f"{np.shape(dataset.x)}; pass the {family.data_shape} file it was "
                          "fitted to with --data FILE.npz.")
-    return family.check_run(fitted, dataset, truth, **options)
+    result = family.check_run(fitted, dataset, truth, **options)
+    m = fitted.metrics
+    if "seed_agreement" in m:  # measured at fit time (fit --seeds K): the check reports it
+        result["seed_agreement"] = {
+            "mean": m["seed_agreement"], "min": m.get("seed_agreement_min"),
+            "matrix": m.get("seed_agreement_matrix"), "elbos": m.get("seed_elbos"),
+            "seeds": fitted.settings.seeds}
+    return result
 
 
 def save_run(out_dir, fitted: Fitted, dataset: Dataset | None = None, *, force: bool = False,

@@ -126,6 +126,12 @@ def _summary(result: dict, source: str) -> str:
                          f"{r['agreement']:.0%}, off-matching mass {r['off_mass']:.1%}")
     elif result["kind"] == "run":
         lines.append("Jacobian: no ground truth in the data file, not computed.")
+    agree = result.get("seed_agreement")
+    if agree is not None:
+        low = "" if agree.get("min") is None else f", least-agreeing pair {agree['min']:.3f}"
+        mean = "n/a" if agree["mean"] is None else f"{agree['mean']:.3f}"
+        lines.append(f"seed agreement: mean pairwise MCC {mean} over {agree['seeds']} seeds"
+                     f"{low}")
     if result["kind"] == "run":
         lines.append(f"fit: {_recovery_verdict(result)}")
     return "\n".join(lines)
@@ -148,9 +154,15 @@ def _recovery_verdict(result: dict) -> str:
         worst = "entangled" if "entangled" in verdicts else "partial"
         return (f"did not recover the latents cleanly: the learned-to-true map is {worst} "
                 "(see the routes above).")
+    agree = result.get("seed_agreement")
+    if agree is not None:
+        from ppl_ident.diagnostics.agreement import agreement_verdict
+
+        return ("no latent has collapsed; without ground truth: "
+                + agreement_verdict(agree["mean"], agree["seeds"]))
     return ("no latent has collapsed; without ground truth, whether the fit recovered the "
-            "latents is not known from one fit (fit other --seed values and compare their "
-            "latents).")
+            "latents is not known from one fit (fit with --seeds 3 to measure the agreement "
+            "between seeds).")
 
 
 def _plots(result: dict, out, force: bool) -> list:

@@ -1,6 +1,7 @@
 """Identifiability diagnostics: flat modules of pure functions."""
 
-from ppl_ident.diagnostics.agreement import SeedAgreement, seed_agreement
+from ppl_ident.diagnostics.agreement import (AGREEMENT_HIGH, SeedAgreement,
+                                             agreement_verdict, seed_agreement)
 
 from ppl_ident.diagnostics.calibration import (
     LEVELS,
@@ -47,6 +48,6 @@ __all__ = [
     "LEVELS", "Alignment", "apply_alignment", "calibration_summary", "coverage_tolerance",
     "fit_alignment", "interval_coverage", "sd_error_correlation",
     "chain_diagnostics", "compare_to_reference",
-    "SeedAgreement", "seed_agreement",
+    "AGREEMENT_HIGH", "SeedAgreement", "agreement_verdict", "seed_agreement",
     "COLLAPSE_RATIO", "LatentActivity", "collapse_message", "latent_activity",
 ]
