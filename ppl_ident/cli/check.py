@@ -113,9 +113,9 @@ def _summary(result: dict, source: str) -> str:
         lines.append("Jacobian of the learned-to-true map (0 = scaled permutation):")
         if not jac.get("applicable", True):
             lines.append(f"  not applicable: {jac['reason']}")
-        elif result.get("sequence"):
+        elif result.get("sequence") or "regression" in jac:
             lines.append(f"  how: {jac['reason']}")
-        for route in ("encoder", "decoder"):
+        for route in ("encoder", "decoder", "regression"):
             r = jac.get(route)
             if r is None:
                 continue
@@ -144,7 +144,7 @@ def _recovery_verdict(result: dict) -> str:
     if act.get("collapsed"):
         return "did not recover every latent: " + act["message"]
     jac = result.get("jacobian") or {}
-    routes = [jac[r] for r in ("encoder", "decoder")
+    routes = [jac[r] for r in ("encoder", "decoder", "regression")
               if isinstance(jac.get(r), dict) and jac[r].get("applicable", True)]
     if routes:
         verdicts = {r["verdict"] for r in routes}
@@ -179,7 +179,7 @@ def _plots(result: dict, out, force: bool) -> list:
                                         title=f"true {what}" if result["kind"] == "data"
                                         else f"learned {what}"))
     jac = result.get("jacobian") or {}
-    for route in ("encoder", "decoder"):
+    for route in ("encoder", "decoder", "regression"):
         r = jac.get(route)
         if r is not None and r.get("applicable", True):
             written.append(plot_jacobian(r, out / CHECK_FIGURES[f"jacobian_{route}"],
