@@ -37,7 +37,8 @@ from ppl_ident.families.iid.model import _factorial, prior_params
 from ppl_ident.families.predict import (data_mean_fn, encode, encode_chunked, encoder_mean_fn,
                                         static_module)
 
-__all__ = ["check_data", "check_run", "learned_log_prior", "learned_prior_sd", "run_activity"]
+__all__ = ["check_data", "check_run", "learned_log_prior", "learned_prior_sd",
+           "learned_prior_table", "run_activity"]
 
 
 def _learned_prior_fn(spec, params):
@@ -84,6 +85,18 @@ def learned_prior_sd(spec, params, u):
     # a Laplace(loc, b) has sd sqrt(2) b
     factor = np.sqrt(2.0) if cfg.get("prior") == "laplace" else 1.0
     return factor * np.asarray(scale)
+
+
+def learned_prior_table(spec, params):
+    """The fitted iVAE prior per domain: ``{"loc": (U, n), "sd": (U, n)}`` for the model's
+    domains ``0..U-1``, or None for a model without a domain table (the VAE's prior ignores
+    ``u``; a continuous ``u`` has no finite set of domains)."""
+    cfg = spec.config
+    if cfg["name"] != "ivae" or cfg.get("n_domains") is None:
+        return None
+    u = np.arange(int(cfg["n_domains"]), dtype=np.int32)
+    loc, _ = _learned_prior_fn(spec, params)(u)
+    return {"loc": np.asarray(loc, np.float64), "sd": learned_prior_sd(spec, params, u)}
 
 
 def run_activity(fitted, dataset, *, n_points: int = 4096, seed: int = 0) -> dict:
