@@ -85,7 +85,10 @@ def plot_latents_by_domain(mean, u, domain_names, path: Path, max_points: int = 
     plt = _style()
     mean = np.asarray(mean, float)
     n = mean.shape[1]
-    pairs = [(j, j + 1) for j in range(0, n - 1, 2)][:3] or [(0, 0)]
+    pairs = [(j, j + 1) for j in range(0, n - 1, 2)]
+    if n % 2 and n > 1:  # an odd n: the last latent against its neighbour
+        pairs.append((n - 2, n - 1))
+    pairs = pairs[:3] or [(0, 0)]
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(mean), size=min(max_points, len(mean)), replace=False))
     m = mean[keep]
