@@ -400,7 +400,7 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
             numbers.update(_calibration_numbers(post, nuts))
     with _timed(timings, "marginal"):
         numbers["marginal"] = _marginal_numbers(fitted, data, heldout, marginal_obs,
-                                                marginal_samples, seed)
+                                                marginal_samples, seed, run)
 
     idatas = {"guide": post.idata} if nuts is None else {"guide": post.idata, "NUTS": nuts}
     with _timed(timings, "figures"):
@@ -567,14 +567,18 @@ def _calibration_numbers(post: _Posterior, nuts) -> dict:
 
 
 def _marginal_numbers(fitted, data, heldout, max_obs: int, num_samples: int,
-                      seed: int) -> dict:
+                      seed: int, run: Path | None = None) -> dict:
     """The importance-sampled ``log p(x | u)`` on (a subset of) the held-out data, or of the
     training data when none is given."""
     import jax
 
 
     if heldout is not None:
-        held = heldout if not isinstance(heldout, (str, Path)) else load_dataset(heldout)[0]
+        held = heldout
+        if isinstance(heldout, (str, Path)):
+            # a table is read with the column mapping (and the coding of u) of the fit
+            columns = config_columns(run) if run is not None and is_table(heldout) else None
+            held = load_dataset(heldout, columns)[0]
         where = "held-out data"
     else:
         held = data

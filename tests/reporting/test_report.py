@@ -161,3 +161,27 @@ def test_report_on_data_without_z_shows_the_evidence_that_needs_none(tmp_path, s
     assert prior["domains"] == [str(v) for v in np.unique(data.u)]
     assert np.shape(prior["loc"]) == np.shape(prior["sd"]) == (5, 2)
     assert np.all(np.asarray(prior["sd"]) > 0)
+
+
+def test_report_heldout_table_is_read_with_the_runs_column_mapping(tmp_path, small_data):
+    """A run fitted on a CSV with a named, string-valued u column: `report --heldout` reads
+    another CSV with the same columns through the mapping the fit recorded."""
+    import pandas as pd
+
+    from ppl_ident.cli import main
+
+    data, _ = small_data
+    table = pd.DataFrame({"site": [f"s{k}" for k in data.u], "a": data.x[:, 0],
+                          "b": data.x[:, 1], "note": "x"})
+    table.iloc[::2].to_csv(tmp_path / "train.csv", index=False)
+    table.iloc[1::2].to_csv(tmp_path / "held.csv", index=False)
+    run = tmp_path / "run"
+    assert main(["fit", str(tmp_path / "train.csv"), "--u-col", "site", "--out", str(run),
+                 "--steps", "30", "--batch-size", "64", "--width", "8", "--depth", "1",
+                 "--no-flow", "--posterior-draws", "8", "--no-progress"]) == 0
+    assert main(["report", str(run), "--heldout", str(tmp_path / "held.csv"), "--nuts-obs",
+                 "0", "--marginal-samples", "5", "--calibration-draws", "8"]) == 0
+    numbers = json.loads((run / "report.json").read_text())
+    assert numbers["marginal"]["data"] == "held-out data"
+    assert numbers["marginal"]["num_obs"] == len(table) // 2
+    assert numbers["learned_prior"]["domains"] == [f"s{k}" for k in range(5)]
