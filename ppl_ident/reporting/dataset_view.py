@@ -17,7 +17,7 @@ import numpy as np
 
 from ppl_ident.reporting.page import pyplot, save_figure
 
-__all__ = ["plot_seed_agreement", "plot_prior_table", "plot_latents_by_domain",
+__all__ = ["agreement_section", "plot_seed_agreement", "plot_prior_table", "plot_latents_by_domain",
            "plot_posterior_sd", "FONT"]
 
 #: Base font size (pt) of these figures.
@@ -133,3 +133,30 @@ def plot_posterior_sd(sd, path: Path) -> Path:
     ax.set_title(f"posterior sd over all {len(sd)} rows")
     ax.legend(title="latent")
     return save_figure(fig, path)
+
+
+def agreement_section(run: Path, metrics: dict):
+    """The report's "Agreement between seeds" section of a run: ``(figure path or None,
+    HTML, numbers or None)``; without ``seed_agreement_matrix`` (one seed) a note on how to
+    measure it."""
+    import html
+
+    from ppl_ident.diagnostics.agreement import agreement_verdict
+    from ppl_ident.reporting.page import img
+
+    matrix = metrics.get("seed_agreement_matrix")
+    if matrix is None:
+        return None, ("<p>Not measured: this run was fitted with one seed. Fit with "
+                      "<code>ppl-ident fit ... --seeds 3</code> to measure whether fits from "
+                      "different starts find the same latents (the evidence of "
+                      "identifiability that needs no true latents).</p>"), None
+    path = plot_seed_agreement(matrix, Path(run) / "seed_agreement.png",
+                               metrics.get("seed_elbos"))
+    k = len(matrix)
+    text = (img(path, "seed agreement")
+            + f"<p>{html.escape(agreement_verdict(metrics['seed_agreement'], k))} Each cell is "
+            "the MCC between two seeds' posterior means of every row after Hungarian "
+            "matching; the run keeps the seed with the best ELBO (never chosen by true "
+            "latents).</p>")
+    return path, text, {"mean": metrics["seed_agreement"],
+                        "min": metrics.get("seed_agreement_min"), "seeds": k}

@@ -442,32 +442,17 @@ def _dataset_view(run: Path, fitted, data, columns, numbers: dict, seed: int):
     """The sections that need no ground truth: seed agreement, the learned prior per domain,
     every row's latents by domain, the posterior sd over all rows (figures, HTML parts; the
     numbers go into ``numbers``)."""
-    from ppl_ident.diagnostics.agreement import agreement_verdict
     from ppl_ident.families.iid.checks import learned_prior_table
-    from ppl_ident.reporting.dataset_view import (plot_latents_by_domain, plot_posterior_sd,
-                                                  plot_prior_table, plot_seed_agreement)
+    from ppl_ident.reporting.dataset_view import (agreement_section, plot_latents_by_domain,
+                                                  plot_posterior_sd, plot_prior_table)
     from ppl_ident.workflow import latent_summary
 
     metrics = fitted.metrics or {}
     figures, parts = {}, {}
     names = _domain_names(fitted, columns)
-    if metrics.get("seed_agreement_matrix") is not None:
-        figures["agreement"] = plot_seed_agreement(metrics["seed_agreement_matrix"],
-                                                   run / "seed_agreement.png",
-                                                   metrics.get("seed_elbos"))
-        k = len(metrics["seed_agreement_matrix"])
-        numbers["seed_agreement"] = {"mean": metrics["seed_agreement"],
-                                     "min": metrics.get("seed_agreement_min"), "seeds": k}
-        parts["agreement"] = img(figures["agreement"], "seed agreement") + (
-            f"<p>{html.escape(agreement_verdict(metrics['seed_agreement'], k))} Each cell is "
-            "the MCC between two seeds' posterior means of every row after Hungarian "
-            "matching; the run keeps the seed with the best ELBO (never chosen by true "
-            "latents).</p>")
-    else:
-        parts["agreement"] = ("<p>Not measured: this run was fitted with one seed. Fit with "
-                              "<code>ppl-ident fit ... --seeds 3</code> to measure whether "
-                              "fits from different starts find the same latents (the "
-                              "evidence of identifiability that needs no true latents).</p>")
+    path, parts["agreement"], agreement = agreement_section(run, metrics)
+    if path is not None:
+        figures["agreement"], numbers["seed_agreement"] = path, agreement
     prior = learned_prior_table(fitted.spec, fitted.params)
     if prior is not None:
         figures["prior"] = plot_prior_table(prior["loc"], prior["sd"],
