@@ -269,12 +269,6 @@ def sample_cell(cell: Cell, data, truth) -> tuple[list[dict], dict]:
     pick = lambda a: None if a is None else np.asarray(a)[idx]  # noqa: E731
     subset = Dataset(pick(data.x), pick(data.u), pick(data.z))
 
-    # the seeds of a cell are fitted together: their agreement needs no true latents
-    agreement = None
-    if len(cell.seeds) > 1 and np.all(np.isfinite(z_mean)):
-        from ppl_ident.diagnostics.agreement import seed_agreement
-
-        agreement = seed_agreement(z_mean).mean
     rows, cache = [], {}
     for i, seed in enumerate(cell.seeds):
         info = {"kind": "sampler", "base": cell.fit.get("base", "svi"), "draws": z[i],
