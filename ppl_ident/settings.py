@@ -89,6 +89,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("clip_norm", 1e4, "gradient clipping norm", flag="--clip-norm", kind="float"),
     Setting("restarts", 1, "independent initialisations run together; best by ELBO is kept",
             flag="--restarts", kind="int", grid=False),
+    Setting("seeds", 1, "independent fits from K seeds, run together and all kept: their mean "
+            "pairwise MCC (seed_agreement in metrics.json) is evidence of identifiability "
+            "without true latents; the best by ELBO is the run's fit",
+            flag="--seeds", kind="int", grid=False),
     Setting("width", 64, "hidden units per layer", flag="--width", kind="int"),
     Setting("depth", 2, "hidden layers", flag="--depth", kind="int"),
     Setting("prior", "gaussian", "family of the factorial prior p(z | u)", IID,

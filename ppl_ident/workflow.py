@@ -32,6 +32,7 @@ from ppl_ident._version import __version__
 from ppl_ident.data.io import read_data
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.data.tables import Columns, table_format
+from ppl_ident.diagnostics.agreement import seed_agreement
 from ppl_ident.errors import DivergenceWarning, InputError
 from ppl_ident.families import build_model, family_for_data, family_of
 from ppl_ident.families.iid.idata import DEFAULT_DRAWS, DEFAULT_OBS
@@ -52,7 +53,8 @@ __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", 
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
            "check_run", "checked_settings", "model_inputs", "prepare_inputs", "build_fit",
            "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
-           "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS"]
+           "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS",
+           "seed_metrics"]
 
 #: the ArviZ InferenceData of a run directory
 POSTERIOR_FILE = "posterior.nc"
@@ -226,7 +228,7 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
     target = int(target_steps or s.steps)
     resume = {}
     if resume_dir is not None:
-        template = state_template(engine, jax.random.split(k_fit, s.restarts),
+        template = state_template(engine, jax.random.split(k_fit, s.restarts * s.seeds),
                                   np.asarray(dataset.x), None if u is None else np.asarray(u))
         ckpt = load_checkpoint(resume_dir, template)
         if ckpt.step >= target:
@@ -258,7 +260,8 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
                                 {**meta, "stop_reason": "interrupted" if stop else "running"})
             return bool(stop)
 
-        res = fit(engine, k_fit, dataset.x, u, target, restarts=s.restarts, progress=progress,
+        res = fit(engine, k_fit, dataset.x, u, target, restarts=s.restarts, seeds=s.seeds,
+                  progress=progress,
                   on_chunk=on_chunk, checkpoint_every=checkpoint_every, **resume)
     reason = "interrupted" if res.stop_reason == "stopped" and stop else res.stop_reason
     steps_done = int(res.all_losses.shape[1])
@@ -274,11 +277,50 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
         extra["stop_message"] = divergence_message(reason.removeprefix("diverged: "), s,
                                                    steps_done)
         warnings.warn(extra["stop_message"], DivergenceWarning, stacklevel=3)
+    if s.seeds > 1 and not reason.startswith("diverged"):
+        extra.update(seed_metrics(spec, engine, res, dataset.x, u))
     return fitted._replace(metrics={**_fit_metrics(res, family.n_obs(dataset)), **extra,
                                     **family.fit_metrics(s, dataset),
                                     # a diverged fit's Jacobian checks would mean nothing
                                     **family.evaluate(fitted, dataset, None if reason.startswith(
                                         "diverged") else truth)})
+
+
+def seed_metrics(spec, engine, res: FitResult, x, u, *, chunk_size: int = 4096) -> dict:
+    """The agreement between the seeds of a fit with ``seeds > 1`` (see
+    :func:`ppl_ident.diagnostics.seed_agreement`): every seed's best restart (by ELBO) encodes
+    all observations (posterior means; sequences flattened over time) and their pairwise MCC
+    is recorded. No true latent is looked at.
+
+    Returns
+    -------
+    dict
+        ``seed_agreement`` (mean pairwise MCC), ``seed_agreement_min``,
+        ``seed_agreement_matrix`` (``K x K``), ``seed_elbos`` (each seed's full-data ELBO) and
+        ``seed_restarts`` (the batch index of each seed's fit); ``seed_agreement`` is None,
+        with ``seed_agreement_note``, when a seed's latents are not finite.
+    """
+    chosen = np.asarray(res.seed_selected)
+    params = jax.vmap(engine.get_params)(
+        jax.tree_util.tree_map(lambda a: a[chosen], res.states))
+    x = np.asarray(x)
+    lead = int(np.prod(x.shape[1:-1], dtype=np.int64))  # steps per sequence (1: i.i.d.)
+    latents = []
+    for k in range(len(chosen)):
+        p = jax.tree_util.tree_map(lambda a: a[k], params)  # noqa: B023
+        mean, _ = encode_chunked(spec, p, x, u, max(1, chunk_size // lead))
+        latents.append(mean.reshape(-1, mean.shape[-1]))
+    out = {"seed_elbos": (-np.asarray(res.restart_losses)[chosen]).tolist(),
+           "seed_restarts": chosen.tolist()}
+    latents = np.stack(latents)
+    if not np.all(np.isfinite(latents)):
+        bad = [k for k in range(len(chosen)) if not np.all(np.isfinite(latents[k]))]
+        return {**out, "seed_agreement": None, "seed_agreement_min": None,
+                "seed_agreement_matrix": None,
+                "seed_agreement_note": f"the latents of seed(s) {bad} are not finite"}
+    agree = seed_agreement(latents)
+    return {**out, "seed_agreement": agree.mean, "seed_agreement_min": agree.min,
+            "seed_agreement_matrix": agree.matrix.tolist()}
 
 
 class _no_stop:
@@ -443,14 +485,22 @@ def check_data(dataset: Dataset, truth, **options) -> dict:
 def check_run(fitted: Fitted, dataset: Dataset, truth=None, **options) -> dict:
     """The identifiability checks of a fitted model on its data: the learned prior's
     variability and, with ground truth, the Jacobian structure (see
-    :func:`ppl_ident.families.iid.checks.check_run`)."""
+    :func:`ppl_ident.families.iid.checks.check_run`); for a fit with ``seeds > 1`` also
+    ``seed_agreement`` (from its metrics)."""
     name = fitted.spec.config["name"]
     family = family_of(name)
     if np.ndim(dataset.x) != family.data_rank:
         raise InputError(f"The run is a {family.label} model ({name}) but the data's x has shape "
                          f"{np.shape(dataset.x)}; pass the {family.data_shape} file it was "
                          "fitted to with --data FILE.npz.")
-    return family.check_run(fitted, dataset, truth, **options)
+    result = family.check_run(fitted, dataset, truth, **options)
+    m = fitted.metrics
+    if "seed_agreement" in m:  # measured at fit time (fit --seeds K): the check reports it
+        result["seed_agreement"] = {
+            "mean": m["seed_agreement"], "min": m.get("seed_agreement_min"),
+            "matrix": m.get("seed_agreement_matrix"), "elbos": m.get("seed_elbos"),
+            "seeds": fitted.settings.seeds}
+    return result
 
 
 def save_run(out_dir, fitted: Fitted, dataset: Dataset | None = None, *, force: bool = False,

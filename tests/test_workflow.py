@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from ppl_ident.data import load_dataset
-from ppl_ident.workflow import evaluate, load_run, resume_run
+from ppl_ident.workflow import evaluate, fit_model, load_run, resume_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release_0_1"
 
@@ -180,3 +180,19 @@ def test_save_run_writes_a_posterior_arviz_reads(tiny_fit, small_data, tmp_path)
     assert (run3 / "params.npz").is_file() and not (run3 / "posterior.nc").exists()
     assert not (save_run(tmp_path / "run4", tiny_fit, data, posterior_draws=0)
                 / "posterior.nc").exists()
+
+
+def test_seeds_record_their_agreement_and_check_reports_it(small_data):
+    from ppl_ident.workflow import check_run
+
+    data, _ = small_data
+    fitted = fit_model(data, steps=60, batch_size=64, width=16, depth=1, seeds=3)
+    m = fitted.metrics
+    assert 0.0 <= m["seed_agreement_min"] <= m["seed_agreement"] <= 1.0
+    matrix = np.asarray(m["seed_agreement_matrix"])
+    assert matrix.shape == (3, 3) and np.allclose(matrix, matrix.T)
+    assert m["seed_agreement"] == pytest.approx(matrix[np.triu_indices(3, 1)].mean())
+    assert len(m["seed_elbos"]) == 3 and m["elbo"] == pytest.approx(max(m["seed_elbos"]))
+    result = check_run(fitted, data._replace(z=None), n_points=16)
+    assert result["seed_agreement"]["mean"] == m["seed_agreement"]
+    assert result["seed_agreement"]["seeds"] == 3

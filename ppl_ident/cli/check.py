@@ -113,9 +113,9 @@ def _summary(result: dict, source: str) -> str:
         lines.append("Jacobian of the learned-to-true map (0 = scaled permutation):")
         if not jac.get("applicable", True):
             lines.append(f"  not applicable: {jac['reason']}")
-        elif result.get("sequence"):
+        elif result.get("sequence") or "regression" in jac:
             lines.append(f"  how: {jac['reason']}")
-        for route in ("encoder", "decoder"):
+        for route in ("encoder", "decoder", "regression"):
             r = jac.get(route)
             if r is None:
                 continue
@@ -126,6 +126,12 @@ def _summary(result: dict, source: str) -> str:
                          f"{r['agreement']:.0%}, off-matching mass {r['off_mass']:.1%}")
     elif result["kind"] == "run":
         lines.append("Jacobian: no ground truth in the data file, not computed.")
+    agree = result.get("seed_agreement")
+    if agree is not None:
+        low = "" if agree.get("min") is None else f", least-agreeing pair {agree['min']:.3f}"
+        mean = "n/a" if agree["mean"] is None else f"{agree['mean']:.3f}"
+        lines.append(f"seed agreement: mean pairwise MCC {mean} over {agree['seeds']} seeds"
+                     f"{low}")
     if result["kind"] == "run":
         lines.append(f"fit: {_recovery_verdict(result)}")
     return "\n".join(lines)
@@ -138,7 +144,7 @@ def _recovery_verdict(result: dict) -> str:
     if act.get("collapsed"):
         return "did not recover every latent: " + act["message"]
     jac = result.get("jacobian") or {}
-    routes = [jac[r] for r in ("encoder", "decoder")
+    routes = [jac[r] for r in ("encoder", "decoder", "regression")
               if isinstance(jac.get(r), dict) and jac[r].get("applicable", True)]
     if routes:
         verdicts = {r["verdict"] for r in routes}
@@ -148,9 +154,15 @@ def _recovery_verdict(result: dict) -> str:
         worst = "entangled" if "entangled" in verdicts else "partial"
         return (f"did not recover the latents cleanly: the learned-to-true map is {worst} "
                 "(see the routes above).")
+    agree = result.get("seed_agreement")
+    if agree is not None:
+        from ppl_ident.diagnostics.agreement import agreement_verdict
+
+        return ("no latent has collapsed; without ground truth: "
+                + agreement_verdict(agree["mean"], agree["seeds"]))
     return ("no latent has collapsed; without ground truth, whether the fit recovered the "
-            "latents is not known from one fit (fit other --seed values and compare their "
-            "latents).")
+            "latents is not known from one fit (fit with --seeds 3 to measure the agreement "
+            "between seeds).")
 
 
 def _plots(result: dict, out, force: bool) -> list:
@@ -167,7 +179,7 @@ def _plots(result: dict, out, force: bool) -> list:
                                         title=f"true {what}" if result["kind"] == "data"
                                         else f"learned {what}"))
     jac = result.get("jacobian") or {}
-    for route in ("encoder", "decoder"):
+    for route in ("encoder", "decoder", "regression"):
         r = jac.get(route)
         if r is not None and r.get("applicable", True):
             written.append(plot_jacobian(r, out / CHECK_FIGURES[f"jacobian_{route}"],

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ppl_ident.cli._args import positive_int, nonneg_float, nonneg_int
+from ppl_ident.cli._args import (add_table_arguments, nonneg_float, nonneg_int, positive_int,
+                                 table_columns)
 
 NAME = "compare"
 HELP = ("Compare inference engines over a grid of data settings and seeds (seeds vectorised, "
@@ -14,6 +15,10 @@ def add_arguments(p):
                    help="grid TOML file (optional: the flags below build or override a grid)")
     p.add_argument("--out", required=True,
                    help="output directory; re-running into it skips finished cells")
+    p.add_argument("--data", default=None, metavar="FILE",
+                   help="compare on your own data file (.npz, or a .csv / .parquet table read "
+                        "with --u-col / --x-cols / --z-cols) instead of simulated settings; "
+                        "20%% of each domain's rows are held out; MCC needs z in the file")
     p.add_argument("--scheduler", default="local",
                    help="'local' (embedded Dask LocalCluster, default), 'none' (in-process), "
                         "or a Dask scheduler address tcp://HOST:PORT")
@@ -40,6 +45,7 @@ def add_arguments(p):
     g.add_argument("--noise-std", type=nonneg_float, nargs="+",
                    help="observation noise standard deviations")
     g.add_argument("--data-seed", type=nonneg_int, nargs="+", help="seeds of the simulated data")
+    add_table_arguments(p)
     p.add_argument("--jax-cache", default=None,
                    help="persistent JAX compilation cache directory (shared with local "
                         "workers): cells and re-runs with the same shapes skip compiling")
@@ -52,11 +58,27 @@ _DATA_FLAGS = ["latent_dim", "data_dim", "domains", "points_per_domain", "mixing
 
 
 def grid_from_args(args):
+    from ppl_ident.errors import InputError
     from ppl_ident.harness.grid import load_grid, make_grid
 
     base = load_grid(args.grid).to_dict() if args.grid else make_grid().to_dict()
     data = dict(base["data"])
-    for k in _DATA_FLAGS:
+    cols = table_columns(args)
+    if args.data is not None:
+        given = [f"--{k.replace('_', '-')}" for k in _DATA_FLAGS
+                 if getattr(args, k) is not None and k != "latent_dim"]
+        if given:
+            raise InputError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the "
+                             "simulator; with --data FILE the data are yours: drop "
+                             f"{'it' if len(given) == 1 else 'them'}.")
+        if args.latent_dim is not None and len(args.latent_dim) > 1:
+            raise InputError("With --data FILE, give one --latent-dim.")
+        data = {"file": args.data, "columns": None if cols is None else cols.to_dict(),
+                "latent_dim": None if args.latent_dim is None else args.latent_dim[0]}
+    elif cols is not None:
+        raise InputError("--u-col, --x-cols and --z-cols map the columns of a --data table; "
+                         "add --data FILE or drop them.")
+    for k in _DATA_FLAGS if args.data is None else ():
         v = getattr(args, k)
         if v is not None:
             data[k] = v[0] if len(v) == 1 else list(v)

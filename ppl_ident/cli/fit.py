@@ -141,6 +141,9 @@ def _finish(out, fitted, data_path, args, data, truth, columns) -> int:
     line = f"{fitted.settings.model}: ELBO/obs {_fmt(m['elbo_per_obs'])}"
     if m.get("mcc") is not None:
         line += f", MCC {m['mcc']:.3f} (raw x {_fmt(m.get('mcc_raw_x'))})"
+    if "seed_agreement" in m:
+        line += (f", seed agreement {_fmt(m['seed_agreement'])} over {fitted.settings.seeds} "
+                 "seeds (mean pairwise MCC)")
     if m.get("regime_accuracy") is not None:
         line += f", regime accuracy {m['regime_accuracy']:.3f}"
     line += (f", {m['num_steps']} steps ({m['num_skipped_steps']} skipped), "

@@ -1,5 +1,8 @@
 """Identifiability diagnostics: flat modules of pure functions."""
 
+from ppl_ident.diagnostics.agreement import (AGREEMENT_HIGH, SeedAgreement,
+                                             agreement_verdict, seed_agreement)
+
 from ppl_ident.diagnostics.calibration import (
     LEVELS,
     Alignment,
@@ -21,6 +24,7 @@ from ppl_ident.diagnostics.jacobian import (
     amari_distance,
     jacobian_decoder_route,
     jacobian_encoder_route,
+    jacobian_regression_route,
     jacobian_scores,
     standardise,
     true_by_learned,
@@ -40,10 +44,12 @@ __all__ = [
     "ExpFamilyReport", "IdentifiabilityReport", "JacobianReport", "MCCResult",
     "VariabilityReport", "amari_distance", "check_identifiability", "correlation_matrix",
     "exponential_family_condition", "jacobian_decoder_route", "jacobian_encoder_route",
+    "jacobian_regression_route",
     "jacobian_scores", "matched_r2", "mcc", "standardise", "sufficient_variability",
     "true_by_learned",
     "LEVELS", "Alignment", "apply_alignment", "calibration_summary", "coverage_tolerance",
     "fit_alignment", "interval_coverage", "sd_error_correlation",
     "chain_diagnostics", "compare_to_reference",
+    "AGREEMENT_HIGH", "SeedAgreement", "agreement_verdict", "seed_agreement",
     "COLLAPSE_RATIO", "LatentActivity", "collapse_message", "latent_activity",
 ]

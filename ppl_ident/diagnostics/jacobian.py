@@ -12,6 +12,13 @@ Two routes (both ``jax.jacfwd`` under ``jax.vmap`` over evaluation points):
 (b) true inverse after the learned decoder, ``d z / d z_hat = J_{g^-1}(g_hat(z_hat)) J_g_hat(z_hat)``
     (:func:`jacobian_decoder_route`, shape ``(P, n, n_hat)``: rows true, columns learned).
 
+Without the simulator's mixing but with the true latents ``z`` (a data file that holds ``z``
+only), a third route estimates ``d z_hat / d z`` from the pairs ``(z, z_hat)`` alone:
+
+(c) local linear regression (:func:`jacobian_regression_route`): at each evaluation point a
+    weighted least-squares plane of ``z_hat`` on its nearest neighbours in ``z`` (shape
+    ``(P, n_hat, n)``, oriented like route (a)).
+
 The scores (:func:`jacobian_scores`) take Jacobians oriented *true (rows) x learned
 (columns)*, like :func:`ppl_ident.diagnostics.mcc.mcc`'s correlation matrix; transpose route
 (a) with :func:`true_by_learned` first. Every score except the Amari distance is computed on
@@ -44,6 +51,7 @@ __all__ = [
     "THRESHOLDS",
     "jacobian_encoder_route",
     "jacobian_decoder_route",
+    "jacobian_regression_route",
     "true_by_learned",
     "standardise",
     "amari_distance",
@@ -177,20 +185,79 @@ def jacobian_decoder_route(g_inv, decoder, z_hat):
     return jax.jit(jax.vmap(jax.jacfwd(lambda zh: g_inv(decoder(zh)))))(z_hat)
 
 
+def jacobian_regression_route(z, z_hat, points, n_neighbours: int | None = None):
+    """``d z_hat / d z`` at ``points`` estimated from ``(z, z_hat)`` pairs only.
+
+    At each evaluation point ``z_p`` the ``k`` nearest rows in ``z`` (Euclidean distance after
+    dividing each true latent by its standard deviation) are fitted by the plane
+    ``z_hat ~ a + B (z - z_p)``, weighted by a tricube kernel of the distance relative to the
+    ``k``-th neighbour's; ``B`` is the Jacobian. An exactly affine map is recovered exactly;
+    for a smooth map the error is of the order of its curvature times the neighbourhood's
+    radius, so more rows (a smaller radius) sharpen the estimate.
+
+    Parameters
+    ----------
+    z : array ``(N, n)``
+        True latents of every row.
+    z_hat : array ``(N, n_hat)``
+        Learned latents (e.g. posterior means) of the same rows.
+    points : int array ``(P,)``
+        Rows at which the Jacobian is estimated.
+    n_neighbours : int, optional
+        ``k``; default ``max(30, 10 (n + 1))``, at most ``N``.
+
+    Returns
+    -------
+    array ``(P, n_hat, n)``
+        Rows learned, columns true (as :func:`jacobian_encoder_route`; orient it with
+        :func:`true_by_learned` ``(jac, "encoder")``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0); z = rng.normal(size=(2000, 2))
+    >>> jac = jacobian_regression_route(z, z[:, ::-1] * [2.0, -1.0], np.arange(5))
+    >>> np.abs(np.round(jac[0], 6)).tolist()
+    [[0.0, 2.0], [1.0, 0.0]]
+    """
+    from scipy.spatial import cKDTree
+
+    z, z_hat = np.asarray(z, np.float64), np.asarray(z_hat, np.float64)
+    points = np.asarray(points, np.int64)
+    if z.ndim != 2 or z_hat.ndim != 2 or len(z) != len(z_hat):
+        raise InputError(f"jacobian_regression_route needs z (N, n) and z_hat (N, n_hat) with "
+                         f"the same N; got {z.shape} and {z_hat.shape}.")
+    n = z.shape[1]
+    k = int(min(len(z), n_neighbours or max(30, 10 * (n + 1))))
+    if k < n + 2:
+        raise InputError(f"The regression route needs more than n + 1 = {n + 1} rows to fit a "
+                         f"plane; got {len(z)}.")
+    scale = z.std(0)
+    scale = np.where(scale > 0, scale, 1.0)
+    dist, nbr = cKDTree(z / scale).query(z[points] / scale, k=k)
+    radius = np.maximum(dist[:, -1:], 1e-12)
+    w = np.sqrt((1.0 - np.clip(dist / (radius * 1.0001), 0.0, 1.0) ** 3) ** 3)  # sqrt tricube
+    dz = z[nbr] - z[points][:, None, :]                                        # (P, k, n)
+    design = np.concatenate([np.ones(dz.shape[:2] + (1,)), dz], axis=-1) * w[..., None]
+    target = z_hat[nbr] * w[..., None]                                         # (P, k, n_hat)
+    coef = np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(design, target)])
+    return np.swapaxes(coef[:, 1:, :], -1, -2)                                 # (P, n_hat, n)
+
+
 def true_by_learned(jac, route: str):
     """Orient a route's Jacobians as true (rows) x learned (columns).
 
-    ``route="encoder"`` transposes the encoder route's ``d z_hat / d z``; ``"decoder"``
+    ``route="encoder"`` (or ``"regression"``) transposes ``d z_hat / d z``; ``"decoder"``
     returns the decoder route unchanged.
 
     For a scaled permutation the orientation and the direction of the map do not matter: the
     inverse of a scaled permutation is the transposed permutation with inverted scales, so
     both routes describe the same structure and give the same matching.
     """
-    if route not in ("encoder", "decoder"):
-        raise InputError(f"Unknown route {route!r}; choose 'encoder' or 'decoder'.")
+    if route not in ("encoder", "decoder", "regression"):
+        raise InputError(f"Unknown route {route!r}; choose 'encoder', 'decoder' or "
+                         "'regression'.")
     jac = jnp.asarray(jac)
-    return jnp.swapaxes(jac, -1, -2) if route == "encoder" else jac
+    return jac if route == "decoder" else jnp.swapaxes(jac, -1, -2)
 
 
 def standardise(jac, true_scale, learned_scale):
@@ -401,7 +468,8 @@ def report_to_dict(report: JacobianReport) -> dict:
 def score_routes(routes: dict, true_sd, learned_sd) -> dict:
     """Score each route's Jacobians (learned-to-true maps) and return their JSON form.
 
-    ``routes`` ``{"encoder": (P, n_hat, n), "decoder": (P, n, n_hat)}``
+    ``routes`` ``{"encoder": (P, n_hat, n), "decoder": (P, n, n_hat)}`` (or
+    ``{"regression": (P, n_hat, n)}``)
     between standardised latents, skipping non-finite points."""
     # Scores compare standardised latents (MCC's convention), so neither the simulator's
     # per-latent scales nor the learned ones weigh in.

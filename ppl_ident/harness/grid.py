@@ -39,10 +39,12 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from ppl_ident.errors import InputError
 from ppl_ident.settings import SETTINGS
 
-__all__ = ["DATA_DEFAULTS", "ENGINE_PRESETS", "FIT_KEYS", "SAMPLER_KEYS", "SAMPLE_OBS",
+__all__ = ["DATA_DEFAULTS", "FILE_KEYS", "ENGINE_PRESETS", "FIT_KEYS", "SAMPLER_KEYS", "SAMPLE_OBS",
            "Cell", "Grid", "base_entry", "load_grid", "make_grid"]
 
 #: Data-setting axes and their defaults (the package's default simulator setting).
@@ -112,8 +114,12 @@ class Cell(NamedTuple):
 
     @property
     def setting(self) -> str:
-        """A readable label of the data setting, e.g. ``n5-d5-U40x1000-L3-gaussian-s0-ds0``."""
+        """A readable label of the data setting, e.g. ``n5-d5-U40x1000-L3-gaussian-s0-ds0``
+        (a user's data file: ``file-NAME-n5``)."""
         d = self.data
+        if "file" in d:
+            stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(d["file"]).stem)
+            return f"file-{stem}-n{d['latent_dim']}"
         return (f"n{d['latent_dim']}-d{d['data_dim']}-U{d['domains']}x{d['points_per_domain']}"
                 f"-L{d['mixing_layers']}-{d['source']}-s{d['noise_std']:g}-ds{d['data_seed']}")
 
@@ -139,6 +145,8 @@ class Grid(NamedTuple):
 
     def settings(self) -> list[dict]:
         """Every data setting (product of the list-valued axes), ``data_dim`` resolved."""
+        if "file" in self.data:  # a user's data file: one setting
+            return [dict(self.data)]
         keys = list(DATA_DEFAULTS)
         axes = [v if isinstance(v, list) else [v] for v in (self.data[k] for k in keys)]
         out = []
@@ -260,6 +268,41 @@ def _check_sampler_entry(name: str, e: dict) -> None:
         raise InputError(f"Engine {name!r}: {err}") from None
 
 
+#: Keys of a data setting that is a user's data file (``compare --data FILE``): the file, its
+#: SHA-256 (a changed file never reuses a stale result), a table's column mapping, the latent
+#: dimension, the data dimension.
+FILE_KEYS = ("file", "sha256", "columns", "latent_dim", "data_dim")
+
+
+def _file_setting(data: dict) -> dict:
+    """Validate a data-file setting: read the file once (the same checks and messages as
+    ``fit``), record its hash and resolve the latent dimension (default: z's, else x's)."""
+    from ppl_ident.data import read_data
+    from ppl_ident.data.tables import Columns
+    from ppl_ident.inference.checkpoint import file_sha256
+
+    unknown = set(data) - set(FILE_KEYS)
+    if unknown:
+        raise InputError(f"A data-file setting takes only {', '.join(FILE_KEYS)}; "
+                         f"{sorted(unknown)} set the simulator: drop them with --data.")
+    path = Path(data["file"]).resolve()
+    dataset, _, columns = read_data(path, Columns.from_dict(data.get("columns")))
+    if np.ndim(dataset.x) != 2:
+        raise InputError(f"compare fits i.i.d. models; {path} holds sequences (x of shape "
+                         f"{np.shape(dataset.x)}): fit them with `ppl-ident fit`.")
+    if dataset.u is None or np.ndim(dataset.u) != 1:
+        raise InputError(f"compare needs domain labels u (N,) in {path}; a continuous or "
+                         "missing u is not supported by the grid's models.")
+    d = int(dataset.x.shape[1])
+    n = data.get("latent_dim") or (dataset.z.shape[1] if dataset.z is not None else d)
+    if int(n) > d:
+        raise InputError(f"latent_dim={n} is larger than the data dimension d={d}; choose "
+                         f"--latent-dim <= {d}.")
+    return {"file": str(path), "sha256": file_sha256(path),
+            "columns": None if columns is None else columns.to_dict(), "latent_dim": int(n),
+            "data_dim": d}
+
+
 def make_grid(*, data: dict | None = None, models=("ivae",), engines=("svi",), seeds=(0, 1, 2),
               steps: int | None = None, eval_every: int = 500, metrics=None) -> Grid:
     """Build and validate a grid.
@@ -288,11 +331,14 @@ def make_grid(*, data: dict | None = None, models=("ivae",), engines=("svi",), s
     4
     """
     data = dict(data or {})
-    unknown = set(data) - set(DATA_DEFAULTS)
+    if "file" in data:
+        data = _file_setting(data)
+    unknown = set(data) - set(DATA_DEFAULTS) - set(FILE_KEYS if "file" in data else ())
     if unknown:
         raise InputError(f"Unknown data setting(s) {sorted(unknown)}; valid: "
                          f"{', '.join(DATA_DEFAULTS)}.")
-    data = {**DATA_DEFAULTS, **data}
+    if "file" not in data:
+        data = {**DATA_DEFAULTS, **data}
     if isinstance(seeds, int):
         seeds = range(seeds)
     seeds = tuple(int(s) for s in seeds)

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ppl_ident.errors import InputError
 from ppl_ident.harness.grid import Cell
 
 __all__ = ["CELL_DIR", "HELDOUT_FRACTION", "SAMPLE_SUBSET_SEED", "cell_path", "is_done",
-           "read_cell", "run_cell", "sample_cell", "sample_subset", "simulate_cell_data"]
+           "read_cell", "run_cell", "sample_cell", "sample_subset", "simulate_cell_data",
+           "cell_data"]
 
 CELL_DIR = "cells"
 #: Extra points per domain simulated for held-out metrics (never used for fitting).
@@ -62,6 +64,33 @@ def simulate_cell_data(data: dict):
     train, test = within < n_train, within >= n_train
     pick = lambda m: Dataset(full.x[m], full.u[m], full.z[m])  # noqa: E731
     return pick(train), pick(test), truth
+
+
+def cell_data(data: dict):
+    """Training data, held-out data and ground truth of a cell's data setting: simulated
+    (:func:`simulate_cell_data`), or a user's data file (``compare --data FILE``) split into
+    training rows and ``HELDOUT_FRACTION`` held-out rows (a fixed seeded choice within each
+    domain, so every domain is in both). A table carries no ground truth; a simulator file its
+    own."""
+    if "file" not in data:
+        return simulate_cell_data(data)
+    from ppl_ident.data import Dataset, read_data
+    from ppl_ident.data.tables import Columns
+    from ppl_ident.inference.checkpoint import file_sha256
+
+    if file_sha256(data["file"]) != data["sha256"]:
+        raise InputError(f"{data['file']} changed since the grid was made (its SHA-256 "
+                         "differs); start the comparison in a new --out directory.")
+    full, truth, _ = read_data(data["file"], Columns.from_dict(data.get("columns")))
+    rng = np.random.default_rng(0)
+    test = np.zeros(full.x.shape[0], bool)
+    for label in np.unique(full.u):
+        rows = np.flatnonzero(full.u == label)
+        k = int(round(HELDOUT_FRACTION * len(rows)))
+        if 0 < k < len(rows):
+            test[rng.choice(rows, size=k, replace=False)] = True
+    pick = lambda m: Dataset(full.x[m], full.u[m], None if full.z is None else full.z[m])  # noqa: E731
+    return pick(~test), pick(test), truth
 
 
 def _settings(cell: Cell, n_obs: int):
@@ -152,6 +181,12 @@ def fit_cell(cell: Cell, data, heldout, truth) -> tuple[list[dict], dict]:
         objective = -np.asarray(
             jax.jit(jax.vmap(lambda p: engine.evaluate(k_eval, p, x, u)))(params))
 
+    # the seeds of a cell are fitted together: their agreement needs no true latents
+    agreement = None
+    if len(cell.seeds) > 1 and np.all(np.isfinite(z_mean)):
+        from ppl_ident.diagnostics.agreement import seed_agreement
+
+        agreement = seed_agreement(z_mean).mean
     rows, cache = [], {}
     for i, seed in enumerate(cell.seeds):
         p_i = jax.tree_util.tree_map(lambda a: a[i], params)
@@ -164,7 +199,8 @@ def fit_cell(cell: Cell, data, heldout, truth) -> tuple[list[dict], dict]:
                     "seeds_in_batch": len(cell.seeds), "trace": tr_i, "u_model": u}
         fitted = RunFit(spec, p_i, None, s, labels, losses[i], fit_info, engine, z_mean[i],
                         heldout, seed, cache)
-        rows.append({"seed": seed, **compute_metrics(fitted, data, truth, cell.metrics)})
+        rows.append({"seed": seed, **compute_metrics(fitted, data, truth, cell.metrics),
+                     "seed_agreement": agreement})
     return rows, trace
 
 
@@ -264,7 +300,7 @@ def run_cell(cell: Cell, out_dir) -> str:
     if read_cell(path) is not None:
         return str(path)
     t0 = time.perf_counter()
-    data, heldout, truth = simulate_cell_data(cell.data)
+    data, heldout, truth = cell_data(cell.data)
     rows, trace = fit_cell(cell, data, heldout, truth)
     record = {
         "status": "done", "cell_id": cell.cell_id, "setting": cell.setting,

@@ -15,7 +15,8 @@ from ppl_ident.inference.engines import (
     svi_engine,
 )
 from ppl_ident.inference.fit import (
-    DivergencePolicy, FitResult, chunk_schedule, divergence_reason, fit, fit_batched)
+    DivergencePolicy, FitResult, chunk_schedule, divergence_reason, fit, fit_batched,
+    fit_keys)
 from ppl_ident.inference.latents import LATENT_SAMPLERS, LatentDraws, sample_latents
 from ppl_ident.inference.marginal import MarginalLikelihood, log_marginal_likelihood
 from ppl_ident.inference.nuts import NutsState, nuts_engine, nuts_latents
@@ -26,7 +27,7 @@ __all__ = [
     "DivergencePolicy", "chunk_schedule", "divergence_reason",
     "ELBOS", "ENGINES", "SAMPLER_ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal",
     "OptimConfig", "StepInfo", "build_engine",
-    "data_mean_fn", "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "make_elbo", "make_optimizer", "svi_engine",
+    "data_mean_fn", "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "fit_keys", "make_elbo", "make_optimizer", "svi_engine",
 ]
 __all__ += ["LATENT_SAMPLERS", "LatentDraws", "sample_latents", "MarginalLikelihood",
             "log_marginal_likelihood", "NutsState", "nuts_engine", "nuts_latents"]

@@ -18,7 +18,7 @@ import numpy as np
 from ppl_ident.inference.engines import Engine
 
 __all__ = ["DivergencePolicy", "FitResult", "chunk_schedule", "divergence_reason", "fit",
-           "fit_batched"]
+           "fit_batched", "fit_keys"]
 
 
 class DivergencePolicy(NamedTuple):
@@ -132,6 +132,9 @@ class FitResult(NamedTuple):
         The batched state of all restarts (leading axis ``R``), for checkpoints.
     all_losses, all_finite : ``(R, steps)``
         Per-step loss and finite flags of every restart.
+    seed_selected : int array ``(K,)``
+        With ``seeds = K``: the batch index of each seed's best restart (the restarts of seed
+        ``k`` are ``k * R_s .. (k + 1) * R_s - 1``); ``selected`` is the best of these.
     """
 
     params: dict
@@ -147,6 +150,18 @@ class FitResult(NamedTuple):
     states: object = None
     all_losses: np.ndarray | None = None
     all_finite: np.ndarray | None = None
+    seed_selected: np.ndarray | None = None
+
+
+def fit_keys(key, restarts: int = 1, seeds: int = 1):
+    """The ``(seeds * restarts, 2)`` initialisation keys of :func:`fit` from its ``key``.
+
+    Seed 0's restarts are those of a fit with ``seeds=1``, so adding seeds never changes the
+    first fit; seed ``k > 0`` folds ``k`` into the key.
+    """
+    k_fit = jax.random.split(key)[0]
+    return jnp.concatenate([jax.random.split(k_fit if k == 0 else jax.random.fold_in(k_fit, k),
+                                             restarts) for k in range(seeds)])
 
 
 def _vmapped_step(engine: Engine, restarts: int):
@@ -269,7 +284,7 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
 
 
 def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: int = 1,
-        chunk_size: int = 500, progress: bool = True, state=None, start_step: int = 0,
+        seeds: int = 1, chunk_size: int = 500, progress: bool = True, state=None, start_step: int = 0,
         history=None, on_chunk=None, divergence: DivergencePolicy | None = DivergencePolicy(),
         checkpoint_every: int | None = None) -> FitResult:
     """Fit a model with an engine; with ``restarts > 1`` keep the best by full-data ELBO.
@@ -284,6 +299,10 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
     restarts : int
         Independent initialisations run together (vectorised); the one with the lowest
         full-data negative ELBO is returned. True latents are never used.
+    seeds : int
+        Independent fits (each with ``restarts`` restarts), all run in the same vectorised
+        program and all kept (``FitResult.seed_selected``), for the agreement between seeds;
+        the returned fit is still the best by full-data ELBO over all of them.
     state, start_step, history : optional
         Resume from a batched state (``FitResult.states`` or a checkpoint) after
         ``start_step`` steps with their ``(R, start_step)`` records ``(losses, finite)``. The
@@ -311,8 +330,8 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
     (20,)
     """
     num_steps = engine.config.get("num_steps", 1000) if num_steps is None else num_steps
-    k_fit, k_eval = jax.random.split(key)
-    keys = jax.random.split(k_fit, restarts)
+    k_eval = jax.random.split(key)[1]
+    keys = fit_keys(key, restarts, seeds)
     states, losses, finite, compile_time, run_time = fit_batched(
         engine, keys, x, u, num_steps, chunk_size=chunk_size, progress=progress, state=state,
         start_step=start_step, history=history, on_chunk=on_chunk, divergence=divergence,
@@ -334,10 +353,13 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
     run_time += time.perf_counter() - t0
     final = np.where(np.isfinite(final), final, np.inf)
     best = int(np.argmin(final))
+    groups = final.reshape(seeds, -1)
+    seed_selected = np.argmin(groups, axis=1) + groups.shape[1] * np.arange(seeds)
     pick = lambda tree: jax.tree_util.tree_map(lambda a: a[best], tree)  # noqa: E731
     return FitResult(
         params=pick(params), state=pick(states), losses=losses[best],
         num_skipped=int((~finite[best]).sum()), final_loss=float(final[best]),
         restart_losses=final, selected=best, compile_time=compile_time, run_time=run_time,
         stop_reason=stop_reason, states=states, all_losses=losses, all_finite=finite,
+        seed_selected=seed_selected,
     )

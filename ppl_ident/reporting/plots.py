@@ -20,9 +20,10 @@ __all__ = ["CHECK_FIGURES", "CHECK_SECTIONS", "check_figures", "plot_jacobian",
 #: them when ``DIR`` is the run directory or one of its sub-directories (``--out RUN/check``).
 CHECK_FIGURES = {"variability": "variability_spectrum.png",
                  "jacobian_encoder": "jacobian_encoder.png",
-                 "jacobian_decoder": "jacobian_decoder.png"}
+                 "jacobian_decoder": "jacobian_decoder.png",
+                 "jacobian_regression": "jacobian_regression.png"}
 #: report section -> the figures of :data:`CHECK_FIGURES` it shows
-CHECK_SECTIONS = {"jacobian": ("jacobian_encoder", "jacobian_decoder"),
+CHECK_SECTIONS = {"jacobian": ("jacobian_encoder", "jacobian_decoder", "jacobian_regression"),
                   "variability": ("variability",)}
 
 

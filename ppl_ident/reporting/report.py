@@ -76,6 +76,10 @@ __all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report"]
 SECTIONS = {
     "summary": "Summary",
     "loss": "Loss trace",
+    "agreement": "Agreement between seeds",
+    "prior": "Learned prior per domain",
+    "latents": "Latents of every row, by domain",
+    "posterior_sd": "Posterior uncertainty over all rows",
     "truth": "True latents vs posterior mean",
     "forest": "Forest plot of a few observations",
     "calibration": "Calibration of posterior intervals",
@@ -396,13 +400,17 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
             numbers.update(_calibration_numbers(post, nuts))
     with _timed(timings, "marginal"):
         numbers["marginal"] = _marginal_numbers(fitted, data, heldout, marginal_obs,
-                                                marginal_samples, seed)
+                                                marginal_samples, seed, run)
 
     idatas = {"guide": post.idata} if nuts is None else {"guide": post.idata, "NUTS": nuts}
     with _timed(timings, "figures"):
         figures = _figures(run, fitted, post, idatas, numbers, forest_obs, nuts_obs)
+    with _timed(timings, "dataset"):
+        view_figures, view_parts = _dataset_view(run, fitted, data, config_columns(run), numbers,
+                                                 seed)
+        figures.update(view_figures)
     with _timed(timings, "html"):
-        html_parts = _html_parts(fitted, data, post, figures, numbers)
+        html_parts = {**_html_parts(fitted, data, post, figures, numbers), **view_parts}
     timings["total"] = time.perf_counter() - t_all
     numbers["timings_s"] = timings
 
@@ -412,6 +420,78 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
 
 
 # --------------------------------------------------------------------------- numbers
+
+
+def config_columns(run: Path):
+    """The column mapping a table was read with at ``fit`` (None for array files)."""
+    config = json.loads((run / "config.json").read_text())
+    return Columns.from_dict(config.get("columns"))
+
+
+def _domain_names(fitted, columns):
+    """The names of the model's domains ``0..U-1``: the table's categories, else the
+    original labels."""
+    if fitted.labels is None:
+        return None
+    labels = np.asarray(fitted.labels)
+    cats = None if columns is None else columns.u_categories
+    return [str(cats[int(v)]) for v in labels] if cats else [str(v) for v in labels]
+
+
+def _dataset_view(run: Path, fitted, data, columns, numbers: dict, seed: int):
+    """The sections that need no ground truth: seed agreement, the learned prior per domain,
+    every row's latents by domain, the posterior sd over all rows (figures, HTML parts; the
+    numbers go into ``numbers``)."""
+    from ppl_ident.families.iid.checks import learned_prior_table
+    from ppl_ident.reporting.dataset_view import (agreement_section, plot_latents_by_domain,
+                                                  plot_posterior_sd, plot_prior_table)
+    from ppl_ident.workflow import latent_summary
+
+    metrics = fitted.metrics or {}
+    figures, parts = {}, {}
+    names = _domain_names(fitted, columns)
+    path, parts["agreement"], agreement = agreement_section(run, metrics)
+    if path is not None:
+        figures["agreement"], numbers["seed_agreement"] = path, agreement
+    prior = learned_prior_table(fitted.spec, fitted.params)
+    if prior is not None:
+        figures["prior"] = plot_prior_table(prior["loc"], prior["sd"],
+                                            names or range(len(prior["loc"])),
+                                            run / "learned_prior.png")
+        numbers["learned_prior"] = {"domains": names, "loc": prior["loc"].round(4).tolist(),
+                                    "sd": prior["sd"].round(4).tolist()}
+        n = prior["loc"].shape[1]
+        rows = [[d] + [f"{prior['loc'][i, j]:.3f} / {prior['sd'][i, j]:.3f}" for j in range(n)]
+                for i, d in enumerate(names or range(len(prior["loc"])))]
+        parts["prior"] = img(figures["prior"], "learned prior per domain") + (
+            "<p>Location / standard deviation of the learned p(z<sub>j</sub> | u) per domain. "
+            "Identifiability needs these to vary across domains (see the sufficient-variability "
+            "section); a latent whose scale is the same in every domain is not pinned down by "
+            "u.</p>") + table(rows, ["domain"] + [f"z{j}" for j in range(n)])
+    else:
+        parts["prior"] = ("<p>This model has no per-domain prior table (the VAE's prior is "
+                          "a standard normal that ignores u; a continuous u enters through a "
+                          "network).</p>")
+    summ = latent_summary(fitted, data)
+    u_model = model_inputs(fitted, data.u)
+    figures["latents"] = plot_latents_by_domain(
+        summ["mean"], None if u_model is None else np.asarray(u_model), names,
+        run / "latents_by_domain.png", seed=seed)
+    parts["latents"] = img(figures["latents"], "latents by domain") + (
+        "<p>Posterior means (a seeded subset of rows) of consecutive pairs of latents. For an "
+        "iVAE the domains' clouds differ in spread or position along single latents, as the "
+        "learned prior says.</p>")
+    if float(np.max(summ["sd"])) > 0:
+        figures["posterior_sd"] = plot_posterior_sd(summ["sd"], run / "posterior_sd.png")
+        numbers["posterior_sd_median"] = np.median(summ["sd"], axis=0).tolist()
+        parts["posterior_sd"] = img(figures["posterior_sd"], "posterior sd") + (
+            "<p>The guide's standard deviation of each latent for every row: where it is "
+            "spread widely, some rows are much less certain than others.</p>")
+    else:
+        parts["posterior_sd"] = ("<p>Exact-likelihood flow: every row's z = h(x) is a point "
+                                 "estimate (sd 0). Its uncertainty is over parameters: see "
+                                 "the agreement between seeds.</p>")
+    return figures, parts
 
 
 def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int) -> _Posterior:
@@ -472,14 +552,18 @@ def _calibration_numbers(post: _Posterior, nuts) -> dict:
 
 
 def _marginal_numbers(fitted, data, heldout, max_obs: int, num_samples: int,
-                      seed: int) -> dict:
+                      seed: int, run: Path | None = None) -> dict:
     """The importance-sampled ``log p(x | u)`` on (a subset of) the held-out data, or of the
     training data when none is given."""
     import jax
 
 
     if heldout is not None:
-        held = heldout if not isinstance(heldout, (str, Path)) else load_dataset(heldout)[0]
+        held = heldout
+        if isinstance(heldout, (str, Path)):
+            # a table is read with the column mapping (and the coding of u) of the fit
+            columns = config_columns(run) if run is not None and is_table(heldout) else None
+            held = load_dataset(heldout, columns)[0]
         where = "held-out data"
     else:
         held = data

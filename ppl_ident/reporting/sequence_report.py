@@ -59,6 +59,7 @@ __all__ = ["SEQUENCE_SECTIONS", "build_sequence_report", "plot_trajectories", "p
 SEQUENCE_SECTIONS = {
     "summary": "Summary",
     "loss": "Loss trace",
+    "agreement": "Agreement between seeds",
     "trajectories": "Latent trajectories of a few sequences",
     "calibration": "Calibration of posterior intervals",
     "regimes": "Regime posterior",
@@ -453,6 +454,11 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
             numbers["regimes"], regimes_kept is not None)
         if numbers["regimes"].get("learned_trans_matrix") is not None:
             parts["transitions"] = _transitions_html(numbers["regimes"])
+    from ppl_ident.reporting.dataset_view import agreement_section
+
+    path, parts["agreement"], agreement = agreement_section(run, fitted.metrics or {})
+    if path is not None:
+        figures["agreement"], numbers["seed_agreement"] = path, agreement
     parts["skipped"] = "<ul>" + "".join(
         f"<li>{html.escape(v)}</li>" for v in numbers["skipped"].values()) + "</ul>"
     checked = check_figures(run)

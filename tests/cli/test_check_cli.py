@@ -147,3 +147,24 @@ def test_recovery_verdict_keeps_the_prior_condition_apart_from_the_fit():
                                                         "decoder": {"verdict": "identified"}}}
     assert _recovery_verdict(clean).startswith("recovered the latents")
     assert "not known" in _recovery_verdict({"activity": {"collapsed": []}, "jacobian": None})
+
+
+def test_fit_with_seeds_then_check_shows_the_agreement(tmp_path, capsys):
+    """`fit --seeds 2` on a file without z: the fit line, metrics.json and `check` all carry
+    the seeds' agreement, and the verdict uses it instead of ground truth."""
+    from ppl_ident.data import simulate_domains
+
+    data, _ = simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=40,
+                               n_layers=2)
+    path = tmp_path / "noz.npz"
+    np.savez(path, x=data.x, u=data.u)
+    run = tmp_path / "run"
+    assert main(["fit", str(path), "--out", str(run), "--steps", "40", "--batch-size", "64",
+                 "--width", "16", "--depth", "1", "--seeds", "2", "--no-progress"]) == 0
+    assert "seed agreement" in capsys.readouterr().out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["seed_agreement"] <= 1 and len(metrics["seed_agreement_matrix"]) == 2
+    assert main(["check", str(run), "--points", "16"]) == 0
+    out = capsys.readouterr().out
+    assert f"seed agreement: mean pairwise MCC {metrics['seed_agreement']:.3f} over 2 seeds" in out
+    assert "fit: no latent has collapsed; without ground truth: the 2 seeds" in out

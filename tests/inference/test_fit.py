@@ -50,6 +50,21 @@ def test_restarts_keep_the_best_elbo(small_data):
     assert len(set(np.round(res.restart_losses, 3))) == 3  # restarts really differ
 
 
+def test_seeds_are_kept_and_seed_zero_is_the_single_fit(small_data):
+    data, _ = small_data
+    eng = _engine(small_data, steps=40)
+    one = fit(eng, jax.random.PRNGKey(0), data.x, data.u, 40, restarts=2, progress=False)
+    res = fit(eng, jax.random.PRNGKey(0), data.x, data.u, 40, restarts=2, seeds=3,
+              progress=False)
+    assert res.restart_losses.shape == (6,) and res.seed_selected.shape == (3,)
+    groups = res.restart_losses.reshape(3, 2)
+    np.testing.assert_array_equal(res.seed_selected, np.argmin(groups, 1) + [0, 2, 4])
+    assert res.selected == int(np.argmin(res.restart_losses))  # the kept fit: best ELBO
+    # adding seeds leaves seed 0's restarts as they were (vmap over 6 vs 2: float rounding)
+    np.testing.assert_allclose(res.restart_losses[:2], one.restart_losses, rtol=1e-4)
+    assert len(set(np.round(res.restart_losses, 3))) == 6
+
+
 def test_non_finite_steps_are_skipped_and_counted(small_data):
     data, _ = small_data
     x = data.x.copy()

@@ -56,7 +56,9 @@ def test_report_has_every_section(run_dir):
         assert f'<h2 id="{key}">{title}</h2>' in page, title
     # self-contained: every image is embedded, nothing is fetched
     srcs = re.findall(r'src="([^"]*)"', page)
-    assert len(srcs) == 8 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    # 8 figures, plus the learned prior, the latents by domain and the posterior sd (one seed:
+    # no agreement figure)
+    assert len(srcs) == 11 and all(s.startswith("data:image/png;base64,") for s in srcs)
     # the figures of `check --out RUN/check`, each embedded byte for byte
     for name in ("jacobian_encoder", "jacobian_decoder", "variability"):
         assert res.figures[name] == run_dir / "check" / CHECK_FIGURES[name]
@@ -128,3 +130,58 @@ def test_report_of_a_flow_run_shows_point_estimates(tmp_path, small_data):
     assert "point estimate z = h(x) of four observations" in page
     assert "no intervals to calibrate" in page and "az.summary" not in page
     assert res.idata["guide"].point_estimate["z"].dims == ("obs", "latent")
+
+
+def test_report_on_data_without_z_shows_the_evidence_that_needs_none(tmp_path, small_data):
+    """A file with x and u only, fitted with 2 seeds: the report draws the seeds' agreement,
+    the learned prior per domain, the latents by domain, the posterior sd over all rows and
+    the posterior predictive check, and embeds exactly those files."""
+    from ppl_ident.workflow import fit_model, save_run
+
+    data, _ = small_data
+    path = tmp_path / "noz.npz"
+    np.savez(path, x=np.asarray(data.x), u=np.asarray(data.u))
+    fitted = fit_model(data._replace(z=None), steps=60, batch_size=64, width=16, depth=1,
+                       flow=False, seeds=2)
+    run = save_run(tmp_path / "run", fitted, data_path=str(path), posterior_draws=40)
+    res = build_report(run, nuts_obs=0, marginal_samples=5, marginal_obs=50,
+                       calibration_draws=40)
+    page = res.html.read_text()
+    files = {"agreement": "seed_agreement.png", "prior": "learned_prior.png",
+             "latents": "latents_by_domain.png", "posterior_sd": "posterior_sd.png",
+             "ppc": "ppc.png"}
+    for key, name in files.items():
+        assert res.figures[key] == run / name and (run / name).stat().st_size > 10_000, name
+        assert f'<h2 id="{key}">' in page
+        data64 = base64.b64encode((run / name).read_bytes()).decode()
+        assert f'src="data:image/png;base64,{data64}"' in page, name
+    assert "truth" not in res.figures and "calibration_guide" not in res.numbers
+    assert res.numbers["seed_agreement"]["seeds"] == 2
+    prior = res.numbers["learned_prior"]
+    assert prior["domains"] == [str(v) for v in np.unique(data.u)]
+    assert np.shape(prior["loc"]) == np.shape(prior["sd"]) == (5, 2)
+    assert np.all(np.asarray(prior["sd"]) > 0)
+
+
+def test_report_heldout_table_is_read_with_the_runs_column_mapping(tmp_path, small_data):
+    """A run fitted on a CSV with a named, string-valued u column: `report --heldout` reads
+    another CSV with the same columns through the mapping the fit recorded."""
+    import pandas as pd
+
+    from ppl_ident.cli import main
+
+    data, _ = small_data
+    table = pd.DataFrame({"site": [f"s{k}" for k in data.u], "a": data.x[:, 0],
+                          "b": data.x[:, 1], "note": "x"})
+    table.iloc[::2].to_csv(tmp_path / "train.csv", index=False)
+    table.iloc[1::2].to_csv(tmp_path / "held.csv", index=False)
+    run = tmp_path / "run"
+    assert main(["fit", str(tmp_path / "train.csv"), "--u-col", "site", "--out", str(run),
+                 "--steps", "30", "--batch-size", "64", "--width", "8", "--depth", "1",
+                 "--no-flow", "--posterior-draws", "8", "--no-progress"]) == 0
+    assert main(["report", str(run), "--heldout", str(tmp_path / "held.csv"), "--nuts-obs",
+                 "0", "--marginal-samples", "5", "--calibration-draws", "8"]) == 0
+    numbers = json.loads((run / "report.json").read_text())
+    assert numbers["marginal"]["data"] == "held-out data"
+    assert numbers["marginal"]["num_obs"] == len(table) // 2
+    assert numbers["learned_prior"]["domains"] == [f"s{k}" for k in range(5)]

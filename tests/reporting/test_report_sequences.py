@@ -54,6 +54,8 @@ def test_regime_report(regime_run):
     res = build_report(regime_run, calibration_draws=100, heldout=regime_run / "none.npz")
     assert res.sections == list(SEQUENCE_SECTIONS)
     for name, file in CHECK_FIGURES.items():
+        if name == "jacobian_regression":  # only for files with z and no simulator mixing
+            continue
         assert res.figures[name] == regime_run / "check" / file
     for name in ("posterior.nc", "loss_trace.png", "trajectories.png", "calibration.png",
                  "regimes.png", "report.json", "report.html"):

@@ -118,9 +118,11 @@ def _check_fit_memory(dataset, s):
     n_params = mlp(n, d) + mlp(d + max(n_dom, k), 2 * n) + mlp(k, 2 * n) + 2 * n_dom * n + d
     # parameters, gradients and two Adam moments per restart, plus one batch of activations
     particles = s.num_particles or _MAX_DEFAULT_PARTICLES
-    nbytes = 4 * s.restarts * (4 * n_params + 4 * s.batch_size * w * s.depth * particles)
-    check_memory(nbytes, f"a fit with --width {w} --depth {s.depth} --restarts {s.restarts}",
-                 "lower --width, --depth, --restarts or --batch-size.")
+    fits = s.restarts * s.seeds
+    nbytes = 4 * fits * (4 * n_params + 4 * s.batch_size * w * s.depth * particles)
+    check_memory(nbytes, f"a fit with --width {w} --depth {s.depth} --restarts {s.restarts} "
+                 f"--seeds {s.seeds}",
+                 "lower --width, --depth, --restarts, --seeds or --batch-size.")
 
 
 def _check_domains(u, n: int, model: str):
