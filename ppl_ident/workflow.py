@@ -41,6 +41,7 @@ from ppl_ident.families.predict import encode_chunked
 from ppl_ident.files import (atomic_savez, atomic_write_bytes, atomic_write_json,
                              prepare_output_dir)
 from ppl_ident.inference import SAMPLER_ENGINES, FitResult, OptimConfig, build_engine, fit
+from ppl_ident.inference.fit import fit_keys
 from ppl_ident.inference.checkpoint import (CHECKPOINT_JSON, CHECKPOINT_NPZ, file_sha256,
                                             has_checkpoint, load_checkpoint, save_checkpoint,
                                             state_template, stop_on_sigint)
@@ -228,7 +229,7 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
     target = int(target_steps or s.steps)
     resume = {}
     if resume_dir is not None:
-        template = state_template(engine, jax.random.split(k_fit, s.restarts * s.seeds),
+        template = state_template(engine, fit_keys(k_fit, s.restarts, s.seeds),
                                   np.asarray(dataset.x), None if u is None else np.asarray(u))
         ckpt = load_checkpoint(resume_dir, template)
         if ckpt.step >= target:
@@ -261,8 +262,8 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
             return bool(stop)
 
         res = fit(engine, k_fit, dataset.x, u, target, restarts=s.restarts, seeds=s.seeds,
-                  progress=progress,
-                  on_chunk=on_chunk, checkpoint_every=checkpoint_every, **resume)
+                  progress=progress, on_chunk=on_chunk, checkpoint_every=checkpoint_every,
+                  **resume)
     reason = "interrupted" if res.stop_reason == "stopped" and stop else res.stop_reason
     steps_done = int(res.all_losses.shape[1])
     if checkpoint_dir is not None:

@@ -284,7 +284,8 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
 
 
 def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: int = 1,
-        seeds: int = 1, chunk_size: int = 500, progress: bool = True, state=None, start_step: int = 0,
+        seeds: int = 1, chunk_size: int = 500, progress: bool = True, state=None,
+        start_step: int = 0,
         history=None, on_chunk=None, divergence: DivergencePolicy | None = DivergencePolicy(),
         checkpoint_every: int | None = None) -> FitResult:
     """Fit a model with an engine; with ``restarts > 1`` keep the best by full-data ELBO.
