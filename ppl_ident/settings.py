@@ -93,6 +93,9 @@ SETTINGS: tuple[Setting, ...] = (
             "pairwise MCC (seed_agreement in metrics.json) is evidence of identifiability "
             "without true latents; the best by ELBO is the run's fit",
             flag="--seeds", kind="int", grid=False),
+    Setting("devices", None, "devices each step's minibatch is split over (data parallel, "
+            "jax.sharding; default: every device JAX sees; 1: off)", flag="--devices",
+            kind="int", grid=False),
     Setting("width", 64, "hidden units per layer", flag="--width", kind="int"),
     Setting("depth", 2, "hidden layers", flag="--depth", kind="int"),
     Setting("prior", "gaussian", "family of the factorial prior p(z | u)", IID,

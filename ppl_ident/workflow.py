@@ -42,6 +42,7 @@ from ppl_ident.files import (atomic_savez, atomic_write_bytes, atomic_write_json
                              prepare_output_dir)
 from ppl_ident.inference import SAMPLER_ENGINES, FitResult, OptimConfig, build_engine, fit
 from ppl_ident.inference.fit import fit_keys
+from ppl_ident.inference.sharding import batch_mesh
 from ppl_ident.inference.checkpoint import (CHECKPOINT_JSON, CHECKPOINT_NPZ, file_sha256,
                                             has_checkpoint, load_checkpoint, save_checkpoint,
                                             state_template, stop_on_sigint)
@@ -214,6 +215,9 @@ def _engine(spec, s: FitSettings, batch_size: int):
     # None leaves the engine's own default ELBO and particle count
     chosen = {k: v for k, v in (("elbo", s.elbo), ("num_particles", s.num_particles))
               if v is not None}
+    mesh = batch_mesh(s.devices)
+    if mesh is not None:
+        chosen["mesh"] = mesh
     return build_engine(s.engine, spec, batch_size=batch_size, optim=engine_optim(s), **chosen)
 
 

@@ -30,6 +30,7 @@ from numpyro.primitives import Messenger
 
 from ppl_ident.errors import InputError
 from ppl_ident.families.guides import guide_family
+from ppl_ident.inference.sharding import check_batch_size, constrain_batch
 from ppl_ident.inference.subsample import minibatch_map
 from ppl_ident.families import ModelSpec
 
@@ -188,7 +189,8 @@ def _minibatched(fn, plate: str):
 def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int = 1,
                batch_size: int | None = 256, optim: OptimConfig = OptimConfig(),
                eval_particles: int = 4, noise_anneal: NoiseAnneal | None = None,
-               kl_anneal: KLAnneal | None = None, name: str | None = None) -> Engine:
+               kl_anneal: KLAnneal | None = None, name: str | None = None,
+               mesh=None) -> Engine:
     """Stochastic variational inference with the model's amortised guide.
 
     Parameters
@@ -206,7 +208,11 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
     noise_anneal : NoiseAnneal, optional
         Anneal a fixed observation noise scale instead of learning it (see
         :class:`NoiseAnneal`); requires a model with a ``noise_scale`` argument.
+    mesh : jax.sharding.Mesh, optional
+        Split every step's minibatch over the mesh's devices (data parallel, see
+        :mod:`ppl_ident.inference.sharding`); ``batch_size`` must be a multiple of its size.
     """
+    check_batch_size(batch_size, mesh)
     guide_name = spec.config.get("guide", "encoder")
     family = guide_family(guide_name)
     if family.elbos is not None and elbo not in family.elbos:
@@ -243,7 +249,7 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
         n = x.shape[0]
         if batch_size is None or batch_size >= n:
             return None
-        return jax.random.randint(key, (batch_size,), 0, n)
+        return constrain_batch(jax.random.randint(key, (batch_size,), 0, n), mesh)
 
     def init(key, x, u):
         k_init, k_params, k_idx = jax.random.split(key, 3)
@@ -283,7 +289,8 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
     config = dict(engine=name or "svi", elbo=elbo, num_particles=num_particles,
                   batch_size=batch_size, **optim._asdict(),
                   noise_anneal=None if noise_anneal is None else noise_anneal._asdict(),
-                  kl_anneal=None if kl_anneal is None else kl_anneal._asdict())
+                  kl_anneal=None if kl_anneal is None else kl_anneal._asdict(),
+                  devices=1 if mesh is None else int(mesh.devices.size))
     return Engine(name or "svi", init, step, svi.get_params, evaluate, spec, config)
 
 

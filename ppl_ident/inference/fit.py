@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl_ident.inference.engines import Engine
+from ppl_ident.inference.sharding import batch_mesh, replicate
 
 __all__ = ["DivergencePolicy", "FitResult", "chunk_schedule", "divergence_reason", "fit",
            "fit_batched", "fit_keys"]
@@ -230,10 +231,13 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
         ``steps`` counts the steps in ``history`` plus those run now.
     """
     x, u = jnp.asarray(x), None if u is None else jnp.asarray(u)
+    mesh = batch_mesh(engine.config["devices"]) if engine.config.get("devices", 1) > 1 else None
+    x, u = replicate((x, u), mesh)
     t0 = time.perf_counter()
     if state is None:
         state = jax.jit(jax.vmap(engine.init, in_axes=(0, None, None)))(keys, x, u)
         jax.block_until_ready(state)
+    state = replicate(state, mesh)
     restarts = jax.tree_util.tree_leaves(state)[0].shape[0]
     remaining = num_steps - start_step
     sizes = chunk_schedule(start_step, num_steps, chunk_size, checkpoint_every)
