@@ -7,7 +7,11 @@ name the model, engine and data setting in words).
   time (the 0.9 line marked);
 - ``calibration_by_engine.png``: 90 % interval coverage per engine (when calibration exists);
 - ``mcc_vs_domains.png``: MCC against the number of domains, the 2n+1 line marked (when the
-  grid varies the number of domains).
+  grid varies the number of domains);
+- ``agreement_vs_mcc.png``: each cell's agreement between its seeds (mean pairwise MCC of
+  their latents, no ground truth needed) against its median MCC to the true latents (when the
+  cells have several seeds): the evidence a user without true latents has, checked against
+  the truth.
 """
 
 from __future__ import annotations
@@ -184,4 +188,22 @@ def plot_all(df, out_dir, traces=None) -> list[str]:
         ax.set_ylabel("MCC")
         ax.legend(fontsize=8)
         save(fig, "mcc_vs_domains.png")
+
+    if "seed_agreement" in df.columns and df["seed_agreement"].notna().any():
+        fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+        cells = (df.dropna(subset=["seed_agreement"])
+                 .groupby(["setting", "model", "engine"], sort=False)
+                 .agg(agreement=("seed_agreement", "first"), mcc=("mcc", "median"))
+                 .reset_index())
+        for se in _series(cells):
+            sub = _of(cells, se)
+            ax.scatter(sub["agreement"], sub["mcc"], s=24, color=colors[se], label=names[se])
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("agreement between seeds (mean pairwise MCC, no true latents)")
+        ax.set_ylabel("median MCC to the true latents")
+        ax.set_title("Seed agreement against recovery (one point per cell)", fontsize=10)
+        ax.legend(fontsize=8)
+        save(fig, "agreement_vs_mcc.png")
     return written

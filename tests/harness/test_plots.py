@@ -21,7 +21,8 @@ def _table():
                                      calibration_90=rng.uniform(0.5, 1.0),
                                      run_time_s=rng.uniform(1, 5), latent_dim=2, data_dim=2,
                                      domains=domains, points_per_domain=60, mixing_layers=2,
-                                     source="gaussian", noise_std=0.0, data_seed=0))
+                                     source="gaussian", noise_std=0.0, data_seed=0,
+                                     seed_agreement=0.9 if model == "ivae" else 0.6))
     return pd.DataFrame(rows)
 
 
@@ -57,11 +58,37 @@ def test_plots_are_legible_and_their_legends_hold_no_cell_ids(tmp_path, monkeypa
     monkeypatch.setattr(matplotlib.axes.Axes, "legend", spy)
     written = plot_all(_table(), tmp_path)
     names = sorted(p.split("/")[-1] for p in written)
-    assert names == ["calibration_by_engine.png", "mcc_by_engine.png", "mcc_vs_domains.png",
-                     "time_vs_mcc.png"]
+    assert names == ["agreement_vs_mcc.png", "calibration_by_engine.png", "mcc_by_engine.png",
+                     "mcc_vs_domains.png", "time_vs_mcc.png"]
     for path in written:
         width, height = _png_size(path)
         assert width >= 600 and height >= 400, (path, width, height)
     texts = [t for leg in legends for t in leg]
     assert "iVAE, svi engine" in texts and "5 domains" in texts
     assert not [t for t in texts if "-U" in t or "ds0" in t], texts
+
+
+def test_agreement_plot_has_one_point_per_cell(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    points = []
+    real_scatter = matplotlib.axes.Axes.scatter
+
+    def spy(self, x, y, *args, **kwargs):
+        if kwargs.get("s") == 24:
+            points.append((list(x), list(y), kwargs.get("label")))
+        return real_scatter(self, x, y, *args, **kwargs)
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    df = _table()
+    plot_all(df, tmp_path)
+    by_label = {label: (x, y) for x, y, label in points}
+    # 2 settings per (model, engine) series; x is the cell's agreement, y its median MCC
+    x, y = by_label["iVAE, svi engine"]
+    assert x == [0.9, 0.9]
+    cell = df[(df["model"] == "ivae") & (df["engine"] == "svi") & (df["domains"] == 5)]
+    assert y[0] == cell["mcc"].median()
+    assert by_label["VAE, iwae engine"][0] == [0.6, 0.6]
+    # without several seeds per cell there is no agreement and no plot
+    (tmp_path / "b").mkdir()
+    names = [p.split("/")[-1] for p in plot_all(df.drop(columns="seed_agreement"), tmp_path / "b")]
+    assert "agreement_vs_mcc.png" not in names
