@@ -21,7 +21,7 @@ from numpyro.infer.util import log_likelihood
 
 from ppl_ident.ops.observation import unwhiten
 
-__all__ = ["encode", "encode_chunked", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
+__all__ = ["encode", "encode_chunked", "model_predictive_x", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
            "static_module", "LatentDraws", "fitted_model", "guide_latents",
            "posterior_predictive_x", "log_likelihood_x", "GUIDE_CHAINS", "POINT_ESTIMATE",
            "split_draws"]
@@ -233,6 +233,24 @@ def posterior_predictive_x(spec, params, z, u, *, key) -> np.ndarray:
                       return_sites=["x"], batch_ndims=2)
     return np.asarray(pred(key, None, None if u is None else jnp.asarray(u), n_obs=z.shape[2])
                       ["x"])
+
+
+def model_predictive_x(spec, params, u, n_obs: int, *, key, num_chains: int = 4,
+                       num_draws: int = 25) -> np.ndarray:
+    """Replicated data ``x_rep ~ p(x | u, theta_hat)`` of the fitted model: a new ``z`` from
+    the fitted prior ``p(z | u_i)`` for every row's ``u_i``, decoded. For an exact-likelihood
+    flow (``z = h(x)`` a point mass) this is its predictive distribution of new data, the
+    posterior predictive check that applies to it (``p(x | z)`` would give back ``x``). With
+    ``d > n`` the draws lie on the principal-component range (the residual's isotropic noise
+    is not drawn).
+
+    ``u``: ``(N,)`` or ``(N, k)`` model inputs of the ``N = n_obs`` rows (None for the VAE);
+    returns ``(chain, draw, N, d)``.
+    """
+    pred = Predictive(spec.model, params=params, num_samples=num_chains * num_draws,
+                      return_sites=["x"])
+    x = np.asarray(pred(key, None, None if u is None else jnp.asarray(u), n_obs=n_obs)["x"])
+    return x.reshape(num_chains, num_draws, *x.shape[1:])
 
 
 def log_likelihood_x(spec, params, z, x, u) -> np.ndarray:

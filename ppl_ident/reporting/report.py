@@ -207,9 +207,13 @@ def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 
     return save_figure(fig, path)
 
 
-def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0) -> Path:
+def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0,
+             replicated: str = "posterior") -> Path:
     """Posterior predictive check, one panel per observed dimension: the density of the
     observed ``x`` against those of ``num_pp_samples`` replicated data sets and their mean.
+
+    ``replicated="model"`` labels replicated sets drawn from the fitted model's
+    ``p(x | u)`` (new ``z`` from the prior: the check of an exact-likelihood flow).
 
     This is the picture of ``az.plot_ppc(kind="kde")``, drawn here from the
     ``posterior_predictive`` and ``observed_data`` groups: ArviZ 0.23's plot passes matplotlib
@@ -217,6 +221,8 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0) -> Path
     """
     plt = pyplot()
     observed = np.asarray(idata.observed_data["x"])
+    label = {"posterior": "posterior predictive",
+             "model": "fitted model p(x | u)"}[replicated]
     replicated = np.asarray(idata.posterior_predictive["x"])
     replicated = replicated.reshape(-1, *replicated.shape[2:])        # (draws, obs, d)
     rng = np.random.default_rng(seed)
@@ -238,10 +244,10 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0) -> Path
         curves = [c for c in (_density(v, grid) for v in sets) if c is not None]
         for c, curve in enumerate(curves):
             ax.plot(grid, curve, color="C0", alpha=0.25, lw=0.7,
-                    label="posterior predictive" if c == 0 else None)
+                    label=label if c == 0 else None)
         if curves:
             ax.plot(grid, np.mean(curves, axis=0), color="C1", ls="--", lw=1.4,
-                    label="posterior predictive mean")
+                    label=f"{label}, mean")
         obs_curve = _density(observed[:, k], grid)
         if obs_curve is not None:
             ax.plot(grid, obs_curve, color="k", lw=1.5, label="observed")
@@ -250,7 +256,8 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0) -> Path
         ax.tick_params(labelsize=8)
         if k == 0:
             ax.legend(fontsize=7)
-    fig.suptitle(f"Posterior predictive check: densities of x over {n_obs} observations",
+    what = "Posterior" if label.startswith("posterior") else "Model"
+    fig.suptitle(f"{what} predictive check: densities of x over {n_obs} observations",
                  fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -594,7 +601,10 @@ def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
     k = min(forest_obs, len(post.obs) if "NUTS" not in idatas else
             min(len(post.obs), nuts_obs))
     if is_point_estimate(post.idata):
-        return {**figures, **check_figures(run)}   # no draws: no forest plot, no PPC
+        # no draws of z: no forest plot; the predictive check draws new data from the model
+        if "posterior_predictive" in post.idata.groups():
+            figures["ppc"] = plot_ppc(post.idata, run / "ppc.png", replicated="model")
+        return {**figures, **check_figures(run)}
     figures["forest"] = plot_forest(idatas, post.obs[:k], post.var,
                                     None if post.z_true is None else post.z_true[:k],
                                     run / "forest.png")
@@ -657,12 +667,18 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
                          "posterior over z.</p>")
     if "ppc" in figures:
         parts["ppc"] = img(figures["ppc"], "posterior predictive check")
+        if point:
+            parts["ppc"] += ('<p class="note">Exact-likelihood flow model: x = h<sup>-1</sup>(z) '
+                             "gives back the data for its own z, so the replicated data sets "
+                             "are new data from the fitted model: z drawn from the learned "
+                             "prior p(z | u) of each kept row's u, then decoded. Where they "
+                             "miss the observed density, the flow or the factorial prior "
+                             "does not fit.</p>")
     if point:
         parts["calibration"] = ("<p>Exact-likelihood flow model: each observation's z = h(x) "
                                 "is a point estimate (stored in the <code>point_estimate</code> "
                                 "group of posterior.nc), so there are no intervals to "
-                                "calibrate, no forest plot and no posterior predictive "
-                                "check.</p>")
+                                "calibrate and no forest plot.</p>")
     parts["marginal"] = _marginal_html(numbers["marginal"])
     for key, names in OPTIONAL.items():
         shown = [img(figures[n], f"{SECTIONS[key]} ({n.replace('_', ' ')})") for n in names

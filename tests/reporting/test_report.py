@@ -114,7 +114,8 @@ def test_report_without_true_latents_draws_and_claims_no_true_values(tmp_path, t
 
 def test_report_of_a_flow_run_shows_point_estimates(tmp_path, small_data):
     """An exact-likelihood flow has a point-estimate posterior: the report shows its values
-    and says why there are no intervals, forest plot or posterior predictive check."""
+    and says why there are no intervals or forest plot; its predictive check draws new data
+    from the fitted model."""
     from ppl_ident.data import save_dataset
     from ppl_ident.workflow import fit_model, save_run
 
@@ -125,7 +126,9 @@ def test_report_of_a_flow_run_shows_point_estimates(tmp_path, small_data):
     run = save_run(tmp_path / "run", fitted, data_path=str(tmp_path / "data.npz"))
     res = build_report(run, nuts_obs=2, marginal_samples=5, marginal_obs=50)
     page = res.html.read_text()
-    assert "forest" not in res.figures and "ppc" not in res.figures
+    assert "forest" not in res.figures and "ppc" in res.figures
+    assert "new data from the fitted model" in page
+    assert res.idata["guide"].posterior_predictive["x"].dims[:2] == ("chain", "draw")
     assert "truth" in res.figures and "calibration_guide" not in res.numbers
     assert "point estimate z = h(x) of four observations" in page
     assert "no intervals to calibrate" in page and "az.summary" not in page

@@ -21,8 +21,10 @@ dimension, ``true_latent`` = true dimension, ``domain`` = original domain label,
     ``prior_loc`` [domain, latent] (iVAE with labels) and ``noise_scale`` [x_dim] (when
     learned); for flow models also ``z`` [obs, latent] and ``z_aligned`` [obs, true_latent].
 ``posterior_predictive``
-    ``x`` [chain, draw, obs, x_dim]: ``x ~ p(x | z, theta_hat)`` (not for flow models, whose
-    ``x = h^{-1}(z)`` is the data itself).
+    ``x`` [chain, draw, obs, x_dim]: ``x ~ p(x | z, theta_hat)`` for every draw of ``z``; for
+    flow models (whose ``x = h^{-1}(z)`` is the data itself) new data from the fitted model,
+    ``x ~ p(x | u_obs, theta_hat)`` with ``z`` drawn from the fitted prior
+    (:func:`~ppl_ident.families.predict.model_predictive_x`), 4 chains x 25 draws.
 ``log_likelihood``
     ``x`` [chain, draw, obs]: ``log p(x_i | z_i, theta_hat)`` with the fitted parameters (not
     for flow models).
@@ -53,8 +55,9 @@ from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_alignment
 from ppl_ident.errors import InputError
 from ppl_ident.families.iid.inputs import prepare_inputs
-from ppl_ident.families.predict import (POINT_ESTIMATE, encode, guide_latents,
-                                        log_likelihood_x, posterior_predictive_x, split_draws)
+from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, encode, guide_latents,
+                                        log_likelihood_x, model_predictive_x,
+                                        posterior_predictive_x, split_draws)
 
 __all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "iid_inference_data", "select_obs"]
 
@@ -185,7 +188,11 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
     if point_mass:
         # an exact-likelihood flow: no draws, no likelihood term p(x | z) (x = h^{-1}(z))
         point.update({k: v[0, 0] for k, v in latents.items()})
-        idata = az.from_dict(observed_data={"x": x}, constant_data=constant or None,
+        # its predictive check: new data from p(x | u, theta_hat) for the kept rows' u
+        x_rep = model_predictive_x(spec, params, u, len(idx), key=k_pred,
+                                   num_chains=GUIDE_CHAINS, num_draws=DEFAULT_DRAWS // GUIDE_CHAINS)
+        idata = az.from_dict(posterior_predictive={"x": x_rep.astype(np.float32)},
+                             observed_data={"x": x}, constant_data=constant or None,
                              coords=coords, dims=dims)
     else:
         idata = az.from_dict(
