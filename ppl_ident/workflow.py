@@ -762,7 +762,9 @@ def encode_rows(fitted: Fitted, dataset: Dataset, *, chunk_size: int = 4096,
     -------
     pandas.DataFrame
         One row per observation in data order (for sequences per (sequence, time) step, with
-        ``sequence`` and ``time`` columns first): the ``u`` column(s) (named as in the table,
+        ``sequence`` and ``time`` columns first; for a long-format table read with
+        ``--seq-col`` its sequence-id column with the table's ids, sorted, and ``step``, the
+        position of the step after ordering): the ``u`` column(s) (named as in the table,
         else ``u``, or ``u0, u1, ...`` for a continuous ``u``), then ``z{j}_mean``,
         ``z{j}_sd``, ``z{j}_q05``, ``z{j}_q95`` for each latent ``j``.
 
@@ -779,8 +781,14 @@ def encode_rows(fitted: Fitted, dataset: Dataset, *, chunk_size: int = 4096,
     lead = summary["mean"].shape[:-1]
     data = {}
     if len(lead) == 2:
-        data["sequence"] = np.repeat(np.arange(lead[0]), lead[1])
-        data["time"] = np.tile(np.arange(lead[1]), lead[0])
+        ids = columns.sequence_ids if columns is not None else None
+        if ids is not None and len(ids) == lead[0]:
+            # a long-format table: the table's own sequence ids, and each step's position
+            data[columns.sequence] = np.repeat(np.asarray(ids), lead[1])
+            data["step"] = np.tile(np.arange(lead[1]), lead[0])
+        else:
+            data["sequence"] = np.repeat(np.arange(lead[0]), lead[1])
+            data["time"] = np.tile(np.arange(lead[1]), lead[0])
     for name, values in _u_columns(dataset.u, columns, len(lead)).items():
         data[name] = values
     for j in range(n_latent):

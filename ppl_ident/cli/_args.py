@@ -59,6 +59,12 @@ def add_table_arguments(p, true_latents: bool = True) -> None:
                         "the mapping recorded), floats a continuous u")
     g.add_argument("--x-cols", nargs="+", default=None, metavar="NAME",
                    help="the observed columns (default: every other numeric column)")
+    g.add_argument("--seq-col", default=None, metavar="NAME",
+                   help="sequence models, a table with one row per step: the column of "
+                        "sequence ids (every sequence the same number of steps)")
+    g.add_argument("--time-col", default=None, metavar="NAME",
+                   help="with --seq-col: the column that orders the steps of a sequence "
+                        "(default: row order)")
     if true_latents:
         g.add_argument("--z-cols", nargs="+", default=None, metavar="NAME",
                        help="true-latent columns, for evaluation only (MCC); never used to fit")
@@ -71,5 +77,6 @@ def table_columns(args):
 
     z_cols = getattr(args, "z_cols", None)
     cols = Columns(u=args.u_col, x=None if args.x_cols is None else tuple(args.x_cols),
-                   z=None if z_cols is None else tuple(z_cols))
+                   z=None if z_cols is None else tuple(z_cols),
+                   sequence=getattr(args, "seq_col", None), time=getattr(args, "time_col", None))
     return None if cols.is_empty() else cols

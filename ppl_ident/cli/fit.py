@@ -53,7 +53,8 @@ def run(args) -> int:
         changed = [f for f in changed_settings(args) if f != "--steps"] + \
             (["--force"] if args.force else []) + \
             [f for f, v in (("--u-col", args.u_col), ("--x-cols", args.x_cols),
-                            ("--z-cols", args.z_cols)) if v is not None]
+                            ("--z-cols", args.z_cols), ("--seq-col", args.seq_col),
+                            ("--time-col", args.time_col)) if v is not None]
         if changed:
             raise InputError(
                 f"--resume continues the run with its own settings; drop {', '.join(changed)} "

@@ -12,6 +12,13 @@ A table has one row per observation. :class:`Columns` says which columns are wha
     The observed columns (default: every other numeric column, in table order).
 ``z`` (optional)
     True latents, for evaluation only.
+``sequence``, ``time`` (optional, the sequence models)
+    A table in long format, one row per step: ``sequence`` names the column that tells the
+    sequences apart (any values; sequences in sorted order of their ids) and ``time`` the
+    column that orders the steps within one (default: the order of the rows). Every
+    sequence must have the same number of steps; the arrays become ``x`` ``(B, T, d)``,
+    ``u`` ``(B, T)`` (optional: the hidden-regime and stationary models need none) and
+    ``z`` ``(B, T, n)``.
 
 :func:`read_table_arrays` reads a table into the arrays of the contract and the resolved
 :class:`Columns`; :func:`ppl_ident.data.io.read_data` validates them like an ``.npz`` file.
@@ -52,6 +59,11 @@ class Columns(NamedTuple):
         How ``u`` was read (None: from the column's type).
     u_categories : tuple of str or None
         For ``u_kind == "categories"``: the names whose positions are the labels.
+    sequence, time : str or None
+        Long-format sequence tables: the sequence-id column and the step-order column.
+    sequence_ids : tuple or None
+        Resolved from the table read (not recorded): the id of each sequence, in the order
+        of the arrays' first axis.
     """
 
     u: str | None = None
@@ -59,10 +71,15 @@ class Columns(NamedTuple):
     z: tuple | None = None
     u_kind: str | None = None
     u_categories: tuple | None = None
+    sequence: str | None = None
+    time: str | None = None
+    sequence_ids: tuple | None = None
 
     def to_dict(self) -> dict:
-        """JSON-able form (recorded in a run's ``config.json``)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self._asdict().items()}
+        """JSON-able form (recorded in a run's ``config.json``; the ids of one table's
+        sequences are not part of the mapping)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self._asdict().items()
+                if k != "sequence_ids"}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Columns | None":
@@ -257,7 +274,15 @@ def read_table_arrays(path, columns: Columns | None = None) -> tuple[dict, Colum
         raise InputError(f"{path} has a header ({_listing(found)}) but no rows; write one row "
                          "per observation.")
     u_name = cols.u or "u"
-    if u_name not in found:
+    seq_names = [c for c in (cols.sequence, cols.time) if c is not None]
+    _require(path, seq_names[:1], found, "sequence ids, --seq-col", "--seq-col")
+    _require(path, seq_names[1:], found, "step order, --time-col", "--time-col")
+    if cols.time is not None and cols.sequence is None:
+        raise InputError(f"{path}: --time-col orders the steps of sequences; name the column "
+                         "of sequence ids with --seq-col as well.")
+    if cols.sequence is not None and cols.u is None and u_name not in found:
+        u_name = None  # a sequence table without u: for the hidden-regime and stationary models
+    elif u_name not in found:
         if cols.u is None:
             raise InputError(
                 f"{path}: no auxiliary column named 'u'; columns found: {_listing(found)}. Name "
@@ -274,6 +299,7 @@ def read_table_arrays(path, columns: Columns | None = None) -> tuple[dict, Colum
         import pandas as pd
 
         x_names = [c for c in found if c != u_name and c not in z_names
+                   and c not in seq_names
                    and pd.api.types.is_numeric_dtype(frame[c])
                    and not pd.api.types.is_bool_dtype(frame[c])]
         if not x_names:
@@ -281,17 +307,66 @@ def read_table_arrays(path, columns: Columns | None = None) -> tuple[dict, Colum
                 f"{path}: no numeric column besides the auxiliary column {u_name!r}; columns "
                 f"found: {_listing(found)}. Name the observed columns with --x-cols."
             )
-    overlap = ({u_name} & set(x_names)) | (set(x_names) & set(z_names)) | \
-        ({u_name} & set(z_names))
-    if overlap:
-        raise InputError(f"{path}: column(s) {sorted(overlap)} are given more than one role "
-                         "(u, x, z); give each column one of --u-col, --x-cols, --z-cols.")
-    u, kind, categories = _read_u(path, frame, u_name, cols.u_kind, cols.u_categories)
+    roles = [[u_name] if u_name else [], x_names, z_names, seq_names]
+    seen: dict = {}
+    for names in roles:
+        for c in set(names):
+            seen[c] = seen.get(c, 0) + 1
+    overlap = sorted(c for c, k in seen.items() if k > 1)
+    if overlap or len(set(seq_names)) < len(seq_names):
+        raise InputError(f"{path}: column(s) {overlap or seq_names[:1]} are given more than one "
+                         "role (u, x, z, sequence, time); give each column one of --u-col, "
+                         "--x-cols, --z-cols, --seq-col, --time-col.")
     arrays = {"x": np.stack([_numeric_column(path, frame, c, "observations")
-                             for c in x_names], axis=1), "u": u}
+                             for c in x_names], axis=1)}
+    kind = categories = None
+    if u_name is not None:
+        arrays["u"], kind, categories = _read_u(path, frame, u_name, cols.u_kind,
+                                                cols.u_categories)
     if z_names:
         arrays["z"] = np.stack([_numeric_column(path, frame, c, "true latents")
                                 for c in z_names], axis=1)
+    ids = None
+    if cols.sequence is not None:
+        arrays, ids = _as_sequences(path, frame, cols.sequence, cols.time, arrays)
     resolved = Columns(u=u_name, x=tuple(x_names), z=tuple(z_names) or None, u_kind=kind,
-                       u_categories=categories)
+                       u_categories=categories, sequence=cols.sequence, time=cols.time,
+                       sequence_ids=ids)
     return arrays, resolved
+
+
+def _as_sequences(path, frame, seq_name: str, time_name: str | None, arrays: dict):
+    """Long-format rows grouped into equal-length sequences: ``(B, T, ...)`` arrays (sorted by
+    sequence id, then by ``time_name`` or row order) and the ids in that order."""
+    import pandas as pd
+
+    col = frame[seq_name]
+    if col.isna().any():
+        rows = np.flatnonzero(col.isna().to_numpy())
+        raise InputError(f"{path}: the sequence column {seq_name!r} has {len(rows)} missing "
+                         f"value(s) (rows {', '.join(map(str, rows[:5]))}); give every row "
+                         "the id of its sequence.")
+    codes, ids = pd.factorize(col, sort=True)
+    counts = np.bincount(codes)
+    if counts.min() != counts.max():
+        short = ids[int(np.argmin(counts))]
+        raise InputError(
+            f"{path}: the sequences in column {seq_name!r} have {counts.min()} to "
+            f"{counts.max()} steps (e.g. {short!r} has {counts.min()}); the sequence models "
+            f"need sequences of one length: cut them to {counts.min()} steps (e.g. "
+            f"df.groupby({seq_name!r}).head({counts.min()})) or split the longer ones.")
+    if time_name is not None:
+        t = _numeric_column(path, frame, time_name, "step order")
+        order = np.lexsort((t, codes))
+        dup = (np.diff(codes[order]) == 0) & (np.diff(t[order]) == 0)
+        if dup.any():
+            bad = ids[codes[order][1:][dup][0]]
+            raise InputError(f"{path}: sequence {bad!r} has two rows at the same "
+                             f"{time_name!r}; give every step of a sequence its own time.")
+    else:
+        order = np.argsort(codes, kind="stable")
+    B, T = len(ids), int(counts[0])
+    out = {k: v[order].reshape(B, T, *v.shape[1:]) for k, v in arrays.items()}
+    if "u" in out and out["u"].ndim == 3 and out["u"].shape[-1] == 1:
+        out["u"] = out["u"]      # continuous u: refused by the sequence family, named there
+    return out, tuple(v.item() if hasattr(v, "item") else v for v in ids)

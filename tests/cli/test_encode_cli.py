@@ -143,3 +143,33 @@ def test_the_report_reads_the_recorded_table(table_run):
     data, truth = _resolve_data(run, config, None)
     assert truth is None and data.x.shape == (150, 3) and data.z.shape == (150, 2)
     np.testing.assert_array_equal(data.u, np.searchsorted(DOMAINS, df["site"]))
+
+
+def test_sequence_table_fit_and_encode_keep_the_tables_sequence_ids(tmp_path):
+    """A long-format CSV (one row per step, a sequence-id and a time column, rows shuffled):
+    the temporal iVAE fits it, and encode writes one row per step under the table's ids."""
+    from ppl_ident.data.sequences import simulate_sequences
+
+    data, _ = simulate_sequences("segments", 0, n_latent=2, data_dim=2, n_sequences=6,
+                                 length=8, n_segments=3, segment_length=4)
+    B, T, d = data.x.shape
+    df = pd.DataFrame(data.x.reshape(-1, d), columns=["a", "b"])
+    df.insert(0, "trial", np.repeat([f"r{b}" for b in range(B)], T))
+    df.insert(1, "t", np.tile(np.arange(T), B))
+    df["seg"] = np.asarray(data.u).reshape(-1)
+    df = df.sample(frac=1.0, random_state=1)
+    path = tmp_path / "seq.csv"
+    df.to_csv(path, index=False)
+    run = tmp_path / "run"
+    assert main(["fit", str(path), "--model", "tivae", "--out", str(run), "--u-col", "seg",
+                 "--seq-col", "trial", "--time-col", "t", "--context", "1", *TINY]) == 0
+    recorded = json.loads((run / "config.json").read_text())["columns"]
+    assert recorded["sequence"] == "trial" and recorded["time"] == "t"
+    assert main(["encode", str(run), "--out", str(tmp_path / "z.csv")]) == 0
+    out = pd.read_csv(tmp_path / "z.csv")
+    assert len(out) == B * T and list(out.columns[:3]) == ["trial", "step", "seg"]
+    assert sorted(out["trial"].unique()) == [f"r{b}" for b in range(B)]
+    first = out[out["trial"] == "r0"]
+    assert list(first["step"]) == list(range(T))
+    np.testing.assert_array_equal(first["seg"], np.asarray(data.u)[0])
+    assert np.isfinite(out["z0_mean"]).all() and (out["z0_sd"] > 0).all()

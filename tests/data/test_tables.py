@@ -139,3 +139,70 @@ def test_table_columns_are_refused_for_an_npz(arrays, tmp_path):
     np.savez(tmp_path / "d.npz", x=x, u=u)
     with pytest.raises(InputError, match="apply to CSV and Parquet tables only"):
         read_data(tmp_path / "d.npz", Columns(u="site"))
+
+
+# -- long-format sequence tables ----------------------------------------------------------------
+
+def _long_table(shuffle=True):
+    """A long-format table of 4 sequences x 6 steps (string ids, a time column), rows shuffled,
+    and the arrays it must give back."""
+    from ppl_ident.data.sequences import simulate_sequences
+
+    data, _ = simulate_sequences("segments", 0, n_latent=2, data_dim=3, n_sequences=4,
+                                 length=6, n_segments=3, segment_length=2)
+    B, T, d = data.x.shape
+    ids = np.array(["s3", "s1", "s2", "s0"])            # sequence b is id ids[b]
+    df = pd.DataFrame(data.x.reshape(-1, d), columns=["a", "b", "c"])
+    df.insert(0, "trial", np.repeat(ids, T))
+    df.insert(1, "t", np.tile(np.arange(T) * 0.5, B))
+    df["u"] = np.asarray(data.u).reshape(-1)
+    df["z0"], df["z1"] = data.z.reshape(-1, 2)[:, 0], data.z.reshape(-1, 2)[:, 1]
+    if shuffle:
+        df = df.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    order = np.argsort(ids)                              # sorted ids: s0, s1, s2, s3
+    return df, data, order
+
+
+def test_a_long_format_table_becomes_sequences_in_sorted_id_and_time_order(tmp_path):
+    from ppl_ident.data import read_data
+
+    df, data, order = _long_table()
+    path = tmp_path / "seq.csv"
+    df.to_csv(path, index=False)
+    got, _, cols = read_data(path, Columns(sequence="trial", time="t", z=("z0", "z1")))
+    assert got.x.shape == (4, 6, 3) and got.u.shape == (4, 6) and got.z.shape == (4, 6, 2)
+    np.testing.assert_allclose(got.x, data.x[order], rtol=1e-6)
+    np.testing.assert_array_equal(got.u, np.asarray(data.u)[order])
+    np.testing.assert_allclose(got.z, data.z[order], rtol=1e-6)
+    assert cols.sequence_ids == ("s0", "s1", "s2", "s3") and cols.x == ("a", "b", "c")
+    # the ids are this table's, not part of the recorded mapping
+    assert "sequence_ids" not in cols.to_dict()
+    assert Columns.from_dict(cols.to_dict()).sequence == "trial"
+
+
+def test_a_sequence_table_without_u_is_read_for_the_models_that_need_none(tmp_path):
+    from ppl_ident.data import read_data
+
+    df, data, order = _long_table(shuffle=False)
+    path = tmp_path / "seq.csv"
+    df.drop(columns=["u", "t"]).to_csv(path, index=False)
+    got, _, cols = read_data(path, Columns(sequence="trial", x=("a", "b", "c")))
+    assert got.u is None and cols.u is None
+    np.testing.assert_allclose(got.x, data.x[order], rtol=1e-6)   # row order within a sequence
+
+
+@pytest.mark.parametrize("edit,columns,match", [
+    (lambda df: df.iloc[1:], dict(sequence="trial", time="t"), "have 5 to 6 steps"),
+    (lambda df: df.assign(t=0.0), dict(sequence="trial", time="t"), "two rows at the same 't'"),
+    (lambda df: df, dict(sequence="Trial"), "did you mean 'trial'"),
+    (lambda df: df, dict(time="t"), "name the column of sequence ids with --seq-col"),
+    (lambda df: df, dict(sequence="trial", x=("a", "trial")), "more than one role"),
+])
+def test_bad_sequence_tables_name_the_fix(tmp_path, edit, columns, match):
+    from ppl_ident.data import read_data
+
+    df, _, _ = _long_table()
+    path = tmp_path / "seq.csv"
+    edit(df).to_csv(path, index=False)
+    with pytest.raises(InputError, match=match):
+        read_data(path, Columns(**columns))

@@ -178,7 +178,8 @@ def test_guide_draws_split_into_chains():
 
 def test_a_flow_posterior_is_a_point_estimate(small_data, tmp_path):
     """An exact-likelihood flow's z = h(x) is one value per observation: it sits in
-    ``point_estimate`` (no posterior group with zero variance), and survives the file."""
+    ``point_estimate`` (no posterior group with zero variance), and survives the file; its
+    predictive check is data drawn from the fitted model."""
     from ppl_ident.families.predict import encode
     from ppl_ident.reporting.inference_data import flat_draws, is_point_estimate
     from ppl_ident.workflow import fit_model, prepare_inputs
@@ -187,8 +188,10 @@ def test_a_flow_posterior_is_a_point_estimate(small_data, tmp_path):
     fitted = fit_model(data, flow=True, flow_layers=2, steps=20, width=8, depth=1,
                        batch_size=64)
     idata = to_inference_data(fitted, data, num_draws=40, max_obs=20)
-    assert "posterior" not in idata.groups() and "posterior_predictive" not in idata.groups()
+    assert "posterior" not in idata.groups()
     assert is_point_estimate(idata)
+    # the predictive check of a flow draws new data from the fitted model, not from z draws
+    assert idata.posterior_predictive["x"].dims[-2:] == ("obs", "x_dim")
     point = idata.point_estimate
     assert point["z"].dims == ("obs", "latent") and point["z"].shape == (20, 2)
     assert point["z_aligned"].dims == ("obs", "true_latent")
