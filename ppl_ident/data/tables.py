@@ -77,9 +77,10 @@ class Columns(NamedTuple):
 
     def to_dict(self) -> dict:
         """JSON-able form (recorded in a run's ``config.json``; the ids of one table's
-        sequences are not part of the mapping)."""
+        sequences are not part of the mapping; ``sequence``/``time`` only for a long-format
+        sequence table)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self._asdict().items()
-                if k != "sequence_ids"}
+                if k != "sequence_ids" and not (k in ("sequence", "time") and v is None)}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Columns | None":
