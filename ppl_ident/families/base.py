@@ -19,9 +19,11 @@ from typing import Callable, NamedTuple
 import equinox as eqx
 import numpy as np
 
+from ppl_ident.diagnostics.jacobian import jacobian_regression_route, score_routes
 from ppl_ident.errors import InputError
 
-__all__ = ["ModelSpec", "ModelFamily", "module_params", "check_points", "relabel"]
+__all__ = ["ModelSpec", "ModelFamily", "module_params", "check_points", "relabel",
+           "regression_jacobian", "REGRESSION_ROWS"]
 
 
 class ModelSpec(NamedTuple):
@@ -65,6 +67,42 @@ def check_points(n_total: int, n_points: int, seed: int) -> np.ndarray:
         raise InputError(f"n_points must be a positive integer, got {n_points!r}.")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_total, size=min(int(n_points), n_total), replace=False))
+
+
+#: Rows (at most) whose ``(z, z_hat)`` pairs the regression route fits its local planes on.
+REGRESSION_ROWS = 20_000
+
+
+def regression_jacobian(z_true, learned, idx, seed: int, *, n_hat: int, what: str = "rows"):
+    """The Jacobian check from the true latents alone (a file with ``z`` but not the
+    simulator's mixing), shared by the families: local linear fits of the learned latents on
+    the true ones (:func:`ppl_ident.diagnostics.jacobian.jacobian_regression_route`) at the
+    evaluation points ``idx``, scored like the exact routes.
+
+    ``z_true`` is ``(N, n)`` over all rows (time steps flattened for sequences); ``learned``
+    maps an index array ``pool`` to the learned latents ``(len(pool), n_hat)`` of those rows
+    (the encoder means). The neighbour pool is ``idx`` plus a seeded subset of the other rows,
+    :data:`REGRESSION_ROWS` in all.
+    """
+    z_true = np.asarray(z_true, np.float64)
+    n = z_true.shape[1]
+    if n != n_hat:
+        return {"applicable": False,
+                "reason": f"the model has {n_hat} latents but the truth {n}; the Jacobian scores "
+                          f"need a square learned-to-true map (fit with --latent-dim {n})."}
+    rest = np.setdiff1d(np.arange(len(z_true)), idx)
+    rng = np.random.default_rng(seed + 1)
+    pool = np.concatenate([idx, rng.choice(rest, size=min(len(rest), REGRESSION_ROWS - len(idx)),
+                                           replace=False)]) if len(rest) else idx
+    z_hat = np.asarray(learned(pool), np.float64)
+    if not np.all(np.isfinite(z_hat)):
+        return {"applicable": False, "reason": "the encoder means are not finite"}
+    jac = jacobian_regression_route(z_true[pool], z_hat, np.arange(len(idx)))
+    out = score_routes({"regression": jac}, z_true[idx].std(0), z_hat[:len(idx)].std(0))
+    out["reason"] = (f"the data file holds z but not the simulator's mixing: d z_hat / d z "
+                     f"estimated by local linear fits on the nearest of {len(pool)} {what} in z "
+                     "(an estimate; the exact routes need the mixing)")
+    return out
 
 
 def relabel(u, labels=None):

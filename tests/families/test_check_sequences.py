@@ -191,13 +191,14 @@ def test_stationary_control_has_rank_n_with_the_past():
     params = {**spec.init_params(jax.random.PRNGKey(1)), "trans_loc": jnp.zeros((1, N)),
               "trans_scale": jnp.ones((1, N))}
     fitted = Fitted(spec, params, None, FitSettings(model="stationary"), None, np.zeros(1), {})
-    r = check_run(fitted, data, None, n_points=32)  # no truth: the Jacobians are tested above
+    r = check_run(fitted, data, None, n_points=32)  # no truth: the exact routes are tested above
     sv = r["variability"]["sufficient_variability"]
     assert r["auxiliary"] == "past" and r["past_only"] is None and r["n_aux"] == 4 * N + 1
     assert (sv["rank"], sv["rank_first"], sv["rank_second"]) == (N, N, 0)
     assert not r["variability"]["passed"] and "homoscedastic" in sv["reason"]
     assert "cannot meet the condition" in r["sequence_reason"]
-    assert r["jacobian"] is None
+    # the data hold z but the check was given no mixing: the regression route stands in
+    assert set(r["jacobian"]) - {"applicable", "standardised", "reason"} == {"regression"}
 
 
 def test_sequence_check_errors_exit_2(seqdir, tmp_path, capsys):
@@ -215,3 +216,29 @@ def test_sequence_check_errors_exit_2(seqdir, tmp_path, capsys):
     assert main(["check", str(no_u)]) == 2
     err = capsys.readouterr().err
     assert "labels u of shape (B, T)" in err and "Traceback" not in err
+
+
+def test_regression_route_on_a_sequence_file_with_z_only(seqdir, tmp_path, capsys):
+    """A sequence file of one's own with ``z`` but no simulator mixing: the Jacobian comes from
+    local linear fits over all time steps, and it agrees with the exact routes of the same run
+    on the simulator file."""
+    from ppl_ident.workflow import load_run, load_run_data
+
+    root, data, run = seqdir
+    fitted = load_run(run)
+    dataset, truth, _, _ = load_run_data(run)
+    exact = check_run(fitted, dataset, truth, n_points=64)["jacobian"]
+    est = check_run(fitted, dataset, None, n_points=64)["jacobian"]
+    assert "encoder" not in est and est["applicable"] and "time steps" in est["reason"]
+    reg = est["regression"]
+    for route in ("encoder", "decoder"):
+        assert reg["matching"] == exact[route]["matching"]
+        # 400 steps, 30 neighbours in 2-D: a coarser estimate than the exact routes
+        assert reg["amari"] == pytest.approx(exact[route]["amari"], abs=0.15)
+
+    with np.load(data) as f:
+        np.savez(tmp_path / "own.npz", x=f["x"], u=f["u"], z=f["z"])
+    capsys.readouterr()
+    assert main(["check", str(run), "--data", str(tmp_path / "own.npz"), "--points", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "no ground truth" not in out and "regression route:" in out

@@ -27,11 +27,11 @@ from numpyro import handlers
 
 from ppl_ident.diagnostics.collapse import activity_to_dict, latent_activity
 from ppl_ident.diagnostics.jacobian import (jacobian_decoder_route, jacobian_encoder_route,
-                                            jacobian_regression_route, score_routes)
+                                            score_routes)
 from ppl_ident.diagnostics.variability import check_identifiability
 from ppl_ident.diagnostics.variability import report_to_dict as variability_dict
 from ppl_ident.errors import InputError
-from ppl_ident.families.base import check_points
+from ppl_ident.families.base import check_points, regression_jacobian
 from ppl_ident.families.iid.inputs import prepare_inputs
 from ppl_ident.families.iid.model import _factorial, prior_params
 from ppl_ident.families.predict import (data_mean_fn, encode, encode_chunked, encoder_mean_fn,
@@ -216,37 +216,6 @@ def _jacobians(fitted, truth, z_true, z_hat, u_points):
     return score_routes({"encoder": enc, "decoder": dec}, z_true.std(0), z_hat.std(0))
 
 
-#: Rows (at most) whose ``(z, z_hat)`` pairs the regression route fits its local planes on.
-REGRESSION_ROWS = 20_000
-
-
-def _regression_jacobian(fitted, z_true, x, u_model, idx, seed: int):
-    """The Jacobian check from the true latents alone (no simulator mixing in the file):
-    local linear fits of the encoder means on the true latents, scored like the exact routes
-    (:func:`ppl_ident.diagnostics.jacobian.jacobian_regression_route`)."""
-    z_true = np.asarray(z_true, np.float64)
-    n, n_hat = z_true.shape[1], fitted.spec.config["n_latent"]
-    if n != n_hat:
-        return {"applicable": False,
-                "reason": f"the model has {n_hat} latents but the truth {n}; the Jacobian scores "
-                          f"need a square learned-to-true map (fit with --latent-dim {n})."}
-    # the neighbour pool: the evaluation points plus a seeded subset of the other rows
-    rest = np.setdiff1d(np.arange(len(z_true)), idx)
-    rng = np.random.default_rng(seed + 1)
-    pool = np.concatenate([idx, rng.choice(rest, size=min(len(rest), REGRESSION_ROWS - len(idx)),
-                                           replace=False)]) if len(rest) else idx
-    u_pool = None if u_model is None else np.asarray(u_model)[pool]
-    z_hat, _ = encode_chunked(fitted.spec, fitted.params, np.asarray(x)[pool], u_pool, 4096)
-    if not np.all(np.isfinite(z_hat)):
-        return {"applicable": False, "reason": "the encoder means are not finite"}
-    jac = jacobian_regression_route(z_true[pool], z_hat, np.arange(len(idx)))
-    out = score_routes({"regression": jac}, z_true[idx].std(0), z_hat[:len(idx)].std(0))
-    out["reason"] = (f"the data file holds z but not the simulator's mixing: d z_hat / d z "
-                     f"estimated by local linear fits on the nearest of {len(pool)} rows in z "
-                     "(an estimate; the exact routes need the mixing)")
-    return out
-
-
 def check_run(fitted, dataset, truth=None, *, n_points: int = 256, seed: int = 0,
               rtol: float = 1e-3, min_share: float = 0.9) -> dict:
     """Check a fitted model: its learned prior's variability and, with ground truth, its
@@ -289,5 +258,12 @@ def check_run(fitted, dataset, truth=None, *, n_points: int = 256, seed: int = 0
     if truth is not None and getattr(truth, "mixing", None) is not None and z_true is not None:
         out["jacobian"] = _jacobians(fitted, truth, np.asarray(z_true)[idx], z_hat, u_points)
     elif z_true is not None and len(z_true) > z_hat.shape[1] + 2:
-        out["jacobian"] = _regression_jacobian(fitted, z_true, dataset.x, u_model, idx, seed)
+        x, u_all = dataset.x, None if u_model is None else np.asarray(u_model)
+
+        def learned(pool):
+            u_pool = None if u_all is None else u_all[pool]
+            return encode_chunked(fitted.spec, fitted.params, np.asarray(x)[pool], u_pool, 4096)[0]
+
+        out["jacobian"] = regression_jacobian(z_true, learned, idx, seed,
+                                              n_hat=fitted.spec.config["n_latent"])
     return out

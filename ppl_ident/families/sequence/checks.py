@@ -57,13 +57,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppl_ident.diagnostics.jacobian import jacobian_decoder_route, jacobian_encoder_route
+from ppl_ident.diagnostics.jacobian import (jacobian_decoder_route, jacobian_encoder_route,
+                                            score_routes)
 from ppl_ident.diagnostics.variability import check_identifiability, sufficient_variability
 from ppl_ident.diagnostics.variability import report_to_dict as variability_dict
 from ppl_ident.data.sequences import SequenceTruth
-from ppl_ident.diagnostics.jacobian import score_routes
 from ppl_ident.errors import InputError
-from ppl_ident.families.base import check_points
+from ppl_ident.families.base import check_points, regression_jacobian
 from ppl_ident.families.sequence.inputs import prepare_sequence_inputs
 from ppl_ident.families.predict import data_mean_fn, encode
 from ppl_ident.families.sequence.model import transition_log_density
@@ -408,7 +408,8 @@ def check_sequence_run(fitted, dataset, truth=None, *, n_points: int = 256, seed
         step, the single row of the stationary control, whose auxiliary is the past alone and
         whose rank the theory bounds by ``n``). ``jacobian`` as in
         :func:`ppl_ident.families.iid.checks.check_run`, over all time steps; its ``reason``
-        says what each route differentiates.
+        says what each route differentiates. With ``z`` but no simulator mixing (a file of
+        one's own), the ``regression`` route instead, fitted over all time steps.
 
     Raises
     ------
@@ -436,13 +437,19 @@ def check_sequence_run(fitted, dataset, truth=None, *, n_points: int = 256, seed
     out.update(_learned_variability(fitted, z_hat, labels, z_hat.reshape(-1, n_hat)[flat_idx],
                                     seed, rtol, min_share, n_pasts))
     z_true = dataset.z if dataset.z is not None else getattr(truth, "z", None)
-    if truth is not None and getattr(truth, "mixing", None) is not None and z_true is not None:
+    if z_true is not None:
         z_true = np.asarray(z_true, np.float32)
         if z_true.shape[:2] != (B, T):
             out["jacobian"] = {"applicable": False,
                                "reason": f"the true latents have shape {z_true.shape}, not "
                                          f"({B}, {T}, n) like the data."}
-        else:
+        elif getattr(truth, "mixing", None) is not None:
             out["jacobian"] = _sequence_jacobians(fitted, truth, z_true, z_hat, u_model,
                                                   flat_idx)
+        elif B * T > n_hat + 2:
+            # z without the simulator's mixing: the regression route over all time steps
+            z_flat = z_hat.reshape(-1, n_hat)
+            out["jacobian"] = regression_jacobian(z_true.reshape(B * T, -1),
+                                                  lambda pool: z_flat[pool], flat_idx, seed,
+                                                  n_hat=n_hat, what="time steps")
     return out
