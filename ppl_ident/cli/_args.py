@@ -58,7 +58,8 @@ def add_table_arguments(p, true_latents: bool = True) -> None:
                         "strings domain names (mapped to labels 0, 1, ... in sorted order, "
                         "the mapping recorded), floats a continuous u")
     g.add_argument("--x-cols", nargs="+", default=None, metavar="NAME",
-                   help="the observed columns (default: every other numeric column)")
+                   help="the observed columns, space- or comma-separated (default: every "
+                        "other numeric column)")
     g.add_argument("--seq-col", default=None, metavar="NAME",
                    help="sequence models, a table with one row per step: the column of "
                         "sequence ids (every sequence the same number of steps)")
@@ -67,7 +68,15 @@ def add_table_arguments(p, true_latents: bool = True) -> None:
                         "(default: row order)")
     if true_latents:
         g.add_argument("--z-cols", nargs="+", default=None, metavar="NAME",
-                       help="true-latent columns, for evaluation only (MCC); never used to fit")
+                       help="true-latent columns, space- or comma-separated, for evaluation "
+                            "only (MCC); never used to fit")
+
+
+def _names(given):
+    """Column names given as ``a b c`` or ``a,b,c`` (or both) -> a tuple; None stays None."""
+    if given is None:
+        return None
+    return tuple(name for item in given for name in item.split(",") if name)
 
 
 def table_columns(args):
@@ -75,8 +84,6 @@ def table_columns(args):
     when none was given)."""
     from ppl_ident.data.tables import Columns
 
-    z_cols = getattr(args, "z_cols", None)
-    cols = Columns(u=args.u_col, x=None if args.x_cols is None else tuple(args.x_cols),
-                   z=None if z_cols is None else tuple(z_cols),
+    cols = Columns(u=args.u_col, x=_names(args.x_cols), z=_names(getattr(args, "z_cols", None)),
                    sequence=getattr(args, "seq_col", None), time=getattr(args, "time_col", None))
     return None if cols.is_empty() else cols

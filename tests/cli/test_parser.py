@@ -86,3 +86,17 @@ def test_a_misspelt_command_is_answered_without_importing_jax():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "did you mean 'report'?" in done.stderr
+
+
+def test_table_columns_take_space_or_comma_separated_names():
+    import argparse
+
+    from ppl_ident.cli._args import add_table_arguments, table_columns
+
+    p = argparse.ArgumentParser()
+    add_table_arguments(p)
+    for argv in (["--x-cols", "a", "b", "c"], ["--x-cols", "a,b,c"], ["--x-cols", "a,b", "c"],
+                 ["--x-cols", "a,b,c,"]):
+        cols = table_columns(p.parse_args(argv + ["--z-cols", "z0,z1", "--u-col", "site"]))
+        assert cols.x == ("a", "b", "c") and cols.z == ("z0", "z1") and cols.u == "site"
+    assert table_columns(p.parse_args([])) is None
