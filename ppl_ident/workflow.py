@@ -566,10 +566,30 @@ def save_run(out_dir, fitted: Fitted, dataset: Dataset | None = None, *, force: 
                           stacklevel=2)
         else:
             family = family_of(fitted.spec.config["name"], dataset)
-            write_posterior(out, family.inference_data(
+            write_posterior(out, table_coords(family.inference_data(
                 fitted, dataset, num_draws=int(posterior_draws), max_obs=int(posterior_obs),
-                seed=fitted.settings.seed, truth=truth))
+                seed=fitted.settings.seed, truth=truth), columns))
     return out
+
+
+def table_coords(idata, columns: Columns | None):
+    """Name the coordinates of a table's run after its columns: ``x_dim`` after the observed
+    columns, ``domain`` after the domain names of a text ``u`` column (its labels are their
+    positions). Unchanged for arrays (``.npz``) and without a mapping."""
+    if columns is None:
+        return idata
+    names = {}
+    if columns.x is not None:
+        names["x_dim"] = list(columns.x)
+    if columns.u_categories is not None:
+        names["domain"] = list(columns.u_categories)
+    for group in idata.groups():
+        ds = idata[group]
+        given = {dim: values for dim, values in names.items()
+                 if dim in ds.dims and ds.sizes[dim] == len(values)}
+        if given:
+            setattr(idata, group, ds.assign_coords(given))
+    return idata
 
 
 def write_posterior(run_dir, idata) -> Path:

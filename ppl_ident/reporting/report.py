@@ -221,6 +221,8 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0,
     """
     plt = pyplot()
     observed = np.asarray(idata.observed_data["x"])
+    names = [str(v) for v in idata.observed_data["x"].coords["x_dim"].values] \
+        if "x_dim" in idata.observed_data["x"].coords else None
     label = {"posterior": "posterior predictive",
              "model": "fitted model p(x | u)"}[replicated]
     replicated = np.asarray(idata.posterior_predictive["x"])
@@ -251,7 +253,8 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0,
         obs_curve = _density(observed[:, k], grid)
         if obs_curve is not None:
             ax.plot(grid, obs_curve, color="k", lw=1.5, label="observed")
-        ax.set_xlabel(f"x[{k}]", fontsize=9)
+        ax.set_xlabel(f"x[{k}]" if names is None or names[k] == str(k) else names[k],
+                      fontsize=9)
         ax.set_ylabel("density", fontsize=9)
         ax.tick_params(labelsize=8)
         if k == 0:
