@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ppl_ident._version import __version__
 from ppl_ident.data.io import read_data
@@ -35,6 +37,7 @@ from ppl_ident.data.tables import Columns, table_format
 from ppl_ident.diagnostics.agreement import seed_agreement
 from ppl_ident.errors import DivergenceWarning, InputError
 from ppl_ident.families import build_model, family_for_data, family_of
+from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
 from ppl_ident.families.iid.idata import DEFAULT_DRAWS, DEFAULT_OBS
 from ppl_ident.families.iid.inputs import prepare_inputs  # the i.i.d. labels (0.1's API)
 from ppl_ident.families.predict import encode_chunked
@@ -282,20 +285,27 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
         extra["stop_message"] = divergence_message(reason.removeprefix("diverged: "), s,
                                                    steps_done)
         warnings.warn(extra["stop_message"], DivergenceWarning, stacklevel=3)
-    if s.seeds > 1 and not reason.startswith("diverged"):
-        extra.update(seed_metrics(spec, engine, res, dataset.x, u))
+    t0 = time.perf_counter()
+    # NumPy's BLAS threads would compete with XLA's for the same cores (measured: the
+    # correlations of the evaluation took 12x longer with them): one BLAS thread here
+    with threadpool_limits(limits=1, user_api="blas"):
+        if s.seeds > 1 and not reason.startswith("diverged"):
+            extra.update(seed_metrics(spec, engine, res, dataset.x, u))
+        # a diverged fit's Jacobian checks would mean nothing
+        scores = family.evaluate(fitted, dataset,
+                                 None if reason.startswith("diverged") else truth)
+    extra["evaluation_time_s"] = time.perf_counter() - t0
     return fitted._replace(metrics={**_fit_metrics(res, family.n_obs(dataset)), **extra,
-                                    **family.fit_metrics(s, dataset),
-                                    # a diverged fit's Jacobian checks would mean nothing
-                                    **family.evaluate(fitted, dataset, None if reason.startswith(
-                                        "diverged") else truth)})
+                                    **family.fit_metrics(s, dataset), **scores})
 
 
 def seed_metrics(spec, engine, res: FitResult, x, u, *, chunk_size: int = 4096) -> dict:
     """The agreement between the seeds of a fit with ``seeds > 1`` (see
     :func:`ppl_ident.diagnostics.seed_agreement`): every seed's best restart (by ELBO) encodes
-    all observations (posterior means; sequences flattened over time) and their pairwise MCC
-    is recorded. No true latent is looked at.
+    the evaluation rows (all observations up to
+    :data:`~ppl_ident.families.base.EVAL_ROWS`, else a seeded subset; posterior means;
+    sequences flattened over time) and their pairwise MCC is recorded. No true latent is
+    looked at.
 
     Returns
     -------
@@ -308,8 +318,11 @@ def seed_metrics(spec, engine, res: FitResult, x, u, *, chunk_size: int = 4096) 
     chosen = np.asarray(res.seed_selected)
     params = jax.vmap(engine.get_params)(
         jax.tree_util.tree_map(lambda a: a[chosen], res.states))
-    x = np.asarray(x)
     lead = int(np.prod(x.shape[1:-1], dtype=np.int64))  # steps per sequence (1: i.i.d.)
+    # the rows of the evaluation (all of them up to EVAL_ROWS observations)
+    rows = evaluation_rows(x.shape[0], max(1, EVAL_ROWS // lead))
+    x = np.asarray(x[rows], np.float32)
+    u = None if u is None else np.asarray(u)[rows]
     latents = []
     for k in range(len(chosen)):
         p = jax.tree_util.tree_map(lambda a: a[k], params)  # noqa: B023
@@ -466,6 +479,8 @@ def _fit_metrics(res: FitResult, n_obs: int) -> dict:
         "num_skipped_steps": res.num_skipped,
         "compile_time_s": res.compile_time,
         "run_time_s": res.run_time,
+        # the restart-selecting ELBO (chunked, on at most SELECTION_ROWS rows), not in run time
+        "selection_time_s": res.selection_time,
         "steps_per_s": len(res.losses) / res.run_time if res.run_time > 0 else None,
     }
 

@@ -290,7 +290,11 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
                   batch_size=batch_size, **optim._asdict(),
                   noise_anneal=None if noise_anneal is None else noise_anneal._asdict(),
                   kl_anneal=None if kl_anneal is None else kl_anneal._asdict(),
-                  devices=1 if mesh is None else int(mesh.devices.size))
+                  devices=1 if mesh is None else int(mesh.devices.size),
+                  # evaluate() sums independent per-row terms of the rows it is given, so the
+                  # fit may score restarts on chunks of a subset (False: per-row guide
+                  # parameters index the full data)
+                  rows_additive=bool(family.full_data))
     return Engine(name or "svi", init, step, svi.get_params, evaluate, spec, config)
 
 

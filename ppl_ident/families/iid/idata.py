@@ -54,8 +54,10 @@ from ppl_ident._version import __version__
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_alignment
 from ppl_ident.errors import InputError
+from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
 from ppl_ident.families.iid.inputs import prepare_inputs
-from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, encode, guide_latents,
+from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, encode_chunked,
+                                        guide_latents,
                                         log_likelihood_x, model_predictive_x,
                                         posterior_predictive_x, split_draws)
 
@@ -115,7 +117,8 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
         Chains of a sampler (default 1); given for the guide, ``num_draws`` is per chain.
     alignment : Alignment, optional
         Reuse an alignment (by default it is fitted on the guide's means over all rows of
-        ``dataset``, so that every engine is aligned by the same map).
+        ``dataset``, or a seeded subset of :data:`~ppl_ident.families.base.EVAL_ROWS` rows of
+        larger data, so that every engine is aligned by the same map).
     **sampler_kwargs
         Passed to the sampler (``num_warmup=...`` for NUTS).
 
@@ -173,8 +176,12 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
         dims["u"] = ["obs"] if constant["u"].ndim == 1 else ["obs", "u_dim"]
     z_true = _true_latents(truth, dataset)
     if z_true is not None and alignment is None:
-        mean_all, _ = encode(spec, params, np.asarray(dataset.x, np.float32), u_all)
-        alignment = fit_alignment(z_true, np.asarray(mean_all))
+        # the alignment is a property of the model: fitted on up to EVAL_ROWS rows (all rows
+        # of smaller data), encoded in chunks
+        rows = evaluation_rows(n_total, EVAL_ROWS)
+        mean_all, _ = encode_chunked(spec, params, np.asarray(dataset.x[rows], np.float32),
+                                     None if u_all is None else u_all[rows], 8192)
+        alignment = fit_alignment(np.asarray(z_true[rows]), mean_all)
     if z_true is not None:
         coords["true_latent"] = np.arange(z_true.shape[1])
         latents["z_aligned"] = apply_alignment(alignment, z).astype(np.float32)

@@ -14,7 +14,7 @@ from ppl_ident.diagnostics.mcc import matched_r2
 from ppl_ident.diagnostics.sequences import match_regimes, sequence_mcc, transition_matrix_error
 from ppl_ident.errors import InputError, warn_identifiability
 from ppl_ident.families.base import ModelFamily, ModelSpec
-from ppl_ident.families.predict import encode
+from ppl_ident.families.predict import encode_chunked
 from ppl_ident.families.sequence.build import SEQUENCE_GUIDES, build_sequence_model
 from ppl_ident.families.sequence.checks import check_sequence_data, check_sequence_run
 from ppl_ident.families.sequence.idata import sequence_inference_data
@@ -87,7 +87,10 @@ class SequenceFamily(ModelFamily):
         name = fitted.spec.config["name"]
         u, _ = prepare_sequence_inputs(dataset.u, name, fitted.labels)
         if dataset.z is not None:
-            mean, _ = encode(fitted.spec, fitted.params, dataset.x, u)
+            # whole sequences, in chunks of about 4096 steps (memory bounded by one chunk)
+            steps = int(np.prod(dataset.x.shape[1:-1], dtype=np.int64))
+            mean, _ = encode_chunked(fitted.spec, fitted.params, dataset.x, u,
+                                     max(1, 4096 // steps))
             mean = np.asarray(mean)
             pear = sequence_mcc(dataset.z, mean)
             n = dataset.z.shape[-1]
