@@ -236,8 +236,10 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
     target = int(target_steps or s.steps)
     resume = {}
     if resume_dir is not None:
+        # shapes only: a memory-mapped x is not read
         template = state_template(engine, fit_keys(k_fit, s.restarts, s.seeds),
-                                  np.asarray(dataset.x), None if u is None else np.asarray(u))
+                                  jax.ShapeDtypeStruct(dataset.x.shape, np.float32),
+                                  None if u is None else np.asarray(u))
         ckpt = load_checkpoint(resume_dir, template)
         if ckpt.step >= target:
             raise InputError(
@@ -395,7 +397,7 @@ def resume_run(run_dir, steps: int | None = None, *, progress: bool = False,
     config = _read_json(run / "config.json")
     meta = _read_json(run / CHECKPOINT_JSON) if (run / CHECKPOINT_JSON).is_file() else {}
     data_path = data_path or meta.get("data") or config.get("data")
-    if data_path is None or not Path(data_path).is_file():
+    if data_path is None or not Path(data_path).exists():
         raise InputError(
             f"The data file of this run ({data_path}) is not available; pass its new path "
             "(ppl-ident fit --resume RUN_DIR DATA)."

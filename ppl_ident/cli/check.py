@@ -12,7 +12,8 @@ HELP = ("Check identifiability: on a simulated .npz, whether the true prior (for
 
 
 def add_arguments(p):
-    p.add_argument("path", help="simulated .npz data file, or a run directory written by fit")
+    p.add_argument("path", help="simulated data (.npz, or a .npy / zarr directory), or a run "
+                                "directory written by fit")
     p.add_argument("--data", default=None,
                    help="data file of a run directory, .npz or a .csv / .parquet table "
                         "(default: the one recorded in its config.json, read with the "
@@ -195,8 +196,10 @@ def run(args) -> int:
     from ppl_ident.data import load_dataset
     from ppl_ident.errors import InputError
 
+    from ppl_ident.data.io import data_dir_format
+
     path = Path(args.path)
-    if path.is_dir():
+    if path.is_dir() and data_dir_format(path) is None:
         fitted, data, truth, _ = _load_run_inputs(path, args.data, table_columns(args))
         result = check_run(fitted, data, truth, n_points=args.points, seed=args.seed)
     elif path.exists():

@@ -14,7 +14,8 @@ HELP = ("Write the recovered latents of every row of a data file (posterior mean
 def add_arguments(p):
     p.add_argument("run", help="run directory written by `ppl-ident fit`")
     p.add_argument("data", nargs="?", default=None,
-                   help="data file to encode (.npz, .csv, .parquet; default: the fitted one); "
+                   help="data to encode (.npz, .npy or zarr directory, .csv, .parquet; "
+                        "default: the fitted one); "
                         "a table is read with the column mapping the run recorded")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="output file; its suffix picks the format: .csv, .parquet (columns u, "

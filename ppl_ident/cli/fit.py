@@ -16,7 +16,8 @@ def add_arguments(p):
     from ppl_ident.settings import add_fit_arguments
 
     p.add_argument("data", nargs="?", default=None,
-                   help="data file: .npz (keys x, u, optional z) or a .csv / .parquet table "
+                   help="data: .npz (keys x, u, optional z), a directory of x.npy, u.npy "
+                        "(z.npy) read memory-mapped, a zarr group, or a .csv / .parquet table "
                         "(see --u-col); with --resume, only if it moved")
     p.add_argument("--out", default=None, help="run directory to create (required unless --resume)")
     # one flag per fit setting, from the settings table (ppl_ident.settings.SETTINGS)

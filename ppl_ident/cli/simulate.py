@@ -15,7 +15,10 @@ def add_arguments(p):
     from ppl_ident.data.mixing import ACTIVATIONS
 
     d = SimulationConfig()
-    p.add_argument("--out", required=True, help="output .npz path (never overwritten without --force)")
+    p.add_argument("--out", required=True,
+                   help="output .npz path, or a directory NAME.npy/ of x.npy, u.npy, z.npy "
+                        "(memory-mapped when read: for data larger than memory); never "
+                        "overwritten without --force")
     p.add_argument("--generator", choices=GENERATORS, default="domains",
                    help="domains: i.i.d. (N, d) data; segments/dynamics/regimes: sequences "
                         "(B, T, d), see ppl_ident.data.sequences")
@@ -78,8 +81,9 @@ def run(args) -> int:
     from pathlib import Path
 
     out = Path(args.out)
-    if out.suffix != ".npz":
-        raise InputError(f"--out must end in .npz, got {out}; try --out {out.with_suffix('.npz')}.")
+    if out.suffix not in (".npz", ".npy"):
+        raise InputError(f"--out must end in .npz (a file) or .npy (a directory of .npy "
+                         f"files), got {out}; try --out {out.with_suffix('.npz')}.")
     if out.exists() and not args.force:
         raise InputError(f"{out} already exists; choose another --out or pass --force to replace it.")
     if args.scale_gain > 0 and args.generator not in ("dynamics", "regimes"):

@@ -13,11 +13,28 @@ Keys (loaded with ``allow_pickle=False``):
     ``truth_domain_loc``, ``truth_domain_scale`` ``(U, n)``; ``truth_mixing_weights``
     ``(L, n, n)``; ``truth_mixing_projection`` ``(n, d)``; ``truth_mixing_activation``,
     ``truth_source`` (strings); ``truth_mixing_slope``, ``truth_df``, ``truth_noise_std``.
+
+Data on disk, for data sets larger than memory, map onto the same keys:
+
+a ``.npy`` directory
+    ``DIR/x.npy``, ``DIR/u.npy`` and optionally ``DIR/z.npy`` (and ``truth_*.npy``), opened
+    with ``np.load(mmap_mode="r")``: nothing is read until used. A float32 ``x`` (and ``z``)
+    stays on disk: a fit gathers each minibatch's rows from the memory map, evaluation reads
+    a bounded subset, ``encode`` reads chunks. Other dtypes are converted to one float32
+    copy in memory. Write one with :func:`save_dataset` (a path without suffix or ending in
+    ``.npy``) or ``np.save`` / ``np.lib.format.open_memmap``.
+a zarr (format 3) group
+    A directory with arrays ``x``, ``u`` and optionally ``z`` (``zarr.open_group(path)``);
+    read chunk by chunk into memory (one float32 copy of ``x``).
+
+Validation of both streams over fixed-size blocks of rows (non-finite values, labels), with
+the messages of the ``.npz`` path.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -32,7 +49,12 @@ from ppl_ident.errors import InputError
 from ppl_ident.files import atomic_savez, check_memory
 
 __all__ = ["load_dataset", "read_data", "save_dataset", "validate_dataset", "truth_to_arrays",
-           "truth_from_arrays", "scan_npz", "Columns"]
+           "truth_from_arrays", "scan_npz", "Columns", "data_dir_format", "data_sha256",
+           "VALIDATION_ROWS"]
+
+#: Rows per block when values are checked (non-finite, labels) or converted, so that
+#: validating a memory-mapped file never holds more than one block in memory.
+VALIDATION_ROWS = 1 << 16
 
 
 def truth_to_arrays(truth: GroundTruth) -> dict:
@@ -74,8 +96,10 @@ def save_dataset(path, dataset: Dataset, truth: GroundTruth | None = None,
     Refuses to replace an existing file unless ``overwrite``.
     """
     path = Path(path)
-    if path.suffix != ".npz":
-        raise InputError(f"Data files use the .npz format; name the output like {path}.npz.")
+    if path.suffix not in (".npz", ".npy"):
+        raise InputError(f"Data files use the .npz format (or a directory of .npy files, named "
+                         f"like {path.with_suffix('.npy')}/); name the output like "
+                         f"{path.with_suffix('.npz')}.")
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists; choose another name or pass --force to replace it.")
     arrays = {"x": dataset.x}
@@ -85,7 +109,41 @@ def save_dataset(path, dataset: Dataset, truth: GroundTruth | None = None,
         arrays["z"] = dataset.z
     if truth is not None:
         arrays.update(truth_to_arrays(truth))
+    if path.suffix == ".npy":
+        return _save_npy_dir(path, arrays, overwrite)
     return atomic_savez(path, **arrays)
+
+
+def _save_npy_dir(path: Path, arrays: dict, overwrite: bool) -> Path:
+    """A ``.npy`` directory (one file per key), written beside and renamed into place."""
+    import os
+    import shutil
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        for key, value in arrays.items():
+            value = np.asarray(value)
+            if value.dtype == object:
+                raise TypeError(f"refusing to save object array {key!r}: it would need pickle")
+            np.save(tmp / f"{key}.npy", value, allow_pickle=False)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if path.exists() and overwrite:
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_dataset(path, columns: Columns | None = None) -> tuple[Dataset, GroundTruth | None]:
@@ -145,8 +203,23 @@ def read_data(path, columns: Columns | None = None
             f"`ppl-ident simulate --out {path}`."
         )
     if path.is_dir():
-        raise InputError(f"{path} is a directory; pass the path of a .npz, .csv or .parquet "
-                         "data file.")
+        kind = data_dir_format(path)
+        if kind is None:
+            found = sorted(p.name for p in path.iterdir())[:10]
+            raise InputError(
+                f"{path} is a directory but not a data directory: it needs x.npy and u.npy "
+                f"(optional z.npy), or to be a zarr group with arrays x, u and z (found: "
+                f"{', '.join(found) or 'nothing'}). Pass a .npz, .csv or .parquet file, or "
+                "write the arrays with np.save(DIR / 'x.npy', x) etc."
+            )
+        if columns is not None and not columns.is_empty():
+            raise InputError(
+                f"{path} is a {kind} directory, whose arrays are named x, u and z; --u-col, "
+                "--x-cols and --z-cols apply to CSV and Parquet tables only. Drop them."
+            )
+        arrays = _read_npy_dir(path) if kind == "npy" else _read_zarr(path)
+        dataset = validate_dataset(arrays, source=str(path))
+        return dataset, _truth(path, arrays, dataset), None
     if table_format(path) is not None:
         arrays, resolved = read_table_arrays(path, columns)
         return validate_dataset(arrays, source=str(path)), None, resolved
@@ -170,14 +243,86 @@ def read_data(path, columns: Columns | None = None
             f"{path} is not a readable .npz file ({err}); write it with np.savez(path, x=x, u=u)."
         ) from err
     dataset = validate_dataset(arrays, source=str(path))
+    return dataset, _truth(path, arrays, dataset), None
+
+
+def _truth(path, arrays, dataset):
     try:
-        truth = truth_from_arrays(arrays, dataset.z)
+        return truth_from_arrays({k: np.asarray(v) for k, v in arrays.items()
+                                  if k.startswith("truth_")}, dataset.z)
     except (KeyError, ValueError, TypeError, IndexError) as err:
         raise InputError(
             f"{path}: the simulator's ground-truth arrays (truth_*) are malformed ({err}); "
             "remove the truth_* keys or rewrite the file with `ppl-ident simulate`."
         ) from err
-    return dataset, truth, None
+
+
+def data_dir_format(path) -> str | None:
+    """``"npy"`` for a directory holding ``x.npy``, ``"zarr"`` for a zarr group (its
+    ``zarr.json`` or ``.zgroup``), None otherwise (a run directory, say)."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    if (path / "x.npy").is_file():
+        return "npy"
+    if (path / "zarr.json").is_file() or (path / ".zgroup").is_file():
+        return "zarr"
+    return None
+
+
+def _read_npy_dir(path: Path) -> dict:
+    """The arrays of a ``.npy`` directory, memory-mapped (nothing read yet)."""
+    arrays = {}
+    for file in sorted(path.glob("*.npy")):
+        name = file.stem
+        if name not in ("x", "u", "z") and not name.startswith("truth_"):
+            continue
+        try:
+            arr = np.load(file, mmap_mode="r", allow_pickle=False)
+        except ValueError as err:
+            raise InputError(
+                f"{file} could not be memory-mapped ({err}); it may hold objects (pickle, "
+                "never loaded) or be truncated. Save plain numeric arrays with "
+                f"np.save({file.name!r}, array)."
+            ) from err
+        except OSError as err:
+            raise InputError(f"{file} is not a readable .npy file ({err}); write it with "
+                             f"np.save.") from err
+        # a 0-d array cannot be memory-mapped usefully: small truth_* scalars are read
+        arrays[name] = np.asarray(arr) if arr.ndim == 0 else arr
+    return arrays
+
+
+def _read_zarr(path: Path) -> dict:
+    """The arrays of a zarr group as lazy zarr arrays (read block by block on validation)."""
+    try:
+        import zarr
+    except ImportError as err:  # a dependency, but say what to do if it is missing
+        raise InputError(f"{path} is a zarr group, which needs the zarr package ({err}); "
+                         "pip install 'zarr>=3'.") from None
+    try:
+        group = zarr.open_group(path, mode="r")
+        return {name: arr for name, arr in group.arrays()}
+    except Exception as err:  # zarr raises many kinds for a damaged store
+        raise InputError(f"{path} is not a readable zarr group ({type(err).__name__}: {err}); "
+                         "write it with zarr.open_group(path, mode='w') and create_array "
+                         "for x, u and z.") from err
+
+
+def data_sha256(path, chunk: int = 1 << 22) -> str:
+    """SHA-256 identifying a data file, or a ``.npy`` / zarr directory (its files' relative
+    paths and contents, in sorted order), read in chunks."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if not path.is_dir() else sorted(
+        p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if path.is_dir():
+            h.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk), b""):  # noqa: B023
+                h.update(block)
+    return h.hexdigest()
 
 
 def scan_npz(path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -244,24 +389,61 @@ _F32_MAX = float(np.finfo(np.float32).max)
 _I32_MAX = int(np.iinfo(np.int32).max)
 
 
+def _blocks(arr, rows: int | None = None):
+    """``arr`` in blocks of rows along its first axis, each read into memory (a memory map or
+    a zarr array is read block by block)."""
+    rows = max(1, (rows or VALIDATION_ROWS))
+    if np.ndim(arr) == 0:
+        yield np.asarray(arr)
+        return
+    for start in range(0, arr.shape[0], rows):
+        yield np.asarray(arr[start:start + rows])
+
+
 def _numeric(name, arr, source):
-    if arr.dtype.kind not in "fiub":
+    if np.dtype(arr.dtype).kind not in "fiub":
         raise InputError(
             f"{source}: '{name}' has dtype {arr.dtype}; it must be numeric. Convert it with "
             f"{name}.astype('float32') before saving."
         )
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        bad = int(np.sum(~np.isfinite(arr)))
+    if np.dtype(arr.dtype).kind != "f":
+        return
+    bad, big = 0, False
+    for block in _blocks(arr):
+        bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+        if not bad and block.dtype.itemsize > 4 and block.size:
+            big = big or bool(np.max(np.abs(block)) > _F32_MAX)
+    if bad:
         raise InputError(
             f"{source}: '{name}' contains {bad} NaN or infinite value(s); drop or impute those "
             "rows before fitting."
         )
-    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size \
-            and np.max(np.abs(arr)) > _F32_MAX:
+    if big:
         raise InputError(
             f"{source}: '{name}' has values beyond the float32 range (|value| > 3.4e38), "
             "which become infinite in a fit; rescale it (e.g. standardise each column)."
         )
+
+
+def _float32(arr):
+    """``arr`` as float32: a float32 memory map stays on disk (no copy); anything else becomes
+    one float32 array in memory, converted block by block."""
+    if isinstance(arr, np.ndarray) and arr.dtype == np.float32:
+        return arr
+    if isinstance(arr, np.ndarray) and not isinstance(arr, np.memmap):
+        return arr.astype(np.float32)
+    out = np.empty(arr.shape, np.float32)
+    start = 0
+    for block in _blocks(arr):
+        out[start:start + len(block)] = block
+        start += len(block)
+    return out
+
+
+def _labels(arr):
+    """Integer labels ``(N,)`` in memory (int32 after the checks), read block by block."""
+    return np.concatenate(list(_blocks(arr))) if not isinstance(arr, np.ndarray) \
+        or isinstance(arr, np.memmap) else arr
 
 
 #: names people give the auxiliary variable, for the hint of a missing 'u'
@@ -294,7 +476,7 @@ def validate_dataset(arrays, source: str = "data") -> Dataset:
     if "x" not in arrays or arrays.get("x") is None:
         raise InputError(f"{source}: no 'x' array{_found_keys('x', arrays)}; save the "
                          "observations under the key 'x'.")
-    x = np.asarray(arrays["x"])
+    x = _lazy(arrays["x"])
     _numeric("x", x, source)
     if x.ndim not in (2, 3) or x.size == 0:
         raise InputError(
@@ -311,8 +493,9 @@ def validate_dataset(arrays, source: str = "data") -> Dataset:
             "the key 'u'."
         )
     if u is not None:
-        u = np.asarray(u)
+        u = _lazy(u)
         _numeric("u", u, source)
+        u = _labels(u)  # u is small beside x (one label or k values per row): in memory
         if u.shape[: len(lead)] != lead or u.ndim > len(lead) + 1:
             raise InputError(
                 f"{source}: 'u' has shape {u.shape} but 'x' has shape {x.shape}; u must have one "
@@ -343,12 +526,23 @@ def validate_dataset(arrays, source: str = "data") -> Dataset:
             u = u.astype(np.float32)
     z = arrays.get("z")
     if z is not None:
-        z = np.asarray(z)
+        z = _lazy(z)
         _numeric("z", z, source)
         if z.ndim != x.ndim or z.shape[:-1] != lead or z.shape[-1] == 0:
             raise InputError(
                 f"{source}: 'z' has shape {z.shape} but 'x' has shape {x.shape}; the true latents "
                 f"must have shape {lead + ('n',)}."
             )
-        z = z.astype(np.float32)
-    return Dataset(x.astype(np.float32), u, z)
+        z = _float32(z)
+    return Dataset(_float32(x), u, z)
+
+
+def _lazy(arr):
+    """An array-like with ``shape``/``dtype`` and row slicing, read as late as possible: NumPy
+    arrays and memory maps as they are, zarr arrays untouched, anything else as an array."""
+    if isinstance(arr, np.ndarray) or (hasattr(arr, "shape") and hasattr(arr, "dtype")
+                                       and hasattr(arr, "__getitem__")
+                                       and not hasattr(arr, "__jax_array__")
+                                       and type(arr).__module__.startswith("zarr")):
+        return arr
+    return np.asarray(arr)

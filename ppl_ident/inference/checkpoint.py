@@ -142,12 +142,11 @@ def load_checkpoint(directory, template) -> Checkpoint:
 
 
 def file_sha256(path, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file, read in chunks (identifies the data a run was fitted to)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+    """SHA-256 of a data file or data directory (``.npy`` / zarr), read in chunks (identifies
+    the data a run was fitted to); see :func:`ppl_ident.data.io.data_sha256`."""
+    from ppl_ident.data.io import data_sha256
+
+    return data_sha256(path, chunk)
 
 
 class StopFlag:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl_ident.inference.engines import Engine
+from ppl_ident.inference.hostdata import host_rows
 from ppl_ident.inference.sharding import batch_mesh, replicate
 
 __all__ = ["DivergencePolicy", "FitResult", "chunk_schedule", "divergence_reason", "fit",
@@ -294,8 +295,11 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
     states, losses ``(R, steps)``, finite ``(R, steps)``, compile_time, run_time
         ``steps`` counts the steps in ``history`` plus those run now.
     """
-    x, u = jnp.asarray(x), None if u is None else jnp.asarray(u)
     mesh = batch_mesh(engine.config["devices"]) if engine.config.get("devices", 1) > 1 else None
+    # a memory-mapped x stays on disk: each step reads its minibatch's rows (HostRows); with
+    # several devices the data are replicated onto each of them instead
+    x = host_rows(x) if mesh is None else jnp.asarray(np.asarray(x, np.float32))
+    u = None if u is None else jnp.asarray(u)
     x, u = replicate((x, u), mesh)
     t0 = time.perf_counter()
     if state is None:

@@ -27,10 +27,8 @@ def whitening(x, n_components: int | None = None):
     components, and ``residual_var`` the mean variance left in the other ``d - n`` directions
     (floored at the ridge), which :func:`residual_log_density` scores as isotropic Gaussian.
     """
-    x = np.asarray(x, np.float64)
-    mu = x.mean(0)
+    mu, cov = _moments(x)
     d = x.shape[1]
-    cov = np.atleast_2d(np.cov(x, rowvar=False)) if len(x) > 1 else np.eye(d)
     ridge = 1e-6 * max(float(np.mean(np.diag(cov))), 1e-12)
     if n_components is None or n_components >= d:
         chol = np.linalg.cholesky(cov + ridge * np.eye(cov.shape[0]))
@@ -44,6 +42,25 @@ def whitening(x, n_components: int | None = None):
     a = evecs[:, :n] * np.sqrt(evals[:n] + ridge)
     residual = max(float(evals[n:].mean()), ridge)
     return mu.astype(np.float32), a.astype(np.float32), np.float32(residual)
+
+
+def _moments(x, rows: int = 1 << 16):
+    """Mean and covariance (``ddof=1``; the identity for one row) of ``x`` ``(N, d)``,
+    accumulated in float64 over blocks of ``rows`` rows about the first block's mean, so a
+    memory-mapped ``x`` is read block by block and no full float64 copy is made."""
+    n, d = x.shape[0], x.shape[1]
+    shift = np.asarray(x[:rows], np.float64).mean(0)
+    total, outer = np.zeros(d), np.zeros((d, d))
+    for start in range(0, n, rows):
+        block = np.asarray(x[start:start + rows], np.float64) - shift
+        total += block.sum(0)
+        outer += block.T @ block
+    mean_c = total / n
+    mu = shift + mean_c
+    if n < 2:
+        return mu, np.eye(d)
+    cov = (outer - n * np.outer(mean_c, mean_c)) / (n - 1)
+    return mu, np.atleast_2d(cov)
 
 
 def observation_dist(mean, sigma, whiten=None):

@@ -365,7 +365,7 @@ def bad_simulate_args(draw):
         opt = draw(st.sampled_from(["--points-per-domain", "--domains"]))
         return kind, [opt, str(draw(st.integers(10**11, 10**18)))]
     if kind == "suffix":
-        return kind, ["--out-suffix", draw(st.sampled_from([".csv", ".npy", "", ".npz.bak"]))]
+        return kind, ["--out-suffix", draw(st.sampled_from([".csv", ".npy.bak", "", ".npz.bak"]))]
     return kind, _opt(draw, draw(st.sampled_from(["--loc-range", "--noise-std"])),
                       draw(st.floats(max_value=-1e-6, allow_nan=False)))
 
