@@ -64,8 +64,21 @@ def encode(spec, params, x, u):
     -------
     mean, std : arrays ``(N, n_latent)``
     """
-    return jax.jit(partial(_moments, spec))(params, jnp.asarray(x),
-                                            None if u is None else jnp.asarray(u))
+    return _moments_fn(spec)(params, jnp.asarray(x), None if u is None else jnp.asarray(u))
+
+
+#: compiled ``_moments`` per model spec (by identity; the spec is kept alive with it), so that
+#: the evaluation's several encodings of one fit compile once per shape, not once per call
+_MOMENTS: dict[int, tuple] = {}
+
+
+def _moments_fn(spec):
+    hit = _MOMENTS.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        if len(_MOMENTS) >= 8:
+            _MOMENTS.pop(next(iter(_MOMENTS)))
+        hit = _MOMENTS[id(spec)] = (spec, jax.jit(partial(_moments, spec)))
+    return hit[1]
 
 
 def _moments(spec, params, x, u):
@@ -99,7 +112,7 @@ def encode_chunked(spec, params, x, u, chunk_size: int):
     u = None if u is None else np.asarray(u)
     total = x.shape[0]
     size = int(min(chunk_size, total))
-    fn = jax.jit(partial(_moments, spec))
+    fn = _moments_fn(spec)
     means, stds = [], []
     for start in range(0, total, size):
         idx = np.minimum(np.arange(start, start + size), total - 1)
