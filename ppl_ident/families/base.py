@@ -84,7 +84,6 @@ def regression_jacobian(z_true, learned, idx, seed: int, *, n_hat: int, what: st
     (the encoder means). The neighbour pool is ``idx`` plus a seeded subset of the other rows,
     :data:`REGRESSION_ROWS` in all.
     """
-    z_true = np.asarray(z_true, np.float64)
     n = z_true.shape[1]
     if n != n_hat:
         return {"applicable": False,
@@ -97,8 +96,10 @@ def regression_jacobian(z_true, learned, idx, seed: int, *, n_hat: int, what: st
     z_hat = np.asarray(learned(pool), np.float64)
     if not np.all(np.isfinite(z_hat)):
         return {"applicable": False, "reason": "the encoder means are not finite"}
-    jac = jacobian_regression_route(z_true[pool], z_hat, np.arange(len(idx)))
-    out = score_routes({"regression": jac}, z_true[idx].std(0), z_hat[:len(idx)].std(0))
+    # only the pool's rows of z are read (z may be memory-mapped): no full float64 copy
+    z_pool = np.asarray(z_true[pool], np.float64)
+    jac = jacobian_regression_route(z_pool, z_hat, np.arange(len(idx)))
+    out = score_routes({"regression": jac}, z_pool[:len(idx)].std(0), z_hat[:len(idx)].std(0))
     out["reason"] = (f"the data file holds z but not the simulator's mixing: d z_hat / d z "
                      f"estimated by local linear fits on the nearest of {len(pool)} {what} in z "
                      "(an estimate; the exact routes need the mixing)")

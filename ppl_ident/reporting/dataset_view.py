@@ -130,7 +130,7 @@ def plot_posterior_sd(sd, path: Path) -> Path:
                 label=f"z{j} (median {np.median(sd[:, j]):.3f})")
     ax.set_xlabel("posterior standard deviation of the latent")
     ax.set_ylabel("rows")
-    ax.set_title(f"posterior sd over all {len(sd)} rows")
+    ax.set_title(f"posterior sd over {len(sd)} rows")
     ax.legend(title="latent")
     return save_figure(fig, path)
 

@@ -455,6 +455,8 @@ def _dataset_view(run: Path, fitted, data, columns, numbers: dict, seed: int):
     from ppl_ident.families.iid.checks import learned_prior_table
     from ppl_ident.reporting.dataset_view import (agreement_section, plot_latents_by_domain,
                                                   plot_posterior_sd, plot_prior_table)
+    from ppl_ident.data.simulate import Dataset
+    from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
     from ppl_ident.workflow import latent_summary
 
     metrics = fitted.metrics or {}
@@ -482,6 +484,11 @@ def _dataset_view(run: Path, fitted, data, columns, numbers: dict, seed: int):
         parts["prior"] = ("<p>This model has no per-domain prior table (the VAE's prior is "
                           "a standard normal that ignores u; a continuous u enters through a "
                           "network).</p>")
+    if np.ndim(data.x) == 2 and data.x.shape[0] > EVAL_ROWS:
+        # large data: the views of every row are drawn from the evaluation rows (a seeded
+        # subset; every row's latents come from `ppl-ident encode`)
+        keep = evaluation_rows(data.x.shape[0], EVAL_ROWS, seed)
+        data = Dataset(np.asarray(data.x[keep]), None if data.u is None else data.u[keep], None)
     summ = latent_summary(fitted, data)
     u_model = model_inputs(fitted, data.u)
     figures["latents"] = plot_latents_by_domain(
