@@ -12,7 +12,7 @@ import numpy as np
 
 from ppl_ident.errors import InputError
 
-__all__ = ["atomic_write_bytes", "atomic_savez", "atomic_write_json", "prepare_output_dir",
+__all__ = ["atomic_write_bytes", "atomic_write_stream", "atomic_savez", "atomic_write_json", "prepare_output_dir",
            "available_memory", "check_memory", "MEMORY_FRACTION"]
 
 #: Inputs whose arrays need more than this share of the available memory are refused: a fit
@@ -41,6 +41,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_stream(path: str | os.PathLike, write) -> Path:
+    """Call ``write(fh)`` on a temporary binary file beside ``path``, then rename it into
+    place (as :func:`atomic_write_bytes`, for output written piece by piece)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _MODE)

@@ -16,7 +16,6 @@ sequences::
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -41,7 +40,7 @@ from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
 from ppl_ident.families.iid.idata import DEFAULT_DRAWS, DEFAULT_OBS
 from ppl_ident.families.iid.inputs import prepare_inputs  # the i.i.d. labels (0.1's API)
 from ppl_ident.families.predict import encode_chunked
-from ppl_ident.files import (atomic_savez, atomic_write_bytes, atomic_write_json,
+from ppl_ident.files import (atomic_savez, atomic_write_json, atomic_write_stream,
                              prepare_output_dir)
 from ppl_ident.inference import SAMPLER_ENGINES, FitResult, OptimConfig, build_engine, fit
 from ppl_ident.inference.fit import fit_keys
@@ -878,13 +877,46 @@ def save_latents(path, fitted: Fitted, dataset: Dataset, *, chunk_size: int = 40
             cats = columns.u_categories if columns is not None else None
             arrays["u"] = np.asarray(cats)[u] if cats else u
         return atomic_savez(path, **arrays)
-    table = encode_rows(fitted, dataset, chunk_size=chunk_size, columns=columns)
-    if fmt == "CSV":
-        return atomic_write_bytes(path, table.to_csv(index=False).encode())
-    buf = io.BytesIO()
-    try:
-        table.to_parquet(buf, index=False)
-    except ImportError as err:
-        raise InputError(f"Writing Parquet needs pyarrow ({err}); install it with `pip install "
-                         "pyarrow`, or write .csv or .npz.") from err
-    return atomic_write_bytes(path, buf.getvalue())
+    if fmt == "Parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as err:
+            raise InputError(f"Writing Parquet needs pyarrow ({err}); install it with `pip "
+                             "install pyarrow`, or write .csv or .npz.") from err
+
+    def write(fh):
+        writer = None
+        try:
+            for k, table in enumerate(_row_blocks(fitted, dataset, chunk_size, columns)):
+                if fmt == "CSV":
+                    fh.write(table.to_csv(index=False, header=k == 0).encode())
+                    continue
+                block = pa.Table.from_pandas(table, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(fh, block.schema)
+                writer.write_table(block)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    return atomic_write_stream(path, write)
+
+
+#: Rows of i.i.d. data per block written by :func:`save_latents` (its memory is one block's
+#: table, whatever the number of rows).
+WRITE_ROWS = 1 << 16
+
+
+def _row_blocks(fitted: Fitted, dataset: Dataset, chunk_size: int, columns):
+    """:func:`encode_rows` of i.i.d. data in blocks of :data:`WRITE_ROWS` rows (a memory-mapped
+    ``x`` is read block by block); sequences in one block."""
+    n = dataset.x.shape[0]
+    if np.ndim(dataset.x) != 2 or n <= WRITE_ROWS:
+        yield encode_rows(fitted, dataset, chunk_size=chunk_size, columns=columns)
+        return
+    for start in range(0, n, WRITE_ROWS):
+        rows = slice(start, start + WRITE_ROWS)
+        block = Dataset(np.asarray(dataset.x[rows]),
+                        None if dataset.u is None else np.asarray(dataset.u[rows]), None)
+        yield encode_rows(fitted, block, chunk_size=chunk_size, columns=columns)
