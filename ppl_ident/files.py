@@ -12,7 +12,8 @@ import numpy as np
 
 from ppl_ident.errors import InputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_stream", "atomic_savez", "atomic_write_json", "prepare_output_dir",
+__all__ = ["atomic_write_bytes", "atomic_write_stream", "atomic_savez", "atomic_write_json",
+           "prepare_output_dir",
            "available_memory", "check_memory", "MEMORY_FRACTION"]
 
 #: Inputs whose arrays need more than this share of the available memory are refused: a fit

@@ -21,7 +21,6 @@ bit-identical to an uninterrupted one on the same machine.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import signal
 import threading
