@@ -37,8 +37,9 @@ def test_simulate_writes_the_data_contract(data_file):
 
 def test_fit_writes_a_run_directory(data_file, tmp_path, capsys):
     out = tmp_path / "run"
+    # two flow couplings instead of eight: what is tested is the run directory, not the flow
     code = main(["fit", str(data_file), "--out", str(out), "--steps", "30", "--batch-size", "32",
-                 "--no-progress"])
+                 "--flow-layers", "2", "--no-progress"])
     assert code == 0
     assert "MCC" in capsys.readouterr().out
     for name in ["config.json", "params.npz", "state.npz", "losses.npz", "metrics.json"]:
@@ -50,7 +51,7 @@ def test_fit_writes_a_run_directory(data_file, tmp_path, capsys):
     _fail(["fit", str(data_file), "--out", str(out), "--steps", "5"], capsys, "--force")
     assert (out / "metrics.json").read_bytes() == before
     assert main(["fit", str(data_file), "--out", str(out), "--steps", "5", "--batch-size", "16",
-                 "--no-progress", "--force"]) == 0
+                 "--flow-layers", "2", "--no-progress", "--force"]) == 0
 
 
 def test_demo_runs_on_a_small_setting(tmp_path, capsys, monkeypatch):
@@ -114,7 +115,7 @@ def test_missing_file_and_bad_sizes_exit_2(tmp_path, data_file, capsys):
 def test_too_few_domains_warns_with_the_consequence(tmp_path, capsys):
     path = _npz(tmp_path, x=X, u=U % 3)
     assert main(["fit", path, "--out", str(tmp_path / "r"), "--steps", "2", "--batch-size", "8",
-                 "--no-progress"]) == 0
+                 "--flow-layers", "2", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "2n+1=5" in err and "not guaranteed to be identifiable" in err
 
