@@ -95,7 +95,8 @@ def oracle_regime_accuracy(data, truth) -> float:
     return float(match_regimes(truth.regimes, np.asarray(path)).accuracy)
 
 
-def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=True):
+def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=True,
+        only_models=None):
     from ppl_ident.data.sequences import simulate_sequences
     from ppl_ident.workflow import check_data, check_run, fit_model
 
@@ -109,6 +110,8 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
             true_check = _verdict(check_data(data, truth))
             oracle = oracle_regime_accuracy(data, truth) if generator == "regimes" else None
             for model in models:
+                if only_models and model not in only_models:
+                    continue
                 for tr in transitions:
                     kw = dict(model=model, lag=2, seed=seed, transition=tr)
                     if model == "regime":
@@ -179,12 +182,14 @@ def main(argv=None):
     p.add_argument("--sequences", type=int, default=20_000)
     p.add_argument("--length", type=int, default=6,
                    help="steps per sequence, the lag's 2 initial steps included")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="only these models (default: every model of each setting)")
     p.add_argument("--no-learned-check", action="store_true",
                    help="skip `check` on the learned transition")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     args = p.parse_args(argv)
     rows = run(args.settings, args.seeds, args.steps, args.transitions, args.sequences,
-               args.length, not args.no_learned_check)
+               args.length, not args.no_learned_check, args.models)
     version, machine = _version(), _machine()
     lines = [json.dumps({**r, "machine": machine, "version": version}) for r in summarise(rows)]
     print("\n".join(lines))
