@@ -102,6 +102,9 @@ def run(args) -> int:
     seq_only = [flag for flag, on in (("--transition", args.transition != "additive"),
                                       ("--domain-transitions", args.domain_transitions),
                                       ("--noise", args.noise != "gaussian")) if on]
+    if args.pnl_slope != 0.2 and args.transition != "post_nonlinear":
+        raise InputError("--pnl-slope is the slope of the post-nonlinear transition's leaky "
+                         "ReLU: add --transition post_nonlinear, or drop --pnl-slope.")
     if seq_only and args.generator not in ("dynamics", "regimes"):
         raise InputError(f"{', '.join(seq_only)} set(s) the transition of the dynamics and "
                          f"regimes generators; the {args.generator} generator has none: use "

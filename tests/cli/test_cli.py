@@ -188,3 +188,5 @@ def test_simulate_published_transition_kinds(tmp_path, capsys):
     assert npz["truth_noise_families"].tolist() == [0, 1, 2, 0, 1]
     _fail(["simulate", "--out", str(tmp_path / "s.npz"), "--generator", "segments",
            "--noise", "changing", *SMALL[:4]], capsys, "has none")
+    _fail(["simulate", "--out", str(tmp_path / "p.npz"), "--generator", "dynamics",
+           "--pnl-slope", "0.5", *SMALL[:4]], capsys, "add --transition post_nonlinear")
