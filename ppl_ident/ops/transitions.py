@@ -36,9 +36,9 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.stats as jstats
 
-__all__ = ["TRANSITION_PRIORS", "SPLINE_BINS", "SPLINE_BOUND", "spline_raw_size", "SplineParams", "spline_params",
-           "rq_spline", "rq_spline_inverse", "conditional_flow_logpdf",
-           "conditional_flow_sample"]
+__all__ = ["TRANSITION_PRIORS", "SPLINE_BINS", "SPLINE_BOUND", "spline_raw_size",
+           "SplineParams", "spline_params", "rq_spline", "rq_spline_inverse",
+           "conditional_flow_logpdf", "conditional_flow_sample"]
 
 #: The sequence models' transition priors: Gaussian noise around a learned mean, or this
 #: module's component-wise conditional spline flow.
