@@ -120,6 +120,11 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--context", kind="nonneg_int"),
     Setting("heteroscedastic", False, "sequence models: the transition noise scale moves with "
             "the past", SEQ, flag="--heteroscedastic", kind="flag"),
+    Setting("transition", "additive", "sequence models: transition prior p(z_t | past, u): "
+            "additive (Gaussian noise around a learned mean) or flow (a learned inverse "
+            "transition eps_t,i = r_i(z_t,i; past, u), a conditional monotone spline with "
+            "exact log-derivative: post-nonlinear and non-Gaussian transitions)", SEQ,
+            flag="--transition", choices="transitions"),
     Setting("flow", None, "exact likelihood: z = h(x) with an invertible flow h instead of an "
             "encoder and a noisy decoder (a point-estimate posterior). Default: on for ivae and "
             "vae when 2 <= n <= d (d > n: x first reduced to its n principal components), off "
@@ -278,6 +283,9 @@ def _choices(name: str | None):
     if name == "priors":
         from ppl_ident.families import PRIORS
         return list(PRIORS)
+    if name == "transitions":
+        from ppl_ident.ops.transitions import TRANSITION_PRIORS
+        return list(TRANSITION_PRIORS)
     if name == "fit_guides":
         from ppl_ident.families import FAMILIES
         return sorted({g for f in FAMILIES.values() for g in f.guides})

@@ -72,6 +72,18 @@ def add_arguments(p):
     g.add_argument("--scale-gain", type=nonneg_float, default=0.0,
                    help="dynamics/regimes: the noise scale moves with the past by a factor up "
                         "to exp(+-gain) (heteroscedastic; 0: it changes with u only)")
+    g.add_argument("--transition", choices=("additive", "post_nonlinear"), default="additive",
+                   help="dynamics/regimes: additive noise around the transition's mean, or "
+                        "post_nonlinear: the noisy step goes through a leaky ReLU (the "
+                        "published temporal benchmarks' kind)")
+    g.add_argument("--pnl-slope", type=positive_float, default=0.2,
+                   help="post_nonlinear: negative-side slope of the leaky ReLU (<= 1)")
+    g.add_argument("--domain-transitions", action="store_true",
+                   help="dynamics: every domain has its own transition function (not only its "
+                        "own noise)")
+    g.add_argument("--noise", choices=("gaussian", "changing"), default="gaussian",
+                   help="dynamics/regimes: changing: the noise distribution changes with the "
+                        "domain/regime (Gaussian, Laplace, logistic in turn)")
 
 
 def run(args) -> int:
@@ -91,6 +103,16 @@ def run(args) -> int:
                          "generator has no transition: use --generator dynamics or regimes, or "
                          "drop --scale-gain.")
     _check_counts(args)
+    seq_only = [flag for flag, on in (("--transition", args.transition != "additive"),
+                                      ("--domain-transitions", args.domain_transitions),
+                                      ("--noise", args.noise != "gaussian")) if on]
+    if args.pnl_slope != 0.2 and args.transition != "post_nonlinear":
+        raise InputError("--pnl-slope is the slope of the post-nonlinear transition's leaky "
+                         "ReLU: add --transition post_nonlinear, or drop --pnl-slope.")
+    if seq_only and args.generator not in ("dynamics", "regimes"):
+        raise InputError(f"{', '.join(seq_only)} set(s) the transition of the dynamics and "
+                         f"regimes generators; the {args.generator} generator has none: use "
+                         "--generator dynamics or regimes, or drop them.")
     if args.generator != "domains":
         return _run_sequences(args, out)
     from ppl_ident.data import SimulationConfig
@@ -151,6 +173,8 @@ def _run_sequences(args, out) -> int:
         scale_range=(d.scale_range[0] if args.scale_min is None else args.scale_min,
                      d.scale_range[1] if args.scale_max is None else args.scale_max),
         n_regimes=args.regimes, stay_prob=args.stay_prob, scale_gain=args.scale_gain,
+        transition=args.transition, pnl_slope=args.pnl_slope,
+        domain_transitions=args.domain_transitions, noise=args.noise,
     )
     save_dataset(out, data, truth, overwrite=args.force)
     u = "hidden regimes (no u)" if data.u is None else f"u {data.u.shape}"

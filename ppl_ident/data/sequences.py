@@ -17,6 +17,23 @@ transition's second derivatives vary with ``k`` alone, so the seed's condition w
 auxiliary variable has rank at most ``n + min(n, K - 1)``; a past-dependent scale makes them
 vary with the past too, and the rank can reach ``2n`` for any ``K`` (TDRL's condition).
 
+Options for the published temporal benchmarks' transition kinds (TDRL, LEAP, NCTRL: 8 latents,
+lag 2, tens of thousands of sequences of 3-6 steps); all off by default, and off they draw no
+extra random numbers, so the default data stay bit-identical:
+
+* ``transition="post_nonlinear"``: the noise enters *inside* a component-wise invertible
+  nonlinearity, ``z_t,i = g(f_k,i(z_past) + loc[k, i] + scale[k, i] * s_k,i * eps_t,i)`` with
+  ``g`` the leaky ReLU of negative slope ``pnl_slope`` (0.2, as LEAP's generators), so the
+  transition density is no longer Gaussian around a mean:
+  ``log p(z_t,i | past) = log p_eps(e_i) - log(scale * s) - log g'(g^{-1}(z_t,i))``.
+* ``domain_transitions=True`` (dynamics): every domain has its own transition MLP ``f_k``,
+  so the transition's *function* changes with the domain, not only its noise.
+* ``noise="changing"``: the noise *distribution* changes with the domain or regime: ``k`` draws
+  unit-variance Gaussian, Laplace or logistic noise (``k mod 3``; the family of each row is
+  ``truth.noise_families``).
+* Short sequences: ``n_sequences=20_000, length=4`` (and ``burn_in`` steps before the kept
+  window, so the first kept steps are not a special distribution) is an ordinary setting.
+
 * ``simulate_segments``: no dynamics (``f = 0``, ``L = 0``); ``k`` is the segment of the long
   series the step falls in (time-contrastive learning's setting).
 * ``simulate_dynamics``: ``f`` is one random MLP of lag ``L``; ``k`` is an observed domain
@@ -56,6 +73,10 @@ __all__ = [
     "simulate_sequences",
     "transition_mean",
     "transition_scale_factor",
+    "noise_logpdf",
+    "NOISE_FAMILIES",
+    "TRANSITION_KINDS",
+    "NOISE_KINDS",
     "sequence_truth_to_arrays",
     "sequence_truth_from_arrays",
 ]
@@ -85,6 +106,12 @@ class SequenceTruth(NamedTuple):
         Heteroscedastic transitions: the noise scale is multiplied by
         ``exp(scale_gain * tanh(h @ v[k] + c[k]))``. None: homoscedastic in the past.
     scale_gain : float
+    pnl_slope : float or None
+        Post-nonlinear transitions: the negative-side slope of the leaky ReLU ``g`` that the
+        noisy pre-activation goes through (None: additive transitions).
+    noise_families : int ``(K,)`` or None
+        Per row, the noise family (:data:`NOISE_FAMILIES` index, unit variance); None:
+        Gaussian everywhere.
     regimes : int ``(B, T)`` or None
         The hidden regime path (``simulate_regimes``).
     trans_matrix : ``(K, K)`` or None
@@ -111,6 +138,8 @@ class SequenceTruth(NamedTuple):
     trans_v: np.ndarray | None = None
     trans_c: np.ndarray | None = None
     scale_gain: float = 0.0
+    pnl_slope: float | None = None
+    noise_families: np.ndarray | None = None
 
     def g(self, z):
         """The true mixing ``x = g(z)`` (noise-free)."""
@@ -132,12 +161,54 @@ class SequenceTruth(NamedTuple):
         """
         loc = jnp.asarray(self.loc)[k]
         scale = jnp.asarray(self.scale)[k]
-        row = 0 if self.kind == "dynamics" else k
+        # one MLP shared by every domain, unless the domains have their own (one row each)
+        shared = self.trans_w1 is not None and np.shape(self.trans_w1)[0] == 1
+        row = 0 if shared else k
         if self.trans_w1 is not None:
             loc = loc + transition_mean(self, z_prev, row)
         if self.trans_v is not None:
             scale = scale * transition_scale_factor(self, z_prev, row)
-        return jstats.norm.logpdf(z_t, loc, scale).sum(-1)
+        z_t = jnp.asarray(z_t)
+        log_jac = 0.0
+        if self.pnl_slope is not None:
+            # z = g(y): score y = g^{-1}(z) and add log |dy/dz| = -log g'(y)
+            neg = z_t < 0
+            z_t = jnp.where(neg, z_t / self.pnl_slope, z_t)
+            log_jac = jnp.where(neg, -jnp.log(self.pnl_slope), 0.0)
+        if self.noise_families is None:
+            ll = jstats.norm.logpdf(z_t, loc, scale)
+        else:
+            fam = jnp.asarray(self.noise_families)[k]
+            ll = noise_logpdf((z_t - loc) / scale, jnp.expand_dims(fam, -1)) - jnp.log(scale)
+        return (ll + log_jac).sum(-1)
+
+
+#: The noise families of ``noise="changing"``, each scaled to unit variance; row ``k`` of the
+#: transition uses family ``k mod 3``.
+NOISE_FAMILIES = ("gaussian", "laplace", "logistic")
+_LAPLACE_B = 1.0 / np.sqrt(2.0)
+_LOGISTIC_S = np.sqrt(3.0) / np.pi
+
+
+def noise_logpdf(e, family):
+    """Log-density of unit-variance noise ``e`` of family ``family`` (an index into
+    :data:`NOISE_FAMILIES`, broadcast with ``e``)."""
+    gauss = jstats.norm.logpdf(e)
+    laplace = -jnp.abs(e) / _LAPLACE_B - jnp.log(2 * _LAPLACE_B)
+    a = jnp.abs(e) / _LOGISTIC_S  # symmetric: the stable form of the logistic density
+    logistic = -a - 2.0 * jnp.log1p(jnp.exp(-a)) - jnp.log(_LOGISTIC_S)
+    return jnp.where(family == 0, gauss, jnp.where(family == 1, laplace, logistic))
+
+
+def _draw_noise(rng, families, k, shape):
+    """Unit-variance noise ``(B, n)``: row ``b`` of family ``families[k[b]]``."""
+    if families is None:
+        return rng.standard_normal(shape)
+    fam = families[k][:, None]
+    g = rng.standard_normal(shape)
+    lap = rng.laplace(0.0, _LAPLACE_B, size=shape)
+    logi = rng.logistic(0.0, _LOGISTIC_S, size=shape)
+    return np.where(fam == 0, g, np.where(fam == 1, lap, logi))
 
 
 def transition_scale_factor(truth: SequenceTruth, z_prev, k=0):
@@ -187,6 +258,16 @@ class SequenceConfig(NamedTuple):
     # regimes
     n_regimes: int = 3
     stay_prob: float = 0.95
+    # the published benchmarks' transition kinds (see the module docstring)
+    transition: str = "additive"  # or "post_nonlinear"
+    pnl_slope: float = 0.2
+    domain_transitions: bool = False  # dynamics: one transition MLP per domain
+    noise: str = "gaussian"  # or "changing": the noise family changes with the domain/regime
+
+
+#: Values of :attr:`SequenceConfig.transition` and :attr:`SequenceConfig.noise`.
+TRANSITION_KINDS = ("additive", "post_nonlinear")
+NOISE_KINDS = ("gaussian", "changing")
 
 
 def _check(c: SequenceConfig, kind: str) -> SequenceConfig:
@@ -230,6 +311,21 @@ def _check(c: SequenceConfig, kind: str) -> SequenceConfig:
             or not 0 <= c.scale_gain <= 5):
         raise InputError("noise_std, loc_range, burn_in and transition_gain must be >= 0, and "
                          f"scale_gain in [0, 5] (got {c.scale_gain!r}).")
+    if c.transition not in TRANSITION_KINDS:
+        raise InputError(f"transition must be one of {', '.join(TRANSITION_KINDS)}, got "
+                         f"{c.transition!r}.")
+    if c.noise not in NOISE_KINDS:
+        raise InputError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {c.noise!r}.")
+    if not 0 < c.pnl_slope <= 1:
+        raise InputError(f"pnl_slope must be in (0, 1] (the leaky ReLU stays invertible), got "
+                         f"{c.pnl_slope!r}.")
+    if kind == "segments" and (c.transition != "additive" or c.noise != "gaussian"
+                               or c.domain_transitions):
+        raise InputError("The segments generator has no transition: transition, noise and "
+                         "domain_transitions apply to --generator dynamics or regimes.")
+    if kind == "regimes" and c.domain_transitions:
+        raise InputError("Every hidden regime already has its own transition; "
+                         "domain_transitions applies to --generator dynamics.")
     return c
 
 
@@ -259,10 +355,13 @@ def _mlp_np(h, w1, b1, w2, b2):
     return np.einsum("bj,bjk->bk", hid, w2) + b2
 
 
-def _roll_out(rng, labels, lag, loc, scale, weights, burn_in, scale_maps=None):
+def _roll_out(rng, labels, lag, loc, scale, weights, burn_in, scale_maps=None,
+              pnl_slope=None, families=None):
     """Simulate ``z`` ``(B, T, n)`` step by step; ``labels`` ``(B, burn_in + T)`` pick the row of
     ``loc``/``scale`` and (for regimes) of the MLP. A single MLP row is shared by all labels.
-    ``scale_maps = (v, c, gain)`` multiplies the noise scale by ``exp(gain * tanh(h v + c))``."""
+    ``scale_maps = (v, c, gain)`` multiplies the noise scale by ``exp(gain * tanh(h v + c))``;
+    ``pnl_slope`` puts the noisy step through a leaky ReLU; ``families`` ``(K,)`` picks each
+    row's noise family (None: Gaussian)."""
     B, total = labels.shape
     n = loc.shape[1]
     w1, b1, w2, b2 = weights
@@ -278,9 +377,29 @@ def _roll_out(rng, labels, lag, loc, scale, weights, burn_in, scale_maps=None):
         sd = scale[k]
         if v is not None:
             sd = sd * np.exp(gain * np.tanh(np.einsum("bi,bij->bj", h, v[row]) + c[row]))
-        z[:, t] = mean + sd * rng.standard_normal((B, n))
+        z[:, t] = mean + sd * _draw_noise(rng, families, k, (B, n))
+        if pnl_slope is not None:
+            z[:, t] = np.where(z[:, t] < 0, pnl_slope * z[:, t], z[:, t])
         past = np.concatenate([z[:, t][:, None], past[:, :-1]], axis=1)
     return z[:, burn_in:]
+
+
+def _kinds(c, K):
+    """The post-nonlinear slope (or None) and the per-row noise families (or None) of ``c``
+    for ``K`` rows: nothing random, so the default draws stay as they were."""
+    slope = float(c.pnl_slope) if c.transition == "post_nonlinear" else None
+    fams = (np.arange(K) % len(NOISE_FAMILIES)).astype(np.int32) if c.noise == "changing" \
+        else None
+    return slope, fams
+
+
+def _kinds_truth(slope, fams):
+    out = {}
+    if slope is not None:
+        out["pnl_slope"] = slope
+    if fams is not None:
+        out["noise_families"] = fams
+    return out
 
 
 def _finish(rng, c, z, u, truth_kw, kind):
@@ -378,7 +497,8 @@ def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **ove
     rng = np.random.default_rng(seed)
     n, U, B = c.n_latent, c.n_domains, c.n_sequences
     mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope, c.max_cond)
-    weights = _random_transitions(rng, 1, c.lag, n, c.hidden, c.transition_gain)
+    weights = _random_transitions(rng, U if c.domain_transitions else 1, c.lag, n, c.hidden,
+                                  c.transition_gain)
     scale = rng.uniform(*c.scale_range, size=(U, n))
     # Shifting the location with the domain as well as the scale is what gives 2n independent
     # variations: with scale changes alone the 2n-vectors of the sufficient-variability
@@ -391,12 +511,14 @@ def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **ove
     else:
         labels = (np.arange(B)[:, None] + np.maximum(t_idx, 0)[None] // c.domain_length) % U
     labels = labels.astype(np.int32)
-    maps = _random_scale_maps(rng, 1, c.lag, n, c.scale_gain)
-    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps)
+    maps = _random_scale_maps(rng, U if c.domain_transitions else 1, c.lag, n, c.scale_gain)
+    slope, fams = _kinds(c, U)
+    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps, slope, fams)
     w1, b1, w2, b2 = weights
     return _finish(rng, c, z, labels[:, c.burn_in:].copy(), dict(
         mixing=mixing, lag=c.lag, loc=loc.astype(np.float32), scale=scale.astype(np.float32),
-        trans_w1=w1, trans_b1=b1, trans_w2=w2, trans_b2=b2, **_maps_truth(maps)), "dynamics")
+        trans_w1=w1, trans_b1=b1, trans_w2=w2, trans_b2=b2, **_maps_truth(maps),
+        **_kinds_truth(slope, fams)), "dynamics")
 
 
 def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **overrides):
@@ -453,13 +575,14 @@ def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **over
         path[:, t] = _categorical(rng, trans[path[:, t - 1]])
     labels = np.concatenate([np.repeat(path[:, :1], c.burn_in, axis=1), path], axis=1)
     maps = _random_scale_maps(rng, K, c.lag, n, c.scale_gain)
-    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps)
+    slope, fams = _kinds(c, K)
+    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps, slope, fams)
     w1, b1, w2, b2 = weights
     return _finish(rng, c, z, None, dict(
         mixing=mixing, lag=c.lag, loc=loc.astype(np.float32), scale=scale.astype(np.float32),
         trans_w1=w1, trans_b1=b1, trans_w2=w2, trans_b2=b2, regimes=path,
         trans_matrix=trans.astype(np.float32), init_probs=init.astype(np.float32),
-        **_maps_truth(maps)), "regimes")
+        **_maps_truth(maps), **_kinds_truth(slope, fams)), "regimes")
 
 
 def _maps_truth(maps):
@@ -490,7 +613,7 @@ def simulate_sequences(generator: str, seed: int = 0, config: SequenceConfig | N
 
 
 _OPTIONAL = ("trans_w1", "trans_b1", "trans_w2", "trans_b2", "regimes", "trans_matrix",
-             "init_probs", "trans_v", "trans_c")
+             "init_probs", "trans_v", "trans_c", "noise_families")
 
 
 def sequence_truth_to_arrays(truth: SequenceTruth) -> dict:
@@ -515,6 +638,8 @@ def sequence_truth_to_arrays(truth: SequenceTruth) -> dict:
         value = getattr(truth, name)
         if value is not None:
             out[f"truth_{name}"] = np.asarray(value)
+    if truth.pnl_slope is not None:
+        out["truth_pnl_slope"] = np.array(truth.pnl_slope)
     return out
 
 
@@ -528,5 +653,7 @@ def sequence_truth_from_arrays(arrays, z) -> SequenceTruth:
         loc=np.asarray(arrays["truth_loc"], np.float32),
         scale=np.asarray(arrays["truth_scale"], np.float32),
         noise_std=float(arrays.get("truth_noise_std", 0.0)),
-        scale_gain=float(arrays.get("truth_scale_gain", 0.0)), **optional,
+        scale_gain=float(arrays.get("truth_scale_gain", 0.0)),
+        pnl_slope=float(arrays["truth_pnl_slope"]) if "truth_pnl_slope" in arrays else None,
+        **optional,
     )

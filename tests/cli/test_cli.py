@@ -175,3 +175,19 @@ def test_simulate_keeps_one_domain_for_dynamics(tmp_path):
     out = tmp_path / "d.npz"
     assert main(["simulate", "--out", str(out), "--generator", "dynamics", "--domains", "1",
                  "--sequences", "3", "--length", "5", *SMALL[:4]]) == 0
+
+
+def test_simulate_published_transition_kinds(tmp_path, capsys):
+    """--transition post_nonlinear, --domain-transitions, --noise changing reach the simulator
+    and its truth; on a generator without a transition they are refused."""
+    out = tmp_path / "pnl.npz"
+    assert main(["simulate", "--out", str(out), "--generator", "dynamics", "--sequences", "50",
+                 "--length", "4", "--lag", "2", "--transition", "post_nonlinear",
+                 "--domain-transitions", "--noise", "changing", *SMALL[:4]]) == 0
+    npz = np.load(out)
+    assert float(npz["truth_pnl_slope"]) == 0.2 and npz["truth_trans_w1"].shape[0] == 5
+    assert npz["truth_noise_families"].tolist() == [0, 1, 2, 0, 1]
+    _fail(["simulate", "--out", str(tmp_path / "s.npz"), "--generator", "segments",
+           "--noise", "changing", *SMALL[:4]], capsys, "has none")
+    _fail(["simulate", "--out", str(tmp_path / "p.npz"), "--generator", "dynamics",
+           "--pnl-slope", "0.5", *SMALL[:4]], capsys, "add --transition post_nonlinear")

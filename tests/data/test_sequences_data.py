@@ -142,3 +142,109 @@ def test_heteroscedastic_noise_moves_with_the_past(tmp_path, generator):
     _, back = load_dataset(save_dataset(tmp_path / "het.npz", data, truth))
     np.testing.assert_allclose(back.trans_v, truth.trans_v)
     assert back.scale_gain == 1.0
+
+
+# -- the published temporal benchmarks' transition kinds (issue 16) ---------------------------
+
+def _pnl_residuals(truth, data, row):
+    """Invert the leaky ReLU and standardise: the noise the simulator drew."""
+    k = data.u if data.u is not None else truth.regimes
+    past = np.stack([data.z[:, 1:-1], data.z[:, :-2]], axis=2)  # lag 2, most recent first
+    z_t = data.z[:, 2:]
+    y = np.where(z_t < 0, z_t / truth.pnl_slope, z_t)
+    mean = np.asarray(transition_mean(truth, past, row(k[:, 2:]))) + truth.loc[k[:, 2:]]
+    return (y - mean) / truth.scale[k[:, 2:]], past, z_t, k[:, 2:]
+
+
+def test_post_nonlinear_transition_and_its_density():
+    """z_t = leaky(f(past) + loc + scale eps): the inverted residuals are N(0, 1), and the
+    truth's log-density is the Gaussian one plus log |dy/dz|."""
+    data, truth = simulate_dynamics(4, n_latent=3, data_dim=3, n_sequences=400, length=6,
+                                    lag=2, transition="post_nonlinear")
+    assert truth.pnl_slope == 0.2 and (data.z < 0).mean() > 0.1
+    eps, past, z_t, k = _pnl_residuals(truth, data, lambda k: 0)
+    np.testing.assert_allclose(eps.std(), 1.0, atol=0.03)
+    np.testing.assert_allclose(eps.mean(), 0.0, atol=0.03)
+    sd = truth.scale[k]
+    ref = (-0.5 * eps**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+           - np.where(z_t < 0, np.log(0.2), 0.0)).sum(-1)
+    np.testing.assert_allclose(np.asarray(truth.log_transition(z_t, past, k)), ref, rtol=1e-4,
+                               atol=1e-4)
+    # the post-nonlinear density of one latent integrates to 1 (1-D quadrature, n = 1)
+    _, t1 = simulate_dynamics(4, n_latent=1, data_dim=1, n_sequences=2, length=4, lag=2,
+                              transition="post_nonlinear", noise="changing", n_domains=3)
+    grid = np.linspace(-40, 40, 200_001)
+    for k1 in range(3):
+        lp = np.asarray(t1.log_transition(grid[:, None].astype(np.float32),
+                                          np.full((grid.size, 2, 1), 0.3, np.float32), k1))
+        np.testing.assert_allclose(np.trapezoid(np.exp(lp.astype(np.float64)), grid), 1.0,
+                                   atol=2e-3)
+
+
+def test_domain_transitions_and_changing_noise():
+    """domain_transitions: one MLP per domain (the function changes with u); noise="changing":
+    domain k draws unit-variance noise of family k mod 3 (Gaussian, Laplace, logistic), whose
+    kurtosis tells them apart."""
+    kw = dict(n_latent=2, data_dim=2, n_sequences=3000, length=4, n_domains=3, lag=2,
+              transition="post_nonlinear")
+    data, truth = simulate_dynamics(5, domain_transitions=True, noise="changing", **kw)
+    assert truth.trans_w1.shape[0] == 3 and truth.noise_families.tolist() == [0, 1, 2]
+    eps, past, z_t, k = _pnl_residuals(truth, data, lambda k: k)
+    kurt = [float(((eps[k == d]) ** 4).mean() / ((eps[k == d]) ** 2).mean() ** 2)
+            for d in range(3)]
+    # excess kurtosis: Gaussian 0, Laplace 3, logistic 1.2
+    assert kurt[0] < 3.5 and kurt[1] > 4.8 and 3.6 < kurt[2] < 4.8, kurt
+    for d in range(3):
+        np.testing.assert_allclose(eps[k == d].std(), 1.0, atol=0.06)
+    # the density matches the family's formula
+    from ppl_ident.data.sequences import noise_logpdf
+    lp = np.asarray(truth.log_transition(z_t, past, k))
+    fam = truth.noise_families[k][..., None]
+    ref = (np.asarray(noise_logpdf(eps, fam)) - np.log(truth.scale[k])
+           - np.where(z_t < 0, np.log(0.2), 0.0)).sum(-1)
+    np.testing.assert_allclose(lp, ref, rtol=1e-4, atol=1e-4)
+    # the defaults are unchanged by the new options being available
+    d0, t0 = simulate_dynamics(5, n_latent=2, data_dim=2, n_sequences=5, length=4)
+    assert t0.pnl_slope is None and t0.noise_families is None
+
+
+@pytest.mark.parametrize("family", [0, 1, 2])
+def test_noise_families_integrate_to_one_with_unit_variance(family):
+    from ppl_ident.data.sequences import noise_logpdf
+    e = np.linspace(-40, 40, 400_001)
+    p = np.exp(np.asarray(noise_logpdf(e, family), np.float64))
+    np.testing.assert_allclose(np.trapezoid(p, e), 1.0, atol=1e-4)
+    np.testing.assert_allclose(np.trapezoid(e**2 * p, e), 1.0, atol=1e-3)
+
+
+def test_short_sequences_at_scale_and_round_trip(tmp_path):
+    """The published shape (20,000 sequences of 4 steps, n = 8, lag 2) is an ordinary setting;
+    the new truth fields survive the .npz round trip; regimes get their own transitions."""
+    import time
+    from ppl_ident.data import load_dataset, save_dataset
+    t0 = time.perf_counter()
+    data, truth = simulate_regimes(0, n_latent=8, data_dim=8, n_sequences=20_000, length=4,
+                                   lag=2, n_regimes=5, transition="post_nonlinear",
+                                   noise="changing")
+    assert time.perf_counter() - t0 < 30
+    assert data.x.shape == (20_000, 4, 8) and truth.regimes.shape == (20_000, 4)
+    assert np.isfinite(data.x).all() and truth.trans_w1.shape[0] == 5
+    path = tmp_path / "pnl.npz"
+    save_dataset(path, data, truth)
+    _, back = load_dataset(path)
+    assert back.pnl_slope == 0.2 and back.noise_families.tolist() == [0, 1, 2, 0, 1]
+    past = np.stack([data.z[:9, 1:-1], data.z[:9, :-2]], axis=2)
+    np.testing.assert_allclose(
+        np.asarray(back.log_transition(data.z[:9, 2:], past, truth.regimes[:9, 2:])),
+        np.asarray(truth.log_transition(data.z[:9, 2:], past, truth.regimes[:9, 2:])))
+
+
+def test_new_transition_options_are_refused_where_they_do_not_apply():
+    with pytest.raises(InputError, match="post_nonlinear"):
+        simulate_dynamics(0, transition="pnl")
+    with pytest.raises(InputError, match="no transition"):
+        simulate_segments(0, noise="changing")
+    with pytest.raises(InputError, match="already has its own transition"):
+        simulate_regimes(0, domain_transitions=True)
+    with pytest.raises(InputError, match="pnl_slope"):
+        simulate_dynamics(0, transition="post_nonlinear", pnl_slope=0.0)

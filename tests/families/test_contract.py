@@ -46,6 +46,10 @@ CONFIGS = [
     ("tivae", "encoder", _dynamics, {"context": 1}),
     ("regime", "encoder_fullcov", _regimes, {"n_regimes": 2}),
     ("stationary", "encoder_fullcov", _dynamics, {}),
+    # the nonparametric (spline) transition prior, variational and exact
+    ("tivae", "encoder_fullcov", _dynamics, {"transition": "flow"}),
+    ("regime", "flow", _regimes, {"n_regimes": 2, "transition": "flow", "flow": True,
+                                   "flow_layers": 2}),
 ]
 
 
@@ -65,7 +69,9 @@ def test_every_registered_model_is_in_the_table():
 
 
 @pytest.mark.parametrize(["model", "guide", "make", "extra"], CONFIGS,
-                         ids=[f"{m}-{g}" for m, g, *_ in CONFIGS])
+                         ids=[f"{m}-{g}" + (f"-{e['transition']}-transition"
+                                             if "transition" in e else "")
+                              for m, g, _, e in CONFIGS])
 def test_sample_fit_save_resume_evaluate_check(model, guide, make, extra, tmp_path,
                                               monkeypatch):
     data, truth = make(0)

@@ -13,9 +13,10 @@ from ppl_ident.errors import InputError
 from ppl_ident.families.base import ModelSpec, module_params
 from ppl_ident.families.guides import guide_family
 from ppl_ident.families.sequence.guide import flow_guide, sequence_encoder_guide
-from ppl_ident.families.sequence.model import temporal_model
+from ppl_ident.families.sequence.model import temporal_model, transition_outputs
 from ppl_ident.ops.flows import coupling_flow
 from ppl_ident.ops.nn import mlp
+from ppl_ident.ops.transitions import SPLINE_BINS, TRANSITION_PRIORS
 
 __all__ = ["SEQUENCE_GUIDES", "build_sequence_model"]
 
@@ -26,7 +27,8 @@ SEQUENCE_GUIDES = ("encoder", "encoder_fullcov")
 def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
                            n_regimes=3, context=1, width=64, depth=2, noise_scale=None,
                            whiten=None, guide="encoder", noise_init=0.1, heteroscedastic=False,
-                           flow=False, flow_layers=8):
+                           flow=False, flow_layers=8, transition="additive",
+                           spline_bins=SPLINE_BINS):
     """Build sequence model ``name`` (``x`` of shape ``(B, T, d)``); see
     :mod:`ppl_ident.families.sequence.model`."""
     if name == "tivae" and n_domains is None:
@@ -48,16 +50,29 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
             f"n_latent >= 2; got d = {data_dim}, n = {n_latent}. Use --latent-dim {data_dim} "
             "(if d >= 2) or the default variational model (drop --flow)."
         )
+    if transition not in TRANSITION_PRIORS:
+        raise InputError(f"transition must be one of {', '.join(TRANSITION_PRIORS)}; got "
+                         f"{transition!r}.")
+    if transition == "flow" and heteroscedastic:
+        raise InputError("The flow transition's scale already moves with the past (its "
+                         "conditional affine part): drop --heteroscedastic, or use "
+                         "--transition additive --heteroscedastic.")
+    if int(spline_bins) != spline_bins or spline_bins < 2:
+        raise InputError(f"spline_bins must be an integer >= 2, got {spline_bins!r}.")
     fullcov = guide == "encoder_fullcov"
     K = n_regimes if name == "regime" else 1
     use_u = name == "tivae"
     enc_in = (2 * context + 1) * data_dim + (n_domains if use_u else 0)
+    bins = int(spline_bins) if transition == "flow" else 0
+    # the flow transition of the temporal iVAE reads the domain too (its function may change)
+    trans_in = lag * n_latent + (n_domains if use_u and bins else 0)
 
     def make_modules(key):
         k_dec, k_enc, k_tr = jax.random.split(key, 3)
         # heteroscedastic: a second head of log noise-scale factors
-        out = {"transition": mlp(k_tr, lag * n_latent,
-                                 (2 if heteroscedastic else 1) * K * n_latent, width, depth)}
+        out = {"transition": mlp(k_tr, trans_in,
+                                 transition_outputs(K, n_latent, heteroscedastic, bins),
+                                 width, depth)}
         if flow:  # one invertible map replaces the decoder and the encoder
             out["flow"] = coupling_flow(k_dec, n_latent, flow_layers, width, depth)
         else:
@@ -78,7 +93,8 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                     transition=mods["transition"], n_latent=n_latent, data_dim=data_dim,
                     lag=lag, n_domains=n_domains if use_u else None, n_regimes=K,
                     noise_scale=noise_scale, whiten=white, noise_init=noise_init,
-                    heteroscedastic=bool(heteroscedastic))
+                    heteroscedastic=bool(heteroscedastic), transition_prior=transition,
+                    spline_bins=int(spline_bins))
     if flow:
         guide_fn = partial(flow_guide, flow=mods["flow"], whiten=white)
     else:
@@ -102,6 +118,7 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                   noise_scale=noise_scale,
                   batch_plate="sequence", guide=guide,  # engines look up its family
                   noise_init=noise_init, heteroscedastic=bool(heteroscedastic), flow=bool(flow),
-                  flow_layers=int(flow_layers),
+                  flow_layers=int(flow_layers), transition=transition,
+                  spline_bins=int(spline_bins),
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white])
     return ModelSpec(name, model, guide_fn, init_params, config)

@@ -152,10 +152,18 @@ def _past_only(log_density, z_points, z, labels, lag, row, n, seed, rtol, min_sh
 
 
 def _rank_reason(n: int, n_rows: int, row_name: str | None, v: dict,
-                 heteroscedastic: bool = False) -> str:
-    """What the sequence theory says about the rank just measured (see the module docstring)."""
+                 heteroscedastic: bool = False, non_gaussian: str | None = None) -> str:
+    """What the sequence theory says about the rank just measured (see the module docstring).
+    ``non_gaussian`` names a transition that is not Gaussian around a mean (then the Gaussian
+    bound does not apply and only the measured rank speaks)."""
     bound = n + min(n, max(n_rows - 1, 0))
     rows = (f"{n_rows} {row_name}(s)" if row_name else "a single transition law")
+    if non_gaussian:
+        return (f"The transition is {non_gaussian}, not Gaussian around a mean, so the "
+                f"Gaussian bound n + min(n, R - 1) = {bound} does not apply: with {rows} the "
+                f"rank can reach 2n = {2 * n} wherever the second derivatives of log p move "
+                f"with the past; measured rank {v['rank']} (second-derivative block "
+                f"{v['rank_second']}).")
     if heteroscedastic:
         return (f"The transition noise scale moves with the past, so the second derivatives "
                 f"vary with the past as well as the row: with {rows} the rank can reach 2n = "
@@ -291,7 +299,19 @@ def check_sequence_data(dataset, truth, *, n_points: int = 256, seed: int = 0,
                                     rtol, min_share),
             "sequence_reason": _rank_reason(n, len(np.unique(aux["row"])), row_name,
                                             v["sufficient_variability"],
-                                            truth.trans_v is not None)}
+                                            truth.trans_v is not None, _truth_kind(truth))}
+
+
+def _truth_kind(truth) -> str | None:
+    """How a true transition departs from the Gaussian-around-a-mean form (None: it does not)."""
+    parts = []
+    if getattr(truth, "pnl_slope", None) is not None:
+        parts.append(f"post-nonlinear (a leaky ReLU of slope {truth.pnl_slope:g}: piecewise "
+                     "linear, so within each piece its second derivatives change with the row "
+                     "only)")
+    if getattr(truth, "noise_families", None) is not None:
+        parts.append("driven by noise families that change with the row")
+    return " and ".join(parts) or None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +348,9 @@ def _learned_variability(fitted, z_hat, labels, z_points, seed, rtol, min_share,
             "past_only": past_only,
             "sequence_reason": _rank_reason(n_hat, len(np.unique(aux["row"])), row_name,
                                             v["sufficient_variability"],
-                                            bool(fitted.spec.config.get("heteroscedastic")))}
+                                            bool(fitted.spec.config.get("heteroscedastic")),
+                                            "a learned conditional spline flow"
+                                            if cfg.get("transition") == "flow" else None)}
 
 
 def _centre_encoder(fitted, x_clean, u_model, flat_idx):

@@ -68,6 +68,7 @@ class SequenceFamily(ModelFamily):
                     n_regimes=s.n_regimes, context=s.context, width=s.width, depth=s.depth,
                     noise_scale=s.noise_scale, guide=s.guide, noise_init=s.noise_init,
                     heteroscedastic=s.heteroscedastic, flow=s.flow, flow_layers=s.flow_layers,
+                    transition=s.transition,
                     whiten=whitening(dataset.x.reshape(-1, d)) if s.whiten else None)
 
     def templates(self, config):

@@ -20,6 +20,20 @@ network has a second output head, ``s = exp(3 tanh(h / 3))``, so the noise scale
 past (bounded to a factor e^3 either way). That is the form that lets the past alone satisfy the
 sufficient-variability condition (TDRL's; see :mod:`ppl_ident.data.sequences`).
 
+With ``transition="flow"`` the transition is nonparametric instead (the published temporal
+models' learned inverse transition, :mod:`ppl_ident.ops.transitions`)::
+
+    eps_t,i = (s_i(z_t,i ; c) - f_i(c)[k_t] - loc[k_t, i]) / (scale[k_t, i] * sigma_i(c)[k_t])
+    log p(z_t | c, k_t) = sum_i [log N(eps_t,i; 0, 1) + log s_i'(z_t,i ; c)
+                                 - log (scale[k_t, i] * sigma_i(c)[k_t])]
+
+with ``s_i`` a monotone rational-quadratic spline of ``z_t,i`` whose knots, like the mean and
+the log scale factor, are outputs of the transition network of the context ``c`` (the past,
+and for ``tivae`` the one-hot domain ``u_t``: the transition's *function* may change with the
+domain). At a spline equal to the identity it is the heteroscedastic Gaussian transition; the
+spline lets the noise enter through a nonlinearity (post-nonlinear transitions) and take any
+shape.
+
 With ``flow`` (``d == n``) the observation model is exact instead: ``x_t = h^{-1}(z_t)`` for an
 invertible :class:`~ppl_ident.ops.flows.CouplingFlow` ``h``, scored by the change of
 variables, and the guide is the point mass ``z_t = h(x_t)``
@@ -55,10 +69,15 @@ from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
 from ppl_ident.ops.hmm import hmm_filter, hmm_smoother, hmm_viterbi
+from ppl_ident.ops.nn import one_hot
 from ppl_ident.ops.observation import noise_param, observation_dist, whiten_data
+from ppl_ident.ops.transitions import (SPLINE_BINS, TRANSITION_PRIORS, rq_spline,
+                                       rq_spline_inverse, spline_params, spline_raw_size)
 
 __all__ = [
     "SEQUENCE_KINDS",
+    "TRANSITION_PRIORS",
+    "transition_outputs",
     "MarkovPathPrior",
     "lagged",
     "temporal_model",
@@ -103,9 +122,13 @@ class MarkovPathPrior(dist.Distribution):
     Parameters
     ----------
     mean_fn : callable
-        ``past (..., L * n) -> (..., K, n)``: the transition means of the ``K`` regimes (``K =
-        1`` without regimes), before ``loc`` is added; or a pair ``(mean, log_factor)`` of such
-        arrays, where ``exp(log_factor)`` multiplies ``scale`` (heteroscedastic transitions).
+        ``past (..., L * n [+ C]) -> (..., K, n)``: the transition means of the ``K`` regimes
+        (``K = 1`` without regimes), before ``loc`` is added; or a pair ``(mean, log_factor)``
+        of such arrays, where ``exp(log_factor)`` multiplies ``scale`` (heteroscedastic
+        transitions); or a triple ``(mean, log_factor, raw)`` with spline parameters ``raw``
+        ``(..., K, n, 3 bins - 1)``: the flow transition, ``s(z_t) ~ N(mean + loc, scale *
+        exp(log_factor))`` for the monotone spline ``s`` of
+        :func:`ppl_ident.ops.transitions.rq_spline`.
     loc, scale : ``(B, T, K, n)``
         Per-step, per-regime location shift and noise scale.
     init_loc, init_scale : ``(L, n)``
@@ -113,6 +136,9 @@ class MarkovPathPrior(dist.Distribution):
     lag : int
     log_init, log_trans : ``(K,)``, ``(K, K)`` or None
         Regime chain (log-probabilities). None: ``K`` must be 1 and no chain is used.
+    context : ``(B, T, C)`` or None
+        Read by ``mean_fn`` after the past (the temporal iVAE's one-hot domain for the flow
+        transition).
     """
 
     arg_constraints = {}
@@ -120,28 +146,35 @@ class MarkovPathPrior(dist.Distribution):
     reparametrized_params = []
 
     def __init__(self, mean_fn, loc, scale, init_loc, init_scale, lag, log_init=None,
-                 log_trans=None, validate_args=None):
+                 log_trans=None, context=None, validate_args=None):
         self.mean_fn, self.loc, self.scale = mean_fn, loc, scale
         self.init_loc, self.init_scale, self.lag = init_loc, init_scale, lag
-        self.log_init, self.log_trans = log_init, log_trans
+        self.log_init, self.log_trans, self.context = log_init, log_trans, context
         super().__init__(batch_shape=loc.shape[:2], event_shape=loc.shape[-1:],
                          validate_args=validate_args)
 
-    def _transition(self, past):
-        """Means and scales of every regime at ``past`` ``(..., L * n)``."""
+    def _transition(self, past, context=None):
+        """Means, scale factors (or None) and spline parameters (or None) of every regime at
+        ``past`` ``(..., L * n)``."""
+        if context is not None:
+            past = jnp.concatenate([past, context], axis=-1)
         out = self.mean_fn(past)
         if isinstance(out, tuple):
-            return out[0], jnp.exp(out[1])
-        return out, None
+            return out[0], jnp.exp(out[1]), (out[2] if len(out) > 2 else None)
+        return out, None, None
 
     def regime_log_liks(self, value):
         """``log p(z_t | z_past, k)`` for every regime: ``(B, T, K)``."""
         B, T, n = value.shape
         L = self.lag
         past = lagged(value, L).reshape(B, T, L * n)
-        mean, factor = self._transition(past)
+        mean, factor, raw = self._transition(past, self.context)
         scale = self.scale if factor is None else self.scale * factor
-        ll = jstats.norm.logpdf(value[:, :, None, :], mean + self.loc, scale).sum(-1)
+        v = jnp.broadcast_to(value[:, :, None, :], mean.shape)
+        log_deriv = 0.0
+        if raw is not None:  # the flow transition: score s(z_t) and add log s'(z_t)
+            v, log_deriv = rq_spline(v, spline_params(raw))
+        ll = (jstats.norm.logpdf(v, mean + self.loc, scale) + log_deriv).sum(-1)
         init = jstats.norm.logpdf(value[:, :L], self.init_loc[: min(L, T)], self.init_scale[
             : min(L, T)]).sum(-1)
         return ll.at[:, :L].set(jnp.broadcast_to(init[..., None], ll[:, :L].shape))
@@ -179,11 +212,15 @@ class MarkovPathPrior(dist.Distribution):
                 r = jnp.where(t == 0, r, jax.random.categorical(k_r, self.log_trans[r]))
             loc_t = jnp.take_along_axis(self.loc[:, t], r[:, None, None], axis=1)[:, 0]
             scale_t = jnp.take_along_axis(self.scale[:, t], r[:, None, None], axis=1)[:, 0]
-            mean, factor = self._transition(past.reshape(B, L * n))
+            ctx = None if self.context is None else self.context[:, t]
+            mean, factor, raw = self._transition(past.reshape(B, L * n), ctx)
             mean = jnp.take_along_axis(mean, r[:, None, None], axis=1)[:, 0]
             if factor is not None:
                 scale_t = scale_t * jnp.take_along_axis(factor, r[:, None, None], axis=1)[:, 0]
             z_dyn = mean + loc_t + scale_t * jax.random.normal(k_e, (B, n))
+            if raw is not None:
+                raw_t = jnp.take_along_axis(raw, r[:, None, None, None], axis=1)[:, 0]
+                z_dyn = rq_spline_inverse(z_dyn, spline_params(raw_t))
             z_t = jnp.where(t < L, z0[:, jnp.minimum(t, L - 1)], z_dyn)
             past = jnp.concatenate([z_t[:, None], past[:, :-1]], axis=1)
             return (past, r), (z_t, r)
@@ -208,7 +245,8 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                    n_regimes: int = 1, noise_scale: float | None = None,
                    stickiness: float = 0.9, subsample_size: int | None = None, n_seq=None,
                    length=None, kl_weight=1.0, whiten=None, noise_init: float = 0.1,
-                   heteroscedastic: bool = False, flow=None):
+                   heteroscedastic: bool = False, flow=None, transition_prior: str = "additive",
+                   spline_bins: int = SPLINE_BINS):
     """The shared body of :func:`tivae`, :func:`regime` and :func:`stationary`.
 
     Parameters
@@ -220,7 +258,9 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
     kind : {"tivae", "regime", "stationary"}
     decoder : equinox.Module ``(n,) -> (d,)``, registered as ``decoder`` (None with ``flow``).
     transition : equinox.Module ``(L * n,) -> (K * n,)`` (``(2 K n,)`` when
-        ``heteroscedastic``: means, then log noise-scale factors), registered as ``transition``.
+        ``heteroscedastic``: means, then log noise-scale factors; see
+        :func:`transition_outputs`), registered as ``transition``. With ``transition_prior =
+        "flow"`` for ``tivae`` it reads ``(L * n + U,)``: the past, then the one-hot domain.
     n_latent, data_dim, lag : int
     n_domains : int, optional
         Number of labels of ``u`` (``tivae``).
@@ -239,6 +279,11 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         Initial value of the learned noise scale.
     heteroscedastic : bool
         Let the transition noise scale move with the past (see the module docstring).
+    transition_prior : {"additive", "flow"}
+        Gaussian noise around a learned mean, or the component-wise conditional spline flow
+        (module docstring); the flow always has the past-dependent scale.
+    spline_bins : int
+        Bins of the flow transition's spline.
     flow : :class:`ppl_ident.ops.flows.CouplingFlow`, optional
         Exact-likelihood model (``d == n``): ``z_t = h(x_t)`` with the invertible ``h``
         (registered as ``flow``, shared with :func:`ppl_ident.families.sequence.guide.flow_guide`)
@@ -274,8 +319,10 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         log_init = jax.nn.log_softmax(numpyro.param("regime_init_logits", jnp.zeros(K)))
         log_trans = jax.nn.log_softmax(numpyro.param("regime_trans_logits", logits0), axis=-1)
 
+    bins = spline_bins if transition_prior == "flow" else 0
+
     def mean_fn(past):
-        return split_transition(_apply(net, past), K, n, heteroscedastic)
+        return split_transition(_apply(net, past), K, n, heteroscedastic, bins)
 
     with numpyro.plate("sequence", B, subsample_size=subsample_size, dim=-2) as idx:
         b = idx.shape[0]
@@ -288,9 +335,12 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
             scale = jnp.broadcast_to(trans_scale, (b, T, K, n))
         else:
             loc, scale = trans_loc[rows_bt][:, :, None], trans_scale[rows_bt][:, :, None]
+        context = None
+        if kind == "tivae" and bins:  # the flow transition's function moves with the domain
+            context = one_hot(rows_bt, n_domains or 1)
         with numpyro.plate("time", T, dim=-1):
             prior = MarkovPathPrior(mean_fn, loc, scale, init_loc, init_scale, lag,
-                                    log_init, log_trans)
+                                    log_init, log_trans, context)
             with handlers.scale(scale=kl_weight):
                 z = numpyro.sample("z", prior)
             x_b = None if x is None else x[idx]
@@ -327,9 +377,25 @@ def _flow_likelihood(fl, z, x_b, whiten):
     numpyro.factor("x_log_det", log_det)
 
 
-def split_transition(out, K: int, n: int, heteroscedastic: bool):
+def transition_outputs(K: int, n: int, heteroscedastic: bool, spline_bins: int = 0) -> int:
+    """Outputs of the transition network: ``K n`` means, ``K n`` log scale factors when
+    ``heteroscedastic`` or with a spline, and ``K n (3 bins - 1)`` spline parameters."""
+    if spline_bins:
+        return K * n * (2 + spline_raw_size(spline_bins))
+    return (2 if heteroscedastic else 1) * K * n
+
+
+def split_transition(out, K: int, n: int, heteroscedastic: bool, spline_bins: int = 0):
     """The transition network's output ``(..., K n)`` or ``(..., 2 K n)`` as the means
-    ``(..., K, n)``, or the pair (means, bounded log noise-scale factors ``3 tanh(./3)``)."""
+    ``(..., K, n)``, or the pair (means, bounded log noise-scale factors ``3 tanh(./3)``);
+    with ``spline_bins`` the triple (means, log factors, spline parameters ``(..., K, n, 3 bins
+    - 1)``) of the flow transition."""
+    if spline_bins:
+        lead = out.shape[:-1]
+        mean = out[..., : K * n].reshape(lead + (K, n))
+        log_factor = 3.0 * jnp.tanh(out[..., K * n: 2 * K * n] / 3.0).reshape(lead + (K, n))
+        raw = out[..., 2 * K * n:].reshape(lead + (K, n, spline_raw_size(spline_bins)))
+        return mean, log_factor, raw
     if not heteroscedastic:
         return out.reshape(out.shape[:-1] + (K, n))
     mean = out[..., : K * n].reshape(out.shape[:-1] + (K, n))
@@ -412,9 +478,19 @@ def transition_log_density(spec, params, row: int = 0):
     head = row if K > 1 else 0
 
     het = bool(cfg.get("heteroscedastic", False))
+    bins = int(cfg.get("spline_bins", SPLINE_BINS)) if cfg.get("transition") == "flow" else 0
+    n_dom = cfg.get("n_domains") if cfg["name"] == "tivae" else None
 
     def log_density(z_t, z_prev):
-        out = split_transition(net(jnp.reshape(z_prev, (L * n,))), K, n, het)
+        inp = jnp.reshape(z_prev, (L * n,))
+        if bins and n_dom:
+            inp = jnp.concatenate([inp, one_hot(row, n_dom)])
+        out = split_transition(net(inp), K, n, het, bins)
+        if bins:
+            mean, log_factor, raw = out
+            y, log_deriv = rq_spline(z_t, spline_params(raw[head]))
+            return (jstats.norm.logpdf(y, mean[head] + loc, scale * jnp.exp(log_factor[head]))
+                    + log_deriv).sum()
         if het:
             mean, log_factor = out
             return jstats.norm.logpdf(z_t, mean[head] + loc,
