@@ -36,20 +36,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
     A reader never sees a half-written file, and a crash leaves the old file (if any) intact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_stream(path, lambda fh: fh.write(data))
 
 
 def atomic_write_stream(path: str | os.PathLike, write) -> Path:
