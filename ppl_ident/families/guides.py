@@ -32,9 +32,9 @@ from functools import partial
 from typing import Callable, NamedTuple
 
 from ppl_ident.errors import InputError
-from ppl_ident.families.iid.guide import encoder_guide, fullcov_encoder_guide
+from ppl_ident.families.iid.guide import empty_guide, encoder_guide, fullcov_encoder_guide
 
-__all__ = ["GUIDES", "GuideFamily", "make_guide", "guide_family"]
+__all__ = ["GUIDES", "GuideFamily", "make_guide", "guide_family", "empty_guide"]
 
 
 class GuideFamily(NamedTuple):

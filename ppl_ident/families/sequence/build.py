@@ -11,7 +11,7 @@ import numpy as np
 
 from ppl_ident.errors import InputError
 from ppl_ident.families.base import ModelSpec, module_params
-from ppl_ident.families.guides import guide_family
+from ppl_ident.families.guides import empty_guide, guide_family
 from ppl_ident.families.sequence.guide import flow_guide, sequence_encoder_guide
 from ppl_ident.families.sequence.model import temporal_model, transition_outputs
 from ppl_ident.ops.flows import coupling_flow
@@ -95,8 +95,11 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                     noise_scale=noise_scale, whiten=white, noise_init=noise_init,
                     heteroscedastic=bool(heteroscedastic), transition_prior=transition,
                     spline_bins=int(spline_bins))
+    objective = None
     if flow:
         guide_fn = partial(flow_guide, flow=mods["flow"], whiten=white)
+        # the same log p(x) with the flow run once per step instead of in both
+        objective = (partial(model, observe_latent=True), empty_guide)
     else:
         guide_fn = partial(sequence_encoder_guide, encoder=mods["encoder"], n_latent=n_latent,
                            context=context, n_domains=n_domains if use_u else None,
@@ -121,4 +124,4 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                   flow_layers=int(flow_layers), transition=transition,
                   spline_bins=int(spline_bins),
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white])
-    return ModelSpec(name, model, guide_fn, init_params, config)
+    return ModelSpec(name, model, guide_fn, init_params, config, objective)

@@ -246,7 +246,7 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                    stickiness: float = 0.9, subsample_size: int | None = None, n_seq=None,
                    length=None, kl_weight=1.0, whiten=None, noise_init: float = 0.1,
                    heteroscedastic: bool = False, flow=None, transition_prior: str = "additive",
-                   spline_bins: int = SPLINE_BINS):
+                   spline_bins: int = SPLINE_BINS, observe_latent: bool = False):
     """The shared body of :func:`tivae`, :func:`regime` and :func:`stationary`.
 
     Parameters
@@ -284,6 +284,11 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         (module docstring); the flow always has the past-dependent scale.
     spline_bins : int
         Bins of the flow transition's spline.
+    observe_latent : bool
+        With ``flow`` and data: compute ``z = h(x)`` here and observe the ``z`` site, with the
+        log-determinant from the same pass (the one-pass training objective, paired with
+        :func:`ppl_ident.families.guides.empty_guide`: the same loss and gradients as the
+        point-mass guide, the flow run once per step instead of twice).
     flow : :class:`ppl_ident.ops.flows.CouplingFlow`, optional
         Exact-likelihood model (``d == n``): ``z_t = h(x_t)`` with the invertible ``h``
         (registered as ``flow``, shared with :func:`ppl_ident.families.sequence.guide.flow_guide`)
@@ -341,11 +346,17 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         with numpyro.plate("time", T, dim=-1):
             prior = MarkovPathPrior(mean_fn, loc, scale, init_loc, init_scale, lag,
                                     log_init, log_trans, context)
-            with handlers.scale(scale=kl_weight):
-                z = numpyro.sample("z", prior)
             x_b = None if x is None else x[idx]
+            z_obs = log_det = None
+            if fl is not None and observe_latent and x_b is not None:
+                z_obs, log_det = _flow_latent(fl, x_b, whiten)
+            with handlers.scale(scale=kl_weight):
+                z = numpyro.sample("z", prior, obs=z_obs)
             if fl is not None:
-                _flow_likelihood(fl, z, x_b, whiten)
+                if log_det is not None:
+                    numpyro.factor("x_log_det", log_det)
+                else:
+                    _flow_likelihood(fl, z, x_b, whiten)
                 return
             mean = _apply(dec, z)
             if whiten is None or x_b is None:
@@ -370,11 +381,18 @@ def _flow_likelihood(fl, z, x_b, whiten):
             w = whiten[0] + w @ whiten[1].T
         numpyro.deterministic("x", w)
         return
-    d = x_b.shape[-1]
-    log_det = jax.vmap(fl)(whiten_data(x_b.reshape(-1, d), whiten))[1].reshape(x_b.shape[:2])
+    numpyro.factor("x_log_det", _flow_latent(fl, x_b, whiten)[1])
+
+
+def _flow_latent(fl, x_b, whiten):
+    """``z_t = h(x_t)`` for sequences ``x_b`` ``(B, T, d)`` and each step's ``log |det J_h|``
+    in data coordinates (whitening's Jacobian included): ``(B, T, n)``, ``(B, T)``."""
+    B, T, d = x_b.shape
+    z, log_det = jax.vmap(fl)(whiten_data(x_b.reshape(-1, d), whiten))
+    log_det = log_det.reshape(B, T)
     if whiten is not None:
         log_det = log_det - jnp.sum(jnp.log(jnp.abs(jnp.diagonal(whiten[1]))))
-    numpyro.factor("x_log_det", log_det)
+    return z.reshape(B, T, -1), log_det
 
 
 def transition_outputs(K: int, n: int, heteroscedastic: bool, spline_bins: int = 0) -> int:
