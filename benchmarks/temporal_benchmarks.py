@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+
+import _common
 
 SETTINGS = {
     "stationary": ("dynamics", dict(n_domains=1), ["stationary"]),
@@ -45,24 +44,6 @@ SETTINGS = {
     "regimes3": ("regimes", dict(n_regimes=3), ["regime"]),
     "regimes5": ("regimes", dict(n_regimes=5), ["regime"]),
 }
-
-
-def _version():
-    from ppl_ident import __version__
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return f"{__version__}+{commit}"
-
-
-def _machine():
-    import jax
-
-    dev = jax.devices()[0]
-    return dev.device_kind if dev.platform == "gpu" else f"{platform.machine()} CPU"
 
 
 def _verdict(report: dict) -> dict:
@@ -190,7 +171,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = run(args.settings, args.seeds, args.steps, args.transitions, args.sequences,
                args.length, not args.no_learned_check, args.models)
-    version, machine = _version(), _machine()
+    version, machine = _common.version(), _common.machine()
     lines = [json.dumps({**r, "machine": machine, "version": version}) for r in summarise(rows)]
     print("\n".join(lines))
     if args.out:
