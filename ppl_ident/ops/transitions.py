@@ -111,6 +111,15 @@ def _bin_quantities(p: SplineParams, idx):
     return xk, yk, w, h, d0, d1
 
 
+def _locate(v, knots):
+    """Whether ``v`` lies inside the spline's interval, ``v`` clipped to it, and its bin."""
+    bound = knots[..., -1]
+    clipped = jnp.clip(v, -bound, bound)
+    bins = knots.shape[-1] - 1
+    idx = jnp.clip(jnp.sum(clipped[..., None] >= knots[..., 1:-1], axis=-1), 0, bins - 1)
+    return jnp.abs(v) < bound, clipped, idx
+
+
 def rq_spline(x, p: SplineParams):
     """Monotone rational-quadratic spline ``y = s(x)`` and ``log s'(x)``, element-wise.
 
@@ -123,11 +132,7 @@ def rq_spline(x, p: SplineParams):
     -------
     y, log_deriv : ``(...)``; the identity (``log_deriv = 0``) outside ``[-bound, bound]``.
     """
-    bound = p.x_knots[..., -1]
-    inside = jnp.abs(x) < bound
-    xc = jnp.clip(x, -bound, bound)
-    bins = p.x_knots.shape[-1] - 1
-    idx = jnp.clip(jnp.sum(xc[..., None] >= p.x_knots[..., 1:-1], axis=-1), 0, bins - 1)
+    inside, xc, idx = _locate(x, p.x_knots)
     xk, yk, w, h, d0, d1 = _bin_quantities(p, idx)
     s = h / w
     xi = (xc - xk) / w
@@ -140,11 +145,7 @@ def rq_spline(x, p: SplineParams):
 
 def rq_spline_inverse(y, p: SplineParams):
     """The inverse ``x = s^{-1}(y)`` of :func:`rq_spline` (the root of one quadratic)."""
-    bound = p.y_knots[..., -1]
-    inside = jnp.abs(y) < bound
-    yc = jnp.clip(y, -bound, bound)
-    bins = p.y_knots.shape[-1] - 1
-    idx = jnp.clip(jnp.sum(yc[..., None] >= p.y_knots[..., 1:-1], axis=-1), 0, bins - 1)
+    inside, yc, idx = _locate(y, p.y_knots)
     xk, yk, w, h, d0, d1 = _bin_quantities(p, idx)
     s = h / w
     dy = yc - yk
