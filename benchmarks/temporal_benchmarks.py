@@ -5,8 +5,12 @@ Data are made the way TDRL, LEAP and NCTRL make theirs: n = d = 8 latents, lag 2
 sequences of 6 steps (LEAP's generators draw ``lags = 2`` initial steps and then ``length = 4``
 transition steps, so every sequence has 4 steps scored by the transition), post-nonlinear
 transitions ``z_t = leaky_relu(f(z_past) + noise, 0.2)``
-(:mod:`ppl_ident.data.sequences`, ``transition="post_nonlinear"``), mixed by the package's
-random invertible MLP. Settings:
+(:mod:`ppl_ident.data.sequences`, ``transition="post_nonlinear"``). ``--style published`` (the
+default) draws the rest as the published generators do (independent standard-normal first
+steps, ``f = sum_l tanh(z_{t-l} W_l)``, noise scale 0.1, a two-layer orthogonal leaky-ReLU
+mixing); ``--style package`` uses the package's harder defaults (windows of a stationary chain,
+a three-layer mixing of condition number up to 25, noise scales in [0.1, 1], shifted
+locations). Settings:
 
 * ``stationary``: one transition law (``--domains 1``); the ``stationary`` model.
 * ``domains``: 5 observed domains, each with its own transition *function*
@@ -15,11 +19,14 @@ random invertible MLP. Settings:
   logistic); ``tivae`` and the ``stationary`` control.
 * ``regimes3``, ``regimes5``: K = 3 / 5 hidden regimes, each its own transition; ``regime``.
 
-Every fit is :func:`ppl_ident.workflow.fit_model` with its defaults apart from ``lag``,
-``n_regimes``, ``transition`` (both priors are run: ``additive``, the default, and ``flow``) and,
-when given, ``steps``. Prints one JSON line per (setting, model, transition) and metric::
+Every fit is :func:`ppl_ident.workflow.fit_model` with its defaults apart from ``lag`` and
+``n_regimes`` (the default fit: for d == n the exact flow with the spline transition and the
+conditional initial steps); ``--transitions additive flow`` sets the transition prior
+explicitly, ``--variational`` fits the variational model (``flow=False``), and ``--steps``
+the steps. Prints one JSON line per (setting, model, transition) and metric::
 
-    python benchmarks/temporal_benchmarks.py                     # 3 seeds, default steps
+    python benchmarks/temporal_benchmarks.py                     # 3 seeds, the default fit
+    python benchmarks/temporal_benchmarks.py --style package     # the package's harder data
     python benchmarks/temporal_benchmarks.py --seeds 1 --steps 2000 --settings regimes3
     python benchmarks/temporal_benchmarks.py --sequences 5000     # smaller data
     python benchmarks/temporal_benchmarks.py --length 4           # 2 transition steps only
@@ -77,7 +84,7 @@ def oracle_regime_accuracy(data, truth) -> float:
 
 
 def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=True,
-        only_models=None):
+        only_models=None, style="published", variational=False):
     from ppl_ident.data.sequences import simulate_sequences
     from ppl_ident.workflow import check_data, check_run, fit_model
 
@@ -85,7 +92,7 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
     for name in settings:
         generator, extra, models = SETTINGS[name]
         sim = dict(n_latent=8, data_dim=8, lag=2, n_sequences=n_sequences, length=length,
-                   transition="post_nonlinear", **extra)
+                   transition="post_nonlinear", style=style, **extra)
         for seed in range(seeds):
             data, truth = simulate_sequences(generator, seed, **sim)
             true_check = _verdict(check_data(data, truth))
@@ -94,7 +101,11 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
                 if only_models and model not in only_models:
                     continue
                 for tr in transitions:
-                    kw = dict(model=model, lag=2, seed=seed, transition=tr)
+                    kw = dict(model=model, lag=2, seed=seed)
+                    if tr != "default":
+                        kw["transition"] = tr
+                    if variational:
+                        kw["flow"] = False
                     if model == "regime":
                         kw["n_regimes"] = extra["n_regimes"]
                     if steps:
@@ -109,7 +120,8 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
                             learned = _verdict(check_run(fitted, data, truth))
                         except Exception as err:  # a check failure must not lose the fit
                             learned = {"error": repr(err)[:200]}
-                    rec = dict(benchmark=f"temporal_benchmarks/{name}/{model}/{tr}",
+                    rec = dict(benchmark=f"temporal_benchmarks/{style}/{name}/{model}/{tr}"
+                                         + ("/variational" if variational else ""),
                                seed=seed, mcc=m["mcc"],
                                regime_accuracy=m.get("regime_accuracy"),
                                oracle_regime_accuracy=oracle,
@@ -118,7 +130,9 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
                                true_transition_check=true_check,
                                learned_transition_check=learned,
                                settings=dict(generator=generator, **sim, model=model,
-                                             transition_prior=tr,
+                                             transition_prior=fitted.spec.config["transition"],
+                                             flow=fitted.spec.config["flow"],
+                                             initial=fitted.spec.config.get("initial"),
                                              steps=steps or "default"))
                     print(f"# {name} seed {seed} {model}/{tr}: MCC {m['mcc']:.3f}"
                           + (f", regime acc {m['regime_accuracy']:.3f}"
@@ -158,8 +172,12 @@ def main(argv=None):
     p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=None, help="default: the fit's own default")
-    p.add_argument("--transitions", nargs="+", choices=["additive", "flow"],
-                   default=["additive", "flow"])
+    p.add_argument("--transitions", nargs="+", choices=["default", "additive", "flow"],
+                   default=["default"], help="transition priors to fit (default: the fit's own)")
+    p.add_argument("--style", choices=["published", "package"], default="published",
+                   help="the data's style (see the module docstring)")
+    p.add_argument("--variational", action="store_true",
+                   help="fit the variational model (flow=False) instead of the default")
     p.add_argument("--sequences", type=int, default=20_000)
     p.add_argument("--length", type=int, default=6,
                    help="steps per sequence, the lag's 2 initial steps included")
@@ -170,7 +188,8 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     args = p.parse_args(argv)
     rows = run(args.settings, args.seeds, args.steps, args.transitions, args.sequences,
-               args.length, not args.no_learned_check, args.models)
+               args.length, not args.no_learned_check, args.models, args.style,
+               args.variational)
     version, machine = _common.version(), _common.machine()
     lines = [json.dumps({**r, "machine": machine, "version": version}) for r in summarise(rows)]
     print("\n".join(lines))

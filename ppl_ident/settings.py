@@ -120,16 +120,21 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--context", kind="nonneg_int"),
     Setting("heteroscedastic", False, "sequence models: the transition noise scale moves with "
             "the past", SEQ, flag="--heteroscedastic", kind="flag"),
-    Setting("transition", "additive", "sequence models: transition prior p(z_t | past, u): "
+    Setting("transition", None, "sequence models: transition prior p(z_t | past, u): "
             "additive (Gaussian noise around a learned mean) or flow (a learned inverse "
             "transition eps_t,i = r_i(z_t,i; past, u), a conditional monotone spline with "
-            "exact log-derivative: post-nonlinear and non-Gaussian transitions)", SEQ,
+            "exact log-derivative: post-nonlinear and non-Gaussian transitions). Default: flow "
+            "with the exact flow model, additive otherwise (and with --heteroscedastic)", SEQ,
             flag="--transition", choices="transitions"),
+    Setting("initial", None, "sequence models: density of the first L steps of each sequence: "
+            "gaussian (a learned factorial Gaussian) or conditional (left unscored: the exact "
+            "flow then fits p(x_{L+1:T} | x_{1:L}), right for windows cut from a longer "
+            "recording). Default: conditional with the flow, gaussian otherwise", SEQ,
+            flag="--initial", choices="initials"),
     Setting("flow", None, "exact likelihood: z = h(x) with an invertible flow h instead of an "
             "encoder and a noisy decoder (a point-estimate posterior). Default: on for ivae and "
-            "vae when 2 <= n <= d (d > n: x first reduced to its n principal components), off "
-            "for the sequence models (see --preset exact); --no-flow fits the variational "
-            "model", flag="--flow", kind="optional_flag"),
+            "vae when 2 <= n <= d (d > n: x first reduced to its n principal components), and "
+            "for the sequence models when n == d; --no-flow fits the variational model", flag="--flow", kind="optional_flag"),
     Setting("flow_layers", 8, "flow models: affine coupling layers (each with an LU linear map)",
             flag="--flow-layers", kind="int"),
 )
@@ -205,7 +210,8 @@ FLOW_STEPS_PER_LATENT = 500
 #: Settings of the variational models only (the encoder, its objective, the decoder noise):
 #: given explicitly, they make an unset ``flow`` mean the variational model, and with
 #: ``flow=True`` they are refused rather than ignored.
-VARIATIONAL_ONLY = ("engine", "elbo", "num_particles", "guide", "noise_scale", "noise_init")
+VARIATIONAL_ONLY = ("engine", "elbo", "num_particles", "guide", "noise_scale", "noise_init",
+                    "context")
 
 
 def variational_settings(s: FitSettings) -> list[str]:
@@ -286,6 +292,9 @@ def _choices(name: str | None):
     if name == "transitions":
         from ppl_ident.ops.transitions import TRANSITION_PRIORS
         return list(TRANSITION_PRIORS)
+    if name == "initials":
+        from ppl_ident.families.sequence.model import INITIAL_DENSITIES
+        return list(INITIAL_DENSITIES)
     if name == "fit_guides":
         from ppl_ident.families import FAMILIES
         return sorted({g for f in FAMILIES.values() for g in f.guides})

@@ -49,7 +49,9 @@ def test_the_record_and_the_flags_come_from_the_table():
     ("ivae", 2, 2, {"flow": False}, False, DEFAULT_STEPS["variational"]),
     ("ivae", 2, 2, {"steps": 7}, True, 7),
     ("ivae", 8, 8, {}, True, 8 * FLOW_STEPS_PER_LATENT),      # more latents, more steps
-    ("tivae", 2, 2, {}, False, DEFAULT_STEPS["variational"]),  # sequences: --preset exact
+    ("tivae", 2, 2, {}, True, DEFAULT_STEPS["flow"]),         # sequences with d == n too
+    ("tivae", 2, 3, {}, False, DEFAULT_STEPS["variational"]),  # d > n: the variational model
+    ("tivae", 2, 2, {"context": 1}, False, DEFAULT_STEPS["variational"]),  # an encoder's
 ])
 def test_unset_flow_and_steps_are_decided_from_the_model_and_data(model, n, d, given, flow,
                                                                    steps):
@@ -66,7 +68,10 @@ def test_unset_flow_and_steps_are_decided_from_the_model_and_data(model, n, d, g
 def test_a_setting_of_another_family_is_refused_not_dropped(setting):
     """Every family-specific setting, changed from its default, on a model of the other
     family: refused with a message that names the flag and the models it applies to."""
-    value = {bool: True, int: 2, str: "laplace"}[type(setting.default)]
+    value = {bool: True, int: 2, str: "laplace"}.get(type(setting.default))
+    if value is None:  # decided from the data when unset: any of its choices is "given"
+        from ppl_ident.settings import _choices
+        value = _choices(setting.choices)[0]
     if "iid" in setting.families:
         data, _ = simulate_dynamics(0, n_sequences=4, length=6, n_latent=2, data_dim=2)
         model = "tivae"

@@ -84,6 +84,12 @@ def add_arguments(p):
     g.add_argument("--noise", choices=("gaussian", "changing"), default="gaussian",
                    help="dynamics/regimes: changing: the noise distribution changes with the "
                         "domain/regime (Gaussian, Laplace, logistic in turn)")
+    g.add_argument("--style", choices=("package", "published"), default="package",
+                   help="dynamics/regimes: published draws the rest as the published temporal "
+                        "benchmarks' generators do (standard-normal first steps, transition "
+                        "sum_l tanh(z_{t-l} W_l), noise scale 0.1, two orthogonal leaky-ReLU "
+                        "mixing layers; the mixing, scale and location options are then "
+                        "unused); package (default) is harder")
 
 
 def run(args) -> int:
@@ -105,7 +111,8 @@ def run(args) -> int:
     _check_counts(args)
     seq_only = [flag for flag, on in (("--transition", args.transition != "additive"),
                                       ("--domain-transitions", args.domain_transitions),
-                                      ("--noise", args.noise != "gaussian")) if on]
+                                      ("--noise", args.noise != "gaussian"),
+                                      ("--style", args.style != "package")) if on]
     if args.pnl_slope != 0.2 and args.transition != "post_nonlinear":
         raise InputError("--pnl-slope is the slope of the post-nonlinear transition's leaky "
                          "ReLU: add --transition post_nonlinear, or drop --pnl-slope.")
@@ -174,7 +181,7 @@ def _run_sequences(args, out) -> int:
                      d.scale_range[1] if args.scale_max is None else args.scale_max),
         n_regimes=args.regimes, stay_prob=args.stay_prob, scale_gain=args.scale_gain,
         transition=args.transition, pnl_slope=args.pnl_slope,
-        domain_transitions=args.domain_transitions, noise=args.noise,
+        domain_transitions=args.domain_transitions, noise=args.noise, style=args.style,
     )
     save_dataset(out, data, truth, overwrite=args.force)
     u = "hidden regimes (no u)" if data.u is None else f"u {data.u.shape}"

@@ -33,6 +33,13 @@ extra random numbers, so the default data stay bit-identical:
   ``truth.noise_families``).
 * Short sequences: ``n_sequences=20_000, length=4`` (and ``burn_in`` steps before the kept
   window, so the first kept steps are not a special distribution) is an ordinary setting.
+* ``style="published"`` (dynamics and regimes): the published generators' shape instead of
+  the package's (:func:`_published_parts`): the first ``L`` kept steps are independent
+  standard normals (no burn-in), ``f_k(past) = sum_l tanh(z_{t-l} W_l)``, noise scale 0.1
+  (with ``noise="changing"``: one scale per row in [0.05, 0.15]) and no location shift, and
+  a two-layer leaky-ReLU mixing with orthogonal matrices. The package's own style is harder:
+  a three-layer mixing of condition number up to 25, noise scales in [0.1, 1] with shifted
+  locations, and windows cut from a stationary chain.
 
 * ``simulate_segments``: no dynamics (``f = 0``, ``L = 0``); ``k`` is the segment of the long
   series the step falls in (time-contrastive learning's setting).
@@ -58,7 +65,7 @@ import jax.numpy as jnp
 import jax.scipy.stats as jstats
 import numpy as np
 
-from ppl_ident.data.mixing import (Mixing, mix, mixing_from_arrays, mixing_to_arrays,
+from ppl_ident.data.mixing import (Mixing, _well_conditioned, mix, mixing_from_arrays, mixing_to_arrays,
                                    random_mixing, unmix)
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.errors import InputError, warn_identifiability
@@ -263,11 +270,14 @@ class SequenceConfig(NamedTuple):
     pnl_slope: float = 0.2
     domain_transitions: bool = False  # dynamics: one transition MLP per domain
     noise: str = "gaussian"  # or "changing": the noise family changes with the domain/regime
+    style: str = "package"  # or "published": the published generators' shape (module docstring)
 
 
 #: Values of :attr:`SequenceConfig.transition` and :attr:`SequenceConfig.noise`.
 TRANSITION_KINDS = ("additive", "post_nonlinear")
 NOISE_KINDS = ("gaussian", "changing")
+#: Values of :attr:`SequenceConfig.style`.
+STYLES = ("package", "published")
 
 
 def _check(c: SequenceConfig, kind: str) -> SequenceConfig:
@@ -319,10 +329,12 @@ def _check(c: SequenceConfig, kind: str) -> SequenceConfig:
     if not 0 < c.pnl_slope <= 1:
         raise InputError(f"pnl_slope must be in (0, 1] (the leaky ReLU stays invertible), got "
                          f"{c.pnl_slope!r}.")
+    if c.style not in STYLES:
+        raise InputError(f"style must be one of {', '.join(STYLES)}, got {c.style!r}.")
     if kind == "segments" and (c.transition != "additive" or c.noise != "gaussian"
-                               or c.domain_transitions):
-        raise InputError("The segments generator has no transition: transition, noise and "
-                         "domain_transitions apply to --generator dynamics or regimes.")
+                               or c.domain_transitions or c.style != "package"):
+        raise InputError("The segments generator has no transition: transition, noise, style "
+                         "and domain_transitions apply to --generator dynamics or regimes.")
     if kind == "regimes" and c.domain_transitions:
         raise InputError("Every hidden regime already has its own transition; "
                          "domain_transitions applies to --generator dynamics.")
@@ -337,6 +349,61 @@ def _random_transitions(rng, K, lag, n, hidden, gain):
     w2 = rng.standard_normal((K, hidden, n)) * (gain * np.sqrt(2.0 / hidden))
     b2 = np.zeros((K, n))
     return tuple(a.astype(np.float32) for a in (w1, b1, w2, b2))
+
+
+def _orthogonal(rng, n):
+    """A random orthogonal ``(n, n)`` matrix (Haar: the QR factor of a Gaussian matrix with
+    the signs of ``R``'s diagonal moved into ``Q``)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def _published_parts(rng, c, rows: int, changing_edges: bool):
+    """Mixing, transitions, ``loc``, ``scale`` and the start of ``style="published"``.
+
+    The shape of the published temporal generators (LEAP, TDRL, NCTRL; the *form* described
+    in their papers and data scripts, written here afresh): the first ``L`` steps are
+    independent standard normals (standardised over the sequences), the transition mean is
+    ``sum_l tanh(z_{t-l} W_l)`` with random column-normalised well-conditioned ``W_l`` (an
+    instance of the package's one-hidden-layer tanh MLP: block-diagonal first layer, stacked
+    identities as second), the noise scale is 0.1 with no location shift, and the mixing is
+    two leaky-ReLU layers with orthogonal matrices. ``rows`` transitions are drawn: with
+    ``changing_edges`` (domains with their own transition, as the published changing-dynamics
+    data) they share ``W`` except the two entries ``(1, 2)`` and ``(3, 4)`` of ``W_1``, drawn
+    uniform in [-1, 1] per row; otherwise every row has its own ``W`` (regimes)."""
+    n, L = c.n_latent, c.lag
+    weights = (_orthogonal(rng, n), _orthogonal(rng, n))
+    projection = None
+    if c.data_dim > n:
+        projection = jnp.asarray(_orthogonal(rng, c.data_dim)[:n], jnp.float32)
+    mixing = Mixing(tuple(jnp.asarray(w, jnp.float32) for w in weights), projection,
+                    "leaky_relu", 0.2)
+    base = [_well_conditioned(rng, n, None) for _ in range(L)]
+    w1 = np.zeros((rows, L * n, L * n))
+    for k in range(rows):
+        ws = base if changing_edges else [_well_conditioned(rng, n, None) for _ in range(L)]
+        ws = [w.copy() for w in ws]
+        if changing_edges:
+            for i, j in ((1, 2), (3, 4)):
+                if max(i, j) < n:
+                    ws[0][i, j] = rng.uniform(-1.0, 1.0)
+        for l, w in enumerate(ws):
+            w1[k, l * n:(l + 1) * n, l * n:(l + 1) * n] = w
+    w2 = np.broadcast_to(np.tile(np.eye(n), (L, 1)), (rows, L * n, n))
+    weights = tuple(a.astype(np.float32) for a in (w1, np.zeros((rows, L * n)), w2,
+                                                   np.zeros((rows, n))))
+    start = rng.standard_normal((c.n_sequences, L, n))
+    start = (start - start.mean(0)) / start.std(0)
+    return mixing, weights, start
+
+
+def _published_scale(rng, c, rows: int):
+    """The published generators' noise scale: 0.1 everywhere, or with ``noise="changing"`` one
+    scale per row drawn uniform in [0.05, 0.15] (their nonstationary-noise data use 0.05,
+    0.1 and 0.15), shared by the latents."""
+    if c.noise != "changing":
+        return np.full((rows, c.n_latent), 0.1)
+    return np.repeat(rng.uniform(0.05, 0.15, size=(rows, 1)), c.n_latent, axis=1)
 
 
 def _random_scale_maps(rng, K, lag, n, gain):
@@ -356,12 +423,13 @@ def _mlp_np(h, w1, b1, w2, b2):
 
 
 def _roll_out(rng, labels, lag, loc, scale, weights, burn_in, scale_maps=None,
-              pnl_slope=None, families=None):
+              pnl_slope=None, families=None, start=None):
     """Simulate ``z`` ``(B, T, n)`` step by step; ``labels`` ``(B, burn_in + T)`` pick the row of
     ``loc``/``scale`` and (for regimes) of the MLP. A single MLP row is shared by all labels.
     ``scale_maps = (v, c, gain)`` multiplies the noise scale by ``exp(gain * tanh(h v + c))``;
     ``pnl_slope`` puts the noisy step through a leaky ReLU; ``families`` ``(K,)`` picks each
-    row's noise family (None: Gaussian)."""
+    row's noise family (None: Gaussian). ``start`` ``(B, lag, n)``, oldest first: the first
+    ``lag`` kept steps are these draws and the roll-out begins after them (no burn-in)."""
     B, total = labels.shape
     n = loc.shape[1]
     w1, b1, w2, b2 = weights
@@ -369,7 +437,10 @@ def _roll_out(rng, labels, lag, loc, scale, weights, burn_in, scale_maps=None,
     shared = w1.shape[0] == 1
     z = np.zeros((B, total, n))
     past = rng.standard_normal((B, lag, n))  # most recent first
-    for t in range(total):
+    first = 0
+    if start is not None:
+        z[:, :lag], past, first = start, start[:, ::-1], lag
+    for t in range(first, total):
         k = labels[:, t]
         row = np.zeros_like(k) if shared else k
         h = past.reshape(B, -1)
@@ -496,14 +567,22 @@ def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **ove
     c = _check(c, "dynamics")
     rng = np.random.default_rng(seed)
     n, U, B = c.n_latent, c.n_domains, c.n_sequences
-    mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope, c.max_cond)
-    weights = _random_transitions(rng, U if c.domain_transitions else 1, c.lag, n, c.hidden,
-                                  c.transition_gain)
-    scale = rng.uniform(*c.scale_range, size=(U, n))
-    # Shifting the location with the domain as well as the scale is what gives 2n independent
-    # variations: with scale changes alone the 2n-vectors of the sufficient-variability
-    # condition stay in an n-dimensional subspace at every point.
-    loc = rng.uniform(-c.loc_range, c.loc_range, size=(U, n))
+    start = None
+    if c.style == "published":
+        c = c._replace(burn_in=0)
+        mixing, weights, start = _published_parts(rng, c, U if c.domain_transitions else 1,
+                                                  changing_edges=True)
+        scale, loc = _published_scale(rng, c, U), np.zeros((U, n))
+    else:
+        mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope,
+                               c.max_cond)
+        weights = _random_transitions(rng, U if c.domain_transitions else 1, c.lag, n,
+                                      c.hidden, c.transition_gain)
+        scale = rng.uniform(*c.scale_range, size=(U, n))
+        # Shifting the location with the domain as well as the scale is what gives 2n
+        # independent variations: with scale changes alone the 2n-vectors of the
+        # sufficient-variability condition stay in an n-dimensional subspace at every point.
+        loc = rng.uniform(-c.loc_range, c.loc_range, size=(U, n))
     total = c.burn_in + c.length
     t_idx = np.arange(total) - c.burn_in
     if c.domain_length is None:
@@ -513,7 +592,7 @@ def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **ove
     labels = labels.astype(np.int32)
     maps = _random_scale_maps(rng, U if c.domain_transitions else 1, c.lag, n, c.scale_gain)
     slope, fams = _kinds(c, U)
-    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps, slope, fams)
+    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps, slope, fams, start)
     w1, b1, w2, b2 = weights
     return _finish(rng, c, z, labels[:, c.burn_in:].copy(), dict(
         mixing=mixing, lag=c.lag, loc=loc.astype(np.float32), scale=scale.astype(np.float32),
@@ -555,10 +634,17 @@ def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **over
     c = _check(c, "regimes")
     rng = np.random.default_rng(seed)
     n, K, B = c.n_latent, c.n_regimes, c.n_sequences
-    mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope, c.max_cond)
-    weights = _random_transitions(rng, K, c.lag, n, c.hidden, c.transition_gain)
-    scale = rng.uniform(*c.scale_range, size=(K, n))
-    loc = rng.uniform(-c.loc_range, c.loc_range, size=(K, n))
+    start = None
+    if c.style == "published":
+        c = c._replace(burn_in=0)
+        mixing, weights, start = _published_parts(rng, c, K, changing_edges=False)
+        scale, loc = _published_scale(rng, c, K), np.zeros((K, n))
+    else:
+        mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope,
+                               c.max_cond)
+        weights = _random_transitions(rng, K, c.lag, n, c.hidden, c.transition_gain)
+        scale = rng.uniform(*c.scale_range, size=(K, n))
+        loc = rng.uniform(-c.loc_range, c.loc_range, size=(K, n))
     if K == 1:
         trans = np.ones((1, 1))
     else:
@@ -576,7 +662,7 @@ def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **over
     labels = np.concatenate([np.repeat(path[:, :1], c.burn_in, axis=1), path], axis=1)
     maps = _random_scale_maps(rng, K, c.lag, n, c.scale_gain)
     slope, fams = _kinds(c, K)
-    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps, slope, fams)
+    z = _roll_out(rng, labels, c.lag, loc, scale, weights, c.burn_in, maps, slope, fams, start)
     w1, b1, w2, b2 = weights
     return _finish(rng, c, z, None, dict(
         mixing=mixing, lag=c.lag, loc=loc.astype(np.float32), scale=scale.astype(np.float32),

@@ -248,3 +248,46 @@ def test_new_transition_options_are_refused_where_they_do_not_apply():
         simulate_regimes(0, domain_transitions=True)
     with pytest.raises(InputError, match="pnl_slope"):
         simulate_dynamics(0, transition="post_nonlinear", pnl_slope=0.0)
+
+
+@pytest.mark.parametrize("generator", ["dynamics", "regimes"])
+def test_published_style_has_the_published_shape(generator):
+    """style="published": the first L steps are standardised standard normals, the transition
+    mean is sum_l tanh(z_{t-l} W_l) (no location shift), the inverted post-nonlinear residuals
+    have scale 0.1, the mixing is two orthogonal leaky-ReLU layers; for changing dynamics the
+    domains' W_1 differ in the entries (1, 2) and (3, 4) only."""
+    from ppl_ident.data.mixing import unmix
+
+    L, n = 2, 5
+    extra = {"n_domains": 3, "domain_transitions": True} if generator == "dynamics" else {
+        "n_regimes": 3}
+    data, truth = simulate_sequences(generator, 2, n_latent=n, data_dim=n, n_sequences=3000,
+                                     length=5, lag=L, transition="post_nonlinear",
+                                     style="published", **extra)
+    first = data.z[:, :L].reshape(-1, n)
+    np.testing.assert_allclose(data.z[:, :L].mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(data.z[:, :L].std(0), 1.0, atol=1e-5)
+    assert abs(np.corrcoef(first.T)[0, 1]) < 0.05
+    for w in truth.mixing.weights:
+        np.testing.assert_allclose(np.asarray(w) @ np.asarray(w).T, np.eye(n), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(unmix(truth.mixing, data.x)), data.z, atol=1e-4)
+    assert np.all(truth.loc == 0) and np.all(truth.scale == np.float32(0.1))
+    labels = (truth.regimes if generator == "regimes"
+              else np.broadcast_to(data.u, data.z.shape[:2]))
+    k = labels[:, L:]
+    past = np.stack([data.z[:, L - 1:-1], data.z[:, L - 2:-2]], axis=2)
+    w1 = truth.trans_w1
+    ref = sum(np.tanh(np.einsum("bti,btij->btj", past[:, :, l],
+                                w1[k][..., l * n:(l + 1) * n, l * n:(l + 1) * n]))
+              for l in range(L))
+    # the truth's own transition function (the package's tanh MLP) is that sum
+    np.testing.assert_allclose(np.asarray(transition_mean(truth, past, k)), ref, atol=1e-5)
+    y = np.where(data.z[:, L:] < 0, data.z[:, L:] / 0.2, data.z[:, L:])
+    eps = y - ref
+    np.testing.assert_allclose(eps.std(), 0.1, rtol=0.03)
+    np.testing.assert_allclose(eps.mean(), 0.0, atol=0.005)
+    if generator == "dynamics":
+        diff = np.abs(w1[1] - w1[0]) > 0
+        assert set(zip(*np.nonzero(diff))) <= {(1, 2), (3, 4)}
+    else:
+        assert np.abs(w1[1] - w1[0]).max() > 0.1

@@ -42,12 +42,13 @@ CONFIGS = [
     ("ivae", "encoder", _iid, {}),
     ("ivae", "flow", _iid, {"flow_layers": 2}),  # the default for n = d: the exact flow
     ("vae", "encoder_fullcov", _iid, {"flow": False}),
-    ("tivae", "encoder_fullcov", _dynamics, {}),
+    ("tivae", "encoder_fullcov", _dynamics, {"flow": False}),
     ("tivae", "encoder", _dynamics, {"context": 1}),
-    ("regime", "encoder_fullcov", _regimes, {"n_regimes": 2}),
-    ("stationary", "encoder_fullcov", _dynamics, {}),
+    ("regime", "encoder_fullcov", _regimes, {"n_regimes": 2, "flow": False}),
+    # the default for d == n: the exact flow, spline transition, conditional first steps
+    ("stationary", "flow", _dynamics, {"flow_layers": 2}),
     # the nonparametric (spline) transition prior, variational and exact
-    ("tivae", "encoder_fullcov", _dynamics, {"transition": "flow"}),
+    ("tivae", "encoder_fullcov", _dynamics, {"transition": "flow", "flow": False}),
     ("regime", "flow", _regimes, {"n_regimes": 2, "transition": "flow", "flow": True,
                                    "flow_layers": 2}),
 ]

@@ -266,6 +266,48 @@ def test_sequence_flow_one_pass_objective_equals_the_point_mass_pair(name, trans
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["tivae", "regime"])
+def test_conditional_initial_leaves_out_exactly_the_first_lag_steps(name):
+    """``initial="conditional"``: the exact flow's objective is the full ``log p(x)`` less the
+    first L steps' terms, their initial Gaussian density at ``z = h(x)`` and their Jacobian
+    factor, computed here from the flow directly. For the regime model the chain's first
+    step still runs (its per-step terms are the filter's normalisers)."""
+    from jax.scipy.stats import norm
+    from numpyro.infer import Trace_ELBO
+
+    from ppl_ident.families.sequence.model import _flow_latent, _module
+    from ppl_ident.ops.observation import whitening
+
+    generator = "regimes" if name == "regime" else "dynamics"
+    extra = {"n_regimes": 2} if name == "regime" else {"n_domains": 3}
+    lag = 2
+    data, _ = simulate_sequences(generator, 0, n_latent=2, data_dim=2, n_sequences=4,
+                                 length=6, lag=lag, **extra)
+    white = whitening(data.x.reshape(-1, 2))
+    specs = {init: build_model(name, jax.random.PRNGKey(0), n_latent=2, data_dim=2, lag=lag,
+                               flow=True, flow_layers=2, whiten=white, initial=init,
+                               **extra, **TINY)
+             for init in ("gaussian", "conditional")}
+    params = specs["gaussian"].init_params(jax.random.PRNGKey(1))
+    params["flow$params"] = jax.tree_util.tree_map(
+        lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(a.size), a.shape),
+        params["flow$params"])
+    params["init_loc"] = jnp.array([[0.3, -0.2], [0.1, 0.5]])
+    params["init_scale"] = jnp.array([[0.7, 1.3], [1.1, 0.9]])
+    x = jnp.asarray(data.x)
+    u = None if name == "regime" else jnp.asarray(data.u)
+    loss = {k: Trace_ELBO().loss(jax.random.PRNGKey(3), params, *spec.objective, x, u)
+            for k, spec in specs.items()}
+    z, log_det = _flow_latent(_module(specs["gaussian"], params, "flow"), x, white)
+    first = (norm.logpdf(z[:, :lag], params["init_loc"], params["init_scale"]).sum()
+             + log_det[:, :lag].sum())
+    np.testing.assert_allclose(loss["conditional"] - loss["gaussian"], first, rtol=1e-5)
+    # the variational model needs a prior for every latent it encodes
+    from ppl_ident.errors import InputError
+    with pytest.raises(InputError, match="--initial conditional"):
+        build_model(name, n_latent=2, data_dim=2, initial="conditional", **extra)
+
+
 def test_flow_needs_d_equal_n(small_data):
     from ppl_ident.errors import InputError
     from ppl_ident.workflow import fit_settings
@@ -298,7 +340,7 @@ def test_workflow_regime_metrics_and_run_round_trip(tmp_path):
     data, truth = simulate_sequences("regimes", 1, n_latent=2, data_dim=2, n_sequences=16,
                                      length=15)
     fitted = fit_model(data, model="regime", steps=60, batch_size=60, n_regimes=3,
-                       truth=truth, **TINY)
+                       truth=truth, flow=False, **TINY)
     m = fitted.metrics
     for key in ("mcc", "regime_accuracy", "regime_accuracy_smoothed",
                 "trans_matrix_max_abs_error", "learned_trans_matrix"):

@@ -13,7 +13,8 @@ from ppl_ident.errors import InputError
 from ppl_ident.families.base import ModelSpec, module_params
 from ppl_ident.families.guides import empty_guide, guide_family
 from ppl_ident.families.sequence.guide import flow_guide, sequence_encoder_guide
-from ppl_ident.families.sequence.model import temporal_model, transition_outputs
+from ppl_ident.families.sequence.model import (INITIAL_DENSITIES, temporal_model,
+                                               transition_outputs)
 from ppl_ident.ops.flows import coupling_flow
 from ppl_ident.ops.nn import mlp
 from ppl_ident.ops.transitions import SPLINE_BINS, TRANSITION_PRIORS
@@ -28,7 +29,7 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                            n_regimes=3, context=1, width=64, depth=2, noise_scale=None,
                            whiten=None, guide="encoder", noise_init=0.1, heteroscedastic=False,
                            flow=False, flow_layers=8, transition="additive",
-                           spline_bins=SPLINE_BINS):
+                           spline_bins=SPLINE_BINS, initial="gaussian"):
     """Build sequence model ``name`` (``x`` of shape ``(B, T, d)``); see
     :mod:`ppl_ident.families.sequence.model`."""
     if name == "tivae" and n_domains is None:
@@ -57,6 +58,14 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
         raise InputError("The flow transition's scale already moves with the past (its "
                          "conditional affine part): drop --heteroscedastic, or use "
                          "--transition additive --heteroscedastic.")
+    if initial not in INITIAL_DENSITIES:
+        raise InputError(f"initial must be one of {', '.join(INITIAL_DENSITIES)}; got "
+                         f"{initial!r}.")
+    if initial == "conditional" and not flow:
+        raise InputError(
+            "--initial conditional leaves the first lag steps unscored, which only the exact "
+            "flow can do (the variational model needs a prior for every latent it encodes): "
+            "add --flow (data_dim == latent_dim) or use --initial gaussian.")
     if int(spline_bins) != spline_bins or spline_bins < 2:
         raise InputError(f"spline_bins must be an integer >= 2, got {spline_bins!r}.")
     fullcov = guide == "encoder_fullcov"
@@ -94,7 +103,7 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                     lag=lag, n_domains=n_domains if use_u else None, n_regimes=K,
                     noise_scale=noise_scale, whiten=white, noise_init=noise_init,
                     heteroscedastic=bool(heteroscedastic), transition_prior=transition,
-                    spline_bins=int(spline_bins))
+                    spline_bins=int(spline_bins), initial=initial)
     objective = None
     if flow:
         guide_fn = partial(flow_guide, flow=mods["flow"], whiten=white)
@@ -122,6 +131,6 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                   batch_plate="sequence", guide=guide,  # engines look up its family
                   noise_init=noise_init, heteroscedastic=bool(heteroscedastic), flow=bool(flow),
                   flow_layers=int(flow_layers), transition=transition,
-                  spline_bins=int(spline_bins),
+                  spline_bins=int(spline_bins), initial=initial,
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white])
     return ModelSpec(name, model, guide_fn, init_params, config, objective)

@@ -39,6 +39,10 @@ class SequenceFamily(ModelFamily):
     def prepare_inputs(self, u, model, labels=None):
         return prepare_sequence_inputs(u, model, labels)
 
+    def auto_flow(self, n, d, s):
+        # the exact flow maps each step's x to z one to one: d == n >= 2 (a coupling splits z)
+        return 2 <= n == d
+
     def check_settings(self, dataset, s):
         B, T, _ = dataset.x.shape
         if T <= s.lag:
@@ -68,7 +72,9 @@ class SequenceFamily(ModelFamily):
                     n_regimes=s.n_regimes, context=s.context, width=s.width, depth=s.depth,
                     noise_scale=s.noise_scale, guide=s.guide, noise_init=s.noise_init,
                     heteroscedastic=s.heteroscedastic, flow=s.flow, flow_layers=s.flow_layers,
-                    transition=s.transition,
+                    transition=s.transition or ("flow" if s.flow and not s.heteroscedastic
+                                                else "additive"),
+                    initial=s.initial or ("conditional" if s.flow else "gaussian"),
                     whiten=whitening(dataset.x.reshape(-1, d)) if s.whiten else None)
 
     def templates(self, config):

@@ -76,6 +76,7 @@ from ppl_ident.ops.transitions import (SPLINE_BINS, TRANSITION_PRIORS, rq_spline
 
 __all__ = [
     "SEQUENCE_KINDS",
+    "INITIAL_DENSITIES",
     "TRANSITION_PRIORS",
     "transition_outputs",
     "MarkovPathPrior",
@@ -93,6 +94,9 @@ __all__ = [
 ]
 
 SEQUENCE_KINDS = ("tivae", "regime", "stationary")
+
+#: Densities of the first ``L`` steps of a sequence (``initial`` of :func:`temporal_model`).
+INITIAL_DENSITIES = ("gaussian", "conditional")
 
 
 def lagged(z, lag: int):
@@ -139,6 +143,10 @@ class MarkovPathPrior(dist.Distribution):
     context : ``(B, T, C)`` or None
         Read by ``mean_fn`` after the past (the temporal iVAE's one-hot domain for the flow
         transition).
+    score_initial : bool
+        Score the first ``L`` steps under ``init_loc``, ``init_scale``; False leaves them
+        unscored (``log_prob`` is 0 there), so the sum over ``t`` is the conditional
+        ``log p(z_{L+1:T} | z_{1:L})`` (see ``initial`` in :func:`temporal_model`).
     """
 
     arg_constraints = {}
@@ -146,10 +154,11 @@ class MarkovPathPrior(dist.Distribution):
     reparametrized_params = []
 
     def __init__(self, mean_fn, loc, scale, init_loc, init_scale, lag, log_init=None,
-                 log_trans=None, context=None, validate_args=None):
+                 log_trans=None, context=None, score_initial=True, validate_args=None):
         self.mean_fn, self.loc, self.scale = mean_fn, loc, scale
         self.init_loc, self.init_scale, self.lag = init_loc, init_scale, lag
         self.log_init, self.log_trans, self.context = log_init, log_trans, context
+        self.score_initial = score_initial
         super().__init__(batch_shape=loc.shape[:2], event_shape=loc.shape[-1:],
                          validate_args=validate_args)
 
@@ -177,6 +186,8 @@ class MarkovPathPrior(dist.Distribution):
         ll = (jstats.norm.logpdf(v, mean + self.loc, scale) + log_deriv).sum(-1)
         init = jstats.norm.logpdf(value[:, :L], self.init_loc[: min(L, T)], self.init_scale[
             : min(L, T)]).sum(-1)
+        if not self.score_initial:
+            init = jnp.zeros_like(init)
         return ll.at[:, :L].set(jnp.broadcast_to(init[..., None], ll[:, :L].shape))
 
     def log_prob(self, value):
@@ -246,7 +257,8 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                    stickiness: float = 0.9, subsample_size: int | None = None, n_seq=None,
                    length=None, kl_weight=1.0, whiten=None, noise_init: float = 0.1,
                    heteroscedastic: bool = False, flow=None, transition_prior: str = "additive",
-                   spline_bins: int = SPLINE_BINS, observe_latent: bool = False):
+                   spline_bins: int = SPLINE_BINS, observe_latent: bool = False,
+                   initial: str = "gaussian"):
     """The shared body of :func:`tivae`, :func:`regime` and :func:`stationary`.
 
     Parameters
@@ -284,6 +296,15 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         (module docstring); the flow always has the past-dependent scale.
     spline_bins : int
         Bins of the flow transition's spline.
+    initial : {"gaussian", "conditional"}
+        The first ``L`` steps of every sequence: scored under a learned factorial Gaussian
+        (``init_loc``, ``init_scale``), or, with ``flow`` only, not scored at all (neither their
+        prior term nor their Jacobian factor), so that the objective is the conditional
+        ``log p(x_{L+1:T} | x_{1:L})``. The conditional form is right for windows cut from a
+        longer recording, whose first steps are neither independent across latents nor
+        Gaussian: a factorial prior there would pull the latents towards any rotation that
+        makes those steps look factorial. (The prior predictive still starts from the initial
+        Gaussian, unfitted in that case.)
     observe_latent : bool
         With ``flow`` and data: compute ``z = h(x)`` here and observe the ``z`` site, with the
         log-determinant from the same pass (the one-pass training objective, paired with
@@ -345,18 +366,20 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
             context = one_hot(rows_bt, n_domains or 1)
         with numpyro.plate("time", T, dim=-1):
             prior = MarkovPathPrior(mean_fn, loc, scale, init_loc, init_scale, lag,
-                                    log_init, log_trans, context)
+                                    log_init, log_trans, context,
+                                    score_initial=initial != "conditional")
             x_b = None if x is None else x[idx]
             z_obs = log_det = None
             if fl is not None and observe_latent and x_b is not None:
                 z_obs, log_det = _flow_latent(fl, x_b, whiten)
+                log_det = _initial_mask(log_det, lag, initial)
             with handlers.scale(scale=kl_weight):
                 z = numpyro.sample("z", prior, obs=z_obs)
             if fl is not None:
                 if log_det is not None:
                     numpyro.factor("x_log_det", log_det)
                 else:
-                    _flow_likelihood(fl, z, x_b, whiten)
+                    _flow_likelihood(fl, z, x_b, whiten, lag, initial)
                 return
             mean = _apply(dec, z)
             if whiten is None or x_b is None:
@@ -372,16 +395,25 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                 numpyro.factor("x_whitening_jacobian", -log_det * jnp.ones(x_b.shape[:2]))
 
 
-def _flow_likelihood(fl, z, x_b, whiten):
+def _initial_mask(log_det, lag: int, initial: str):
+    """The per-step Jacobian factor ``(B, T)`` with the first ``lag`` steps left out when the
+    initial steps are not scored (``initial="conditional"``)."""
+    if initial != "conditional":
+        return log_det
+    return log_det.at[:, :lag].set(0.0)
+
+
+def _flow_likelihood(fl, z, x_b, whiten, lag: int = 1, initial: str = "gaussian"):
     """The exact model's observation term: ``x = h^{-1}(z)`` (prior predictive) or the factor
-    ``log |det J_h(x)|`` in data coordinates (whitening's Jacobian included)."""
+    ``log |det J_h(x)|`` in data coordinates (whitening's Jacobian included; the first ``lag``
+    steps left out with ``initial="conditional"``)."""
     if x_b is None:
         w = _apply(fl.inverse, z)
         if whiten is not None:
             w = whiten[0] + w @ whiten[1].T
         numpyro.deterministic("x", w)
         return
-    numpyro.factor("x_log_det", _flow_latent(fl, x_b, whiten)[1])
+    numpyro.factor("x_log_det", _initial_mask(_flow_latent(fl, x_b, whiten)[1], lag, initial))
 
 
 def _flow_latent(fl, x_b, whiten):
