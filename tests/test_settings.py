@@ -71,7 +71,7 @@ def test_a_setting_of_another_family_is_refused_not_dropped(setting):
     value = {bool: True, int: 2, str: "laplace"}.get(type(setting.default))
     if value is None:  # decided from the data when unset: any of its choices is "given"
         from ppl_ident.settings import _choices
-        value = _choices(setting.choices)[0]
+        value = _choices(setting.choices)[-1]
     if "iid" in setting.families:
         data, _ = simulate_dynamics(0, n_sequences=4, length=6, n_latent=2, data_dim=2)
         model = "tivae"
@@ -107,3 +107,13 @@ def test_presets_fill_settings_and_overrides_win():
     assert fit_settings("exact").flow and fit_settings("exact", steps=3).steps == 3
     with pytest.raises(InputError, match="Unknown fit setting"):
         fit_settings(lag_steps=3)
+
+
+def test_a_preset_of_the_sequence_models_is_refused_by_name_on_the_ivae():
+    """--preset exact pins the sequence models' transition and first steps; on an i.i.d. model
+    the refusal names the preset, not a flag the user never gave."""
+    data, _ = simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=10)
+    with pytest.raises(InputError, match="drop --preset exact"):
+        checked_settings(data, fit_settings("exact", model="ivae"))
+    s = fit_settings("exact")
+    assert (s.transition, s.initial, s.steps) == ("additive", "gaussian", 20_000)

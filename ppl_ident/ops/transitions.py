@@ -40,9 +40,10 @@ __all__ = ["TRANSITION_PRIORS", "SPLINE_BINS", "SPLINE_BOUND", "spline_raw_size"
            "SplineParams", "spline_params", "rq_spline", "rq_spline_inverse",
            "conditional_flow_logpdf", "conditional_flow_sample"]
 
-#: The sequence models' transition priors: Gaussian noise around a learned mean, or this
-#: module's component-wise conditional spline flow.
-TRANSITION_PRIORS = ("additive", "flow")
+#: The sequence models' transition priors: Gaussian noise around a learned mean, this
+#: module's component-wise conditional spline flow, or a post-nonlinear transition (a spline
+#: of ``z_t,i`` that does not depend on the past, Gaussian around a learned mean of the past).
+TRANSITION_PRIORS = ("additive", "flow", "post_nonlinear")
 
 #: Default number of bins and half-width of the spline's interval (identity outside).
 SPLINE_BINS = 8

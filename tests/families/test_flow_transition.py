@@ -145,3 +145,47 @@ def test_flow_transition_is_refused_with_heteroscedastic_and_bad_names():
                     heteroscedastic=True)
     with pytest.raises(InputError, match="additive, flow"):
         build_model("stationary", n_latent=2, data_dim=2, transition="spline")
+
+
+@pytest.mark.parametrize("name,K", [("tivae", 1), ("regime", 2)])
+def test_post_nonlinear_transition_density_is_the_hand_computation(name, K):
+    """transition="post_nonlinear": one learned spline per regime and latent that does not read
+    the past, s(z_t) ~ N(f(past) + loc, scale): the per-step terms (for regimes, of the
+    regime's head) and the checker's transition_log_density are that formula; a fresh model
+    is the additive transition (the spline starts at the identity)."""
+    data, _ = simulate_sequences("dynamics", 0, n_latent=2, data_dim=2, n_sequences=3,
+                                 length=4, n_domains=2, lag=2)
+    spec = build_model(name, jax.random.PRNGKey(0), n_latent=2, data_dim=2, n_domains=2,
+                       n_regimes=K, lag=2, width=16, depth=1, transition="post_nonlinear",
+                       spline_bins=4)
+    params = spec.init_params(jax.random.PRNGKey(1))
+    loc0 = np.asarray(params.get("trans_loc", np.zeros((2, 2))))  # regimes: symmetry broken
+    u = data.u if name == "tivae" else None
+    z = np.asarray(data.z)
+    fresh = _prior(spec, params, data, u).regime_log_liks(jnp.asarray(z))
+    net = _net(spec, params)
+    rows = 2
+    params["trans_scale"] = jnp.asarray([[0.5, 2.0], [1.5, 0.7]])[:rows]
+    params["trans_loc"] = jnp.asarray([[0.3, -0.2], [-0.5, 0.1]])[:rows]
+    params["trans_spline"] = 0.8 * jax.random.normal(jax.random.PRNGKey(7), (K, 2, 11))
+    ll = np.asarray(_prior(spec, params, data, u).regime_log_liks(jnp.asarray(z)))
+    for b in range(3):
+        for t in range(2, 4):
+            past = np.stack([z[b, t - 1], z[b, t - 2]])
+            means = split_transition(net(jnp.asarray(past.reshape(-1))), K, 2, False)
+            for head in range(K):
+                row = int(data.u[b, t]) if name == "tivae" else head
+                m = np.asarray(means[head]) + np.asarray(params["trans_loc"])[row]
+                sd = np.asarray(params["trans_scale"])[row]
+                y, log_deriv = rq_spline(jnp.asarray(z[b, t]),
+                                         spline_params(params["trans_spline"][head]))
+                ref = float((_normal_logpdf(np.asarray(y), m, sd) + np.asarray(log_deriv)).sum())
+                np.testing.assert_allclose(ll[b, t, head], ref, rtol=1e-4, atol=1e-4)
+                got = float(transition_log_density(spec, params, row)(jnp.asarray(z[b, t]),
+                                                                     jnp.asarray(past)))
+                np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+                if head == 0:  # the fresh model: the additive Gaussian at the initial tables
+                    m0 = np.asarray(means[0]) + loc0[0 if name == "regime" else row]
+                    add = _normal_logpdf(z[b, t], m0, 1.0).sum()
+                    np.testing.assert_allclose(float(fresh[b, t, 0]), add, rtol=1e-4,
+                                               atol=1e-4)

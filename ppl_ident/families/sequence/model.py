@@ -291,11 +291,16 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         Initial value of the learned noise scale.
     heteroscedastic : bool
         Let the transition noise scale move with the past (see the module docstring).
-    transition_prior : {"additive", "flow"}
+    transition_prior : {"additive", "flow", "post_nonlinear"}
         Gaussian noise around a learned mean, or the component-wise conditional spline flow
         (module docstring); the flow always has the past-dependent scale.
     spline_bins : int
         Bins of the flow transition's spline.
+        With ``transition_prior="post_nonlinear"`` the spline does not read the context: one
+        learned spline per regime and latent (``trans_spline`` ``(K, n, 3 bins - 1)``), so
+        ``s_i(z_t,i) ~ N(f_i(past) + loc, scale)``: the published generators' form
+        ``z_t = g(f(past) + eps)`` with ``s = g^{-1}`` learned, and the additive transition
+        when ``s`` is the identity (its initial value).
     initial : {"gaussian", "conditional"}
         The first ``L`` steps of every sequence: scored under a learned factorial Gaussian
         (``init_loc``, ``init_scale``), or, with ``flow`` only, not scored at all (neither their
@@ -346,9 +351,17 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         log_trans = jax.nn.log_softmax(numpyro.param("regime_trans_logits", logits0), axis=-1)
 
     bins = spline_bins if transition_prior == "flow" else 0
+    pnl = None
+    if transition_prior == "post_nonlinear":
+        # one learned spline per regime and latent, the same for every past (zeros: identity)
+        pnl = numpyro.param("trans_spline", jnp.zeros((K, n, spline_raw_size(spline_bins))))
 
     def mean_fn(past):
-        return split_transition(_apply(net, past), K, n, heteroscedastic, bins)
+        out = split_transition(_apply(net, past), K, n, heteroscedastic, bins)
+        if pnl is None:
+            return out
+        mean, log_factor = out if heteroscedastic else (out, jnp.zeros_like(out))
+        return mean, log_factor, jnp.broadcast_to(pnl, mean.shape + pnl.shape[-1:])
 
     with numpyro.plate("sequence", B, subsample_size=subsample_size, dim=-2) as idx:
         b = idx.shape[0]
@@ -529,6 +542,8 @@ def transition_log_density(spec, params, row: int = 0):
 
     het = bool(cfg.get("heteroscedastic", False))
     bins = int(cfg.get("spline_bins", SPLINE_BINS)) if cfg.get("transition") == "flow" else 0
+    pnl = jnp.asarray(params["trans_spline"]) if cfg.get("transition") == "post_nonlinear" \
+        else None
     n_dom = cfg.get("n_domains") if cfg["name"] == "tivae" else None
 
     def log_density(z_t, z_prev):
@@ -541,11 +556,12 @@ def transition_log_density(spec, params, row: int = 0):
             y, log_deriv = rq_spline(z_t, spline_params(raw[head]))
             return (jstats.norm.logpdf(y, mean[head] + loc, scale * jnp.exp(log_factor[head]))
                     + log_deriv).sum()
-        if het:
-            mean, log_factor = out
-            return jstats.norm.logpdf(z_t, mean[head] + loc,
-                                      scale * jnp.exp(log_factor[head])).sum()
-        return jstats.norm.logpdf(z_t, out[head] + loc, scale).sum()
+        mean, log_factor = out if het else (out, jnp.zeros_like(out))
+        y, log_deriv = z_t, 0.0
+        if pnl is not None:  # the post-nonlinear transition: s(z_t) is Gaussian
+            y, log_deriv = rq_spline(z_t, spline_params(pnl[head]))
+        return (jstats.norm.logpdf(y, mean[head] + loc, scale * jnp.exp(log_factor[head]))
+                + log_deriv).sum()
 
     return log_density
 
