@@ -84,7 +84,7 @@ def oracle_regime_accuracy(data, truth) -> float:
 
 
 def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=True,
-        only_models=None, style="published", variational=False):
+        only_models=None, style="published", variational=False, initial=None):
     from ppl_ident.data.sequences import simulate_sequences
     from ppl_ident.workflow import check_data, check_run, fit_model
 
@@ -106,6 +106,8 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
                         kw["transition"] = tr
                     if variational:
                         kw["flow"] = False
+                    if initial:
+                        kw["initial"] = initial
                     if model == "regime":
                         kw["n_regimes"] = extra["n_regimes"]
                     if steps:
@@ -121,7 +123,8 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
                         except Exception as err:  # a check failure must not lose the fit
                             learned = {"error": repr(err)[:200]}
                     rec = dict(benchmark=f"temporal_benchmarks/{style}/{name}/{model}/{tr}"
-                                         + ("/variational" if variational else ""),
+                                         + ("/variational" if variational else "")
+                                         + (f"/initial_{initial}" if initial else ""),
                                seed=seed, mcc=m["mcc"],
                                regime_accuracy=m.get("regime_accuracy"),
                                oracle_regime_accuracy=oracle,
@@ -176,6 +179,8 @@ def main(argv=None):
                    default=["default"], help="transition priors to fit (default: the fit's own)")
     p.add_argument("--style", choices=["published", "package"], default="published",
                    help="the data's style (see the module docstring)")
+    p.add_argument("--initial", choices=["gaussian", "conditional"], default=None,
+                   help="the first steps' density (default: the fit's own)")
     p.add_argument("--variational", action="store_true",
                    help="fit the variational model (flow=False) instead of the default")
     p.add_argument("--sequences", type=int, default=20_000)
@@ -189,7 +194,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = run(args.settings, args.seeds, args.steps, args.transitions, args.sequences,
                args.length, not args.no_learned_check, args.models, args.style,
-               args.variational)
+               args.variational, args.initial)
     version, machine = _common.version(), _common.machine()
     lines = [json.dumps({**r, "machine": machine, "version": version}) for r in summarise(rows)]
     print("\n".join(lines))

@@ -123,8 +123,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("transition", None, "sequence models: transition prior p(z_t | past, u): "
             "additive (Gaussian noise around a learned mean) or flow (a learned inverse "
             "transition eps_t,i = r_i(z_t,i; past, u), a conditional monotone spline with "
-            "exact log-derivative: post-nonlinear and non-Gaussian transitions). Default: flow "
-            "with the exact flow model, additive otherwise (and with --heteroscedastic)", SEQ,
+            "exact log-derivative: post-nonlinear and non-Gaussian transitions) or "
+            "post_nonlinear (one learned spline s_i(z_t,i) per latent, not reading the past, "
+            "with s(z_t) Gaussian around a learned mean of the past). Default: flow with the "
+            "exact flow model, additive otherwise (and with --heteroscedastic)", SEQ,
             flag="--transition", choices="transitions"),
     Setting("initial", None, "sequence models: density of the first L steps of each sequence: "
             "gaussian (a learned factorial Gaussian) or conditional (left unscored: the exact "
