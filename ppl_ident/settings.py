@@ -136,7 +136,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("flow", None, "exact likelihood: z = h(x) with an invertible flow h instead of an "
             "encoder and a noisy decoder (a point-estimate posterior). Default: on for ivae and "
             "vae when 2 <= n <= d (d > n: x first reduced to its n principal components), and "
-            "for the sequence models when n == d; --no-flow fits the variational model", flag="--flow", kind="optional_flag"),
+            "for the sequence models when n == d; --no-flow fits the variational model",
+            flag="--flow", kind="optional_flag"),
     Setting("flow_layers", 8, "flow models: affine coupling layers (each with an LU linear map)",
             flag="--flow-layers", kind="int"),
 )

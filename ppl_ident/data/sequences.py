@@ -65,8 +65,8 @@ import jax.numpy as jnp
 import jax.scipy.stats as jstats
 import numpy as np
 
-from ppl_ident.data.mixing import (Mixing, _well_conditioned, mix, mixing_from_arrays, mixing_to_arrays,
-                                   random_mixing, unmix)
+from ppl_ident.data.mixing import (Mixing, _well_conditioned, mix, mixing_from_arrays,
+                                   mixing_to_arrays, random_mixing, unmix)
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.errors import InputError, warn_identifiability
 
