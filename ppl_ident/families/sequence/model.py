@@ -32,7 +32,12 @@ the log scale factor, are outputs of the transition network of the context ``c``
 and for ``tivae`` the one-hot domain ``u_t``: the transition's *function* may change with the
 domain). At a spline equal to the identity it is the heteroscedastic Gaussian transition; the
 spline lets the noise enter through a nonlinearity (post-nonlinear transitions) and take any
-shape.
+shape. ``transition="post_nonlinear"`` is the narrower form in between: one learned spline
+``s_i`` per regime and latent that does not read the context, and ``s_i(z_t,i)`` Gaussian
+around ``f_i(past) + loc`` with the additive model's scale.
+
+With ``initial="conditional"`` (the exact flow's default in a fit) the first ``L`` steps are
+not scored: the objective is ``log p(x_{L+1:T} | x_{1:L})``.
 
 With ``flow`` (``d == n``) the observation model is exact instead: ``x_t = h^{-1}(z_t)`` for an
 invertible :class:`~ppl_ident.ops.flows.CouplingFlow` ``h``, scored by the change of
@@ -293,14 +298,13 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         Let the transition noise scale move with the past (see the module docstring).
     transition_prior : {"additive", "flow", "post_nonlinear"}
         Gaussian noise around a learned mean, or the component-wise conditional spline flow
-        (module docstring); the flow always has the past-dependent scale.
+        (module docstring; the flow always has the past-dependent scale), or a spline that
+        does not read the context: one learned spline per regime and latent (``trans_spline``
+        ``(K, n, 3 bins - 1)``), with ``s_i(z_t,i) ~ N(f_i(past) + loc, scale)``: the published
+        generators' form ``z_t = g(f(past) + eps)`` with ``s = g^{-1}`` learned, and the
+        additive transition when ``s`` is the identity (its initial value).
     spline_bins : int
-        Bins of the flow transition's spline.
-        With ``transition_prior="post_nonlinear"`` the spline does not read the context: one
-        learned spline per regime and latent (``trans_spline`` ``(K, n, 3 bins - 1)``), so
-        ``s_i(z_t,i) ~ N(f_i(past) + loc, scale)``: the published generators' form
-        ``z_t = g(f(past) + eps)`` with ``s = g^{-1}`` learned, and the additive transition
-        when ``s`` is the identity (its initial value).
+        Bins of the flow and post-nonlinear transitions' spline.
     initial : {"gaussian", "conditional"}
         The first ``L`` steps of every sequence: scored under a learned factorial Gaussian
         (``init_loc``, ``init_scale``), or, with ``flow`` only, not scored at all (neither their
