@@ -32,6 +32,17 @@ def version() -> str:
     return f"{__version__}+{commit}"
 
 
+def write_rows(rows, out: str | None = None) -> None:
+    """Print already-built result rows as JSON lines, each with the machine and version
+    labels, and append them to ``out`` when given."""
+    labels = {"machine": machine(), "version": version()}
+    lines = [json.dumps({**r, **labels}) for r in rows]
+    print("\n".join(lines), flush=True)
+    if out:
+        with open(out, "a") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
 class Emitter:
     """Print JSON lines to stdout and optionally append them to a file."""
 

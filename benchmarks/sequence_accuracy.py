@@ -23,32 +23,12 @@ the past alone satisfies the sufficient-variability condition, also for K = 3 re
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-
-def _version():
-    from ppl_ident import __version__
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return f"{__version__}+{commit}"
-
-
-def _machine():
-    import jax
-
-    dev = jax.devices()[0]
-    return dev.device_kind if dev.platform == "gpu" else f"{platform.machine()} CPU"
+import _common
 
 
 def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=None,
@@ -136,12 +116,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = run(args.quick, args.tasks, args.steps, args.seeds, args.noise_scale,
                args.batch_size, args.scale_gain, args.heteroscedastic, args.preset)
-    version, machine = _version(), _machine()
-    lines = [json.dumps({**r, "machine": machine, "version": version}) for r in rows]
-    print("\n".join(lines))
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write("\n".join(lines) + "\n")
+    _common.write_rows(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ the steps. Prints one JSON line per (setting, model, transition) and metric::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -195,12 +194,7 @@ def main(argv=None):
     rows = run(args.settings, args.seeds, args.steps, args.transitions, args.sequences,
                args.length, not args.no_learned_check, args.models, args.style,
                args.variational, args.initial)
-    version, machine = _common.version(), _common.machine()
-    lines = [json.dumps({**r, "machine": machine, "version": version}) for r in summarise(rows)]
-    print("\n".join(lines))
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write("\n".join(lines) + "\n")
+    _common.write_rows(summarise(rows), args.out)
 
 
 if __name__ == "__main__":
