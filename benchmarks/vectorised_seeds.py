@@ -30,9 +30,10 @@ def main(argv=None):
     from ppl_ident.data import simulate_domains
     from ppl_ident.inference import OptimConfig, build_engine, fit_batched
     from ppl_ident.families import build_model
+    from ppl_ident.settings import resolve_defaults
     from ppl_ident.workflow import FitSettings, prepare_inputs
 
-    s = FitSettings()
+    s = resolve_defaults(FitSettings(), flow=False)  # the variational model's defaults
     data_kw = dict(n_domains=10, n_per_domain=200) if args.quick else {}
     steps = 300 if args.quick else s.steps
     data, _ = simulate_domains(0, **data_kw)

@@ -126,7 +126,8 @@ def checked_settings(dataset: Dataset, s: FitSettings):
             f"{', '.join(variational)} set{'s' if len(variational) == 1 else ''} the variational "
             "model (encoder, objective, decoder noise), which the exact flow does not have: "
             "drop them, or fit the variational model with --no-flow.")
-    s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s), int(n))
+    s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s), int(n),
+                         family.name)
     if s.flow_layers != FitSettings().flow_layers and not s.flow:
         raise InputError("--flow-layers sets the depth of the exact-likelihood flow model; add "
                          "--flow (or --preset exact), or drop --flow-layers.")
@@ -195,6 +196,7 @@ def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None 
     comparison harness build the same model and engine from the same settings. ``guide``
     overrides ``s.guide`` (the harness compares non-amortised guides too).
     """
+    _require_resolved(s)
     family = family_of(s.model)
     k_model, k_fit = jax.random.split(jax.random.PRNGKey(s.seed))
     config = family.spec_config(s, dataset, u, labels)
@@ -204,11 +206,18 @@ def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None 
     return spec, _engine(spec, s, family.engine_batch(s, dataset)), k_fit
 
 
+def _require_resolved(s: FitSettings) -> None:
+    """Refuse settings whose model-dependent defaults are still open (None)."""
+    open_ = [k for k in ("steps", "depth", "learning_rate") if getattr(s, k) is None]
+    if open_:
+        raise ValueError(f"settings with {', '.join(open_)} still open (None): pass them "
+                         "through checked_settings (or resolve_defaults) first")
+
+
 def engine_optim(s: FitSettings) -> OptimConfig:
-    """The optimiser schedule of a fit with settings ``s`` (checked: their steps decided)."""
-    if s.steps is None:
-        raise ValueError("engine_optim needs settings with steps decided; pass them through "
-                         "checked_settings (or resolve_defaults) first")
+    """The optimiser schedule of a fit with settings ``s`` (checked: their steps and learning
+    rate decided)."""
+    _require_resolved(s)
     return OptimConfig(learning_rate=s.learning_rate, num_steps=s.steps,
                        warmup_steps=s.warmup_steps, clip_norm=s.clip_norm)
 

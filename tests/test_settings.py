@@ -13,7 +13,7 @@ from ppl_ident.data.sequences import simulate_dynamics
 from ppl_ident.errors import InputError
 from ppl_ident.families import FAMILIES
 from ppl_ident.harness.grid import FIT_KEYS, make_grid
-from ppl_ident.settings import (DEFAULT_STEPS, FLOW_STEPS_PER_LATENT, SETTINGS, FitSettings,
+from ppl_ident.settings import (DEFAULT_STEPS, MODEL_DEFAULTS, SETTINGS, FitSettings,
                                 changed_settings, fit_settings, settings_from_args)
 from ppl_ident.workflow import checked_settings, fit_model
 
@@ -48,8 +48,9 @@ def test_the_record_and_the_flags_come_from_the_table():
     ("ivae", 2, 4, {"whiten": False}, False, DEFAULT_STEPS["variational"]),
     ("ivae", 2, 2, {"flow": False}, False, DEFAULT_STEPS["variational"]),
     ("ivae", 2, 2, {"steps": 7}, True, 7),
-    ("ivae", 8, 8, {}, True, 8 * FLOW_STEPS_PER_LATENT),      # more latents, more steps
-    ("tivae", 2, 2, {}, True, DEFAULT_STEPS["flow"]),         # sequences with d == n too
+    ("ivae", 8, 8, {}, True, 2500 + 3 * 3500),                # more latents, more steps
+    ("tivae", 8, 8, {}, True, 8 * 500),                       # the sequence flow: 500 per latent
+    ("tivae", 2, 2, {}, True, DEFAULT_STEPS["sequence_flow"]),  # sequences with d == n too
     ("tivae", 2, 3, {}, False, DEFAULT_STEPS["variational"]),  # d > n: the variational model
     ("tivae", 2, 2, {"context": 1}, False, DEFAULT_STEPS["variational"]),  # an encoder's
 ])
@@ -61,6 +62,23 @@ def test_unset_flow_and_steps_are_decided_from_the_model_and_data(model, n, d, g
         data, _ = simulate_domains(0, n_latent=n, data_dim=d, n_domains=5, n_per_domain=10)
     _, s = checked_settings(data, FitSettings(model=model, **given))
     assert (s.flow, s.steps) == (flow, steps)
+
+
+@pytest.mark.parametrize(["model", "d", "given", "depth", "lr"], [
+    ("ivae", 2, {}, MODEL_DEFAULTS["flow"]["depth"], MODEL_DEFAULTS["flow"]["learning_rate"]),
+    ("ivae", 2, {"flow": False}, 2, 5e-3),
+    ("ivae", 2, {"depth": 3, "learning_rate": 0.02}, 3, 0.02),   # given values are kept
+    ("tivae", 2, {}, 2, 5e-3),                                   # the sequence flow
+    ("tivae", 3, {}, 2, 5e-3),                                   # the variational model
+])
+def test_unset_depth_and_learning_rate_follow_the_model(model, d, given, depth, lr):
+    assert (MODEL_DEFAULTS["flow"]["depth"], MODEL_DEFAULTS["flow"]["learning_rate"]) == (1, 1e-2)
+    if model == "tivae":
+        data, _ = simulate_dynamics(0, n_sequences=4, length=6, n_latent=2, data_dim=d)
+    else:
+        data, _ = simulate_domains(0, n_latent=2, data_dim=d, n_domains=5, n_per_domain=10)
+    _, s = checked_settings(data, FitSettings(model=model, **given))
+    assert (s.depth, s.learning_rate) == (depth, lr)
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.families != ("iid", "sequence")],

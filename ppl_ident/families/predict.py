@@ -228,9 +228,14 @@ def guide_latents(spec, params, x, u, *, key, num_draws: int = 100, num_chains: 
         ``z`` of shape ``(num_chains, num_draws, N, n)``.
     """
     t0 = time.perf_counter()
-    pred = Predictive(spec.guide, params=params, num_samples=num_chains * num_draws,
-                      return_sites=["z"])
-    z = np.asarray(pred(key, jnp.asarray(x), None if u is None else jnp.asarray(u))["z"])
+
+    def draw(params, key, x, u):
+        return Predictive(spec.guide, params=params, num_samples=num_chains * num_draws,
+                          return_sites=["z"])(key, x, u)["z"]
+
+    # one compiled program (eagerly, every operation of the guide would compile on its own)
+    z = np.asarray(jax.jit(draw)(params, key, jnp.asarray(x),
+                                 None if u is None else jnp.asarray(u)))
     z = z.reshape(num_chains, num_draws, *z.shape[1:])
     return LatentDraws(z, {}, "guide", time.perf_counter() - t0,
                        dict(num_draws=num_draws, num_chains=num_chains))
@@ -241,11 +246,12 @@ def posterior_predictive_x(spec, params, z, u, *, key) -> np.ndarray:
 
     ``z``: ``(chain, draw, N, n)``; returns ``(chain, draw, N, d)``.
     """
-    z = jnp.asarray(z)
-    pred = Predictive(spec.model, posterior_samples={"z": z}, params=params,
-                      return_sites=["x"], batch_ndims=2)
-    return np.asarray(pred(key, None, None if u is None else jnp.asarray(u), n_obs=z.shape[2])
-                      ["x"])
+    def draw(params, key, z, u):
+        return Predictive(spec.model, posterior_samples={"z": z}, params=params,
+                          return_sites=["x"], batch_ndims=2)(key, None, u, n_obs=z.shape[2])["x"]
+
+    return np.asarray(jax.jit(draw)(params, key, jnp.asarray(z),
+                                    None if u is None else jnp.asarray(u)))
 
 
 def model_predictive_x(spec, params, u, n_obs: int, *, key, num_chains: int = 4,
@@ -260,9 +266,11 @@ def model_predictive_x(spec, params, u, n_obs: int, *, key, num_chains: int = 4,
     ``u``: ``(N,)`` or ``(N, k)`` model inputs of the ``N = n_obs`` rows (None for the VAE);
     returns ``(chain, draw, N, d)``.
     """
-    pred = Predictive(spec.model, params=params, num_samples=num_chains * num_draws,
-                      return_sites=["x"])
-    x = np.asarray(pred(key, None, None if u is None else jnp.asarray(u), n_obs=n_obs)["x"])
+    def draw(params, key, u):
+        return Predictive(spec.model, params=params, num_samples=num_chains * num_draws,
+                          return_sites=["x"])(key, None, u, n_obs=n_obs)["x"]
+
+    x = np.asarray(jax.jit(draw)(params, key, None if u is None else jnp.asarray(u)))
     return x.reshape(num_chains, num_draws, *x.shape[1:])
 
 
@@ -271,6 +279,8 @@ def log_likelihood_x(spec, params, z, x, u) -> np.ndarray:
 
     ``z``: ``(chain, draw, N, n)``; returns ``(chain, draw, N)``.
     """
-    out = log_likelihood(fitted_model(spec, params), {"z": jnp.asarray(z)}, jnp.asarray(x),
-                         None if u is None else jnp.asarray(u), batch_ndims=2)
-    return np.asarray(out["x"])
+    def pointwise(params, z, x, u):
+        return log_likelihood(fitted_model(spec, params), {"z": z}, x, u, batch_ndims=2)["x"]
+
+    return np.asarray(jax.jit(pointwise)(params, jnp.asarray(z), jnp.asarray(x),
+                                         None if u is None else jnp.asarray(u)))

@@ -94,6 +94,7 @@ def cell_data(data: dict):
 
 
 def _settings(cell: Cell, n_obs: int):
+    from ppl_ident.families import MODELS
     from ppl_ident.settings import resolve_defaults
     from ppl_ident.workflow import FitSettings
 
@@ -102,7 +103,7 @@ def _settings(cell: Cell, n_obs: int):
     s = FitSettings(model=cell.model, latent_dim=cell.data["latent_dim"], **fields)
     # the harness compares inference algorithms of the variational models: no flow unless a
     # cell asks for one
-    s = resolve_defaults(s, flow=False)
+    s = resolve_defaults(s, flow=False, family=MODELS[cell.model].name)
     return s._replace(batch_size=int(min(s.batch_size, n_obs)))
 
 

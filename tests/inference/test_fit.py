@@ -148,11 +148,15 @@ def test_presets_choose_the_engine_and_flags_override_them():
 def test_engine_defaults_apply_when_settings_leave_them_open():
     # --engine iwae alone trains on RenyiELBO with the engine's 8 particles
     from ppl_ident.data import simulate_domains
+    from ppl_ident.settings import resolve_defaults
     from ppl_ident.workflow import FitSettings, build_fit, prepare_inputs
 
     data, _ = simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=10)
     u, labels = prepare_inputs(data.u)
-    s = FitSettings(latent_dim=2, width=8, depth=1, flow=False, steps=100)
+    s = FitSettings(latent_dim=2, width=8, depth=1, steps=100)
+    with pytest.raises(ValueError, match="learning_rate still open"):
+        build_fit(data, s, u, labels)       # the model's defaults must be decided first
+    s = resolve_defaults(s, flow=False)
     cfg = build_fit(data, s._replace(engine="iwae"), u, labels)[1].config
     assert (cfg["elbo"], cfg["num_particles"]) == ("RenyiELBO", 8)
     cfg = build_fit(data, s, u, labels)[1].config
