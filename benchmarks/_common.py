@@ -61,3 +61,18 @@ class Emitter:
 
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+def pairs(items) -> dict:
+    """``KEY=VALUE`` command-line items as a dict; values parsed as Python literals, else
+    ``true``/``false`` as booleans, else kept as strings."""
+    import ast
+
+    out = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out

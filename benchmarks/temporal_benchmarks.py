@@ -30,6 +30,7 @@ the steps. Prints one JSON line per (setting, model, transition) and metric::
     python benchmarks/temporal_benchmarks.py --seeds 1 --steps 2000 --settings regimes3
     python benchmarks/temporal_benchmarks.py --sequences 5000     # smaller data
     python benchmarks/temporal_benchmarks.py --length 4           # 2 transition steps only
+    python benchmarks/temporal_benchmarks.py --set depth=1 learning_rate=0.01  # any setting
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def oracle_regime_accuracy(data, truth) -> float:
 
 
 def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=True,
-        only_models=None, style="published", variational=False, initial=None):
+        only_models=None, style="published", variational=False, initial=None, overrides=None):
     from ppl_ident.data.sequences import simulate_sequences
     from ppl_ident.workflow import check_data, check_run, fit_model
 
@@ -111,6 +112,7 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
                         kw["n_regimes"] = extra["n_regimes"]
                     if steps:
                         kw["steps"] = steps
+                    kw.update(overrides or {})
                     t0 = time.perf_counter()
                     fitted = fit_model(data, truth=truth, **kw)
                     wall = time.perf_counter() - t0
@@ -123,7 +125,9 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
                             learned = {"error": repr(err)[:200]}
                     rec = dict(benchmark=f"temporal_benchmarks/{style}/{name}/{model}/{tr}"
                                          + ("/variational" if variational else "")
-                                         + (f"/initial_{initial}" if initial else ""),
+                                         + (f"/initial_{initial}" if initial else "")
+                                         + "".join(f"/{k}={v}" for k, v in
+                                                   (overrides or {}).items()),
                                seed=seed, mcc=m["mcc"],
                                regime_accuracy=m.get("regime_accuracy"),
                                oracle_regime_accuracy=oracle,
@@ -135,7 +139,8 @@ def run(settings, seeds, steps, transitions, n_sequences, length, check_learned=
                                              transition_prior=fitted.spec.config["transition"],
                                              flow=fitted.spec.config["flow"],
                                              initial=fitted.spec.config.get("initial"),
-                                             steps=steps or "default"))
+                                             steps=steps or "default",
+                                             **(overrides or {})))
                     print(f"# {name} seed {seed} {model}/{tr}: MCC {m['mcc']:.3f}"
                           + (f", regime acc {m['regime_accuracy']:.3f}"
                              if m.get("regime_accuracy") is not None else "")
@@ -189,11 +194,13 @@ def main(argv=None):
                    help="only these models (default: every model of each setting)")
     p.add_argument("--no-learned-check", action="store_true",
                    help="skip `check` on the learned transition")
+    p.add_argument("--set", nargs="*", help="other FitSettings of every fit, KEY=VALUE "
+                   "(e.g. depth=1 learning_rate=0.01)")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     args = p.parse_args(argv)
     rows = run(args.settings, args.seeds, args.steps, args.transitions, args.sequences,
                args.length, not args.no_learned_check, args.models, args.style,
-               args.variational, args.initial)
+               args.variational, args.initial, _common.pairs(args.set))
     _common.write_rows(summarise(rows), args.out)
 
 

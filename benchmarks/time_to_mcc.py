@@ -17,23 +17,11 @@ over seeds at every evaluation step.
 from __future__ import annotations
 
 import argparse
-import ast
 import statistics
 import time
 import warnings
 
-from _common import Emitter
-
-
-def _pairs(items):
-    out = {}
-    for item in items or []:
-        key, _, value = item.partition("=")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return out
+from _common import Emitter, pairs
 
 
 def curve(data, settings, every: int):
@@ -91,11 +79,11 @@ def main():
 
     warnings.simplefilter("ignore")
     seeds = args.seed_list or list(range(args.seeds))
-    overrides = _pairs(args.set)
+    overrides = pairs(args.set)
     if args.steps:
         overrides["steps"] = args.steps
     base = fit_settings(args.preset, **overrides) if args.preset else fit_settings(**overrides)
-    sim = _pairs(args.sim)
+    sim = pairs(args.sim)
     label = args.name or "_".join([args.preset or "default"] + [f"{k}={v}" for k, v in
                                                                  {**overrides, **sim}.items()])
     emit = Emitter("time_to_mcc", args.out)
