@@ -1,7 +1,9 @@
-"""Helpers shared by the benchmark scripts: JSON lines with machine and version."""
+"""Helpers shared by the benchmark scripts: JSON lines with machine and version, and
+``KEY=VALUE`` overrides from the command line."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import platform
@@ -60,14 +62,9 @@ class Emitter:
                 fh.write(line + "\n")
 
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-
 def pairs(items) -> dict:
     """``KEY=VALUE`` command-line items as a dict; values parsed as Python literals, else
     ``true``/``false`` as booleans, else kept as strings."""
-    import ast
-
     out = {}
     for item in items or []:
         key, _, value = item.partition("=")
@@ -76,3 +73,7 @@ def pairs(items) -> dict:
         except (ValueError, SyntaxError):
             out[key] = {"true": True, "false": False}.get(value.lower(), value)
     return out
+
+
+sys.path.insert(0, os.path.dirname(__file__))
+

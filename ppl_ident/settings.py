@@ -21,10 +21,8 @@ from typing import NamedTuple
 from ppl_ident.errors import InputError
 
 __all__ = ["SETTINGS", "Setting", "FitSettings", "FIT_PRESETS", "GRID_KEYS", "MODEL_DEFAULTS",
-           "DEFAULT_STEPS",
-           "BASE_LATENTS", "default_steps", "VARIATIONAL_ONLY", "fit_settings",
-           "resolve_defaults",
-           "variational_settings",
+           "DEFAULT_STEPS", "BASE_LATENTS", "default_steps", "VARIATIONAL_ONLY", "fit_settings",
+           "resolve_defaults", "variational_settings",
            "check_applicable", "check_values", "add_fit_arguments", "settings_from_args",
            "changed_settings"]
 
@@ -69,6 +67,38 @@ class Setting(NamedTuple):
     grid: bool = True
 
 
+#: Defaults of the settings a fit leaves unset (None) that depend on the model it runs: the
+#: variational models, the i.i.d. models' exact flow (``"flow"``) and the sequence models'
+#: exact flow (``"sequence_flow"``). A flow takes ``steps`` for up to :data:`BASE_LATENTS`
+#: latents and ``steps_per_latent`` more per latent above. The i.i.d. flow's coupling networks
+#: have one hidden layer and a peak learning rate of 1e-2: on the default setting that is the
+#: same MCC (median 0.960, min 0.953 over 5 seeds, against 0.963 and 0.940 with two hidden
+#: layers at 5e-3) in 0.47 of the run time, and a step cheap enough for 3500 more steps per
+#: latent (n = d = 10 at 10^6 rows: MCC 0.926 after 5000 steps, 0.940 after 10,000, 0.952
+#: after 20,000 in 74 s of run time; ``benchmarks/README.md``).
+MODEL_DEFAULTS = {
+    "variational": {"steps": 5000, "steps_per_latent": 0, "depth": 2, "learning_rate": 5e-3},
+    "flow": {"steps": 2500, "steps_per_latent": 3500, "depth": 1, "learning_rate": 1e-2},
+    "sequence_flow": {"steps": 2500, "steps_per_latent": 500, "depth": 2,
+                      "learning_rate": 5e-3},
+}
+#: Latents up to which a flow takes its base number of steps (the default setting's n).
+BASE_LATENTS = 5
+#: Steps of a fit that leaves ``steps`` unset, up to :data:`BASE_LATENTS` latents.
+DEFAULT_STEPS = {kind: d["steps"] for kind, d in MODEL_DEFAULTS.items()}
+
+
+def default_steps(kind: str, n_latent: int | None) -> int:
+    """The steps of a fit of ``kind`` (a key of :data:`MODEL_DEFAULTS`) with ``n_latent``
+    latents that leaves ``steps`` unset."""
+    if kind not in MODEL_DEFAULTS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_DEFAULTS)}")
+    d = MODEL_DEFAULTS[kind]
+    return int(d["steps"] + d["steps_per_latent"] * max(0, int(n_latent or 0) - BASE_LATENTS))
+
+
+_FLOW, _SEQ_FLOW, _VAR = (MODEL_DEFAULTS[k] for k in ("flow", "sequence_flow", "variational"))
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("model", "ivae", "the model to fit", flag="--model", choices="models", grid=False),
     Setting("latent_dim", None, "n (default: dimension of z in the file, else of x)",
@@ -79,14 +109,16 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--elbo", choices="elbos"),
     Setting("num_particles", None, "Monte Carlo particles per observation (default: the "
             "engine's)", flag="--particles", kind="int"),
-    Setting("steps", None, "optimisation steps (default: for the exact flow 2500 up to n = 5 "
-            "and 3500 more per latent above (sequence models: 500 more); 5000 for the "
+    Setting("steps", None, f"optimisation steps (default: for the exact flow {_FLOW['steps']} "
+            f"up to n = {BASE_LATENTS} and {_FLOW['steps_per_latent']} more per latent above "
+            f"(sequence models: {_SEQ_FLOW['steps_per_latent']} more); {_VAR['steps']} for the "
             "variational models; with --resume: the total to reach)", flag="--steps",
             kind="int"),
     Setting("batch_size", 512, "observations per minibatch (sequences: time steps, whole "
             "sequences)", flag="--batch-size", kind="int"),
-    Setting("learning_rate", None, "peak learning rate (default: 1e-2 for the i.i.d. exact "
-            "flow, 5e-3 for the other models)", flag="--lr", kind="float"),
+    Setting("learning_rate", None, f"peak learning rate (default: {_FLOW['learning_rate']:g} "
+            f"for the i.i.d. exact flow, {_VAR['learning_rate']:g} for the other models)",
+            flag="--lr", kind="float"),
     Setting("warmup_steps", 200, "linear learning-rate warm-up steps", flag="--warmup-steps",
             kind="nonneg_int"),
     Setting("clip_norm", 1e4, "gradient clipping norm", flag="--clip-norm", kind="float"),
@@ -100,8 +132,9 @@ SETTINGS: tuple[Setting, ...] = (
             "jax.sharding; default: every device JAX sees; 1: off)", flag="--devices",
             kind="int", grid=False),
     Setting("width", 64, "hidden units per layer", flag="--width", kind="int"),
-    Setting("depth", None, "hidden layers (default: 1 in the i.i.d. exact flow's coupling "
-            "networks, 2 in the other models' networks)", flag="--depth", kind="int"),
+    Setting("depth", None, f"hidden layers (default: {_FLOW['depth']} in the i.i.d. exact "
+            f"flow's coupling networks, {_VAR['depth']} in the other models' networks)",
+            flag="--depth", kind="int"),
     Setting("prior", "gaussian", "family of the factorial prior p(z | u)", IID,
             flag="--prior", choices="priors"),
     Setting("noise_scale", None, "fix the observation noise scale (default: learn it)",
@@ -164,7 +197,8 @@ class FitSettings(_FitSettingsBase):
 #: ``ppl-ident fit --preset``). ``default`` is the default: for ivae and vae with
 #: ``2 <= n <= d`` the exact-likelihood flow for 2500 steps (:data:`MODEL_DEFAULTS`), which on
 #: the default setting reaches a median MCC of 0.96 over 5 seeds (min 0.95) in about 6 s of run
-#: time plus 9 s of compilation (see ``benchmarks/README.md``); ``fast`` is its former name, kept so that existing scripts run.
+#: time plus 9 s of compilation (see ``benchmarks/README.md``); ``fast`` is its former name,
+#: kept so that existing scripts run.
 #: ``accurate`` is the best variational fit (``--no-flow``: an encoder and a noisy decoder, for
 #: data with observation noise or a curved manifold that a linear reduction to n principal
 #: components would fold): the importance-weighted bound with 32 particles (``iwae``) for
@@ -209,34 +243,6 @@ def fit_settings(preset: str = "default", **overrides) -> FitSettings:
         raise InputError(f"Unknown fit setting(s) {', '.join(sorted(unknown))}; valid: "
                          f"{', '.join(FitSettings._fields)}.")
     return FitSettings(**{**FIT_PRESETS[preset], **overrides})
-
-
-#: Defaults of the settings a fit leaves unset (None) that depend on the model it runs: the
-#: variational models, the i.i.d. models' exact flow (``"flow"``) and the sequence models'
-#: exact flow (``"sequence_flow"``). A flow takes ``steps`` for up to :data:`BASE_LATENTS`
-#: latents and ``steps_per_latent`` more per latent above. The i.i.d. flow's coupling networks
-#: have one hidden layer and a peak learning rate of 1e-2: on the default setting that is the
-#: same MCC (median 0.960, min 0.953 over 5 seeds, against 0.963 and 0.940 with two hidden
-#: layers at 5e-3) in 0.47 of the run time, and a step cheap enough for 3500 more steps per
-#: latent (n = d = 10 at 10^6 rows: MCC 0.926 after 5000 steps, 0.940 after 10,000, 0.952
-#: after 20,000 in 74 s of run time; ``benchmarks/README.md``).
-MODEL_DEFAULTS = {
-    "variational": {"steps": 5000, "steps_per_latent": 0, "depth": 2, "learning_rate": 5e-3},
-    "flow": {"steps": 2500, "steps_per_latent": 3500, "depth": 1, "learning_rate": 1e-2},
-    "sequence_flow": {"steps": 2500, "steps_per_latent": 500, "depth": 2,
-                      "learning_rate": 5e-3},
-}
-#: Latents up to which a flow takes its base number of steps (the default setting's n).
-BASE_LATENTS = 5
-#: Steps of a fit that leaves ``steps`` unset, up to :data:`BASE_LATENTS` latents.
-DEFAULT_STEPS = {kind: d["steps"] for kind, d in MODEL_DEFAULTS.items()}
-
-
-def default_steps(kind: str, n_latent: int | None) -> int:
-    """The steps of a fit of ``kind`` (a key of :data:`MODEL_DEFAULTS`) with ``n_latent``
-    latents that leaves ``steps`` unset."""
-    d = MODEL_DEFAULTS[kind]
-    return int(d["steps"] + d["steps_per_latent"] * max(0, int(n_latent or 0) - BASE_LATENTS))
 
 
 #: Settings of the variational models only (the encoder, its objective, the decoder noise):

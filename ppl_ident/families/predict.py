@@ -67,18 +67,25 @@ def encode(spec, params, x, u):
     return _moments_fn(spec)(params, jnp.asarray(x), None if u is None else jnp.asarray(u))
 
 
-#: compiled ``_moments`` per model spec (by identity; the spec is kept alive with it), so that
-#: the evaluation's several encodings of one fit compile once per shape, not once per call
-_MOMENTS: dict[int, tuple] = {}
+#: compiled functions per model spec (by identity; the spec is kept alive with them) and
+#: static options, so that the evaluation's several encodings and draws of one fit compile once
+#: per shape, not once per call (and not once per operation, as they would run eagerly)
+_COMPILED: dict[tuple, tuple] = {}
+
+
+def _compiled(spec, fn, *static):
+    """``jax.jit(partial(fn, spec, *static))``, built once per ``spec``, ``fn`` and ``static``."""
+    key = (id(spec), fn, static)
+    hit = _COMPILED.get(key)
+    if hit is None or hit[0] is not spec:
+        if len(_COMPILED) >= 16:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        hit = _COMPILED[key] = (spec, jax.jit(partial(fn, spec, *static)))
+    return hit[1]
 
 
 def _moments_fn(spec):
-    hit = _MOMENTS.get(id(spec))
-    if hit is None or hit[0] is not spec:
-        if len(_MOMENTS) >= 8:
-            _MOMENTS.pop(next(iter(_MOMENTS)))
-        hit = _MOMENTS[id(spec)] = (spec, jax.jit(partial(_moments, spec)))
-    return hit[1]
+    return _compiled(spec, _moments)
 
 
 def _moments(spec, params, x, u):
@@ -228,14 +235,8 @@ def guide_latents(spec, params, x, u, *, key, num_draws: int = 100, num_chains: 
         ``z`` of shape ``(num_chains, num_draws, N, n)``.
     """
     t0 = time.perf_counter()
-
-    def draw(params, key, x, u):
-        return Predictive(spec.guide, params=params, num_samples=num_chains * num_draws,
-                          return_sites=["z"])(key, x, u)["z"]
-
-    # one compiled program (eagerly, every operation of the guide would compile on its own)
-    z = np.asarray(jax.jit(draw)(params, key, jnp.asarray(x),
-                                 None if u is None else jnp.asarray(u)))
+    z = np.asarray(_compiled(spec, _guide_draws, num_chains * num_draws)(
+        params, key, jnp.asarray(x), None if u is None else jnp.asarray(u)))
     z = z.reshape(num_chains, num_draws, *z.shape[1:])
     return LatentDraws(z, {}, "guide", time.perf_counter() - t0,
                        dict(num_draws=num_draws, num_chains=num_chains))
@@ -246,12 +247,8 @@ def posterior_predictive_x(spec, params, z, u, *, key) -> np.ndarray:
 
     ``z``: ``(chain, draw, N, n)``; returns ``(chain, draw, N, d)``.
     """
-    def draw(params, key, z, u):
-        return Predictive(spec.model, posterior_samples={"z": z}, params=params,
-                          return_sites=["x"], batch_ndims=2)(key, None, u, n_obs=z.shape[2])["x"]
-
-    return np.asarray(jax.jit(draw)(params, key, jnp.asarray(z),
-                                    None if u is None else jnp.asarray(u)))
+    return np.asarray(_compiled(spec, _posterior_x_draws)(
+        params, key, jnp.asarray(z), None if u is None else jnp.asarray(u)))
 
 
 def model_predictive_x(spec, params, u, n_obs: int, *, key, num_chains: int = 4,
@@ -266,11 +263,8 @@ def model_predictive_x(spec, params, u, n_obs: int, *, key, num_chains: int = 4,
     ``u``: ``(N,)`` or ``(N, k)`` model inputs of the ``N = n_obs`` rows (None for the VAE);
     returns ``(chain, draw, N, d)``.
     """
-    def draw(params, key, u):
-        return Predictive(spec.model, params=params, num_samples=num_chains * num_draws,
-                          return_sites=["x"])(key, None, u, n_obs=n_obs)["x"]
-
-    x = np.asarray(jax.jit(draw)(params, key, None if u is None else jnp.asarray(u)))
+    x = np.asarray(_compiled(spec, _model_x_draws, num_chains * num_draws, int(n_obs))(
+        params, key, None if u is None else jnp.asarray(u)))
     return x.reshape(num_chains, num_draws, *x.shape[1:])
 
 
@@ -279,8 +273,26 @@ def log_likelihood_x(spec, params, z, x, u) -> np.ndarray:
 
     ``z``: ``(chain, draw, N, n)``; returns ``(chain, draw, N)``.
     """
-    def pointwise(params, z, x, u):
-        return log_likelihood(fitted_model(spec, params), {"z": z}, x, u, batch_ndims=2)["x"]
+    return np.asarray(_compiled(spec, _pointwise_log_likelihood)(
+        params, jnp.asarray(z), jnp.asarray(x), None if u is None else jnp.asarray(u)))
 
-    return np.asarray(jax.jit(pointwise)(params, jnp.asarray(z), jnp.asarray(x),
-                                         None if u is None else jnp.asarray(u)))
+
+# the bodies of the compiled draws above (``spec`` and static options first, see _compiled)
+
+def _guide_draws(spec, num_samples, params, key, x, u):
+    return Predictive(spec.guide, params=params, num_samples=num_samples,
+                      return_sites=["z"])(key, x, u)["z"]
+
+
+def _posterior_x_draws(spec, params, key, z, u):
+    return Predictive(spec.model, posterior_samples={"z": z}, params=params,
+                      return_sites=["x"], batch_ndims=2)(key, None, u, n_obs=z.shape[2])["x"]
+
+
+def _model_x_draws(spec, num_samples, n_obs, params, key, u):
+    return Predictive(spec.model, params=params, num_samples=num_samples,
+                      return_sites=["x"])(key, None, u, n_obs=n_obs)["x"]
+
+
+def _pointwise_log_likelihood(spec, params, z, x, u):
+    return log_likelihood(fitted_model(spec, params), {"z": z}, x, u, batch_ndims=2)["x"]
