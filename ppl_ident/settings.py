@@ -21,8 +21,8 @@ from typing import NamedTuple
 from ppl_ident.errors import InputError
 
 __all__ = ["SETTINGS", "Setting", "FitSettings", "FIT_PRESETS", "GRID_KEYS", "MODEL_DEFAULTS",
-           "DEFAULT_STEPS", "BASE_LATENTS", "default_steps", "VARIATIONAL_ONLY", "fit_settings",
-           "resolve_defaults", "variational_settings",
+           "DEFAULT_STEPS", "BASE_LATENTS", "REGIME_FLOW_TRANSITION", "default_steps",
+           "VARIATIONAL_ONLY", "fit_settings", "resolve_defaults", "variational_settings",
            "check_applicable", "check_values", "add_fit_arguments", "settings_from_args",
            "changed_settings"]
 
@@ -75,13 +75,21 @@ class Setting(NamedTuple):
 #: same MCC (median 0.960, min 0.953 over 5 seeds, against 0.963 and 0.940 with two hidden
 #: layers at 5e-3) in 0.47 of the run time, and a step cheap enough for 3500 more steps per
 #: latent (n = d = 10 at 10^6 rows: MCC 0.926 after 5000 steps, 0.940 after 10,000, 0.952
-#: after 20,000 in 74 s of run time; ``benchmarks/README.md``).
+#: after 20,000 in 74 s of run time; ``benchmarks/README.md``). The sequence flow's networks
+#: have one hidden layer too, at lr 1e-2, with a wider transition network (192 units: one
+#: hidden layer of 64 cannot hold five regimes' transitions of 8 latents and lag 2), except
+#: the regime model's (:data:`REGIME_FLOW_TRANSITION`); see ``benchmarks/README.md`` (the
+#: published temporal benchmarks).
 MODEL_DEFAULTS = {
     "variational": {"steps": 5000, "steps_per_latent": 0, "depth": 2, "learning_rate": 5e-3},
     "flow": {"steps": 2500, "steps_per_latent": 3500, "depth": 1, "learning_rate": 1e-2},
-    "sequence_flow": {"steps": 2500, "steps_per_latent": 500, "depth": 2,
-                      "learning_rate": 5e-3},
+    "sequence_flow": {"steps": 2500, "steps_per_latent": 500, "depth": 1,
+                      "learning_rate": 1e-2, "transition_depth": 1, "transition_width": 192},
 }
+#: The hidden-regime model's transition network under the sequence flow: K regimes'
+#: transitions read from one network need a second hidden layer (one layer of 192 units lost
+#: the regimes of the package-style K = 5 data: regime accuracy 0.52-0.73 against 0.97).
+REGIME_FLOW_TRANSITION = {"transition_depth": 2, "transition_width": 64}
 #: Latents up to which a flow takes its base number of steps (the default setting's n).
 BASE_LATENTS = 5
 #: Steps of a fit that leaves ``steps`` unset, up to :data:`BASE_LATENTS` latents.
@@ -117,7 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("batch_size", 512, "observations per minibatch (sequences: time steps, whole "
             "sequences)", flag="--batch-size", kind="int"),
     Setting("learning_rate", None, f"peak learning rate (default: {_FLOW['learning_rate']:g} "
-            f"for the i.i.d. exact flow, {_VAR['learning_rate']:g} for the other models)",
+            f"for the exact flows, {_VAR['learning_rate']:g} for the variational models)",
             flag="--lr", kind="float"),
     Setting("warmup_steps", 200, "linear learning-rate warm-up steps", flag="--warmup-steps",
             kind="nonneg_int"),
@@ -132,8 +140,8 @@ SETTINGS: tuple[Setting, ...] = (
             "jax.sharding; default: every device JAX sees; 1: off)", flag="--devices",
             kind="int", grid=False),
     Setting("width", 64, "hidden units per layer", flag="--width", kind="int"),
-    Setting("depth", None, f"hidden layers (default: {_FLOW['depth']} in the i.i.d. exact "
-            f"flow's coupling networks, {_VAR['depth']} in the other models' networks)",
+    Setting("depth", None, f"hidden layers (default: {_FLOW['depth']} in the exact flows' "
+            f"networks, {_VAR['depth']} in the variational models')",
             flag="--depth", kind="int"),
     Setting("prior", "gaussian", "family of the factorial prior p(z | u)", IID,
             flag="--prior", choices="priors"),
@@ -155,6 +163,14 @@ SETTINGS: tuple[Setting, ...] = (
             kind="int"),
     Setting("context", 3, "sequence models: the encoder sees x_{t-c..t+c}", SEQ,
             flag="--context", kind="nonneg_int"),
+    Setting("transition_width", None, "sequence models: hidden units per layer of the "
+            f"transition network (default with the exact flow: {_SEQ_FLOW['transition_width']}, "
+            f"regime model {REGIME_FLOW_TRANSITION['transition_width']}; otherwise --width)", SEQ,
+            flag="--transition-width", kind="int"),
+    Setting("transition_depth", None, "sequence models: hidden layers of the transition "
+            f"network (default with the exact flow: {_SEQ_FLOW['transition_depth']}, regime "
+            f"model {REGIME_FLOW_TRANSITION['transition_depth']}; otherwise --depth)", SEQ,
+            flag="--transition-depth", kind="int"),
     Setting("heteroscedastic", False, "sequence models: the transition noise scale moves with "
             "the past", SEQ, flag="--heteroscedastic", kind="flag"),
     Setting("transition", None, "sequence models: transition prior p(z_t | past, u): "
@@ -217,14 +233,16 @@ FIT_PRESETS = {
     "fast": {},
     "accurate": {"flow": False, "engine": "iwae", "num_particles": 32, "steps": 10_000},
     "exact": {"flow": True, "steps": 20_000, "learning_rate": 1e-3, "transition": "additive",
-              "initial": "gaussian"},
+              "initial": "gaussian", "depth": 2, "transition_depth": 2,
+              "transition_width": 64},
 }
 
 PRESET_HELP = ("starting settings: default (ivae/vae with 2 <= n <= d: the exact flow, 2500 "
                "steps; otherwise the variational model, 5000 steps); fast (the same, its former "
                "name); accurate (the variational model on the importance-weighted bound, 32 "
                "particles, 10,000 steps); exact (sequence models with d == n: the flow, 20,000 "
-               "steps, lr 1e-3, additive transition, Gaussian first steps); flags override it")
+               "steps, lr 1e-3, additive transition, Gaussian first steps, two hidden layers, a "
+               "transition width of 64); flags override it")
 
 #: The keys a ``compare`` grid's engine entry may set (besides the sampler's own options).
 GRID_KEYS = tuple(s.name for s in SETTINGS if s.grid)
@@ -262,17 +280,28 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
                      family: str = "iid") -> FitSettings:
     """``s`` with the model-dependent defaults decided: ``flow`` where it is unset, then the
     steps, depth and learning rate of the chosen model (:data:`MODEL_DEFAULTS`) where they
-    are unset (:func:`default_steps`: more steps for more latents).
+    are unset (:func:`default_steps`: more steps for more latents), and for a sequence model
+    the transition network's width and depth (the table's, :data:`REGIME_FLOW_TRANSITION` for
+    the regime model's flow, else ``width`` and ``depth``).
     ``family`` is the model family's name (``"iid"`` or ``"sequence"``)."""
     flow = bool(flow if s.flow is None else s.flow)
     kind = "variational" if not flow else "flow" if family == "iid" else "sequence_flow"
     defaults = MODEL_DEFAULTS[kind]
     steps = default_steps(kind, n_latent) if s.steps is None else s.steps
-    return s._replace(
+    s = s._replace(
         flow=flow, steps=int(steps),
         depth=int(defaults["depth"] if s.depth is None else s.depth),
         learning_rate=float(defaults["learning_rate"] if s.learning_rate is None
                             else s.learning_rate))
+    if family == "sequence":
+        net = {**defaults, **(REGIME_FLOW_TRANSITION if kind == "sequence_flow"
+                              and s.model == "regime" else {})}
+        s = s._replace(
+            transition_width=int(net.get("transition_width", s.width)
+                                 if s.transition_width is None else s.transition_width),
+            transition_depth=int(net.get("transition_depth", s.depth)
+                                 if s.transition_depth is None else s.transition_depth))
+    return s
 
 
 def _flag(s: Setting) -> str:
@@ -292,7 +321,10 @@ def check_applicable(settings: FitSettings, family) -> None:
         if family.name in s.families or value == s.default:
             continue
         models = [m for f in s.families for m in FAMILIES[f].models]
-        presets = [p for p, kw in FIT_PRESETS.items() if s.name in kw and kw[s.name] == value]
+        # blamed on a preset only if every setting of the other family it sets is as it sets it
+        presets = [p for p, kw in FIT_PRESETS.items() if s.name in kw and all(
+            getattr(settings, k) == v for k, v in kw.items()
+            if family.name not in _BY_NAME[k].families)]
         if presets:  # not given as a flag: it came with a preset of the other family
             raise InputError(
                 f"--preset {presets[0]} sets {s.name}={value!r}, a setting of the models "

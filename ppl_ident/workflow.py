@@ -196,8 +196,8 @@ def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None 
     comparison harness build the same model and engine from the same settings. ``guide``
     overrides ``s.guide`` (the harness compares non-amortised guides too).
     """
-    _require_resolved(s)
     family = family_of(s.model)
+    _require_resolved(s, family.name)
     k_model, k_fit = jax.random.split(jax.random.PRNGKey(s.seed))
     config = family.spec_config(s, dataset, u, labels)
     if guide is not None:
@@ -206,9 +206,11 @@ def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None 
     return spec, _engine(spec, s, family.engine_batch(s, dataset)), k_fit
 
 
-def _require_resolved(s: FitSettings) -> None:
+def _require_resolved(s: FitSettings, family: str = "iid") -> None:
     """Refuse settings whose model-dependent defaults are still open (None)."""
-    open_ = [k for k in ("steps", "depth", "learning_rate") if getattr(s, k) is None]
+    keys = ("steps", "depth", "learning_rate") + (
+        ("transition_width", "transition_depth") if family == "sequence" else ())
+    open_ = [k for k in keys if getattr(s, k) is None]
     if open_:
         raise ValueError(f"settings with {', '.join(open_)} still open (None): pass them "
                          "through checked_settings (or resolve_defaults) first")
@@ -457,8 +459,15 @@ def _read_json(path):
 
 def _settings_of(run: Path, config: dict) -> FitSettings:
     try:
-        return FitSettings(**config["settings"])
-    except (KeyError, TypeError) as err:
+        settings = dict(config["settings"])
+        model = config.get("model") or {}
+        if "transition_width" not in settings and "lag" in model:
+            # a sequence run written before these settings: its transition network had
+            # --width units and --depth layers
+            settings["transition_width"] = model.get("width")
+            settings["transition_depth"] = model.get("depth")
+        return FitSettings(**settings)
+    except (KeyError, TypeError, AttributeError) as err:
         raise InputError(f"{run / 'config.json'} has unknown settings ({err}); it was written by "
                          "another version of ppl_ident.") from err
 

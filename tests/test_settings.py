@@ -64,21 +64,28 @@ def test_unset_flow_and_steps_are_decided_from_the_model_and_data(model, n, d, g
     assert (s.flow, s.steps) == (flow, steps)
 
 
-@pytest.mark.parametrize(["model", "d", "given", "depth", "lr"], [
-    ("ivae", 2, {}, MODEL_DEFAULTS["flow"]["depth"], MODEL_DEFAULTS["flow"]["learning_rate"]),
-    ("ivae", 2, {"flow": False}, 2, 5e-3),
-    ("ivae", 2, {"depth": 3, "learning_rate": 0.02}, 3, 0.02),   # given values are kept
-    ("tivae", 2, {}, 2, 5e-3),                                   # the sequence flow
-    ("tivae", 3, {}, 2, 5e-3),                                   # the variational model
+@pytest.mark.parametrize(["model", "d", "given", "depth", "lr", "transition"], [
+    ("ivae", 2, {}, 1, 1e-2, (None, None)),
+    ("ivae", 2, {"flow": False}, 2, 5e-3, (None, None)),
+    ("ivae", 2, {"depth": 3, "learning_rate": 0.02}, 3, 0.02, (None, None)),   # kept
+    ("tivae", 2, {}, 1, 1e-2, (1, 192)),                          # the sequence flow
+    ("stationary", 2, {}, 1, 1e-2, (1, 192)),
+    ("regime", 2, {}, 1, 1e-2, (2, 64)),                          # its regimes need 2 layers
+    ("regime", 2, {"transition_depth": 1}, 1, 1e-2, (1, 64)),
+    ("tivae", 2, {"transition_width": 32, "depth": 2}, 2, 1e-2, (1, 32)),
+    ("tivae", 3, {}, 2, 5e-3, (2, 64)),                  # the variational model: --depth, --width
+    ("regime", 3, {"width": 16, "depth": 3}, 3, 5e-3, (3, 16)),
 ])
-def test_unset_depth_and_learning_rate_follow_the_model(model, d, given, depth, lr):
+def test_unset_depth_and_learning_rate_follow_the_model(model, d, given, depth, lr, transition):
     assert (MODEL_DEFAULTS["flow"]["depth"], MODEL_DEFAULTS["flow"]["learning_rate"]) == (1, 1e-2)
-    if model == "tivae":
+    assert MODEL_DEFAULTS["sequence_flow"]["transition_width"] == 192
+    if model in ("tivae", "stationary", "regime"):
         data, _ = simulate_dynamics(0, n_sequences=4, length=6, n_latent=2, data_dim=d)
     else:
         data, _ = simulate_domains(0, n_latent=2, data_dim=d, n_domains=5, n_per_domain=10)
     _, s = checked_settings(data, FitSettings(model=model, **given))
     assert (s.depth, s.learning_rate) == (depth, lr)
+    assert (s.transition_depth, s.transition_width) == transition
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.families != ("iid", "sequence")],
@@ -87,7 +94,9 @@ def test_a_setting_of_another_family_is_refused_not_dropped(setting):
     """Every family-specific setting, changed from its default, on a model of the other
     family: refused with a message that names the flag and the models it applies to."""
     value = {bool: True, int: 2, str: "laplace"}.get(type(setting.default))
-    if value is None:  # decided from the data when unset: any of its choices is "given"
+    if value is None and setting.kind == "int":  # a model-dependent default when unset
+        value = 2
+    elif value is None:  # decided from the data when unset: any of its choices is "given"
         from ppl_ident.settings import _choices
         value = _choices(setting.choices)[-1]
     if "iid" in setting.families:
@@ -135,3 +144,5 @@ def test_a_preset_of_the_sequence_models_is_refused_by_name_on_the_ivae():
         checked_settings(data, fit_settings("exact", model="ivae"))
     s = fit_settings("exact")
     assert (s.transition, s.initial, s.steps) == ("additive", "gaussian", 20_000)
+    # and the networks it was measured with (two hidden layers, a transition of --width 64)
+    assert (s.depth, s.transition_depth, s.transition_width, s.learning_rate) == (2, 2, 64, 1e-3)

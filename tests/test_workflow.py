@@ -37,6 +37,10 @@ def test_a_run_of_the_previous_release_loads_and_evaluates_the_same(run, data):
     np.testing.assert_allclose(metrics["mcc"], recorded["mcc"], rtol=1e-5)
     np.testing.assert_allclose(metrics["r2_per_dim"], recorded["r2_per_dim"], rtol=1e-4,
                                atol=1e-6)
+    if run == "tivae":  # written before --transition-width/-depth: --width and --depth's
+        assert (fitted.settings.transition_width, fitted.settings.transition_depth) == (8, 1)
+        assert (fitted.spec.config["transition_width"], fitted.spec.config["transition_depth"]) \
+            == (8, 1)
 
 
 def test_a_checkpoint_of_the_previous_release_resumes(tmp_path):

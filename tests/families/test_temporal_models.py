@@ -448,3 +448,31 @@ def test_sequence_model_fits_seeds_and_records_their_agreement():
                   batch_size=64).metrics
     assert 0 <= m["seed_agreement"] <= 1 and len(m["seed_elbos"]) == 2
     assert np.asarray(m["seed_agreement_matrix"]).shape == (2, 2)
+
+
+def test_transition_width_and_depth_shape_only_the_transition_network():
+    """transition_width and transition_depth set the transition network's hidden layers and
+    nothing else; left out (a run written before the settings existed) they are the width and
+    depth of every network."""
+    kw = dict(n_latent=2, data_dim=2, n_domains=3, flow=True, flow_layers=2, depth=1, width=8)
+    spec = build_model("tivae", jax.random.PRNGKey(0), transition_width=5, transition_depth=2,
+                       **kw)
+    params = spec.init_params(jax.random.PRNGKey(1))
+    trans = params["transition$params"]
+    coupling = params["flow$params"].layers[1].net
+    assert [layer.weight.shape[0] for layer in trans.layers[:-1]] == [5, 5]
+    assert [layer.weight.shape[0] for layer in coupling.layers[:-1]] == [8]
+    assert (spec.config["transition_width"], spec.config["transition_depth"]) == (5, 2)
+    old = build_model("tivae", jax.random.PRNGKey(0), **kw)
+    assert (old.config["transition_width"], old.config["transition_depth"]) == (8, 1)
+    layers = old.init_params(jax.random.PRNGKey(1))["transition$params"].layers
+    assert [layer.weight.shape[0] for layer in layers[:-1]] == [8]
+    for bad in ({"transition_width": 0}, {"transition_depth": 1.5}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a positive integer"):
+            build_model("tivae", jax.random.PRNGKey(0), **bad, **kw)
+    # the fit resolves it (the sequence flow's default) and records it in the model's config
+    data, _ = simulate_sequences("dynamics", 0, n_latent=2, data_dim=2, n_sequences=4, length=5,
+                                 n_domains=2)
+    fitted = fit_model(data, model="tivae", steps=2, batch_size=4, width=8)
+    assert fitted.spec.config["transition_width"] == fitted.settings.transition_width == 192
+    assert fitted.spec.config["transition_depth"] == fitted.settings.transition_depth == 1

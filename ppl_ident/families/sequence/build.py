@@ -26,12 +26,15 @@ SEQUENCE_GUIDES = ("encoder", "encoder_fullcov")
 
 
 def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
-                           n_regimes=3, context=1, width=64, depth=2, noise_scale=None,
+                           n_regimes=3, context=1, width=64, depth=2, transition_width=None,
+                           transition_depth=None, noise_scale=None,
                            whiten=None, guide="encoder", noise_init=0.1, heteroscedastic=False,
                            flow=False, flow_layers=8, transition="additive",
                            spline_bins=SPLINE_BINS, initial="gaussian"):
     """Build sequence model ``name`` (``x`` of shape ``(B, T, d)``); see
-    :mod:`ppl_ident.families.sequence.model`."""
+    :mod:`ppl_ident.families.sequence.model`. ``width`` and ``depth`` shape every network;
+    ``transition_width`` and ``transition_depth`` (default: ``width``, ``depth``) the
+    transition network's hidden layers."""
     if name == "tivae" and n_domains is None:
         raise InputError(
             "The temporal iVAE needs integer labels u of shape (B, T) (segments or domains); "
@@ -40,6 +43,13 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
     for label, value in (("lag", lag), ("n_regimes", n_regimes)):
         if int(value) != value or value < 1:
             raise InputError(f"{label} must be a positive integer, got {value!r}.")
+    transition_width = width if transition_width is None else transition_width
+    transition_depth = depth if transition_depth is None else transition_depth
+    for label, value in (("transition_width", transition_width),
+                         ("transition_depth", transition_depth)):
+        if int(value) != value or value < 1:
+            raise InputError(f"{label} must be a positive integer, got {value!r}.")
+    transition_width, transition_depth = int(transition_width), int(transition_depth)
     if int(context) != context or context < 0:
         raise InputError(f"context must be an integer >= 0, got {context!r}.")
     if guide not in SEQUENCE_GUIDES:
@@ -81,7 +91,7 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
         # heteroscedastic: a second head of log noise-scale factors
         out = {"transition": mlp(k_tr, trans_in,
                                  transition_outputs(K, n_latent, heteroscedastic, bins),
-                                 width, depth)}
+                                 transition_width, transition_depth)}
         if flow:  # one invertible map replaces the decoder and the encoder
             out["flow"] = coupling_flow(k_dec, n_latent, flow_layers, width, depth)
         else:
@@ -127,6 +137,7 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim,
                   n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
                   context=0 if flow else context, width=width, depth=depth,
+                  transition_width=transition_width, transition_depth=transition_depth,
                   noise_scale=noise_scale,
                   batch_plate="sequence", guide=guide,  # engines look up its family
                   noise_init=noise_init, heteroscedastic=bool(heteroscedastic), flow=bool(flow),
