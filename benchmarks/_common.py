@@ -76,4 +76,3 @@ def pairs(items) -> dict:
 
 
 sys.path.insert(0, os.path.dirname(__file__))
-

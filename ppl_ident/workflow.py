@@ -35,7 +35,7 @@ from ppl_ident.data.simulate import Dataset
 from ppl_ident.data.tables import Columns, table_format
 from ppl_ident.diagnostics.agreement import seed_agreement
 from ppl_ident.errors import DivergenceWarning, InputError
-from ppl_ident.families import build_model, family_for_data, family_of
+from ppl_ident.families import SEQUENCE_MODELS, build_model, family_for_data, family_of
 from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
 from ppl_ident.families.iid.idata import DEFAULT_DRAWS, DEFAULT_OBS
 from ppl_ident.families.iid.inputs import prepare_inputs  # the i.i.d. labels (0.1's API)
@@ -461,7 +461,7 @@ def _settings_of(run: Path, config: dict) -> FitSettings:
     try:
         settings = dict(config["settings"])
         model = config.get("model") or {}
-        if "transition_width" not in settings and "lag" in model:
+        if "transition_width" not in settings and model.get("name") in SEQUENCE_MODELS:
             # a sequence run written before these settings: its transition network had
             # --width units and --depth layers
             settings["transition_width"] = model.get("width")
