@@ -21,7 +21,7 @@ from typing import NamedTuple
 from ppl_ident.errors import InputError
 
 __all__ = ["SETTINGS", "Setting", "FitSettings", "FIT_PRESETS", "GRID_KEYS", "MODEL_DEFAULTS",
-           "DEFAULT_STEPS", "BASE_LATENTS", "REGIME_FLOW_TRANSITION", "default_steps",
+           "DEFAULT_STEPS", "BASE_LATENTS", "REGIME_FLOW_NETWORKS", "default_steps",
            "VARIATIONAL_ONLY", "fit_settings", "resolve_defaults", "variational_settings",
            "check_applicable", "check_values", "add_fit_arguments", "settings_from_args",
            "changed_settings"]
@@ -78,7 +78,7 @@ class Setting(NamedTuple):
 #: after 20,000 in 74 s of run time; ``benchmarks/README.md``). The sequence flow's networks
 #: have one hidden layer too, at lr 1e-2, with a wider transition network (192 units: one
 #: hidden layer of 64 cannot hold five regimes' transitions of 8 latents and lag 2), except
-#: the regime model's (:data:`REGIME_FLOW_TRANSITION`); see ``benchmarks/README.md`` (the
+#: the regime model's (:data:`REGIME_FLOW_NETWORKS`); see ``benchmarks/README.md`` (the
 #: published temporal benchmarks).
 MODEL_DEFAULTS = {
     "variational": {"steps": 5000, "steps_per_latent": 0, "depth": 2, "learning_rate": 5e-3},
@@ -86,10 +86,14 @@ MODEL_DEFAULTS = {
     "sequence_flow": {"steps": 2500, "steps_per_latent": 500, "depth": 1,
                       "learning_rate": 1e-2, "transition_depth": 1, "transition_width": 192},
 }
-#: The hidden-regime model's transition network under the sequence flow: K regimes'
-#: transitions read from one network need a second hidden layer (one layer of 192 units lost
-#: the regimes of the package-style K = 5 data: regime accuracy 0.52-0.73 against 0.97).
-REGIME_FLOW_TRANSITION = {"transition_depth": 2, "transition_width": 64}
+#: The hidden-regime model's networks under the sequence flow: two hidden layers in the
+#: coupling networks and one transition network per regime of two hidden layers of 64 units
+#: (``regime_transitions="separate"``). K regimes' transitions read from one network lost the
+#: regimes of the package-style K = 5 data with one layer of 192 units (regime accuracy
+#: 0.52-0.73 against 0.97) and of the n = 4 benchmark's seed 2 with two layers of 64 (0.68);
+#: see ``benchmarks/README.md``.
+REGIME_FLOW_NETWORKS = {"depth": 2, "transition_depth": 2, "transition_width": 64,
+                        "regime_transitions": "separate"}
 #: Latents up to which a flow takes its base number of steps (the default setting's n).
 BASE_LATENTS = 5
 #: Steps of a fit that leaves ``steps`` unset, up to :data:`BASE_LATENTS` latents.
@@ -141,7 +145,8 @@ SETTINGS: tuple[Setting, ...] = (
             kind="int", grid=False),
     Setting("width", 64, "hidden units per layer", flag="--width", kind="int"),
     Setting("depth", None, f"hidden layers (default: {_FLOW['depth']} in the exact flows' "
-            f"networks, {_VAR['depth']} in the variational models')",
+            f"networks (the regime model's: {REGIME_FLOW_NETWORKS['depth']}), {_VAR['depth']} in "
+            "the variational models')",
             flag="--depth", kind="int"),
     Setting("prior", "gaussian", "family of the factorial prior p(z | u)", IID,
             flag="--prior", choices="priors"),
@@ -165,12 +170,16 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--context", kind="nonneg_int"),
     Setting("transition_width", None, "sequence models: hidden units per layer of the "
             f"transition network (default with the exact flow: {_SEQ_FLOW['transition_width']}, "
-            f"regime model {REGIME_FLOW_TRANSITION['transition_width']}; otherwise --width)", SEQ,
+            f"regime model {REGIME_FLOW_NETWORKS['transition_width']}; otherwise --width)", SEQ,
             flag="--transition-width", kind="int"),
     Setting("transition_depth", None, "sequence models: hidden layers of the transition "
             f"network (default with the exact flow: {_SEQ_FLOW['transition_depth']}, regime "
-            f"model {REGIME_FLOW_TRANSITION['transition_depth']}; otherwise --depth)", SEQ,
+            f"model {REGIME_FLOW_NETWORKS['transition_depth']}; otherwise --depth)", SEQ,
             flag="--transition-depth", kind="int"),
+    Setting("regime_transitions", None, "regime model: one transition network per hidden "
+            "regime (separate) or one network with a head per regime (shared) (default with "
+            f"the exact flow: {REGIME_FLOW_NETWORKS['regime_transitions']}; otherwise shared)",
+            SEQ, flag="--regime-transitions", choices="regime_transitions"),
     Setting("heteroscedastic", False, "sequence models: the transition noise scale moves with "
             "the past", SEQ, flag="--heteroscedastic", kind="flag"),
     Setting("transition", None, "sequence models: transition prior p(z_t | past, u): "
@@ -234,7 +243,7 @@ FIT_PRESETS = {
     "accurate": {"flow": False, "engine": "iwae", "num_particles": 32, "steps": 10_000},
     "exact": {"flow": True, "steps": 20_000, "learning_rate": 1e-3, "transition": "additive",
               "initial": "gaussian", "depth": 2, "transition_depth": 2,
-              "transition_width": 64},
+              "transition_width": 64, "regime_transitions": "shared"},
 }
 
 PRESET_HELP = ("starting settings: default (ivae/vae with 2 <= n <= d: the exact flow, 2500 "
@@ -242,7 +251,8 @@ PRESET_HELP = ("starting settings: default (ivae/vae with 2 <= n <= d: the exact
                "name); accurate (the variational model on the importance-weighted bound, 32 "
                "particles, 10,000 steps); exact (sequence models with d == n: the flow, 20,000 "
                "steps, lr 1e-3, additive transition, Gaussian first steps, two hidden layers, a "
-               "transition width of 64); flags override it")
+               "transition width of 64, one transition network shared by the regimes); flags "
+               "override it")
 
 #: The keys a ``compare`` grid's engine entry may set (besides the sampler's own options).
 GRID_KEYS = tuple(s.name for s in SETTINGS if s.grid)
@@ -281,12 +291,14 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
     """``s`` with the model-dependent defaults decided: ``flow`` where it is unset, then the
     steps, depth and learning rate of the chosen model (:data:`MODEL_DEFAULTS`) where they
     are unset (:func:`default_steps`: more steps for more latents), and for a sequence model
-    the transition network's width and depth (the table's, :data:`REGIME_FLOW_TRANSITION` for
+    the transition network's width and depth (the table's, :data:`REGIME_FLOW_NETWORKS` for
     the regime model's flow, else ``width`` and ``depth``).
     ``family`` is the model family's name (``"iid"`` or ``"sequence"``)."""
     flow = bool(flow if s.flow is None else s.flow)
     kind = "variational" if not flow else "flow" if family == "iid" else "sequence_flow"
     defaults = MODEL_DEFAULTS[kind]
+    if kind == "sequence_flow" and s.model == "regime":
+        defaults = {**defaults, **REGIME_FLOW_NETWORKS}
     steps = default_steps(kind, n_latent) if s.steps is None else s.steps
     s = s._replace(
         flow=flow, steps=int(steps),
@@ -294,13 +306,13 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
         learning_rate=float(defaults["learning_rate"] if s.learning_rate is None
                             else s.learning_rate))
     if family == "sequence":
-        net = {**defaults, **(REGIME_FLOW_TRANSITION if kind == "sequence_flow"
-                              and s.model == "regime" else {})}
         s = s._replace(
-            transition_width=int(net.get("transition_width", s.width)
+            transition_width=int(defaults.get("transition_width", s.width)
                                  if s.transition_width is None else s.transition_width),
-            transition_depth=int(net.get("transition_depth", s.depth)
-                                 if s.transition_depth is None else s.transition_depth))
+            transition_depth=int(defaults.get("transition_depth", s.depth)
+                                 if s.transition_depth is None else s.transition_depth),
+            regime_transitions=(defaults.get("regime_transitions", "shared")
+                                if s.regime_transitions is None else s.regime_transitions))
     return s
 
 
@@ -372,6 +384,9 @@ def _choices(name: str | None):
     if name == "transitions":
         from ppl_ident.ops.transitions import TRANSITION_PRIORS
         return list(TRANSITION_PRIORS)
+    if name == "regime_transitions":
+        from ppl_ident.families.sequence.build import REGIME_TRANSITIONS
+        return list(REGIME_TRANSITIONS)
     if name == "initials":
         from ppl_ident.families.sequence.model import INITIAL_DENSITIES
         return list(INITIAL_DENSITIES)

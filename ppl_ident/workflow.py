@@ -209,7 +209,8 @@ def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None 
 def _require_resolved(s: FitSettings, family: str = "iid") -> None:
     """Refuse settings whose model-dependent defaults are still open (None)."""
     keys = ("steps", "depth", "learning_rate") + (
-        ("transition_width", "transition_depth") if family == "sequence" else ())
+        ("transition_width", "transition_depth", "regime_transitions") if family == "sequence"
+        else ())
     open_ = [k for k in keys if getattr(s, k) is None]
     if open_:
         raise ValueError(f"settings with {', '.join(open_)} still open (None): pass them "
@@ -466,6 +467,9 @@ def _settings_of(run: Path, config: dict) -> FitSettings:
             # --width units and --depth layers
             settings["transition_width"] = model.get("width")
             settings["transition_depth"] = model.get("depth")
+        if "regime_transitions" not in settings and model.get("name") in SEQUENCE_MODELS:
+            # ... and before this one: one transition network with a head per regime
+            settings["regime_transitions"] = "shared"
         return FitSettings(**settings)
     except (KeyError, TypeError, AttributeError) as err:
         raise InputError(f"{run / 'config.json'} has unknown settings ({err}); it was written by "

@@ -15,6 +15,27 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+def pytest_configure(config):
+    """Share compiled programs across the suite's tests, its workers and its subprocesses:
+    JAX's persistent compilation cache keys a program by its HLO (and the JAX version and
+    backend), so the many tiny fits of the same shapes compile once. pytest's cache directory
+    (``.pytest_cache/``, git-ignored) keeps it between sessions; without the cache plugin
+    (``-p no:cacheprovider``) it lives in the session's temporary directory. A
+    ``JAX_COMPILATION_CACHE_DIR`` already set is respected. Runs before any test module
+    imports JAX."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    store = getattr(config, "cache", None)
+    if store is not None:
+        where = store.mkdir("jax_compilation_cache")
+    else:
+        import tempfile
+        where = os.path.join(tempfile.gettempdir(), f"ppl_ident_tests_{os.getuid()}_"
+                             f"{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(where)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

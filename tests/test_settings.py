@@ -70,8 +70,8 @@ def test_unset_flow_and_steps_are_decided_from_the_model_and_data(model, n, d, g
     ("ivae", 2, {"depth": 3, "learning_rate": 0.02}, 3, 0.02, (None, None)),   # kept
     ("tivae", 2, {}, 1, 1e-2, (1, 192)),                          # the sequence flow
     ("stationary", 2, {}, 1, 1e-2, (1, 192)),
-    ("regime", 2, {}, 1, 1e-2, (2, 64)),                          # its regimes need 2 layers
-    ("regime", 2, {"transition_depth": 1}, 1, 1e-2, (1, 64)),
+    ("regime", 2, {}, 2, 1e-2, (2, 64)),             # its regimes: 2 layers, a network each
+    ("regime", 2, {"transition_depth": 1}, 2, 1e-2, (1, 64)),
     ("tivae", 2, {"transition_width": 32, "depth": 2}, 2, 1e-2, (1, 32)),
     ("tivae", 3, {}, 2, 5e-3, (2, 64)),                  # the variational model: --depth, --width
     ("regime", 3, {"width": 16, "depth": 3}, 3, 5e-3, (3, 16)),
@@ -86,6 +86,9 @@ def test_unset_depth_and_learning_rate_follow_the_model(model, d, given, depth, 
     _, s = checked_settings(data, FitSettings(model=model, **given))
     assert (s.depth, s.learning_rate) == (depth, lr)
     assert (s.transition_depth, s.transition_width) == transition
+    if model in ("tivae", "stationary", "regime"):
+        separate = model == "regime" and s.flow
+        assert s.regime_transitions == ("separate" if separate else "shared")
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.families != ("iid", "sequence")],
@@ -146,3 +149,4 @@ def test_a_preset_of_the_sequence_models_is_refused_by_name_on_the_ivae():
     assert (s.transition, s.initial, s.steps) == ("additive", "gaussian", 20_000)
     # and the networks it was measured with (two hidden layers, a transition of --width 64)
     assert (s.depth, s.transition_depth, s.transition_width, s.learning_rate) == (2, 2, 64, 1e-3)
+    assert s.regime_transitions == "shared"

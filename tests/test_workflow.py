@@ -41,6 +41,8 @@ def test_a_run_of_the_previous_release_loads_and_evaluates_the_same(run, data):
         assert (fitted.settings.transition_width, fitted.settings.transition_depth) == (8, 1)
         assert (fitted.spec.config["transition_width"], fitted.spec.config["transition_depth"]) \
             == (8, 1)
+        assert fitted.settings.regime_transitions == "shared"
+        assert fitted.spec.config.get("regime_transitions", "shared") == "shared"
 
 
 def test_a_checkpoint_of_the_previous_release_resumes(tmp_path):

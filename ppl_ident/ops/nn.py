@@ -11,7 +11,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["mlp", "batched", "one_hot", "ResidualMLP", "residual_mlp"]
+__all__ = ["mlp", "batched", "one_hot", "ResidualMLP", "residual_mlp", "StackedMLP"]
 
 
 def _leaky_relu(x):
@@ -48,6 +48,32 @@ class ResidualMLP(eqx.Module):
 
     def __call__(self, v):
         return self.linear(v) + self.branch(v)
+
+
+class StackedMLP(eqx.Module):
+    """``K`` independent MLPs of the same shape, one per group (e.g. per hidden regime), run
+    side by side on one input; the outputs are concatenated block by block.
+
+    Each member maps ``(in_size,) -> (out_size,)`` where ``out_size`` is split at ``splits``
+    into blocks; the result lays out block 0 of every member, then block 1 of every member,
+    and so on: ``(K * out_size,)``. With ``splits = (n, 2 n)`` a member's ``[means (n), log
+    factors (n), rest]`` become ``[means (K n), log factors (K n), rest (K ...)]``, the layout
+    of one network with ``K`` heads.
+    """
+
+    members: eqx.nn.MLP
+    splits: tuple = eqx.field(static=True)
+
+    def __init__(self, key, n_members: int, in_size: int, out_size: int, width: int = 64,
+                 depth: int = 2, splits: tuple = ()):
+        keys = jax.random.split(key, n_members)
+        self.members = eqx.filter_vmap(lambda k: mlp(k, in_size, out_size, width, depth))(keys)
+        self.splits = tuple(int(s) for s in splits)
+
+    def __call__(self, v):
+        out = eqx.filter_vmap(lambda m: m(v), in_axes=eqx.if_array(0))(self.members)  # (K, o)
+        blocks = jnp.split(out, self.splits, axis=-1) if self.splits else [out]
+        return jnp.concatenate([b.reshape(-1) for b in blocks])
 
 
 def residual_mlp(key, in_size: int, out_size: int, width: int = 64, depth: int = 2):

@@ -476,3 +476,52 @@ def test_transition_width_and_depth_shape_only_the_transition_network():
     fitted = fit_model(data, model="tivae", steps=2, batch_size=4, width=8)
     assert fitted.spec.config["transition_width"] == fitted.settings.transition_width == 192
     assert fitted.spec.config["transition_depth"] == fitted.settings.transition_depth == 1
+
+
+def test_separate_regime_transitions_give_each_regime_its_own_network():
+    """regime_transitions="separate": K networks of transition_width x transition_depth, one
+    per regime, whose outputs are laid out as the shared network's K heads (means, log scale
+    factors, spline parameters); regime k's log-density reads only network k."""
+    from ppl_ident.families.sequence.model import split_transition, transition_log_density
+
+    K, n, lag = 3, 2, 2
+    kw = dict(n_latent=n, data_dim=n, n_regimes=K, lag=lag, flow=True, flow_layers=2, width=8,
+              depth=1, transition_width=6, transition_depth=2, transition="flow")
+    spec = build_model("regime", jax.random.PRNGKey(0), regime_transitions="separate", **kw)
+    assert spec.config["regime_transitions"] == "separate"
+    params = {**spec.init_params(jax.random.PRNGKey(1)), "trans_scale": jnp.ones((K, n))}
+    members = params["transition$params"].members
+    # K stacked networks of two hidden layers of 6 units, each with one regime's outputs
+    assert [w.shape for w in (layer.weight for layer in members.layers)] == [
+        (K, 6, lag * n), (K, 6, 6), (K, n * (2 + 3 * 8 - 1), 6)]
+    net = eqx.combine(params["transition$params"], eqx.partition(
+        spec.model.keywords["transition"], eqx.is_inexact_array)[1])
+    past = jax.random.normal(jax.random.PRNGKey(2), (lag * n,))
+    mean, log_factor, raw = split_transition(net(past), K, n, False, 8)
+    for k in range(K):
+        member = jax.tree_util.tree_map(lambda a: a[k], members)
+        member = eqx.combine(member, eqx.partition(
+            spec.model.keywords["transition"].members, eqx.is_inexact_array)[1])
+        out = member(past)
+        np.testing.assert_allclose(mean[k], out[:n], rtol=1e-6)
+        np.testing.assert_allclose(log_factor[k], 3 * jnp.tanh(out[n:2 * n] / 3), rtol=1e-6)
+        np.testing.assert_allclose(raw[k].ravel(), out[2 * n:], rtol=1e-6)
+    # changing network 0 moves regime 0's transition density and no other's
+    bumped = dict(params)
+    bumped["transition$params"] = eqx.tree_at(
+        lambda t: t.members.layers[-1].bias, params["transition$params"],
+        members.layers[-1].bias.at[0].add(0.5))
+    z_t, z_prev = jnp.array([0.3, -0.2]), jnp.array([[0.1, 0.4], [-0.5, 0.2]])
+    for k in range(K):
+        before = transition_log_density(spec, params, row=k)(z_t, z_prev)
+        after = transition_log_density(spec, bumped, row=k)(z_t, z_prev)
+        assert (abs(float(after - before)) > 1e-4) == (k == 0)
+    # the default keeps one shared network; the other models have no regimes to separate
+    shared = build_model("regime", jax.random.PRNGKey(0), **kw)
+    assert shared.config["regime_transitions"] == "shared"
+    assert hasattr(shared.init_params(jax.random.PRNGKey(1))["transition$params"], "layers")
+    with pytest.raises(ValueError, match="has no regimes"):
+        build_model("stationary", jax.random.PRNGKey(0), regime_transitions="separate",
+                    **{k: v for k, v in kw.items() if k != "n_regimes"})
+    with pytest.raises(ValueError, match="regime_transitions must be one of"):
+        build_model("regime", jax.random.PRNGKey(0), regime_transitions="each", **kw)

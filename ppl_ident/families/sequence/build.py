@@ -16,25 +16,32 @@ from ppl_ident.families.sequence.guide import flow_guide, sequence_encoder_guide
 from ppl_ident.families.sequence.model import (INITIAL_DENSITIES, temporal_model,
                                                transition_outputs)
 from ppl_ident.ops.flows import coupling_flow
-from ppl_ident.ops.nn import mlp
+from ppl_ident.ops.nn import StackedMLP, mlp
 from ppl_ident.ops.transitions import SPLINE_BINS, TRANSITION_PRIORS
 
-__all__ = ["SEQUENCE_GUIDES", "build_sequence_model"]
+__all__ = ["SEQUENCE_GUIDES", "REGIME_TRANSITIONS", "build_sequence_model"]
 
 #: Guides of the sequence models: a diagonal or full-covariance Gaussian for every step.
 SEQUENCE_GUIDES = ("encoder", "encoder_fullcov")
 
+#: The regime model's transition networks: one network with a head per regime (``shared``)
+#: or one network per regime (``separate``, :class:`ppl_ident.ops.nn.StackedMLP`; each of
+#: ``transition_width`` units and ``transition_depth`` layers).
+REGIME_TRANSITIONS = ("shared", "separate")
+
 
 def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1,
                            n_regimes=3, context=1, width=64, depth=2, transition_width=None,
-                           transition_depth=None, noise_scale=None,
+                           transition_depth=None, regime_transitions="shared",
+                           noise_scale=None,
                            whiten=None, guide="encoder", noise_init=0.1, heteroscedastic=False,
                            flow=False, flow_layers=8, transition="additive",
                            spline_bins=SPLINE_BINS, initial="gaussian"):
     """Build sequence model ``name`` (``x`` of shape ``(B, T, d)``); see
     :mod:`ppl_ident.families.sequence.model`. ``width`` and ``depth`` shape every network;
     ``transition_width`` and ``transition_depth`` (default: ``width``, ``depth``) the
-    transition network's hidden layers."""
+    transition network's hidden layers, shared by the regimes or one network per regime
+    (``regime_transitions``, :data:`REGIME_TRANSITIONS`; the regime model only)."""
     if name == "tivae" and n_domains is None:
         raise InputError(
             "The temporal iVAE needs integer labels u of shape (B, T) (segments or domains); "
@@ -50,6 +57,13 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
         if int(value) != value or value < 1:
             raise InputError(f"{label} must be a positive integer, got {value!r}.")
     transition_width, transition_depth = int(transition_width), int(transition_depth)
+    if regime_transitions not in REGIME_TRANSITIONS:
+        raise InputError(f"regime_transitions must be one of {', '.join(REGIME_TRANSITIONS)}; "
+                         f"got {regime_transitions!r}.")
+    if regime_transitions == "separate" and name != "regime":
+        raise InputError(f"regime_transitions='separate' gives each hidden regime its own "
+                         f"transition network; model {name!r} has no regimes: use --model "
+                         "regime or drop --regime-transitions.")
     if int(context) != context or context < 0:
         raise InputError(f"context must be an integer >= 0, got {context!r}.")
     if guide not in SEQUENCE_GUIDES:
@@ -89,9 +103,15 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
     def make_modules(key):
         k_dec, k_enc, k_tr = jax.random.split(key, 3)
         # heteroscedastic: a second head of log noise-scale factors
-        out = {"transition": mlp(k_tr, trans_in,
-                                 transition_outputs(K, n_latent, heteroscedastic, bins),
-                                 transition_width, transition_depth)}
+        if K > 1 and regime_transitions == "separate":  # one network per regime
+            per = transition_outputs(1, n_latent, heteroscedastic, bins)
+            splits = tuple(c for c in (n_latent, 2 * n_latent) if c < per)
+            net = StackedMLP(k_tr, K, trans_in, per, transition_width, transition_depth,
+                             splits)
+        else:  # one network with a head per regime
+            net = mlp(k_tr, trans_in, transition_outputs(K, n_latent, heteroscedastic, bins),
+                      transition_width, transition_depth)
+        out = {"transition": net}
         if flow:  # one invertible map replaces the decoder and the encoder
             out["flow"] = coupling_flow(k_dec, n_latent, flow_layers, width, depth)
         else:
@@ -138,7 +158,7 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                   n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
                   context=0 if flow else context, width=width, depth=depth,
                   transition_width=transition_width, transition_depth=transition_depth,
-                  noise_scale=noise_scale,
+                  regime_transitions=regime_transitions, noise_scale=noise_scale,
                   batch_plate="sequence", guide=guide,  # engines look up its family
                   noise_init=noise_init, heteroscedastic=bool(heteroscedastic), flow=bool(flow),
                   flow_layers=int(flow_layers), transition=transition,

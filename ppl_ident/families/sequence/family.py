@@ -71,6 +71,7 @@ class SequenceFamily(ModelFamily):
                     n_domains=None if labels is None else len(labels), lag=s.lag,
                     n_regimes=s.n_regimes, context=s.context, width=s.width, depth=s.depth,
                     transition_width=s.transition_width, transition_depth=s.transition_depth,
+                    regime_transitions=s.regime_transitions,
                     noise_scale=s.noise_scale, guide=s.guide, noise_init=s.noise_init,
                     heteroscedastic=s.heteroscedastic, flow=s.flow, flow_layers=s.flow_layers,
                     transition=s.transition or ("flow" if s.flow and not s.heteroscedastic
