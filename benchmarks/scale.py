@@ -164,6 +164,8 @@ def main(argv=None):
     p.add_argument("--disk-steps", type=int, default=1000)
     p.add_argument("--n-sweep", action="store_true",
                    help="MCC and time of the default fit at --rows for n = d in {5, 10, 20}")
+    p.add_argument("--sweep-dims", type=int, nargs="+", default=[5, 10, 20],
+                   help="the n = d of --n-sweep (default: 5 10 20)")
     p.add_argument("--skip-fit", action="store_true")
     p.add_argument("--skip-ratio", action="store_true")
     p.add_argument("--workdir", default=None, help="keep the simulated data here")
@@ -189,7 +191,7 @@ def main(argv=None):
         report_fit(emit, res, {**settings, "rows": args.disk_rows, "steps": args.disk_steps,
                                "input": ".npy directory, memory-mapped"}, prefix="disk_")
     if args.n_sweep:
-        for k in (5, 10, 20):
+        for k in args.sweep_dims:
             data = simulate(work / f"rows{args.rows}_n{k}.npz", args.rows, k, dom)
             res = measured_fit(data, work / f"run_n{k}_{time.time_ns()}")
             m = res["metrics"]

@@ -49,8 +49,8 @@ from ppl_ident.inference.checkpoint import (CHECKPOINT_JSON, CHECKPOINT_NPZ, fil
                                             has_checkpoint, load_checkpoint, save_checkpoint,
                                             state_template, stop_on_sigint)
 from ppl_ident.pytrees import load_tree, save_tree
-from ppl_ident.settings import (FIT_PRESETS, FitSettings, check_applicable, check_values,
-                                fit_settings, resolve_defaults,
+from ppl_ident.settings import (FIT_PRESETS, FLOW_LAYERS, FitSettings, check_applicable,
+                                check_values, fit_settings, resolve_defaults,
                                 variational_settings)
 
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
@@ -126,9 +126,11 @@ def checked_settings(dataset: Dataset, s: FitSettings):
             f"{', '.join(variational)} set{'s' if len(variational) == 1 else ''} the variational "
             "model (encoder, objective, decoder noise), which the exact flow does not have: "
             "drop them, or fit the variational model with --no-flow.")
+    # FLOW_LAYERS is what every variational run records (a resumed one gives it back)
+    layers_given = s.flow_layers not in (None, FLOW_LAYERS)
     s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s), int(n),
                          family.name)
-    if s.flow_layers != FitSettings().flow_layers and not s.flow:
+    if layers_given and not s.flow:
         raise InputError("--flow-layers sets the depth of the exact-likelihood flow model; add "
                          "--flow (or --preset exact), or drop --flow-layers.")
     s = s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, family.n_obs(dataset))))
@@ -208,7 +210,7 @@ def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None 
 
 def _require_resolved(s: FitSettings, family: str = "iid") -> None:
     """Refuse settings whose model-dependent defaults are still open (None)."""
-    keys = ("steps", "depth", "learning_rate") + (
+    keys = ("steps", "depth", "learning_rate", "flow_layers") + (
         ("transition_width", "transition_depth", "regime_transitions") if family == "sequence"
         else ())
     open_ = [k for k in keys if getattr(s, k) is None]
@@ -467,6 +469,10 @@ def _settings_of(run: Path, config: dict) -> FitSettings:
             # --width units and --depth layers
             settings["transition_width"] = model.get("width")
             settings["transition_depth"] = model.get("depth")
+        if settings.get("flow_layers") is None:
+            # a run written before the setting (or before its default moved with n): its flow,
+            # if any, had the model's recorded layers, else the base number
+            settings["flow_layers"] = int(model.get("flow_layers") or FLOW_LAYERS)
         if "regime_transitions" not in settings and model.get("name") in SEQUENCE_MODELS:
             # ... and before this one: one transition network with a head per regime
             settings["regime_transitions"] = "shared"

@@ -91,6 +91,32 @@ def test_unset_depth_and_learning_rate_follow_the_model(model, d, given, depth, 
         assert s.regime_transitions == ("separate" if separate else "shared")
 
 
+@pytest.mark.parametrize(["model", "n", "given", "layers"], [
+    ("ivae", 5, {}, 8),
+    ("ivae", 10, {}, 8),
+    ("ivae", 11, {}, 12),                       # more latents than LARGE_LATENTS: 12 layers
+    ("ivae", 11, {"flow_layers": 3}, 3),        # given: kept
+    ("tivae", 11, {}, 12),                      # the sequence flow follows the same rule
+])
+def test_unset_flow_layers_follow_the_number_of_latents(model, n, given, layers):
+    from ppl_ident.settings import FLOW_LAYERS, FLOW_LAYERS_LARGE, LARGE_LATENTS
+
+    assert (FLOW_LAYERS, FLOW_LAYERS_LARGE, LARGE_LATENTS) == (8, 12, 10)
+    if model == "tivae":
+        data, _ = simulate_dynamics(0, n_sequences=2, length=4, n_latent=n, data_dim=n)
+    else:
+        data, _ = simulate_domains(0, n_latent=n, data_dim=n, n_domains=3, n_per_domain=8)
+    _, s = checked_settings(data, FitSettings(model=model, **given))
+    assert s.flow and s.flow_layers == layers
+    # the variational model has no flow: a given --flow-layers is refused, an unset one is not
+    _, v = checked_settings(data, FitSettings(model=model, flow=False))
+    assert not v.flow
+    assert v.flow_layers == 8   # what every variational run records; resuming one is fine
+    assert checked_settings(data, v)[1].flow_layers == 8
+    with pytest.raises(InputError, match="--flow-layers sets the depth"):
+        checked_settings(data, FitSettings(model=model, flow=False, flow_layers=3))
+
+
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.families != ("iid", "sequence")],
                          ids=lambda s: s.name)
 def test_a_setting_of_another_family_is_refused_not_dropped(setting):

@@ -154,7 +154,7 @@ def test_engine_defaults_apply_when_settings_leave_them_open():
     data, _ = simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=10)
     u, labels = prepare_inputs(data.u)
     s = FitSettings(latent_dim=2, width=8, depth=1, steps=100)
-    with pytest.raises(ValueError, match="learning_rate still open"):
+    with pytest.raises(ValueError, match="learning_rate, flow_layers still open"):
         build_fit(data, s, u, labels)       # the model's defaults must be decided first
     s = resolve_defaults(s, flow=False)
     cfg = build_fit(data, s._replace(engine="iwae"), u, labels)[1].config
