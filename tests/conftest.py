@@ -20,7 +20,8 @@ def pytest_configure(config):
     JAX's persistent compilation cache keys a program by its HLO (and the JAX version and
     backend), so the many tiny fits of the same shapes compile once. pytest's cache directory
     (``.pytest_cache/``, git-ignored) keeps it between sessions; without the cache plugin
-    (``-p no:cacheprovider``) it lives in the session's temporary directory. A
+    (``-p no:cacheprovider``) it is a directory named after the run in the system's temporary
+    directory (the xdist workers inherit the controller's choice). A
     ``JAX_COMPILATION_CACHE_DIR`` already set is respected. Runs before any test module
     imports JAX."""
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):

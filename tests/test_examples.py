@@ -5,7 +5,7 @@ Like NumPyro's ``test/test_examples.py``: each script runs as its own process
 use what the installed package offers.
 
 Speed: nearly all of a tiny run is XLA compilation, so the processes share one persistent
-compilation cache (a session temporary directory) and the i.i.d. examples are given the same
+compilation cache (the suite's, ``conftest.py``) and the i.i.d. examples are given the same
 tiny data set (n = 2, 5 domains x 60 points, 50 steps, seed 0): the first one compiles the
 iVAE's fit and the others load it. ``PYTHONHASHSEED`` is fixed because the cache key of a
 program otherwise changes from one process to the next.
@@ -69,26 +69,17 @@ CASES = {
 
 
 @pytest.fixture(scope="session")
-def example_env(request, tmp_path_factory):
-    # pytest's cache directory (.pytest_cache/, git-ignored) keeps the compiled programs
-    # between sessions; JAX's cache keys include the program, the JAX version and the backend,
-    # so a stale entry is never used. Without the cache plugin (-p no:cacheprovider) the
-    # programs are shared within the session only.
-    store = getattr(request.config, "cache", None)
-    cache = (store.mkdir("jax_compilation_cache") if store is not None
-             else tmp_path_factory.mktemp("jax_compilation_cache"))
+def example_env():
+    # conftest.py has put the suite's persistent compilation cache and the compile-quickly XLA
+    # flag (the tiny programs are compile-bound) into os.environ; the subprocesses inherit them
     env = dict(os.environ)
     env.update({
         "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
         "JAX_PLATFORMS": "cpu",
         "MPLBACKEND": "Agg",
         "PYTHONHASHSEED": "0",
-        "JAX_COMPILATION_CACHE_DIR": str(cache),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        # smoke runs: compile quickly rather than run fast (the tiny programs are compile-bound)
-        "XLA_FLAGS": " ".join(filter(None, [env.get("XLA_FLAGS"),
-                                            "--xla_backend_optimization_level=0"])),
     })
+    assert env.get("JAX_COMPILATION_CACHE_DIR")
     return env
 
 
