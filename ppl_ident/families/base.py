@@ -22,8 +22,8 @@ import numpy as np
 from ppl_ident.diagnostics.jacobian import jacobian_regression_route, score_routes
 from ppl_ident.errors import InputError
 
-__all__ = ["ModelSpec", "ModelFamily", "module_params", "initial_modules", "check_points", "relabel",
-           "regression_jacobian", "REGRESSION_ROWS", "EVAL_ROWS", "evaluation_rows"]
+__all__ = ["ModelSpec", "ModelFamily", "module_params", "initial_modules", "check_points",
+           "relabel", "regression_jacobian", "REGRESSION_ROWS", "EVAL_ROWS", "evaluation_rows"]
 
 
 class ModelSpec(NamedTuple):
