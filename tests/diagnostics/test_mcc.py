@@ -26,6 +26,24 @@ def test_spearman_is_one_under_monotone_transforms(rng):
     assert mcc(z, z_hat, method="pearson").score < 0.95
 
 
+def test_spearman_ranks_average_ties_as_scipy_does(rng):
+    """Float32 latents over many rows repeat values: tied rows share their average rank."""
+    from scipy.stats import rankdata, spearmanr
+
+    from ppl_ident.diagnostics.mcc import ranks
+
+    z = np.round(rng.normal(size=(500, 3)), 1)  # about 60 distinct values per column
+    r = ranks(z)
+    assert np.array_equal(r, np.column_stack([rankdata(z[:, j]) for j in range(3)]))
+    tied = np.flatnonzero(z[:, 0] == z[0, 0])
+    assert len(tied) > 1 and np.all(r[tied, 0] == r[tied, 0].mean())
+    z_hat = z[:, [2, 0, 1]] ** 3 + 0.1 * rng.normal(size=z.shape)
+    res = mcc(z, z_hat, method="spearman")
+    want = np.mean([abs(spearmanr(z[:, i], z_hat[:, j])[0])
+                    for i, j in enumerate(res.matching)])
+    assert res.score == pytest.approx(want, abs=1e-12)
+
+
 def test_mcc_of_independent_noise_is_near_zero(rng):
     # Each |corr| of independent samples has sd ~ 1/sqrt(N) = 0.014; the Hungarian maximum over
     # a 3x3 matrix stays well below 0.08.
