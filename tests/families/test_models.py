@@ -54,33 +54,6 @@ def test_init_params_differ_between_keys():
     assert not np.allclose(a, b)
 
 
-def test_networks_built_in_one_program_equal_the_eager_ones():
-    """families.base.initial_modules (how build_model makes its networks) gives the same
-    modules as building them op by op: same structure, same initial arrays."""
-    import equinox as eqx
-
-    from ppl_ident.families.base import initial_modules
-    from ppl_ident.ops.flows import coupling_flow
-    from ppl_ident.ops.nn import StackedMLP, mlp
-
-    def make(key):
-        k1, k2, k3 = jax.random.split(key, 3)
-        return {"flow": coupling_flow(k1, 3, 2, 8, 1), "net": mlp(k2, 3, 4, 8, 2),
-                "stacked": StackedMLP(k3, 2, 3, 4, 8, 1, (2,))}
-
-    key = jax.random.PRNGKey(4)
-    got = initial_modules(make, key)
-    with jax.disable_jit():
-        want = make(key)
-    parts = [eqx.partition(m, eqx.is_array) for m in (got, want)]
-    assert jax.tree_util.tree_structure(parts[0][0]) == jax.tree_util.tree_structure(parts[1][0])
-    assert eqx.tree_equal(parts[0][1], parts[1][1])  # the static parts
-    leaves = [jax.tree_util.tree_leaves(p[0]) for p in parts]
-    assert len(leaves[0]) == len(leaves[1]) > 10
-    for a, b in zip(*leaves):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
-
-
 def test_iid_flow_elbo_is_the_exact_log_likelihood(small_data):
     """With the point-mass guide z = h(x) the ELBO is log p(x | u): the factorial prior at
     h(w) plus log |det J_h(w)| minus the whitening's log-determinant, computed here by hand."""

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl_ident.errors import InputError
-from ppl_ident.families.base import ModelSpec, initial_modules, module_params
+from ppl_ident.families.base import ModelSpec, module_params
 from ppl_ident.families.guides import guide_family
 from ppl_ident.families.iid.guide import empty_guide, flow_guide
 from ppl_ident.families.iid.model import PRIORS, ivae, vae
@@ -72,7 +72,7 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
             mods["prior_net"] = mlp(k_aux, aux_dim, 2 * n_latent, width, 1)
         return mods
 
-    mods = initial_modules(make_modules, key)
+    mods = make_modules(key)
     white = None
     if whiten is not None:
         white = tuple(jnp.asarray(a, jnp.float32) for a in whiten)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl_ident.errors import InputError
-from ppl_ident.families.base import ModelSpec, initial_modules, module_params
+from ppl_ident.families.base import ModelSpec, module_params
 from ppl_ident.families.guides import empty_guide, guide_family
 from ppl_ident.families.sequence.guide import flow_guide, sequence_encoder_guide
 from ppl_ident.families.sequence.model import (INITIAL_DENSITIES, temporal_model,
@@ -120,7 +120,7 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                                  width, depth)
         return out
 
-    mods = initial_modules(make_modules, key)
+    mods = make_modules(key)
     white = None
     if whiten is not None:
         white = tuple(jnp.asarray(a, jnp.float32) for a in whiten)
