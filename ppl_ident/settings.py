@@ -21,7 +21,7 @@ from typing import NamedTuple
 from ppl_ident.errors import InputError
 
 __all__ = ["SETTINGS", "Setting", "FitSettings", "FIT_PRESETS", "GRID_KEYS", "MODEL_DEFAULTS",
-           "DEFAULT_STEPS", "BASE_LATENTS", "FLOW_LAYERS", "FLOW_LAYERS_LARGE", "LARGE_LATENTS",
+           "DEFAULT_STEPS", "FLOW_NOISE_DEFAULT", "BASE_LATENTS", "FLOW_LAYERS", "FLOW_LAYERS_LARGE", "LARGE_LATENTS",
            "default_flow_layers", "REGIME_FLOW_NETWORKS", "default_steps",
            "VARIATIONAL_ONLY", "fit_settings", "resolve_defaults", "variational_settings",
            "check_applicable", "check_values", "add_fit_arguments", "settings_from_args",
@@ -102,6 +102,8 @@ BASE_LATENTS = 5
 #: 55,000 steps) 12 layers reached MCC 0.906 where 8 reached 0.892 (and 0.897 after 80,000
 #: steps; twice the coupling width: 0.892); see ``benchmarks/README.md``.
 FLOW_LAYERS, FLOW_LAYERS_LARGE, LARGE_LATENTS = 8, 12, 10
+#: Whether an i.i.d. exact flow that leaves ``flow_noise`` unset learns observation noise.
+FLOW_NOISE_DEFAULT = False
 #: Steps of a fit that leaves ``steps`` unset, up to :data:`BASE_LATENTS` latents.
 DEFAULT_STEPS = {kind: d["steps"] for kind, d in MODEL_DEFAULTS.items()}
 
@@ -212,6 +214,11 @@ SETTINGS: tuple[Setting, ...] = (
             "vae when 2 <= n <= d (d > n: x first reduced to its n principal components), and "
             "for the sequence models when n == d; --no-flow fits the variational model",
             flag="--flow", kind="optional_flag"),
+    Setting("flow_noise", None, "exact flow models: learn Gaussian observation noise, x = "
+            "h^{-1}(z) + eps with a per-column noise sd, so that z has a real posterior "
+            "p(z | x, u) (a full-covariance Gaussian over the noise-free x, through h) instead of "
+            "the point z = h(x); --no-flow-noise: the noiseless flow. Default: "
+            f"{'on' if FLOW_NOISE_DEFAULT else 'off'}", IID, flag="--flow-noise", kind="optional_flag"),
     Setting("flow_layers", None, "flow models: affine coupling layers, each with an LU linear "
             f"map (default: {FLOW_LAYERS} up to n = {LARGE_LATENTS}, {FLOW_LAYERS_LARGE} above)",
             flag="--flow-layers", kind="int"),
@@ -304,7 +311,8 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
     """``s`` with the model-dependent defaults decided: ``flow`` where it is unset, then the
     steps, depth and learning rate of the chosen model (:data:`MODEL_DEFAULTS`) where they
     are unset (:func:`default_steps`: more steps for more latents), the flow's coupling layers
-    (:func:`default_flow_layers`), and for a sequence model
+    (:func:`default_flow_layers`), the i.i.d. flow's observation noise
+    (:data:`FLOW_NOISE_DEFAULT`; off for every other model), and for a sequence model
     the transition network's width and depth (the table's, :data:`REGIME_FLOW_NETWORKS` for
     the regime model's flow, else ``width`` and ``depth``).
     ``family`` is the model family's name (``"iid"`` or ``"sequence"``)."""
@@ -320,6 +328,8 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
         flow_layers=int(s.flow_layers if s.flow_layers is not None else
                         default_flow_layers(n_latent) if flow else FLOW_LAYERS),
         depth=int(defaults["depth"] if s.depth is None else s.depth),
+        flow_noise=bool(flow and family == "iid" and (
+            FLOW_NOISE_DEFAULT if s.flow_noise is None else s.flow_noise)),
         learning_rate=float(defaults["learning_rate"] if s.learning_rate is None
                             else s.learning_rate))
     if family == "sequence":

@@ -128,8 +128,13 @@ def checked_settings(dataset: Dataset, s: FitSettings):
             "drop them, or fit the variational model with --no-flow.")
     # FLOW_LAYERS is what every variational run records (a resumed one gives it back)
     layers_given = s.flow_layers not in (None, FLOW_LAYERS)
+    noise_given = bool(s.flow_noise)
     s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s), int(n),
                          family.name)
+    if noise_given and not s.flow:
+        raise InputError("--flow-noise adds observation noise to the exact flow, which this fit "
+                         "does not use (--no-flow, or n and d that rule it out): drop "
+                         "--flow-noise (the variational model learns its decoder noise anyway).")
     if layers_given and not s.flow:
         raise InputError("--flow-layers sets the depth of the exact-likelihood flow model; add "
                          "--flow (or --preset exact), or drop --flow-layers.")
@@ -473,6 +478,9 @@ def _settings_of(run: Path, config: dict) -> FitSettings:
             # a run written before the setting (or before its default moved with n): its flow,
             # if any, had the model's recorded layers, else the base number
             settings["flow_layers"] = int(model.get("flow_layers") or FLOW_LAYERS)
+        if settings.get("flow_noise") is None:
+            # a run written before the noisy flow: noiseless, whatever its model
+            settings["flow_noise"] = bool(model.get("flow_noise", False))
         if "regime_transitions" not in settings and model.get("name") in SEQUENCE_MODELS:
             # ... and before this one: one transition network with a head per regime
             settings["regime_transitions"] = "shared"

@@ -24,7 +24,7 @@ from ppl_ident.ops.observation import unwhiten
 __all__ = ["encode", "encode_chunked", "model_predictive_x", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
            "static_module", "LatentDraws", "fitted_model", "guide_latents",
            "posterior_predictive_x", "log_likelihood_x", "GUIDE_CHAINS", "POINT_ESTIMATE",
-           "split_draws"]
+           "split_draws", "model_latent_sites", "MOMENT_DRAWS"]
 
 #: The ``InferenceData`` group of what a fit estimated as single values (fitted global
 #: parameters; the latents of an exact-likelihood flow), without chain and draw dims.
@@ -88,10 +88,21 @@ def _moments_fn(spec):
     return _compiled(spec, _moments)
 
 
+#: Draws per observation behind the moments of a posterior with no closed-form mean and sd
+#: (the noisy flow's Gaussian pushed through the flow): the Monte Carlo error of a mean is
+#: its posterior sd / 8.
+MOMENT_DRAWS = 64
+
+
 def _moments(spec, params, x, u):
     guide = handlers.substitute(handlers.seed(spec.guide, 0), params)
     site = handlers.trace(guide).get_trace(x, u, subsample_size=None)["z"]
-    return site["fn"].mean, jnp.sqrt(site["fn"].variance)
+    if site["type"] == "sample":
+        return site["fn"].mean, jnp.sqrt(site["fn"].variance)
+    # z is a transform of the guide's draws: its moments from a fixed set of draws (the same
+    # key every call, so that encoding the same rows twice gives the same numbers)
+    z = _guide_draws(spec, MOMENT_DRAWS, params, jax.random.PRNGKey(0), x, u)
+    return z.mean(0), z.std(0)
 
 
 def encode_chunked(spec, params, x, u, chunk_size: int):
@@ -200,6 +211,10 @@ class LatentDraws(NamedTuple):
         Seconds spent sampling (compilation included).
     config : dict
         The sampler's settings (JSON-able).
+    sites : dict, optional
+        The draws of the model's own latent sites when they are not ``z`` itself (the noisy
+        flow's noise-free observation ``w``, of which ``z = h(w)``), shaped like ``z``; the
+        posterior predictive and the likelihood are computed from them.
     """
 
     z: np.ndarray
@@ -207,6 +222,7 @@ class LatentDraws(NamedTuple):
     engine: str
     run_time: float
     config: dict
+    sites: dict | None = None
 
 
 def fitted_model(spec, params):
@@ -235,20 +251,36 @@ def guide_latents(spec, params, x, u, *, key, num_draws: int = 100, num_chains: 
         ``z`` of shape ``(num_chains, num_draws, N, n)``.
     """
     t0 = time.perf_counter()
-    z = np.asarray(_compiled(spec, _guide_draws, num_chains * num_draws)(
-        params, key, jnp.asarray(x), None if u is None else jnp.asarray(u)))
-    z = z.reshape(num_chains, num_draws, *z.shape[1:])
-    return LatentDraws(z, {}, "guide", time.perf_counter() - t0,
-                       dict(num_draws=num_draws, num_chains=num_chains))
+    names = model_latent_sites(spec)
+    draws = _compiled(spec, _guide_site_draws, num_chains * num_draws, ("z",) + names)(
+        params, key, jnp.asarray(x), None if u is None else jnp.asarray(u))
+    draws = {k: np.asarray(v).reshape(num_chains, num_draws, *v.shape[1:])
+             for k, v in draws.items()}
+    sites = None if names == ("z",) else {k: draws[k] for k in names}
+    return LatentDraws(draws["z"], {}, "guide", time.perf_counter() - t0,
+                       dict(num_draws=num_draws, num_chains=num_chains), sites)
+
+
+def model_latent_sites(spec) -> tuple:
+    """The model's local latent sample sites: ``("w",)`` for the noisy flow (the noise-free
+    observation, of which ``z = h(w)``), else ``("z",)``."""
+    return ("w",) if spec.config.get("flow_noise") else ("z",)
 
 
 def posterior_predictive_x(spec, params, z, u, *, key) -> np.ndarray:
     """Replicated data ``x_rep ~ p(x | z, theta_hat)`` for every draw of ``z``.
 
-    ``z``: ``(chain, draw, N, n)``; returns ``(chain, draw, N, d)``.
+    ``z``: ``(chain, draw, N, n)``, or a dict of the model's latent sites' draws (see
+    :attr:`LatentDraws.sites`); returns ``(chain, draw, N, d)``.
     """
+    sites = _site_draws(z)
     return np.asarray(_compiled(spec, _posterior_x_draws)(
-        params, key, jnp.asarray(z), None if u is None else jnp.asarray(u)))
+        params, key, sites, None if u is None else jnp.asarray(u)))
+
+
+def _site_draws(z) -> dict:
+    return ({k: jnp.asarray(v) for k, v in z.items()} if isinstance(z, dict)
+            else {"z": jnp.asarray(z)})
 
 
 def model_predictive_x(spec, params, u, n_obs: int, *, key, num_chains: int = 4,
@@ -271,22 +303,28 @@ def model_predictive_x(spec, params, u, n_obs: int, *, key, num_chains: int = 4,
 def log_likelihood_x(spec, params, z, x, u) -> np.ndarray:
     """Pointwise ``log p(x_i | z_i, theta_hat)`` with the fitted parameters substituted.
 
-    ``z``: ``(chain, draw, N, n)``; returns ``(chain, draw, N)``.
+    ``z``: ``(chain, draw, N, n)``, or a dict of the model's latent sites' draws (the noisy
+    flow: ``log p(x_i | w_i, sigma_hat)``); returns ``(chain, draw, N)``.
     """
     return np.asarray(_compiled(spec, _pointwise_log_likelihood)(
-        params, jnp.asarray(z), jnp.asarray(x), None if u is None else jnp.asarray(u)))
+        params, _site_draws(z), jnp.asarray(x), None if u is None else jnp.asarray(u)))
 
 
 # the bodies of the compiled draws above (``spec`` and static options first, see _compiled)
 
 def _guide_draws(spec, num_samples, params, key, x, u):
+    return _guide_site_draws(spec, num_samples, ("z",), params, key, x, u)["z"]
+
+
+def _guide_site_draws(spec, num_samples, names, params, key, x, u):
     return Predictive(spec.guide, params=params, num_samples=num_samples,
-                      return_sites=["z"])(key, x, u)["z"]
+                      return_sites=list(names))(key, x, u)
 
 
-def _posterior_x_draws(spec, params, key, z, u):
-    return Predictive(spec.model, posterior_samples={"z": z}, params=params,
-                      return_sites=["x"], batch_ndims=2)(key, None, u, n_obs=z.shape[2])["x"]
+def _posterior_x_draws(spec, params, key, sites, u):
+    n_obs = next(iter(sites.values())).shape[2]
+    return Predictive(spec.model, posterior_samples=sites, params=params,
+                      return_sites=["x"], batch_ndims=2)(key, None, u, n_obs=n_obs)["x"]
 
 
 def _model_x_draws(spec, num_samples, n_obs, params, key, u):
@@ -294,5 +332,5 @@ def _model_x_draws(spec, num_samples, n_obs, params, key, u):
                       return_sites=["x"])(key, None, u, n_obs=n_obs)["x"]
 
 
-def _pointwise_log_likelihood(spec, params, z, x, u):
-    return log_likelihood(fitted_model(spec, params), {"z": z}, x, u, batch_ndims=2)["x"]
+def _pointwise_log_likelihood(spec, params, sites, x, u):
+    return log_likelihood(fitted_model(spec, params), sites, x, u, batch_ndims=2)["x"]

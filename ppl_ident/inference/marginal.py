@@ -110,7 +110,10 @@ def log_weights(spec, params, x, u, key, *, idx=None):
     # exact-likelihood flow the log-determinant factor in x's place
     log_p = sum(site["fn"].log_prob(site["value"]) for site in m_tr.values()
                 if site["type"] == "sample")
-    return log_p - g_tr["z"]["fn"].log_prob(g_tr["z"]["value"])
+    # every latent the guide draws (z, or the noisy flow's noise-free w of which z = h(w))
+    log_q = sum(site["fn"].log_prob(site["value"]) for site in g_tr.values()
+                if site["type"] == "sample")
+    return log_p - log_q
 
 
 def log_weights_fn(spec, x, u, num_samples: int, batch_size: int | None = None):

@@ -18,8 +18,10 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
 
-__all__ = ["CouplingFlow", "coupling_flow"]
+__all__ = ["CouplingFlow", "coupling_flow", "apply_flow", "invert_flow", "FlowDensity"]
 
 
 class _LU(eqx.Module):
@@ -124,3 +126,40 @@ class CouplingFlow(eqx.Module):
 def coupling_flow(key, n: int, n_layers: int = 8, width: int = 64, depth: int = 2):
     """A :class:`CouplingFlow` on ``n`` coordinates (identity at initialisation)."""
     return CouplingFlow(key, n, n_layers, width, depth)
+
+
+def apply_flow(fl, x):
+    """``(z, log |det dz/dx|)`` of a flow applied to ``x`` of shape ``(..., n)`` (any number of
+    leading axes: observations, draws)."""
+    lead = x.shape[:-1]
+    z, log_det = jax.vmap(fl)(x.reshape(-1, x.shape[-1]))
+    return z.reshape(x.shape), log_det.reshape(lead)
+
+
+def invert_flow(fl, z):
+    """``x = h^{-1}(z)`` of a flow for ``z`` of shape ``(..., n)``."""
+    return jax.vmap(fl.inverse)(z.reshape(-1, z.shape[-1])).reshape(z.shape)
+
+
+class FlowDensity(dist.Distribution):
+    """The density of ``w = h^{-1}(z)`` for ``z`` from a factorial ``base`` and an invertible
+    flow ``h``: ``log p(w) = log p_base(h(w)) + log |det J_h(w)|``.
+
+    The noisy flow model's prior over the noise-free observation (in whitened coordinates):
+    scoring a value runs ``h`` forward once (no inverse), drawing runs its inverse. ``base``
+    has event shape ``(n,)``.
+    """
+
+    support = constraints.real_vector
+
+    def __init__(self, base, flow, *, validate_args=None):
+        self.base, self.flow = base, flow
+        super().__init__(batch_shape=base.batch_shape, event_shape=base.event_shape,
+                         validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        return invert_flow(self.flow, self.base.sample(key, sample_shape))
+
+    def log_prob(self, value):
+        z, log_det = apply_flow(self.flow, value)
+        return self.base.log_prob(z) + log_det

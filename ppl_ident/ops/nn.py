@@ -11,7 +11,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["mlp", "batched", "one_hot", "ResidualMLP", "residual_mlp", "StackedMLP"]
+__all__ = ["mlp", "batched", "one_hot", "ResidualMLP", "residual_mlp", "StackedMLP",
+           "zero_last_layer"]
 
 
 def _leaky_relu(x):
@@ -24,6 +25,14 @@ def mlp(key, in_size: int, out_size: int, width: int = 64, depth: int = 2) -> eq
     ``depth`` counts hidden layers. Weights use Equinox's default (LeCun-uniform) init.
     """
     return eqx.nn.MLP(in_size, out_size, width, depth, activation=_leaky_relu, key=key)
+
+
+def zero_last_layer(net: eqx.nn.MLP) -> eqx.nn.MLP:
+    """``net`` with its output layer's weight and bias set to zero (a network whose output
+    starts at 0, so what it corrects starts as it is)."""
+    last = net.layers[-1]
+    return eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), net,
+                       (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
 
 
 class ResidualMLP(eqx.Module):
@@ -40,11 +49,7 @@ class ResidualMLP(eqx.Module):
     def __init__(self, key, in_size: int, out_size: int, width: int = 64, depth: int = 2):
         k_lin, k_mlp = jax.random.split(key)
         self.linear = eqx.nn.Linear(in_size, out_size, key=k_lin)
-        branch = mlp(k_mlp, in_size, out_size, width, depth)
-        last = branch.layers[-1]
-        last = eqx.tree_at(lambda l: (l.weight, l.bias), last,
-                           (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
-        self.branch = eqx.tree_at(lambda m: m.layers[-1], branch, last)
+        self.branch = zero_last_layer(mlp(k_mlp, in_size, out_size, width, depth))
 
     def __call__(self, v):
         return self.linear(v) + self.branch(v)

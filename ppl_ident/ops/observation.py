@@ -10,7 +10,7 @@ from jax.scipy.linalg import solve_triangular
 from numpyro.distributions.transforms import LowerCholeskyAffine
 
 __all__ = ["observation_dist", "whiten_data", "whitening", "noise_param", "unwhiten",
-           "whiten_log_det", "residual_log_density"]
+           "whiten_log_det", "residual_log_density", "column_scale"]
 
 
 def whitening(x, n_components: int | None = None):
@@ -131,3 +131,15 @@ def noise_param(noise_scale, data_dim, noise_init=0.1):
     return numpyro.param(
         "noise_scale", jnp.full((data_dim,), noise_init), constraint=dist.constraints.positive
     )
+
+
+def column_scale(whiten, data_dim: int):
+    """The standard deviation of each column of ``x`` ``(d,)`` as the whitening map records it
+    (the row norms of the Cholesky factor, or of the principal-component map plus the
+    residual variance); ones when ``whiten`` is None (data coordinates as they are)."""
+    if whiten is None:
+        return jnp.ones((data_dim,))
+    var = jnp.sum(whiten[1] * whiten[1], axis=1)
+    if len(whiten) == 3:
+        var = var + whiten[2]
+    return jnp.sqrt(var)

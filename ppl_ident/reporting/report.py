@@ -669,6 +669,11 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
             _calibration_html(numbers)
     if "nuts" in numbers:
         parts["nuts"] = _nuts_html(numbers["nuts"])
+    elif fitted.spec.config.get("flow_noise"):
+        parts["nuts"] = ("<p>Noisy flow model: its posterior over z is the guide's "
+                         "full-covariance Gaussian over the noise-free observation, pushed "
+                         "through the flow (z = h(w)). A NUTS reference for it (sampling w) is "
+                         "not built yet; NUTS runs on the variational models' z.</p>")
     elif fitted.spec.config.get("flow"):
         parts["nuts"] = ("<p>Exact-likelihood flow model: z = h(x) is a point estimate (the "
                          "posterior is a point mass), so there is no posterior over z for NUTS "

@@ -11,10 +11,10 @@ import numpy as np
 from ppl_ident.errors import InputError
 from ppl_ident.families.base import ModelSpec, module_params
 from ppl_ident.families.guides import guide_family
-from ppl_ident.families.iid.guide import empty_guide, flow_guide
+from ppl_ident.families.iid.guide import empty_guide, flow_guide, noisy_flow_guide
 from ppl_ident.families.iid.model import PRIORS, ivae, vae
 from ppl_ident.ops.flows import coupling_flow
-from ppl_ident.ops.nn import mlp, residual_mlp
+from ppl_ident.ops.nn import mlp, residual_mlp, zero_last_layer
 
 __all__ = ["ARCHITECTURES", "build_iid_model"]
 
@@ -25,7 +25,8 @@ ARCHITECTURES = {"mlp": mlp, "residual": residual_mlp}
 def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=None,
                     width=64, depth=2, prior="gaussian", noise_scale=None,
                     learn_prior_loc=True, encoder_u=True, architecture="mlp", whiten=None,
-                    noise_init=0.1, guide="encoder", flow=False, flow_layers=8):
+                    noise_init=0.1, guide="encoder", flow=False, flow_layers=8,
+                    flow_noise=False):
     """Build ``ivae`` or ``vae`` with fresh networks; see :func:`ppl_ident.families.build_model`.
 
     ``flow=True`` builds the exact-likelihood variant: an invertible coupling flow ``z = h(x)``
@@ -33,6 +34,10 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
     decoder, its noise and the encoder; it needs ``data_dim >= n_latent >= 2``, and for
     ``data_dim > n_latent`` a principal-component ``whiten`` map
     (:func:`ppl_ident.ops.observation.whitening` with ``n_components=n_latent``).
+    ``flow_noise=True`` (with ``flow``) adds learned Gaussian observation noise to the flow:
+    the latent is the noise-free observation, and an encoder (``width`` x ``depth``, reading
+    the whitened observation) gives its full-covariance Gaussian posterior
+    (:func:`ppl_ident.families.iid.guide.noisy_flow_guide`).
     """
     identifiable = name == "ivae"
     if identifiable and n_domains is None and aux_dim is None:
@@ -64,6 +69,10 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
         k_dec, k_enc, k_aux = jax.random.split(key, 3)
         if flow:  # one invertible map replaces the decoder and the encoder
             mods = {"flow": coupling_flow(k_dec, n_latent, flow_layers, width, depth)}
+            if flow_noise:  # the posterior of the noise-free observation, from the observation
+                in_size = n_latent + ((n_domains or aux_dim or 0) if use_u else 0)
+                mods["encoder"] = zero_last_layer(
+                    mlp(k_enc, in_size, n_latent + n_latent * (n_latent + 1) // 2, width, depth))
         else:
             mods = {"decoder": net(k_dec, n_latent, data_dim, width, depth)}
         if family.encoder_outputs is not None and not flow:
@@ -82,7 +91,7 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                              f"{', residual variance' if len(white) == 3 else ''}); got shapes "
                              f"{white[0].shape} and {white[1].shape}.")
     common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale, whiten=white,
-                  noise_init=noise_init, flow=mods.get("flow"))
+                  noise_init=noise_init, flow=mods.get("flow"), flow_noise=bool(flow and flow_noise))
     if identifiable:
         model = partial(ivae, decoder=mods.get("decoder"), n_domains=n_domains,
                         aux_net=mods.get("prior_net"), prior=prior,
@@ -90,7 +99,12 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
     else:
         model = partial(vae, decoder=mods.get("decoder"), **common)
     objective = None
-    if flow:
+    if flow and flow_noise:
+        guide_fn = partial(noisy_flow_guide, encoder=mods["encoder"], flow=mods["flow"],
+                           n_latent=n_latent, n_domains=n_domains, use_u=use_u, whiten=white)
+        # the ELBO reads w only: the flow runs once per step, in the model
+        objective = (model, partial(guide_fn, latents=False))
+    elif flow:
         guide_fn = partial(flow_guide, flow=mods["flow"], whiten=white)
         # the same log p(x | u) with the flow run once per step instead of in both
         objective = (partial(model, observe_latent=True), empty_guide)
@@ -106,5 +120,6 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                   noise_scale=noise_scale, learn_prior_loc=learn_prior_loc, encoder_u=encoder_u,
                   architecture=architecture, noise_init=noise_init,
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white],
-                  guide=guide, flow=bool(flow), flow_layers=int(flow_layers))
+                  guide=guide, flow=bool(flow), flow_layers=int(flow_layers),
+                  flow_noise=bool(flow and flow_noise))
     return ModelSpec(name, model, guide_fn, init_params, config, objective)

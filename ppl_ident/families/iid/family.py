@@ -60,7 +60,7 @@ class IIDFamily(ModelFamily):
                     whiten=whitening(dataset.x, s.latent_dim if s.flow else None)
                     if s.whiten else None,
                     noise_init=s.noise_init, guide=s.guide, flow=s.flow,
-                    flow_layers=s.flow_layers)
+                    flow_layers=s.flow_layers, flow_noise=bool(s.flow_noise))
 
     def templates(self, config):
         x = jnp.zeros((2, config["data_dim"]))

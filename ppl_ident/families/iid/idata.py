@@ -141,7 +141,8 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
         num_chains, num_draws = (split_draws(num_draws) if sampler is guide_latents
                                  else (1, num_draws))
     spec, params = fitted.spec, fitted.params
-    point_mass = bool(spec.config.get("flow"))   # z = h(x): one value per observation
+    # the noiseless flow's z = h(x): one value per observation (the noisy flow has a posterior)
+    point_mass = bool(spec.config.get("flow")) and not spec.config.get("flow_noise")
     if point_mass:
         num_chains, num_draws = 1, 1
     u_all, _ = prepare_inputs(dataset.u, fitted.labels)
@@ -166,10 +167,11 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
             if name in params:
                 point[name] = np.asarray(params[name], np.float32)
                 dims[name] = ["domain", "latent"]
-    if "noise_scale" in params:
-        point["noise_scale"] = np.broadcast_to(np.asarray(params["noise_scale"], np.float32),
-                                               (x.shape[1],)).copy()
-        dims["noise_scale"] = ["x_dim"]
+    for name in ("noise_scale", "noise_fraction"):
+        if name in params:
+            point[name] = np.broadcast_to(np.asarray(params[name], np.float32),
+                                          (x.shape[1],)).copy()
+            dims[name] = ["x_dim"]
     constant = {}
     if u is not None:
         constant["u"] = np.asarray(dataset.u)[idx]
@@ -202,11 +204,14 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
                              observed_data={"x": x}, constant_data=constant or None,
                              coords=coords, dims=dims)
     else:
+        # the model's own latent sites (the noisy flow's noise-free w), else z
+        sites = draws.sites or z
         idata = az.from_dict(
             posterior=latents,
-            posterior_predictive={"x": posterior_predictive_x(spec, params, z, u, key=k_pred)
-                                  .astype(np.float32)},
-            log_likelihood={"x": log_likelihood_x(spec, params, z, x, u).astype(np.float32)},
+            posterior_predictive={"x": posterior_predictive_x(spec, params, sites, u,
+                                                              key=k_pred).astype(np.float32)},
+            log_likelihood={"x": log_likelihood_x(spec, params, sites, x, u)
+                            .astype(np.float32)},
             sample_stats=draws.sample_stats or None,
             observed_data={"x": x},
             constant_data=constant or None,

@@ -28,12 +28,14 @@ from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
 from ppl_ident.ops.distributions import GeneralizedNormal
+from ppl_ident.ops.flows import FlowDensity
 from ppl_ident.ops.nn import batched
-from ppl_ident.ops.observation import (noise_param, observation_dist, residual_log_density,
-                                      unwhiten, whiten_data, whiten_log_det)
+from ppl_ident.ops.observation import (column_scale, noise_param, observation_dist,
+                                      residual_log_density, unwhiten, whiten_data,
+                                      whiten_log_det)
 
 __all__ = ["ivae", "vae", "prior_params", "prior_shape", "flow_likelihood", "flow_latent",
-           "PRIORS"]
+           "noise_fraction", "NOISE_FRACTION_INIT", "PRIORS"]
 
 PRIORS = ("gaussian", "laplace", "generalized")
 
@@ -97,7 +99,7 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
          aux_net=None, prior: str = "gaussian", noise_scale: float | None = None,
          learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None,
          kl_weight=1.0, whiten=None, noise_init: float = 0.1, flow=None,
-         observe_latent: bool = False):
+         observe_latent: bool = False, flow_noise: bool = False):
     """iVAE: factorial prior ``p(z | u)`` with learned parameters, MLP decoder.
 
     Parameters
@@ -138,22 +140,29 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         alone is ``log p(x | u)`` (to be paired with an empty guide; the flow runs once).
         The same density as the default pairing with the point-mass guide
         :func:`ppl_ident.families.iid.guide.flow_guide`.
+    flow_noise : bool
+        With ``flow``: the noisy flow. The latent site is the noise-free observation ``w`` (in
+        whitened coordinates) with density ``p(h(w) | u) |det J_h(w)|``, and
+        ``x ~ Normal(mu + A w, sigma)`` with a learned per-column noise ``sigma`` (a fraction
+        ``noise_fraction`` of each column's sd). Its posterior over ``z = h(w)`` is a real
+        one (:func:`ppl_ident.families.iid.guide.noisy_flow_guide`); as ``sigma -> 0`` it
+        tends to the noiseless flow's point mass.
     """
     n = _num_obs(x, u, n_obs)
     observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten,
-                           observe_latent and x is not None)
+                           observe_latent and x is not None, flow_noise)
     shape = prior_shape(prior, n_latent)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         u_b = u[idx]
         loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
                                   learn_prior_loc=learn_prior_loc)
-        observe(lambda z_obs: _sample_z(_factorial(prior, loc, scale, shape), kl_weight, z_obs),
-                None if x is None else x[idx])
+        observe(_factorial(prior, loc, scale, shape), kl_weight, None if x is None else x[idx])
 
 
 def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
         subsample_size: int | None = None, n_obs=None, kl_weight=1.0, whiten=None,
-        noise_init: float = 0.1, flow=None, observe_latent: bool = False, **_unused):
+        noise_init: float = 0.1, flow=None, observe_latent: bool = False,
+        flow_noise: bool = False, **_unused):
     """Plain VAE: ``z ~ Normal(0, I)`` whatever ``u`` is (the non-identifiable control).
 
     Accepts and ignores ``u`` so that it is a drop-in replacement for :func:`ivae`; with
@@ -161,10 +170,10 @@ def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=No
     """
     n = _num_obs(x, u, n_obs)
     observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten,
-                           observe_latent and x is not None)
+                           observe_latent and x is not None, flow_noise)
     prior = dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
-        observe(lambda z_obs: _sample_z(prior, kl_weight, z_obs), None if x is None else x[idx])
+        observe(prior, kl_weight, None if x is None else x[idx])
 
 
 def _sample_z(prior, kl_weight, z_obs=None):
@@ -172,29 +181,55 @@ def _sample_z(prior, kl_weight, z_obs=None):
         return numpyro.sample("z", prior, obs=z_obs)
 
 
-def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten, observe_latent):
-    """Register the observation model's global sites (the decoder and its noise, or the flow)
-    and return ``observe(sample_z, x_b)``: inside the ``obs`` plate, it draws the ``z`` site
-    with ``sample_z(z_obs)`` and adds the term for ``x``. With ``observe_latent`` (a flow and
-    data) ``z = h(x)`` is observed and the flow's log-determinant added from the same pass."""
+def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten, observe_latent,
+                 flow_noise=False):
+    """Register the observation model's global sites (the decoder and its noise, or the flow,
+    and with ``flow_noise`` the flow's noise) and return ``observe(prior, kl_weight, x_b)``:
+    inside the ``obs`` plate, it draws the latent site from ``prior`` (``z``, or for the noisy
+    flow the noise-free observation ``w`` under :class:`~ppl_ident.ops.flows.FlowDensity`)
+    and adds the term for ``x``. With ``observe_latent`` (a noiseless flow and data)
+    ``z = h(x)`` is observed and the flow's log-determinant added from the same pass."""
     if flow is not None:
         fl = eqx_module("flow", flow)
+        if flow_noise:
+            sigma = noise_fraction(data_dim) * column_scale(whiten, data_dim)
+
+            def observe(prior, kl_weight, x_b):
+                with handlers.scale(scale=kl_weight):
+                    w = numpyro.sample("w", FlowDensity(prior, fl))
+                numpyro.sample("x", dist.Normal(unwhiten(w, whiten), sigma).to_event(1),
+                               obs=x_b)
+
+            return observe
         if observe_latent:
-            def observe(sample_z, x_b):
+            def observe(prior, kl_weight, x_b):
                 z, log_det = flow_latent(fl, x_b, whiten)
-                sample_z(z)
+                _sample_z(prior, kl_weight, z)
                 numpyro.factor("x_log_det", log_det)
 
             return observe
-        return lambda sample_z, x_b: flow_likelihood(fl, sample_z(None), x_b, whiten)
+        return lambda prior, kl_weight, x_b: flow_likelihood(fl, _sample_z(prior, kl_weight),
+                                                             x_b, whiten)
     dec = eqx_module("decoder", decoder)
     sigma = noise_param(noise_scale, data_dim, noise_init)
 
-    def observe(sample_z, x_b):
-        z = sample_z(None)
+    def observe(prior, kl_weight, x_b):
+        z = _sample_z(prior, kl_weight)
         numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
 
     return observe
+
+
+#: The noisy flow's initial observation noise, as a fraction of each column's sd.
+NOISE_FRACTION_INIT = 0.1
+
+
+def noise_fraction(data_dim: int):
+    """The noisy flow's learned observation noise ``(d,)``: each column's noise sd as a
+    fraction of that column's sd (registered as ``noise_fraction``; the model's ``sigma`` is
+    it times :func:`~ppl_ident.ops.observation.column_scale`)."""
+    return numpyro.param("noise_fraction", jnp.full((data_dim,), NOISE_FRACTION_INIT),
+                         constraint=dist.constraints.positive)
 
 
 def flow_likelihood(fl, z, x_b, whiten):
