@@ -58,10 +58,12 @@ __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", 
            "check_run", "checked_settings", "model_inputs", "prepare_inputs", "build_fit",
            "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
            "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS",
-           "seed_metrics"]
+           "seed_metrics", "seed_fits", "SEED_PARAMS_FILE"]
 
 #: the ArviZ InferenceData of a run directory
 POSTERIOR_FILE = "posterior.nc"
+#: every seed's kept fit of a run with ``seeds > 1`` (:attr:`Fitted.seed_params`)
+SEED_PARAMS_FILE = "seed_params.npz"
 
 
 class Fitted(NamedTuple):
@@ -79,6 +81,11 @@ class Fitted(NamedTuple):
         The original domain labels; the model sees ``u`` re-indexed to ``0..U-1``.
     losses : array ``(steps,)``
     metrics : dict
+    seed_params : dict or None
+        With ``seeds = K > 1``: every seed's kept fit (its best restart by ELBO), constrained
+        parameters stacked on a leading axis ``K`` in seed order; ``posterior.nc`` stores
+        each seed's posterior as one chain (see
+        :func:`ppl_ident.families.iid.idata.iid_inference_data`). None for one seed.
     """
 
     spec: object
@@ -88,6 +95,7 @@ class Fitted(NamedTuple):
     labels: np.ndarray | None
     losses: np.ndarray
     metrics: dict
+    seed_params: dict | None = None
 
 
 def model_inputs(fitted: Fitted, u):
@@ -296,7 +304,8 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
     if checkpoint_dir is not None:
         save_checkpoint(checkpoint_dir, steps_done, res.states, res.all_losses, res.all_finite,
                         {**meta, "stop_reason": reason})
-    fitted = Fitted(spec, res.params, res.state, s, labels, res.losses, {})
+    fitted = Fitted(spec, res.params, res.state, s, labels, res.losses, {},
+                    seed_fits(engine, res) if s.seeds > 1 else None)
     start = resume.get("start_step", 0)
     extra = {"stop_reason": reason, "target_steps": target,
              "resumed_from_step": resume.get("start_step"),
@@ -311,7 +320,8 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
     # default threads against 1.2-1.5 s with one): one BLAS thread here
     with threadpool_limits(limits=1, user_api="blas"):
         if s.seeds > 1 and not reason.startswith("diverged"):
-            extra.update(seed_metrics(spec, engine, res, dataset.x, u))
+            extra.update(seed_metrics(spec, engine, res, dataset.x, u,
+                                      params=fitted.seed_params))
         # a diverged fit's Jacobian checks would mean nothing
         scores = family.evaluate(fitted, dataset,
                                  None if reason.startswith("diverged") else truth)
@@ -320,7 +330,15 @@ def _fit_with_checkpoints(family, dataset: Dataset, s: FitSettings, u, labels, *
                                     **family.fit_metrics(s, dataset), **scores})
 
 
-def seed_metrics(spec, engine, res: FitResult, x, u, *, chunk_size: int = 4096) -> dict:
+def seed_fits(engine, res: FitResult) -> dict:
+    """Every seed's kept fit (its best restart by ELBO): constrained parameters stacked on a
+    leading seed axis."""
+    chosen = np.asarray(res.seed_selected)
+    return jax.vmap(engine.get_params)(jax.tree_util.tree_map(lambda a: a[chosen], res.states))
+
+
+def seed_metrics(spec, engine, res: FitResult, x, u, *, chunk_size: int = 4096,
+                 params: dict | None = None) -> dict:
     """The agreement between the seeds of a fit with ``seeds > 1`` (see
     :func:`ppl_ident.diagnostics.seed_agreement`): every seed's best restart (by ELBO) encodes
     the evaluation rows (all observations up to
@@ -337,8 +355,7 @@ def seed_metrics(spec, engine, res: FitResult, x, u, *, chunk_size: int = 4096) 
         with ``seed_agreement_note``, when a seed's latents are not finite.
     """
     chosen = np.asarray(res.seed_selected)
-    params = jax.vmap(engine.get_params)(
-        jax.tree_util.tree_map(lambda a: a[chosen], res.states))
+    params = seed_fits(engine, res) if params is None else params
     lead = int(np.prod(x.shape[1:-1], dtype=np.int64))  # steps per sequence (1: i.i.d.)
     # the rows of the evaluation (all of them up to EVAL_ROWS observations)
     rows = evaluation_rows(x.shape[0], max(1, EVAL_ROWS // lead))
@@ -558,6 +575,8 @@ def check_run(fitted: Fitted, dataset: Dataset, truth=None, **options) -> dict:
             "mean": m["seed_agreement"], "min": m.get("seed_agreement_min"),
             "matrix": m.get("seed_agreement_matrix"), "elbos": m.get("seed_elbos"),
             "seeds": fitted.settings.seeds}
+    if m.get("observation_noise"):  # the noisy flow's noise, measured at fit time
+        result["observation_noise"] = m["observation_noise"]
     return result
 
 
@@ -607,6 +626,10 @@ def save_run(out_dir, fitted: Fitted, dataset: Dataset | None = None, *, force: 
                       _run_config(fitted.spec, fitted.settings, fitted.labels, data_path,
                                   columns))
     save_tree(out / "params.npz", fitted.params)
+    if fitted.seed_params is not None:
+        save_tree(out / SEED_PARAMS_FILE, fitted.seed_params)
+    else:  # a replaced (--force) run's seeds must not be read as this run's
+        (out / SEED_PARAMS_FILE).unlink(missing_ok=True)
     save_tree(out / "state.npz", fitted.state)
     save_tree(out / "losses.npz", {"loss": np.asarray(fitted.losses)})
     atomic_write_json(out / "metrics.json", fitted.metrics)
@@ -701,7 +724,12 @@ def load_run(run_dir) -> Fitted:
                          "damaged or incomplete.") from err
     metrics = _read_json(run / "metrics.json") if (run / "metrics.json").exists() else {}
     labels = None if config["labels"] is None else np.asarray(config["labels"])
-    return Fitted(spec, params, state, settings, labels, losses, metrics)
+    seed_params = None
+    if (run / SEED_PARAMS_FILE).exists():  # older runs kept the selected fit only
+        seed_params = load_tree(run / SEED_PARAMS_FILE, jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct((settings.seeds,) + tuple(a.shape), a.dtype),
+            params_t))
+    return Fitted(spec, params, state, settings, labels, losses, metrics, seed_params)
 
 
 

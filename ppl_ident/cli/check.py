@@ -133,6 +133,9 @@ def _summary(result: dict, source: str) -> str:
         mean = "n/a" if agree["mean"] is None else f"{agree['mean']:.3f}"
         lines.append(f"seed agreement: mean pairwise MCC {mean} over {agree['seeds']} seeds"
                      f"{low}")
+    noise = result.get("observation_noise")
+    if noise:
+        lines.append(f"observation noise: {noise['message']}")
     if result["kind"] == "run":
         lines.append(f"fit: {_recovery_verdict(result)}")
     return "\n".join(lines)
@@ -155,6 +158,9 @@ def _recovery_verdict(result: dict) -> str:
         worst = "entangled" if "entangled" in verdicts else "partial"
         return (f"did not recover the latents cleanly: the learned-to-true map is {worst} "
                 "(see the routes above).")
+    if (result.get("observation_noise") or {}).get("in_doubt"):
+        return ("in doubt: the observation noise the fit learned drowns part of the latents "
+                "(see the observation noise line).")
     agree = result.get("seed_agreement")
     if agree is not None:
         from ppl_ident.diagnostics.agreement import agreement_verdict

@@ -154,6 +154,10 @@ def _finish(out, fitted, data_path, args, data, truth, columns) -> int:
     collapse = (m.get("latent_activity") or {}).get("message")
     if collapse:
         print(f"warning: {collapse}", file=sys.stderr)
+    noise = m.get("observation_noise")
+    if noise:
+        print(f"{'warning: ' if noise['in_doubt'] else ''}observation noise: {noise['message']}",
+              file=sys.stderr if noise["in_doubt"] else sys.stdout)
     if (Path(out) / "checkpoint.npz").exists():
         files += ", checkpoint.npz, checkpoint.json"
     print(f"wrote {out}/ ({files})")

@@ -1,7 +1,9 @@
 """Identifiability diagnostics: flat modules of pure functions."""
 
-from ppl_ident.diagnostics.agreement import (AGREEMENT_HIGH, SeedAgreement,
-                                             agreement_verdict, seed_agreement)
+from ppl_ident.diagnostics.agreement import (AGREEMENT_HIGH, MonotoneAlignment,
+                                             SeedAgreement, agreement_verdict,
+                                             apply_monotone_alignment, fit_monotone_alignment,
+                                             seed_agreement)
 
 from ppl_ident.diagnostics.calibration import (
     LEVELS,
@@ -30,6 +32,7 @@ from ppl_ident.diagnostics.jacobian import (
     true_by_learned,
 )
 from ppl_ident.diagnostics.mcc import MCCResult, correlation_matrix, matched_r2, mcc
+from ppl_ident.diagnostics.noise import RECOVERY_DOUBT, implied_recovery, noise_report
 from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
 from ppl_ident.diagnostics.variability import (
     ExpFamilyReport,
@@ -51,5 +54,7 @@ __all__ = [
     "fit_alignment", "interval_coverage", "sd_error_correlation",
     "chain_diagnostics", "compare_to_reference",
     "AGREEMENT_HIGH", "SeedAgreement", "agreement_verdict", "seed_agreement",
+    "MonotoneAlignment", "fit_monotone_alignment", "apply_monotone_alignment",
+    "RECOVERY_DOUBT", "implied_recovery", "noise_report",
     "COLLAPSE_RATIO", "LatentActivity", "collapse_message", "latent_activity",
 ]

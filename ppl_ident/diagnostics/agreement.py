@@ -27,7 +27,8 @@ import numpy as np
 from ppl_ident.diagnostics.mcc import mcc
 from ppl_ident.errors import InputError
 
-__all__ = ["AGREEMENT_HIGH", "SeedAgreement", "agreement_verdict", "seed_agreement"]
+__all__ = ["AGREEMENT_HIGH", "SeedAgreement", "agreement_verdict", "seed_agreement",
+           "MonotoneAlignment", "fit_monotone_alignment", "apply_monotone_alignment"]
 
 #: Mean pairwise MCC from which seeds count as agreeing. On the default identifiable setting
 #: the iVAE's seeds agree at about 0.95 and the VAE's at about 0.7 or less
@@ -86,6 +87,85 @@ def seed_agreement(latents, method: str = "pearson") -> SeedAgreement:
             matrix[i, j] = matrix[j, i] = mcc(lat[i], lat[j], method).score
     pairs = matrix[np.triu_indices(k, 1)]
     return SeedAgreement(float(pairs.mean()), float(pairs.min()), matrix)
+
+
+class MonotoneAlignment(NamedTuple):
+    """A map from one fit's latents onto a reference fit's (:func:`fit_monotone_alignment`).
+
+    Attributes
+    ----------
+    matching : int array ``(n,)``
+        ``matching[i]``: the fit's latent matched to the reference's latent ``i``.
+    knots_x, knots_y : arrays ``(n, K)``
+        The increasing piecewise-linear map of each matched latent: the fit's values
+        (sorted) and the reference's values they are mapped to (non-decreasing).
+    sign : array ``(n,)``
+        +1 or -1: whether the matched latent is flipped before the increasing map.
+    """
+
+    matching: np.ndarray
+    knots_x: np.ndarray
+    knots_y: np.ndarray
+    sign: np.ndarray
+
+
+def fit_monotone_alignment(reference, latents, knots: int = 200) -> MonotoneAlignment:
+    """Align one fit's latents to a reference fit's without any true latent: the permutation
+    and signs that maximise the matched correlations (Hungarian, as :func:`seed_agreement`),
+    then one monotone map per latent (isotonic regression of the reference's latent on the
+    fit's, :func:`scipy.optimize.isotonic_regression`), the indeterminacy an identified model
+    leaves (permutation and component-wise invertible maps).
+
+    Parameters
+    ----------
+    reference, latents : arrays ``(N, n)``
+        The two fits' posterior means of the same ``N`` observations.
+    knots : int
+        The monotone maps are kept at this many quantiles of the fit's latent (linear in
+        between, constant beyond the ends).
+
+    Returns
+    -------
+    MonotoneAlignment
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0); z = rng.normal(size=(2000, 2))
+    >>> other = np.c_[np.exp(z[:, 1]), -3 * z[:, 0]]
+    >>> a = fit_monotone_alignment(z, other)
+    >>> a.matching.tolist(), a.sign.tolist()
+    ([1, 0], [-1.0, 1.0])
+    >>> bool(np.abs(apply_monotone_alignment(a, other) - z).mean() < 0.05)
+    True
+    """
+    from scipy.optimize import isotonic_regression
+
+    ref, lat = np.asarray(reference, np.float64), np.asarray(latents, np.float64)
+    if ref.ndim != 2 or ref.shape != lat.shape:
+        raise InputError(f"fit_monotone_alignment needs two (N, n) arrays of the same shape; "
+                         f"got {ref.shape} and {lat.shape}.")
+    res = mcc(ref, lat, "spearman")
+    sign = np.where(res.per_dim < 0, -1.0, 1.0)
+    q = np.linspace(0.0, 1.0, int(knots))
+    kx, ky = [], []
+    for i, j in enumerate(res.matching):
+        v = sign[i] * lat[:, j]
+        order = np.argsort(v, kind="stable")
+        fitted = isotonic_regression(ref[order, i]).x
+        pos = np.round(q * (len(v) - 1)).astype(int)
+        kx.append(v[order][pos])
+        ky.append(fitted[pos])
+    return MonotoneAlignment(res.matching, np.asarray(kx), np.asarray(ky), sign)
+
+
+def apply_monotone_alignment(alignment: MonotoneAlignment, draws) -> np.ndarray:
+    """Map draws ``(..., n)`` of a fit's latents onto the reference fit's latents."""
+    draws = np.asarray(draws, np.float64)
+    out = np.empty(draws.shape[:-1] + (len(alignment.matching),))
+    for i, j in enumerate(alignment.matching):
+        out[..., i] = np.interp(alignment.sign[i] * draws[..., j], alignment.knots_x[i],
+                                alignment.knots_y[i])
+    return out
 
 
 def agreement_verdict(mean: float | None, k: int, high: float = AGREEMENT_HIGH) -> str:

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppl_ident.diagnostics.mcc import matched_r2, mcc
+from ppl_ident.diagnostics.noise import noise_report
 from ppl_ident.errors import InputError, warn_identifiability
 from ppl_ident.families.base import EVAL_ROWS, ModelFamily, ModelSpec, evaluation_rows
 from ppl_ident.families.iid.build import build_iid_model
@@ -82,14 +83,21 @@ class IIDFamily(ModelFamily):
                       "variability": result["variability"]}
         else:
             checks = {"latent_activity": run_activity(fitted, dataset)}
-        if dataset.z is None:
+        noisy = "noise_fraction" in fitted.params
+        if dataset.z is None and not noisy:
             return checks
         u, _ = prepare_inputs(dataset.u, fitted.labels)
         rows = evaluation_rows(dataset.x.shape[0], EVAL_ROWS)
         x = np.asarray(dataset.x[rows], np.float32)
+        mean, sd = encode_chunked(fitted.spec, fitted.params, x,
+                                  None if u is None else u[rows], 8192)
+        if noisy and np.all(np.isfinite(mean)) and np.all(np.isfinite(sd)):
+            # what the learned noise leaves of the latents (no ground truth)
+            checks["observation_noise"] = noise_report(fitted.params["noise_fraction"], mean,
+                                                       sd)
+        if dataset.z is None:
+            return checks
         z = np.asarray(dataset.z[rows], np.float32)
-        mean, _ = encode_chunked(fitted.spec, fitted.params, x, None if u is None else u[rows],
-                                 8192)
         if not np.all(np.isfinite(mean)):
             # A diverged fit can leave an encoder whose outputs overflow; report, don't crash.
             return {"mcc": None, "evaluation_note": "posterior means are not finite"}

@@ -44,6 +44,7 @@ the posterior group, repeated over draws; the readers take either layout.
 from __future__ import annotations
 
 import json
+import time
 
 import arviz as az
 import jax
@@ -56,8 +57,9 @@ from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_al
 from ppl_ident.errors import InputError
 from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
 from ppl_ident.families.iid.inputs import prepare_inputs
-from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, encode_chunked,
-                                        guide_latents,
+from ppl_ident.diagnostics.agreement import apply_monotone_alignment, fit_monotone_alignment
+from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, LatentDraws,
+                                        encode_chunked, guide_latents,
                                         log_likelihood_x, model_predictive_x,
                                         posterior_predictive_x, split_draws)
 
@@ -137,12 +139,15 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
                         ("num_chains", 1 if num_chains is None else num_chains)]:
         if int(value) != value or value < 1:
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
-    if num_chains is None:
-        num_chains, num_draws = (split_draws(num_draws) if sampler is guide_latents
-                                 else (1, num_draws))
     spec, params = fitted.spec, fitted.params
     # the noiseless flow's z = h(x): one value per observation (the noisy flow has a posterior)
     point_mass = bool(spec.config.get("flow")) and not spec.config.get("flow_noise")
+    # a fit with several seeds: one chain per seed, of num_draws draws each
+    seed_chains = (fitted.seed_params is not None and sampler is guide_latents
+                   and not point_mass and num_chains is None)
+    if num_chains is None and not seed_chains:
+        num_chains, num_draws = (split_draws(num_draws) if sampler is guide_latents
+                                 else (1, num_draws))
     if point_mass:
         num_chains, num_draws = 1, 1
     u_all, _ = prepare_inputs(dataset.u, fitted.labels)
@@ -153,8 +158,13 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
     x = np.asarray(dataset.x[idx], np.float32)
     u = None if u_all is None else u_all[idx]
     k_draw, k_pred = jax.random.split(jax.random.PRNGKey(seed))
-    draws = sampler(spec, params, x, u, key=k_draw, num_draws=num_draws,
-                    num_samples=num_draws, num_chains=num_chains, **sampler_kwargs)
+    if seed_chains:
+        # one chain per seed: each fit's own posterior, aligned to the kept fit
+        draws, predictive, log_lik = _seed_chains(fitted, dataset, u_all, x, u, k_draw, k_pred,
+                                                  num_draws)
+    else:
+        draws = sampler(spec, params, x, u, key=k_draw, num_draws=num_draws,
+                        num_samples=num_draws, num_chains=num_chains, **sampler_kwargs)
     z = draws.z.astype(np.float32)
     n_latent = z.shape[-1]
     coords = {"obs": idx, "latent": np.arange(n_latent), "x_dim": np.arange(x.shape[1])}
@@ -204,14 +214,17 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
                              observed_data={"x": x}, constant_data=constant or None,
                              coords=coords, dims=dims)
     else:
-        # the model's own latent sites (the noisy flow's noise-free w), else z
-        sites = draws.sites or z
+        if not seed_chains:
+            # the model's own latent sites (the noisy flow's noise-free w), else z
+            sites = draws.sites or z
+            predictive = posterior_predictive_x(spec, params, sites, u, key=k_pred)
+            log_lik = log_likelihood_x(spec, params, sites, x, u)
+        else:
+            attrs["chains"] = SEED_CHAINS
         idata = az.from_dict(
             posterior=latents,
-            posterior_predictive={"x": posterior_predictive_x(spec, params, sites, u,
-                                                              key=k_pred).astype(np.float32)},
-            log_likelihood={"x": log_likelihood_x(spec, params, sites, x, u)
-                            .astype(np.float32)},
+            posterior_predictive={"x": predictive.astype(np.float32)},
+            log_likelihood={"x": log_lik.astype(np.float32)},
             sample_stats=draws.sample_stats or None,
             observed_data={"x": x},
             constant_data=constant or None,
@@ -223,6 +236,46 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
         idata.add_groups({POINT_ESTIMATE: _point_group(point, coords, dims, attrs)})
     idata.add_groups({"fit": _fit_group(fitted, alignment)})
     return idata
+
+
+#: What a chain of ``posterior.nc`` is in a run with several seeds (its posterior attribute
+#: ``chains``).
+SEED_CHAINS = ("one chain per seed (fit --seeds K): the draws of chain k are independent draws "
+               "from seed k's own fitted posterior, mapped onto the kept fit's latents by the "
+               "permutation, signs and per-latent monotone maps that best match seed k's "
+               "posterior means to the kept fit's (no true latent is used); R-hat and ESS of "
+               "z across chains measure how far the fits disagree beyond each posterior's "
+               "width")
+
+#: Rows on which the seeds' alignment to the kept fit is fitted (all rows of smaller data).
+ALIGNMENT_ROWS = 16_384
+
+
+def _seed_chains(fitted, dataset, u_all, x, u, k_draw, k_pred, num_draws: int):
+    """Each seed's posterior draws as one chain, aligned to the kept fit
+    (:func:`ppl_ident.diagnostics.agreement.fit_monotone_alignment` on posterior means), with
+    each chain's posterior predictive and pointwise log-likelihood under its own fit."""
+    spec, seeds = fitted.spec, fitted.seed_params
+    rows = evaluation_rows(dataset.x.shape[0], ALIGNMENT_ROWS)
+    x_rows = np.asarray(dataset.x[rows], np.float32)
+    u_rows = None if u_all is None else u_all[rows]
+    reference, _ = encode_chunked(spec, fitted.params, x_rows, u_rows, 8192)
+    chains, pred, log_lik = [], [], []
+    n_seeds = jax.tree_util.tree_leaves(seeds)[0].shape[0]
+    t0 = time.perf_counter()
+    for k in range(n_seeds):
+        p = jax.tree_util.tree_map(lambda a: a[k], seeds)  # noqa: B023
+        d = guide_latents(spec, p, x, u, key=jax.random.fold_in(k_draw, k),
+                          num_draws=num_draws, num_chains=1)
+        mean, _ = encode_chunked(spec, p, x_rows, u_rows, 8192)
+        chains.append(apply_monotone_alignment(fit_monotone_alignment(reference, mean), d.z))
+        sites = d.sites or d.z
+        pred.append(posterior_predictive_x(spec, p, sites, u, key=jax.random.fold_in(k_pred, k)))
+        log_lik.append(log_likelihood_x(spec, p, sites, x, u))
+    draws = LatentDraws(np.concatenate(chains).astype(np.float32), {}, "guide",
+                        time.perf_counter() - t0,
+                        dict(num_draws=num_draws, num_chains=n_seeds, chains="seeds"))
+    return draws, np.concatenate(pred), np.concatenate(log_lik)
 
 
 def _point_group(values: dict, coords: dict, dims: dict, attrs: dict) -> xr.Dataset:
