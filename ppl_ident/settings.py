@@ -328,8 +328,9 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
         flow_layers=int(s.flow_layers if s.flow_layers is not None else
                         default_flow_layers(n_latent) if flow else FLOW_LAYERS),
         depth=int(defaults["depth"] if s.depth is None else s.depth),
-        flow_noise=bool(flow and family == "iid" and (
-            FLOW_NOISE_DEFAULT if s.flow_noise is None else s.flow_noise)),
+        # an i.i.d. setting: the sequence models keep it unset (None)
+        flow_noise=(bool(flow and (FLOW_NOISE_DEFAULT if s.flow_noise is None
+                                   else s.flow_noise)) if family == "iid" else s.flow_noise),
         learning_rate=float(defaults["learning_rate"] if s.learning_rate is None
                             else s.learning_rate))
     if family == "sequence":

@@ -495,9 +495,6 @@ def _settings_of(run: Path, config: dict) -> FitSettings:
             # a run written before the setting (or before its default moved with n): its flow,
             # if any, had the model's recorded layers, else the base number
             settings["flow_layers"] = int(model.get("flow_layers") or FLOW_LAYERS)
-        if settings.get("flow_noise") is None:
-            # a run written before the noisy flow: noiseless, whatever its model
-            settings["flow_noise"] = bool(model.get("flow_noise", False))
         if "regime_transitions" not in settings and model.get("name") in SEQUENCE_MODELS:
             # ... and before this one: one transition network with a head per regime
             settings["regime_transitions"] = "shared"

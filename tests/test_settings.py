@@ -125,6 +125,8 @@ def test_a_setting_of_another_family_is_refused_not_dropped(setting):
     value = {bool: True, int: 2, str: "laplace"}.get(type(setting.default))
     if value is None and setting.kind == "int":  # a model-dependent default when unset
         value = 2
+    elif value is None and setting.kind == "optional_flag":  # --flag / --no-flag
+        value = True
     elif value is None:  # decided from the data when unset: any of its choices is "given"
         from ppl_ident.settings import _choices
         value = _choices(setting.choices)[-1]
