@@ -39,7 +39,6 @@ from _common import Emitter
 def oracle(truth, x, u, noise_std, key, obs_rows, num_warmup=300, num_samples=300,
            num_chains=4):
     """NUTS draws ``(S, R, n)`` of z for ``obs_rows`` under the true simulator model."""
-    import jax
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist

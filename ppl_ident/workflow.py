@@ -22,7 +22,6 @@ import time
 import warnings
 import zipfile
 from pathlib import Path
-from statistics import NormalDist
 from typing import NamedTuple
 
 import jax
@@ -39,7 +38,7 @@ from ppl_ident.families import SEQUENCE_MODELS, build_model, family_for_data, fa
 from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
 from ppl_ident.families.iid.idata import DEFAULT_DRAWS, DEFAULT_OBS
 from ppl_ident.families.iid.inputs import prepare_inputs  # the i.i.d. labels (0.1's API)
-from ppl_ident.families.predict import encode_chunked
+from ppl_ident.families.predict import encode_chunked, encode_summary_chunked
 from ppl_ident.files import (atomic_savez, atomic_write_json, atomic_write_stream,
                              prepare_output_dir)
 from ppl_ident.inference import SAMPLER_ENGINES, FitResult, OptimConfig, build_engine, fit
@@ -772,9 +771,6 @@ def load_run_data(run_dir, data_path=None, columns: Columns | None = None, *,
     return dataset, truth, str(data_path), columns
 
 
-#: the standard-normal quantile of the intervals' upper end (0.95: a central 90 % interval)
-_Z95 = NormalDist().inv_cdf(0.95)
-
 #: output suffix -> format of :func:`save_latents`
 LATENT_FORMATS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet", ".npz": "npz"}
 
@@ -807,11 +803,12 @@ def _check_encodable(fitted: Fitted, dataset: Dataset, chunk_size):
 def latent_summary(fitted: Fitted, dataset: Dataset, *, chunk_size: int = 4096) -> dict:
     """Every observation's posterior summary of the latents under the fitted guide.
 
-    The guides of every fitted model are Gaussian (diagonal or full covariance) or, for the
-    exact-likelihood ``flow`` models, a point mass, so each latent's marginal is exactly
-    ``N(mean, sd^2)`` and the 90 % interval is computed in closed form,
-    ``mean -/+ 1.645 sd`` (for a point mass: ``sd = 0``, the interval is the point). The guide
-    runs on chunks of ``chunk_size`` observations (for sequences, whole sequences totalling
+    The variational models' guides are Gaussian (diagonal or full covariance) and the
+    noiseless flow's a point mass, so each latent's marginal is exactly ``N(mean, sd^2)`` and
+    the 90 % interval is computed in closed form, ``mean -/+ 1.645 sd`` (for a point mass:
+    ``sd = 0``, the interval is the point). The noisy flow's posterior is its Gaussian pushed
+    through the flow: mean, sd and the 5 % / 95 % quantiles are those of 64 fixed draws per
+    row (:data:`~ppl_ident.families.predict.MOMENT_DRAWS`). The guide runs on chunks of ``chunk_size`` observations (for sequences, whole sequences totalling
     at most ``chunk_size`` steps, at least one), so memory stays bounded.
 
     Parameters
@@ -836,10 +833,9 @@ def latent_summary(fitted: Fitted, dataset: Dataset, *, chunk_size: int = 4096) 
     _check_encodable(fitted, dataset, chunk_size)
     u = model_inputs(fitted, dataset.u)
     lead = int(np.prod(dataset.x.shape[1:-1], dtype=np.int64))  # steps per sequence (1: i.i.d.)
-    mean, sd = encode_chunked(fitted.spec, fitted.params, dataset.x, u,
-                              max(1, int(chunk_size) // lead))
-    mean, sd = mean.astype(np.float32), sd.astype(np.float32)
-    return {"mean": mean, "sd": sd, "q05": mean - _Z95 * sd, "q95": mean + _Z95 * sd}
+    out = encode_summary_chunked(fitted.spec, fitted.params, dataset.x, u,
+                                 max(1, int(chunk_size) // lead))
+    return dict(zip(("mean", "sd", "q05", "q95"), (a.astype(np.float32) for a in out)))
 
 
 def encode_rows(fitted: Fitted, dataset: Dataset, *, chunk_size: int = 4096,

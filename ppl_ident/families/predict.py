@@ -24,7 +24,7 @@ from ppl_ident.ops.observation import unwhiten
 __all__ = ["encode", "encode_chunked", "model_predictive_x", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
            "static_module", "LatentDraws", "fitted_model", "guide_latents",
            "posterior_predictive_x", "log_likelihood_x", "GUIDE_CHAINS", "POINT_ESTIMATE",
-           "split_draws", "model_latent_sites", "MOMENT_DRAWS"]
+           "split_draws", "model_latent_sites", "MOMENT_DRAWS", "encode_summary_chunked", "Z95"]
 
 #: The ``InferenceData`` group of what a fit estimated as single values (fitted global
 #: parameters; the latents of an exact-likelihood flow), without chain and draw dims.
@@ -95,14 +95,31 @@ MOMENT_DRAWS = 64
 
 
 def _moments(spec, params, x, u):
+    return _summary(spec, params, x, u)[:2]
+
+
+#: The standard normal's 95 % quantile: a Gaussian marginal's 90 % interval is mean -/+ it x sd.
+Z95 = 1.6448536269514722
+
+
+def _summary(spec, params, x, u):
+    """Mean, sd and the 5 % / 95 % quantiles of every latent's posterior marginal: closed form
+    for a Gaussian guide (a point mass has sd 0), empirical quantiles of
+    :data:`MOMENT_DRAWS` draws for a posterior that is a transform of the guide's draws."""
     guide = handlers.substitute(handlers.seed(spec.guide, 0), params)
     site = handlers.trace(guide).get_trace(x, u, subsample_size=None)["z"]
     if site["type"] == "sample":
-        return site["fn"].mean, jnp.sqrt(site["fn"].variance)
-    # z is a transform of the guide's draws: its moments from a fixed set of draws (the same
-    # key every call, so that encoding the same rows twice gives the same numbers)
+        mean, sd = site["fn"].mean, jnp.sqrt(site["fn"].variance)
+        return mean, sd, mean - Z95 * sd, mean + Z95 * sd
     z = _guide_draws(spec, MOMENT_DRAWS, params, jax.random.PRNGKey(0), x, u)
-    return z.mean(0), z.std(0)
+    q05, q95 = jnp.quantile(z, jnp.asarray([0.05, 0.95]), axis=0)
+    return z.mean(0), z.std(0), q05, q95
+
+
+def encode_summary_chunked(spec, params, x, u, chunk_size: int):
+    """Like :func:`encode_chunked`, with the 90 % interval: ``(mean, sd, q05, q95)`` numpy
+    arrays ``x.shape[:-1] + (n_latent,)`` (see :func:`_summary`)."""
+    return _chunked(_compiled(spec, _summary), params, x, u, chunk_size, 4)
 
 
 def encode_chunked(spec, params, x, u, chunk_size: int):
@@ -126,19 +143,24 @@ def encode_chunked(spec, params, x, u, chunk_size: int):
     -------
     mean, std : numpy arrays ``x.shape[:-1] + (n_latent,)``
     """
+    return _chunked(_moments_fn(spec), params, x, u, chunk_size, 2)
+
+
+def _chunked(fn, params, x, u, chunk_size: int, n_out: int):
+    """``fn(params, x_chunk, u_chunk)`` (``n_out`` arrays) over equal chunks of the leading
+    axis, the last one padded by repeating its final entry; the padding is dropped."""
     x = np.asarray(x, np.float32)
     u = None if u is None else np.asarray(u)
     total = x.shape[0]
     size = int(min(chunk_size, total))
-    fn = _moments_fn(spec)
-    means, stds = [], []
+    parts = [[] for _ in range(n_out)]
     for start in range(0, total, size):
         idx = np.minimum(np.arange(start, start + size), total - 1)
-        m, s = fn(params, jnp.asarray(x[idx]), None if u is None else jnp.asarray(u[idx]))
+        out = fn(params, jnp.asarray(x[idx]), None if u is None else jnp.asarray(u[idx]))
         keep = min(size, total - start)
-        means.append(np.asarray(m)[:keep])
-        stds.append(np.asarray(s)[:keep])
-    return np.concatenate(means), np.concatenate(stds)
+        for part, value in zip(parts, out):
+            part.append(np.asarray(value)[:keep])
+    return tuple(np.concatenate(part) for part in parts)
 
 
 def decoder_fn(spec, params):

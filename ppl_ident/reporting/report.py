@@ -721,6 +721,12 @@ def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
                      f"{act['threshold']:g}: collapsed)",
                      ", ".join(f"z{k}: {r:.3f}" for k, r in enumerate(act["sd_ratio"]))))
         rows.append(("collapsed latents", act["message"] or "none"))
+    noise = metrics.get("observation_noise")
+    if noise:
+        rows.append(("observation noise (learned)", noise["message"]))
+    chains = latent_group(idata).attrs.get("chains")
+    if chains:
+        rows.append(("chains of posterior.nc", chains))
     cal = numbers.get("calibration_guide")
     if cal:
         for lv, ce, ch in zip(cal["levels"], cal["mean_coverage_eti"], cal["mean_coverage_hdi"]):

@@ -125,6 +125,15 @@ def test_noisy_flow_fit_has_a_posterior_and_survives_save_and_load(small_data, t
     # 40 posterior draws against 64 moment draws: the means agree within a few MC errors
     np.testing.assert_allclose(draws.mean(0), mean, atol=float(5 * sd.max() / np.sqrt(40)))
     np.testing.assert_allclose(draws.std(0), sd, rtol=0.5)
+    # encode's interval: the empirical 5 % / 95 % quantiles of the same posterior's draws
+    from ppl_ident.data.simulate import Dataset
+    from ppl_ident.workflow import latent_summary
+
+    summ = latent_summary(fitted, Dataset(data.x[rows], data.u[rows], None))
+    np.testing.assert_allclose(summ["mean"], mean, rtol=1e-5, atol=1e-6)
+    assert np.all(summ["q05"] < summ["mean"]) and np.all(summ["mean"] < summ["q95"])
+    inside = np.mean((draws > summ["q05"]) & (draws < summ["q95"]))
+    assert 0.8 < inside < 0.97     # 90 % of 64 draws, estimated from 40 others
     save_run(tmp_path / "run", fitted, data)
     back = load_run(tmp_path / "run")
     assert back.settings.flow_noise
