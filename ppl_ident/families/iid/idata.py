@@ -11,23 +11,28 @@ dimension, ``true_latent`` = true dimension, ``domain`` = original domain label,
 ``posterior``
     ``z`` [chain, draw, obs, latent]; ``z_aligned`` [chain, draw, obs, true_latent] when the
     true latents are known (see :mod:`ppl_ident.diagnostics.calibration`). The guide's
-    draws are independent; they are stored as :data:`~ppl_ident.families.predict.GUIDE_CHAINS`
-    chains (100 draws: 4 chains x 25, :func:`~ppl_ident.families.predict.split_draws`) so that
-    ``az.summary`` reports R-hat and ESS. An exact-likelihood flow model (``--flow``) has no
-    posterior group: its ``z = h(x)`` is a point mass, stored in ``point_estimate``.
+    draws are independent; for one fit they are stored as
+    :data:`~ppl_ident.families.predict.GUIDE_CHAINS` chains (100 draws: 4 chains x 25,
+    :func:`~ppl_ident.families.predict.split_draws`) so that ``az.summary`` runs (its R-hat
+    of independent draws is about 1 by construction). For a fit with several seeds each chain
+    is one seed's posterior, aligned to the kept fit without ground truth (:data:`SEED_CHAINS`,
+    the posterior attribute ``chains``), so R-hat measures how far the fits disagree. The
+    noiseless flow (``--flow``) has no posterior group: its ``z = h(x)`` is a point mass,
+    stored in ``point_estimate``; the noisy flow (``--flow-noise``) has one.
 ``point_estimate`` (custom)
     What the fit estimated as single values, without chain and draw dims (a zero-variance
     "posterior" would be a false statement of certainty): the fitted ``prior_scale``,
     ``prior_loc`` [domain, latent] (iVAE with labels) and ``noise_scale`` [x_dim] (when
-    learned); for flow models also ``z`` [obs, latent] and ``z_aligned`` [obs, true_latent].
+    learned), or the noisy flow's ``noise_fraction`` [x_dim]; for the noiseless flow also
+    ``z`` [obs, latent] and ``z_aligned`` [obs, true_latent].
 ``posterior_predictive``
     ``x`` [chain, draw, obs, x_dim]: ``x ~ p(x | z, theta_hat)`` for every draw of ``z``; for
     flow models (whose ``x = h^{-1}(z)`` is the data itself) new data from the fitted model,
     ``x ~ p(x | u_obs, theta_hat)`` with ``z`` drawn from the fitted prior
     (:func:`~ppl_ident.families.predict.model_predictive_x`), 4 chains x 25 draws.
 ``log_likelihood``
-    ``x`` [chain, draw, obs]: ``log p(x_i | z_i, theta_hat)`` with the fitted parameters (not
-    for flow models).
+    ``x`` [chain, draw, obs]: ``log p(x_i | z_i, theta_hat)`` with the fitted parameters (the
+    noisy flow: given its draw of the noise-free observation; not for the noiseless flow).
 ``observed_data`` / ``constant_data``
     ``x`` [obs, x_dim] / ``u`` [obs] or [obs, u_dim], and ``z_true`` [obs, true_latent] when
     known.

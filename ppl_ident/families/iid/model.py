@@ -9,6 +9,11 @@ In the iVAE the location and scale of ``p(z_ik | u)`` are learned functions of `
 for integer domain labels, an MLP for continuous ``u``. The VAE uses ``Normal(0, 1)`` for every
 ``u``, so any rotation of ``z`` fits equally well and its latents are not identifiable.
 
+With an invertible flow ``h`` (``flow=``) the decoder becomes ``h^{-1}``: the noiseless
+flow observes ``z = h(x)`` exactly (a point-mass posterior); with ``flow_noise`` the flow gets
+a learned Gaussian observation noise, and its latent site is the noise-free observation ``w``
+(``z = h(w)``), so that ``z`` has a real posterior.
+
 Both are plain NumPyro functions: ``x=None`` gives the prior predictive; the observation plate
 is named ``obs`` and the latent event dimension ``latent`` (the ArviZ dims).
 
