@@ -168,3 +168,26 @@ def test_fit_with_seeds_then_check_shows_the_agreement(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"seed agreement: mean pairwise MCC {metrics['seed_agreement']:.3f} over 2 seeds" in out
     assert "fit: no latent has collapsed; without ground truth: the 2 seeds" in out
+
+
+def test_noisy_flow_fit_and_check_say_what_the_noise_leaves(workdir, capsys):
+    """fit --flow-noise prints the learned noise and the implied recovery of the latents;
+    check repeats it; posterior.nc has a posterior group."""
+    import arviz as az
+
+    root, data, _ = workdir
+    run = root / "noisy"
+    capsys.readouterr()
+    assert main(["fit", str(data), "--out", str(run), "--steps", "60", "--batch-size", "64",
+                 "--width", "16", "--flow-noise", "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "observation noise: the fit attributes" in out.out + out.err
+    metrics = json.loads((run / "metrics.json").read_text())
+    noise = metrics["observation_noise"]
+    assert len(noise["implied_recovery"]) == 2 and isinstance(noise["in_doubt"], bool)
+    assert "z" in az.from_netcdf(run / "posterior.nc").posterior
+    assert main(["check", str(run)]) == 0
+    assert "observation noise: the fit attributes" in capsys.readouterr().out
+    # the variational model has its own noise; --flow-noise with --no-flow is refused
+    assert main(["fit", str(data), "--out", str(root / "refused"), "--flow-noise",
+                 "--no-flow", "--steps", "5"]) == 2
