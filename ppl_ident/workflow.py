@@ -494,6 +494,10 @@ def _settings_of(run: Path, config: dict) -> FitSettings:
             # a run written before the setting (or before its default moved with n): its flow,
             # if any, had the model's recorded layers, else the base number
             settings["flow_layers"] = int(model.get("flow_layers") or FLOW_LAYERS)
+        if "flow_noise" not in settings and model.get("name") not in SEQUENCE_MODELS:
+            # an i.i.d. run written before the noisy flow: noiseless (the sequence models
+            # keep the setting unset)
+            settings["flow_noise"] = False
         if "regime_transitions" not in settings and model.get("name") in SEQUENCE_MODELS:
             # ... and before this one: one transition network with a head per regime
             settings["regime_transitions"] = "shared"
