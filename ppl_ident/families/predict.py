@@ -274,7 +274,8 @@ def guide_latents(spec, params, x, u, *, key, num_draws: int = 100, num_chains: 
     """
     t0 = time.perf_counter()
     names = model_latent_sites(spec)
-    draws = _compiled(spec, _guide_site_draws, num_chains * num_draws, ("z",) + names)(
+    draws = _compiled(spec, _guide_site_draws, num_chains * num_draws,
+                      tuple(dict.fromkeys(("z",) + names)))(
         params, key, jnp.asarray(x), None if u is None else jnp.asarray(u))
     draws = {k: np.asarray(v).reshape(num_chains, num_draws, *v.shape[1:])
              for k, v in draws.items()}
