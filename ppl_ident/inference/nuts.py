@@ -103,6 +103,12 @@ def nuts_latents(spec, params, x, u, *, key, num_warmup: int = 300, num_samples:
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
     if num_chains < 2:
         raise InputError("Use num_chains >= 2 so that R-hat can detect chains that disagree.")
+    if spec.config.get("flow"):
+        raise InputError("NUTS samples the latents z of the variational models (--no-flow). The "
+                         "noiseless flow's z = h(x) is a point with nothing to sample, and the "
+                         "noisy flow's latent is its noise-free observation w, which this "
+                         "sampler does not sample yet: use the noisy flow's own posterior "
+                         "(posterior.nc), or fit --no-flow for a NUTS reference.")
     t0 = time.perf_counter()
     x = jnp.asarray(x)
     u = None if u is None else jnp.asarray(u)

@@ -184,3 +184,12 @@ def test_seeds_are_chains_aligned_without_truth(small_data, tmp_path):
     save_run(tmp_path / "run", fit_model(data, steps=5, width=8, depth=1, flow_noise=True),
              data, force=True)
     assert not (tmp_path / "run" / SEED_PARAMS_FILE).exists()
+
+
+def test_nuts_on_a_flow_is_refused_with_the_reason(small_data):
+    from ppl_ident.inference.nuts import nuts_latents
+
+    data, _ = small_data
+    spec, params, u, _ = _spec(data)
+    with pytest.raises(InputError, match="noise-free observation w"):
+        nuts_latents(spec, params, data.x[:3], u[:3], key=jax.random.PRNGKey(0))
