@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+from ppl_ident.ops.nn import zero_last_layer
+
 __all__ = ["CouplingFlow", "coupling_flow", "apply_flow", "invert_flow", "FlowDensity"]
 
 
@@ -64,10 +66,8 @@ class _Coupling(eqx.Module):
     def __init__(self, key, n: int, width: int, depth: int, flip: bool):
         self.split = n // 2 if not flip else n - n // 2
         n_b = n - self.split
-        net = eqx.nn.MLP(self.split, 2 * n_b, width, depth, activation=jax.nn.gelu, key=key)
-        last = net.layers[-1]
-        self.net = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), net,
-                               (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+        self.net = zero_last_layer(
+            eqx.nn.MLP(self.split, 2 * n_b, width, depth, activation=jax.nn.gelu, key=key))
         self.flip = flip
 
     def _parts(self, x):

@@ -58,11 +58,11 @@ import xarray as xr
 
 from ppl_ident._version import __version__
 from ppl_ident.data.simulate import Dataset
+from ppl_ident.diagnostics.agreement import apply_monotone_alignment, fit_monotone_alignment
 from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_alignment
 from ppl_ident.errors import InputError
 from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
 from ppl_ident.families.iid.inputs import prepare_inputs
-from ppl_ident.diagnostics.agreement import apply_monotone_alignment, fit_monotone_alignment
 from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, LatentDraws,
                                         encode_chunked, guide_latents,
                                         log_likelihood_x, model_predictive_x,
