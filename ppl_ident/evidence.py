@@ -70,11 +70,9 @@ def _latents(spec, stack, x, u):
     return np.stack(out)
 
 
-def _prior_tables(spec, stack, u_points):
-    from ppl_ident.families.iid.checks import learned_prior_at
-
+def _prior_tables(family, spec, stack, u_points):
     k = jax.tree_util.tree_leaves(stack)[0].shape[0]
-    return [prior_variation(*learned_prior_at(spec, jax.tree_util.tree_map(
+    return [prior_variation(*family.learned_prior_at(spec, jax.tree_util.tree_map(
         lambda a: a[i], stack), u_points)) for i in range(k)]  # noqa: B023
 
 
@@ -115,9 +113,8 @@ def identifiability_evidence(fitted, dataset, *, permutations: int = NULL_PERMUT
     """
     from ppl_ident.workflow import fit_model, model_inputs
 
-    name = fitted.spec.config["name"]
-    family = family_of(name)
-    if family.name != "iid":
+    family = family_of(fitted.spec.config["name"])
+    if not family.permutation_null:
         return {"applicable": False,
                 "reason": "the permuted-label null is implemented for i.i.d. models only",
                 "verdict": {"word": "not shown", "reason": "the permuted-label test is not "
@@ -133,7 +130,7 @@ def identifiability_evidence(fitted, dataset, *, permutations: int = NULL_PERMUT
     collapsed = activity["message"] if activity and activity.get("collapsed") else None
     noise = fitted.metrics.get("observation_noise") or {}
     doubt = noise.get("message") if noise.get("in_doubt") else None
-    if name != "ivae" or dataset.u is None:
+    if not family.prior_depends_on_u(fitted.spec) or dataset.u is None:
         v = identifiability_verdict(prior_depends_on_u=False)
         return {"applicable": True, "verdict": v._asdict(), "variation": None,
                 "agreement": None, "null": None}
@@ -155,7 +152,7 @@ def identifiability_evidence(fitted, dataset, *, permutations: int = NULL_PERMUT
     else:
         agree_stack, agree_kept, agree_spec = stack, kept, fitted.spec
     real_agree = per_latent_agreement(_latents(agree_spec, agree_stack, x_rows, u_rows))
-    table = _prior_tables(fitted.spec, jax.tree_util.tree_map(lambda a: np.asarray(a)[kept:kept + 1],
+    table = _prior_tables(family, fitted.spec, jax.tree_util.tree_map(lambda a: np.asarray(a)[kept:kept + 1],
                                                               stack), points)[0]
 
     rng = np.random.default_rng(seed)
@@ -169,7 +166,7 @@ def identifiability_evidence(fitted, dataset, *, permutations: int = NULL_PERMUT
         null_stack, _ = _seed_stack(null)
         null_rows = np.asarray(model_inputs(null, null_u))[rows]
         null_agree.append(per_latent_agreement(_latents(null.spec, null_stack, x_rows, null_rows)))
-        null_tables += _prior_tables(null.spec, null_stack, points)
+        null_tables += _prior_tables(family, null.spec, null_stack, points)
     variation = variation_test(table, null_tables)
     agreement = agreement_test(real_agree[agree_kept], null_agree)
     k_seeds = jax.tree_util.tree_leaves(agree_stack)[0].shape[0]

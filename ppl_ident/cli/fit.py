@@ -182,7 +182,7 @@ def _finish(out, fitted, data_path, args, data, truth, columns) -> int:
         print(f"verdict: {v['word'].upper()}: {v['reason']}")
         if v.get("next"):
             print(f"  next: {v['next']}")
-    elif reason == "completed":
+    elif reason == "completed" and _testable(fitted):
         print(f"verdict: not tested yet: `ppl-ident check {out}` tests identifiability against "
               "refits with permuted labels (or fit with --verdict)")
     if (Path(out) / "checkpoint.npz").exists():
@@ -198,6 +198,12 @@ def _finish(out, fitted, data_path, args, data, truth, columns) -> int:
               file=sys.stderr)
         return 3
     return 0
+
+
+def _testable(fitted) -> bool:
+    from ppl_ident.families import family_of
+
+    return family_of(fitted.spec.config["name"]).permutation_null
 
 
 def _fmt(value) -> str:

@@ -424,7 +424,8 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
         html_parts = {**_html_parts(fitted, data, post, figures, numbers), **view_parts}
         # the first lines answer "identified?"
         html_parts["summary"] = verdict_html(run, fitted.metrics or {}, fitted.settings.model,
-                                             fitted.spec.config["name"] == "ivae") \
+                                             family_of(fitted.spec.config["name"])
+                                             .prior_depends_on_u(fitted.spec)) \
             + html_parts["summary"]
     timings["total"] = time.perf_counter() - t_all
     numbers["timings_s"] = timings
