@@ -152,8 +152,13 @@ def _summary(result: dict, source: str) -> str:
             if not r.get("applicable", True):
                 lines.append(f"  {route} route: {r['reason']}")
                 continue
-            lines.append(f"  {route} route: {r['verdict']}: Amari {r['amari']:.3f}, agreement "
-                         f"{r['agreement']:.0%}, off-matching mass {r['off_mass']:.1%}")
+            rot = r.get("rotation_off_mass")
+            mean_off = "" if rot is None else (
+                f"mean Jacobian {r['mean_off_mass']:.1%} off the matching (random rotations: "
+                f"5 % quantile {rot[0]:.1%}, median {rot[1]:.1%}), ")
+            lines.append(f"  {route} route: {r['verdict']}: {mean_off}{r['agreement']:.0%} of "
+                         f"points on one permutation, pointwise off-matching mass "
+                         f"{r['off_mass']:.1%}, Amari {r['amari']:.3f}")
     elif result["kind"] == "run":
         lines.append("Jacobian: no ground truth in the data file, not computed.")
     agree = result.get("seed_agreement")
@@ -182,8 +187,9 @@ def _recovery_verdict(result: dict) -> str:
     if routes:
         verdicts = {r["verdict"] for r in routes}
         if verdicts == {"identified"}:
-            return ("recovered the latents: the learned-to-true map is a scaled permutation on "
-                    "every route checked.")
+            return ("recovered the latents: on every route checked the learned-to-true map is "
+                    "on average a scaled permutation, closer to one than 95 % of random "
+                    "rotations.")
         worst = "entangled" if "entangled" in verdicts else "partial"
         return (f"did not recover the latents cleanly: the learned-to-true map is {worst} "
                 "(see the routes above).")

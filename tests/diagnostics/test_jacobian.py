@@ -37,7 +37,7 @@ def test_amari_one_for_uniform_and_far_for_dense(rng):
     assert float(amari_distance(jnp.ones((4, 4)))) == pytest.approx(1.0)
     dense = rng.standard_normal((500, 5, 5))
     # A random dense Gaussian matrix has median distance ~0.41 for n = 5 (documented in
-    # THRESHOLDS); 0.3 leaves room for sampling noise of 500 draws while staying far from 0.
+    # JacobianReport); 0.3 leaves room for sampling noise of 500 draws while staying far from 0.
     assert float(np.median(amari_distance(dense))) > 0.3
 
 
@@ -79,13 +79,36 @@ def test_scores_of_dense_field_are_entangled(rng):
 
 
 def test_agreement_catches_a_permutation_that_changes_across_points():
-    # Every point is a scaled permutation (Amari 0), but the permutation flips halfway:
-    # only the agreement score sees that the map is not one global permutation.
+    # Every point is a scaled permutation (Amari 0), but the permutation flips halfway: each
+    # learned latent is one true latent on half the data and the other on the rest, so the map
+    # is entangled; the agreement score and the mean Jacobian (half of each: 50 % off the
+    # matching, above a random rotation's median of about 16 % for n = 2) both see it.
     jac = np.concatenate([np.broadcast_to(np.eye(2), (10, 2, 2)),
                           np.broadcast_to(np.eye(2)[::-1], (10, 2, 2))])
     r = jacobian_scores(jac)
-    assert r.amari == 0.0 and r.agreement == 0.5
-    assert r.verdict == "partial"
+    assert r.amari == 0.0 and r.agreement == 0.5 and r.mean_off_mass == pytest.approx(0.5)
+    assert r.verdict == "entangled"
+
+
+def test_rotation_null_and_a_monotone_map_with_pointwise_wiggles(rng):
+    from ppl_ident.diagnostics.jacobian import rotation_off_mass
+
+    q05, median = rotation_off_mass(5)
+    assert 0.25 < q05 < 0.35 and 0.42 < median < 0.52  # 400 Haar draws, fixed seed
+    # a component-wise monotone map whose local Jacobians carry large symmetric off-diagonal
+    # noise (pointwise off-matching mass ~40 %, like a flow's wiggles): identified on average
+    perm = np.eye(5)[rng.permutation(5)]
+    jac = perm[None] * rng.uniform(0.5, 2.0, (400, 5, 1)) + 0.35 * rng.standard_normal(
+        (400, 5, 5))
+    r = jacobian_scores(jac)
+    assert r.off_mass > 0.2 and r.mean_off_mass < 0.05 and r.verdict == "identified"
+    # a fixed random rotation (every point agrees on one permutation): by construction of the
+    # null, about 5 % are called identified and half entangled (40 draws: binomial spread)
+    verdicts = []
+    for _ in range(40):
+        q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+        verdicts.append(jacobian_scores(np.broadcast_to(q, (20, 5, 5))).verdict)
+    assert verdicts.count("identified") <= 6 and 12 <= verdicts.count("entangled") <= 28
 
 
 def test_encoder_route_matches_the_analytic_linear_jacobian(rng):
