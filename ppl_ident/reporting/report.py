@@ -14,9 +14,13 @@ when present, the data file named in ``config.json``) and writes, next to them:
 - ``report.json``: calibration, NUTS comparison, marginal likelihood (the numbers in the
   tables);
 - ``report.html`` with every figure embedded (base64), the tables, and the Jacobian heatmaps
-  and sufficient-variability spectrum written by ``ppl-ident check RUN --out DIR``
-  (:data:`ppl_ident.reporting.plots.CHECK_FIGURES`) when ``DIR`` is the run directory or a
-  sub-directory of it (``RUN/check``).
+  and sufficient-variability spectrum of the run's identifiability check
+  (:data:`ppl_ident.reporting.plots.CHECK_FIGURES`): those written by ``ppl-ident check RUN
+  --out RUN`` (which writes into ``RUN/check``) or ``--out RUN/SUBDIR``; when the run has
+  none, the report runs the check itself (:func:`ppl_ident.workflow.check_run` on
+  ``check_points`` rows, 256 by default, as ``ppl-ident check RUN`` does) and writes it into
+  ``RUN/check``, so the identifiability sections are always there (``check_points=0``, CLI
+  ``--check-points 0``, skips it).
 
 Runs of the sequence family's models get their own report,
 written by :func:`ppl_ident.reporting.sequence_report.build_sequence_report`: latent
@@ -67,11 +71,11 @@ from ppl_ident.reporting.page import (
     table,
     write_page,
 )
-from ppl_ident.reporting.plots import CHECK_SECTIONS, check_figures
+from ppl_ident.reporting.plots import CHECK_DIR, CHECK_SECTIONS, check_figures
 from ppl_ident.reporting.sequence_report import build_sequence_report
 from ppl_ident.workflow import load_run, model_inputs
 
-__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report"]
+__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report", "ensure_check", "find_check"]
 
 SECTIONS = {
     "summary": "Summary",
@@ -318,7 +322,7 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                  nuts_warmup: int = 300, nuts_samples: int = 300, nuts_chains: int = 4,
                  forest_obs: int = 3, marginal_samples: int = 100,
                  marginal_obs: int = 1000, calibration_draws: int = 400,
-                 seed: int = 0, truth=None) -> ReportResult:
+                 seed: int = 0, truth=None, check_points: int = 256) -> ReportResult:
     """Write the figures, ``report.json`` and ``report.html`` of a run directory.
     Runs of sequence models are handed to
     :func:`ppl_ident.reporting.sequence_report.build_sequence_report` (which uses
@@ -348,6 +352,9 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         from few draws under-cover by themselves (for a Gaussian, 100 draws give a 90 %
         HDI that covers 87.4 % on average, 400 draws 88.9 %).
     seed : int
+    check_points : int
+        When the run directory holds no ``check.json`` (``ppl-ident check RUN --out RUN``),
+        run that check on this many rows and write it into ``RUN/check`` (0: do not).
     truth : GroundTruth or SequenceTruth, optional
         The simulator's ground truth when ``dataset`` is given as an object (a data file
         carries its own); sequence runs use it for the regime accuracy and the
@@ -372,11 +379,40 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                          f"{fitted.settings.model!r}, but the data's x has shape "
                          f"{np.shape(data.x)}, not {family.data_shape}; pass the fitted data "
                          "with --data FILE.")
+    if check_points:
+        ensure_check(run, fitted, data, truth, n_points=check_points, seed=seed)
     return REPORTS[family.name](
         run, fitted, data, truth, heldout=heldout, nuts_obs=nuts_obs, nuts_warmup=nuts_warmup,
         nuts_samples=nuts_samples, nuts_chains=nuts_chains, forest_obs=forest_obs,
         marginal_samples=marginal_samples, marginal_obs=marginal_obs,
         calibration_draws=calibration_draws, seed=seed)
+
+
+def find_check(run: Path) -> Path | None:
+    """The ``check.json`` of a run: in ``RUN/check``, the run directory itself, or the first
+    other sub-directory (by name) that holds one; None when the run has not been checked."""
+    run = Path(run)
+    for cand in [run / CHECK_DIR / "check.json", run / "check.json",
+                 *sorted(run.glob("*/check.json"))]:
+        if cand.is_file():
+            return cand
+    return None
+
+
+def ensure_check(run: Path, fitted, data, truth=None, *, n_points: int = 256,
+                 seed: int = 0) -> Path:
+    """The run's ``check.json``; when there is none, run the identifiability check
+    (:func:`ppl_ident.workflow.check_run`, as ``ppl-ident check RUN --out RUN``) and write it
+    with its figures into ``RUN/check``."""
+    from ppl_ident.reporting.plots import write_check
+    from ppl_ident.workflow import check_run
+
+    found = find_check(run)
+    if found is not None:
+        return found
+    result = check_run(fitted, data, truth, n_points=n_points, seed=seed)
+    write_check(result, Path(run) / CHECK_DIR, force=True)
+    return Path(run) / CHECK_DIR / "check.json"
 
 
 def _sequence_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, forest_obs,
@@ -699,8 +735,36 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
         shown = [img(figures[n], f"{SECTIONS[key]} ({n.replace('_', ' ')})") for n in names
                  if n in figures]
         if shown:
-            parts[key] = "".join(shown) + _optional_html(key, metrics)
+            where = figures[next(n for n in names if n in figures)].parent
+            parts[key] = "".join(shown) + _check_html(key, where) + _optional_html(key, metrics)
     return parts
+
+
+def _check_html(key: str, where: Path) -> str:
+    """What the check in ``where`` (``check.json``) found, in the words of ``ppl-ident
+    check``, for the variability or the Jacobian section."""
+    path = where / "check.json"
+    if not path.is_file():
+        return ""
+    result = json.loads(path.read_text())
+    if key == "variability":
+        v = result.get("variability") or {}
+        if not v.get("applicable", True):
+            text = f"Not applicable: {v.get('reason', '')}"
+        else:
+            holds = ", ".join(v.get("holds") or []) or "none"
+            text = (f"The learned prior {'satisfies' if v.get('passed') else 'is not shown to '
+                    'satisfy'} the sufficient-variability condition (conditions that hold: "
+                    f"{holds}). {v.get('reason', '')}")
+    else:
+        jac = result.get("jacobian") or {}
+        routes = [f"{r} route: {jac[r]['verdict']} (Amari {jac[r]['amari']:.3f})"
+                  for r in ("encoder", "decoder", "regression")
+                  if isinstance(jac.get(r), dict) and jac[r].get("applicable", True)]
+        text = "; ".join(routes) + "." if routes else ""
+    return (f"<p>{html.escape(text)}</p>" if text else "") + (
+        f'<p class="note">From <code>{html.escape(str(path))}</code> (<code>ppl-ident check '
+        f"RUN --out RUN</code> writes it; the report runs it when it is missing).</p>")
 
 
 def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
