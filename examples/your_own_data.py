@@ -68,11 +68,11 @@ import numpy as np
 import ppl_ident as pi
 from ppl_ident.families.iid.checks import check_run
 from ppl_ident.files import prepare_output_dir
-from ppl_ident.reporting.report import build_report
+from ppl_ident.reporting.report import build_report, log_px_text
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("data", nargs="?", default=None,
                    help=".npz file with x (N, d), u (N,) and optionally z (N, n); "
                         "omitted: write and use a small demo file")
@@ -177,8 +177,7 @@ def main(argv=None):
     else:
         print(f"learned prior: {check['reason']}")
     ml = report.numbers["marginal"]
-    print(f"log p(x | u) per observation on {ml['data']}: {ml['mean_log_px']:.3f} "
-          f"± {ml['mean_log_px_se']:.3f} (Monte Carlo)")
+    print(f"log p(x | u) per observation on {ml['data']}: {log_px_text(ml)}")
     print(f"\nrun directory {run}/ (read it back with ppl_ident.load_run):")
     print("  " + ", ".join(sorted(p.name for p in run.iterdir())))
     print(f"open {report.html} in a browser ({time.perf_counter() - t_start:.0f} s)")

@@ -55,4 +55,7 @@ def run(args) -> int:
                        calibration_draws=args.calibration_draws, seed=args.seed,
                        check_points=args.check_points)
     print(f"wrote {res.html} ({len(res.sections)} sections, {res.timings['total']:.1f}s)")
+    flagged = (res.numbers.get("ppc") or {}).get("message")
+    if flagged:
+        print(f"posterior predictive check: {flagged}")
     return 0
