@@ -196,12 +196,13 @@ def _mostly_numbers(col) -> bool:
 def _stray_cells_error(path, col, name, role):
     bad = np.flatnonzero(_unparsed(col))
     first = int(bad[0])
+    cell = _cell(col.iloc[first])
     return InputError(
         f"{path}: column {name!r} ({role}) is not numeric: "
-        + (f"its cell {col.iloc[first]!r} in {_rows_text(path, bad[:1])} is not a number"
+        + (f"its cell {cell!r} in {_rows_text(path, bad[:1])} is not a number"
            if len(bad) == 1 else
-           f"{len(bad)} of its {len(col)} cells are not numbers, the first {col.iloc[first]!r} "
-           f"in {_rows_text(path, bad[:1])} (all: {_rows_text(path, bad)})")
+           f"{len(bad)} of its {len(col)} cells are not numbers, the first {cell!r} in "
+           f"{_rows_text(path, bad[:1])} (all: {_rows_text(path, bad)})")
         + f"; correct or drop those rows (e.g. df = df[pd.to_numeric(df[{name!r}], "
         "errors='coerce').notna()]), or leave the column out of --x-cols / --z-cols."
     )
@@ -220,8 +221,8 @@ def _numeric_column(path, frame, name, role):
         first = int(rows[0]) if len(rows) else 0
         raise InputError(
             f"{path}: column {name!r} ({role}) is not numeric (dtype {col.dtype}, e.g. "
-            f"{col.iloc[first]!r} in {_rows_text(path, [first])}); convert it to numbers, or "
-            "leave it out of --x-cols / --z-cols."
+            f"{_cell(col.iloc[first])!r} in {_rows_text(path, [first])}); convert it to "
+            "numbers, or leave it out of --x-cols / --z-cols."
         )
     values = col.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)
@@ -326,6 +327,12 @@ def _is_text(col) -> bool:
             or isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col))
 
 
+def _cell(value):
+    """A table value as a message quotes it: NumPy scalars as Python ones (``68``, not
+    ``np.int64(68)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _number(value):
     """A NumPy or Python number as it reads in a message: ``68``, ``1.5`` (never
     ``np.int64(68)``)."""
@@ -375,7 +382,8 @@ def _read_u(path, frame, name, kind, categories):
         unseen = sorted(set(names.tolist()) - set(index))
         if unseen:
             raise InputError(
-                f"{path}: the auxiliary column {name!r} has value(s) {unseen[:5]} that the fit "
+                f"{path}: the auxiliary column {name!r} has value(s) "
+                f"{[_cell(v) for v in unseen[:5]]} that the fit "
                 f"did not see (known: {list(categories)[:10]}); the learned prior has no "
                 "parameters for them. Drop those rows or refit including those domains."
             )
@@ -383,7 +391,7 @@ def _read_u(path, frame, name, kind, categories):
     if _is_text(col):
         first = int(np.flatnonzero(_unparsed(col))[0]) if _unparsed(col).any() else 0
         raise InputError(
-            f"{path}: the auxiliary column {name!r} holds text (e.g. {col.iloc[first]!r} in "
+            f"{path}: the auxiliary column {name!r} holds text (e.g. {_cell(col.iloc[first])!r} in "
             f"{_rows_text(path, [first])}) but u is read as numbers ({kind}: --u-kind, or the "
             "coding the run was fitted with); pass --u-kind categories, or a table coded the "
             "same way as the fit's."
@@ -560,7 +568,7 @@ def _as_sequences(path, frame, seq_name: str, time_name: str | None, arrays: dic
         short = ids[int(np.argmin(counts))]
         raise InputError(
             f"{path}: the sequences in column {seq_name!r} have {counts.min()} to "
-            f"{counts.max()} steps (e.g. {short!r} has {counts.min()}); the sequence models "
+            f"{counts.max()} steps (e.g. {_cell(short)!r} has {counts.min()}); the sequence models "
             f"need sequences of one length: cut them to {counts.min()} steps (e.g. "
             f"df.groupby({seq_name!r}).head({counts.min()})) or split the longer ones.")
     if time_name is not None:
@@ -569,7 +577,7 @@ def _as_sequences(path, frame, seq_name: str, time_name: str | None, arrays: dic
         dup = (np.diff(codes[order]) == 0) & (np.diff(t[order]) == 0)
         if dup.any():
             bad = ids[codes[order][1:][dup][0]]
-            raise InputError(f"{path}: sequence {bad!r} has two rows at the same "
+            raise InputError(f"{path}: sequence {_cell(bad)!r} has two rows at the same "
                              f"{time_name!r}; give every step of a sequence its own time.")
     else:
         order = np.argsort(codes, kind="stable")

@@ -285,3 +285,17 @@ def test_bad_sequence_tables_name_the_fix(tmp_path, edit, columns, match):
     edit(df).to_csv(path, index=False)
     with pytest.raises(InputError, match=match):
         read_data(path, Columns(**columns))
+
+
+def test_messages_quote_numeric_ids_and_cells_as_plain_numbers(tmp_path):
+    """Integer sequence ids and boolean cells are quoted as a reader wrote them, never as
+    ``np.int64(68)`` or ``np.True_``."""
+    df = pd.DataFrame({"utt": np.r_[np.repeat(np.arange(60, 70), 5), [68]],
+                       "a": np.arange(51.0), "flag": [True, False] * 25 + [True]})
+    path = _write(df, tmp_path / "seq.csv")
+    with pytest.raises(InputError, match=r"\(e\.g\. 60 has 5\)") as err:
+        read_data(path, Columns(sequence="utt", x=("a",)))
+    assert "np." not in str(err.value)
+    with pytest.raises(InputError, match=r"dtype bool, e\.g\. True in data row 1 ") as err:
+        read_data(path, Columns(sequence="utt", x=("a", "flag")))
+    assert "np." not in str(err.value)
