@@ -141,7 +141,7 @@ def main(argv=None):
 
     z_true = np.asarray(idata.constant_data["z_true"])
     cal = calibration_summary(z_true, flat_draws(idata, "z_aligned"))
-    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
     levels = np.asarray(LEVELS)
     tol = np.asarray(cal["tolerance"])
     ax.fill_between(levels, levels - tol, levels + tol, color="0.85", label="±3 s.e.")
