@@ -28,6 +28,10 @@ def add_arguments(p):
                    help="number of evaluation points drawn from the data")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the choice of points")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--null-fits", type=nonneg_int, default=None,
+                   help="for a run: refits with u permuted across rows (3 seeds each) that the "
+                        "verdict is tested against (default: the test `fit --verdict` stored, "
+                        "else 2); 0 skips the test")
     add_table_arguments(p)
 
 
@@ -99,6 +103,31 @@ def _sequence_lines(result: dict) -> list[str]:
     return lines
 
 
+def _verdict_lines(result: dict) -> list[str]:
+    ev = result.get("evidence")
+    if ev is None:
+        return []
+    v = ev["verdict"]
+    lines = [f"verdict: {v['word'].upper()}: {v['reason']}"]
+    if v.get("next"):
+        lines.append(f"  next: {v['next']}")
+    null = ev.get("null")
+    if null:
+        var, agr = ev["variation"], ev["agreement"]
+        lines.append(f"  how: {null['permutations']} refits with u permuted across rows, "
+                     f"{null['seeds']} seeds each, on {null['rows']} rows; no true latent read")
+        lines.append("  prior change across u per latent: "
+                     + " ".join(f"{s:.3f}" for s in var["size"])
+                     + f" (permuted labels: at most {var['null_max']:.3f}); rank {var['rank']} "
+                       f"of n = {var['required']} beyond chance")
+        src = " (a refit with 3 seeds: the run has one)" if agr["refitted"] else ""
+        lines.append("  seeds' agreement per latent: "
+                     + " ".join(f"{a:.3f}" for a in agr["per_latent"])
+                     + f" (permuted labels: at most {agr['null_max']:.3f}, median "
+                       f"{agr['null_median']:.3f}){src}")
+    return lines
+
+
 def _summary(result: dict, source: str) -> str:
     if result.get("sequence"):
         lines = _sequence_header(result, source)
@@ -140,7 +169,7 @@ def _summary(result: dict, source: str) -> str:
         lines.append(f"observation noise: {noise['message']}")
     if result["kind"] == "run":
         lines.append(f"fit: {_recovery_verdict(result)}")
-    return "\n".join(lines)
+    return "\n".join(_verdict_lines(result) + lines)
 
 
 def _recovery_verdict(result: dict) -> str:
@@ -163,6 +192,10 @@ def _recovery_verdict(result: dict) -> str:
     if (result.get("observation_noise") or {}).get("in_doubt"):
         return ("in doubt: the observation noise the fit learned drowns part of the latents "
                 "(see the observation noise line).")
+    evidence = result.get("evidence")
+    if evidence is not None:
+        return (f"no latent has collapsed; without ground truth the verdict is "
+                f"'{evidence['verdict']['word']}' (first lines).")
     agree = result.get("seed_agreement")
     if agree is not None:
         from ppl_ident.diagnostics.agreement import agreement_verdict
@@ -188,6 +221,20 @@ def run(args) -> int:
     if path.is_dir() and data_dir_format(path) is None:
         fitted, data, truth, _ = _load_run_inputs(path, args.data, table_columns(args))
         result = check_run(fitted, data, truth, n_points=args.points, seed=args.seed)
+        stored = fitted.metrics.get("evidence")
+        if stored is not None and args.null_fits is None:
+            result["evidence"] = stored
+        elif args.null_fits != 0:
+            from ppl_ident.evidence import NULL_PERMUTATIONS, identifiability_evidence
+
+            args.null_fits = args.null_fits or NULL_PERMUTATIONS
+            import sys
+
+            print(f"testing against {args.null_fits} refits with permuted labels ...",
+                  file=sys.stderr, flush=True)
+            result["evidence"] = identifiability_evidence(fitted, data,
+                                                          permutations=args.null_fits,
+                                                          seed=args.seed)
     elif path.exists():
         if args.data:
             raise InputError("--data only applies to a run directory; pass the .npz as PATH.")

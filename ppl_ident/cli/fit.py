@@ -29,6 +29,10 @@ def add_arguments(p):
     p.add_argument("--posterior-obs", type=positive_int, default=300,
                    help="observations (a random subset) kept in posterior.nc")
     add_table_arguments(p)
+    p.add_argument("--verdict", action="store_true",
+                   help="after the fit, test identifiability against 2 refits with u permuted "
+                        "across rows (3 seeds each; about 2-3x the fit's time) and print the "
+                        "verdict; check and report reuse it (metrics.json)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="K",
@@ -72,6 +76,7 @@ def run(args) -> int:
         except KeyboardInterrupt:
             return _aborted(out)
         data, truth, data_path, columns = load_run_data(out, args.data)
+        _test_verdict(fitted, data, args)
         return _finish(out, fitted, data_path, args, data, truth, columns)
     if args.data is None or args.out is None:
         raise InputError("fit needs a data file and --out RUN_DIR (or --resume RUN_DIR); e.g. "
@@ -93,6 +98,7 @@ def run(args) -> int:
                                columns=columns)
     except KeyboardInterrupt:
         return _aborted(out)
+    _test_verdict(fitted, data, args)
     return _finish(out, fitted, args.data, args, data, truth, columns)
 
 
@@ -111,6 +117,18 @@ def _inputs(data, settings, columns) -> str:
         data_dim=data.x.shape[-1], latent_dim=s.latent_dim,
         n_domains=None if labels is None else len(labels),
         continuous_u=u is not None and labels is None, columns=columns))
+
+
+def _test_verdict(fitted, data, args) -> None:
+    """With --verdict, the permuted-label test of a completed fit, into its metrics."""
+    if not getattr(args, "verdict", False) or \
+            fitted.metrics.get("stop_reason", "completed") != "completed":
+        return
+    from ppl_ident.evidence import identifiability_evidence
+
+    print("testing identifiability against refits with permuted labels ...", flush=True)
+    fitted.metrics["evidence"] = identifiability_evidence(fitted, data,
+                                                          progress=not args.no_progress)
 
 
 @contextlib.contextmanager
@@ -178,6 +196,15 @@ def _finish(out, fitted, data_path, args, data, truth, columns) -> int:
     if noise:
         print(f"{'warning: ' if noise['in_doubt'] else ''}observation noise: {noise['message']}",
               file=sys.stderr if noise["in_doubt"] else sys.stdout)
+    evidence = m.get("evidence")
+    if evidence is not None:
+        v = evidence["verdict"]
+        print(f"verdict: {v['word'].upper()}: {v['reason']}")
+        if v.get("next"):
+            print(f"  next: {v['next']}")
+    elif reason == "completed" and _testable(fitted):
+        print(f"verdict: not tested yet: `ppl-ident check {out}` tests identifiability against "
+              "refits with permuted labels (or fit with --verdict)")
     if (Path(out) / "checkpoint.npz").exists():
         files += ", checkpoint.npz, checkpoint.json"
     print(f"wrote {out}/ ({files})")
@@ -191,6 +218,12 @@ def _finish(out, fitted, data_path, args, data, truth, columns) -> int:
               file=sys.stderr)
         return 3
     return 0
+
+
+def _testable(fitted) -> bool:
+    from ppl_ident.families import family_of
+
+    return family_of(fitted.spec.config["name"]).permutation_null
 
 
 def _fmt(value) -> str:

@@ -1,6 +1,6 @@
 """Identifiability diagnostics: flat modules of pure functions."""
 
-from ppl_ident.diagnostics.agreement import (AGREEMENT_HIGH, MonotoneAlignment,
+from ppl_ident.diagnostics.agreement import (MonotoneAlignment,
                                              SeedAgreement, agreement_verdict,
                                              apply_monotone_alignment, fit_monotone_alignment,
                                              seed_agreement)
@@ -55,7 +55,7 @@ __all__ = [
     "LEVELS", "Alignment", "apply_alignment", "calibration_summary", "coverage_tolerance",
     "fit_alignment", "interval_coverage", "sd_error_correlation",
     "chain_diagnostics", "compare_to_reference",
-    "AGREEMENT_HIGH", "SeedAgreement", "agreement_verdict", "seed_agreement",
+    "SeedAgreement", "agreement_verdict", "seed_agreement",
     "MonotoneAlignment", "fit_monotone_alignment", "apply_monotone_alignment",
     "RECOVERY_DOUBT", "implied_recovery", "noise_report",
     "COLLAPSE_RATIO", "LatentActivity", "collapse_message", "latent_activity",

@@ -175,6 +175,19 @@ class ModelFamily(abc.ABC):
     obs_dims: tuple
     label: str = ""
     rank_hint: str = ""
+    #: whether :mod:`ppl_ident.evidence` can test this family's fits against refits with
+    #: ``u`` permuted across rows (it reads :meth:`learned_prior_at`)
+    permutation_null: bool = False
+
+    def prior_depends_on_u(self, spec) -> bool:
+        """Whether the model's prior changes with ``u`` (False: nothing makes its latents
+        identifiable, e.g. the VAE's isotropic prior)."""
+        return True
+
+    def learned_prior_at(self, spec, params, u):
+        """``(loc, sd)``, ``(N, n)`` each, of the fitted prior ``p(z | u)`` at model inputs
+        ``u`` (for the permuted-label test); families with ``permutation_null`` implement it."""
+        raise NotImplementedError(f"the {self.label} family has no learned prior table")
 
     # -- data ------------------------------------------------------------------------------
     def n_obs(self, dataset) -> int:

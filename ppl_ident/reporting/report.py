@@ -73,6 +73,7 @@ from ppl_ident.reporting.page import (
     write_page,
 )
 from ppl_ident.reporting.plots import CHECK_DIR, CHECK_SECTIONS, check_figures
+from ppl_ident.reporting.verdict import verdict_html
 from ppl_ident.reporting.sequence_report import build_sequence_report
 from ppl_ident.workflow import load_run, model_inputs
 
@@ -474,6 +475,11 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
         figures.update(view_figures)
     with _timed(timings, "html"):
         html_parts = {**_html_parts(fitted, data, post, figures, numbers), **view_parts}
+        # the first lines answer "identified?"
+        html_parts["summary"] = verdict_html(run, fitted.metrics or {}, fitted.settings.model,
+                                             family_of(fitted.spec.config["name"])
+                                             .prior_depends_on_u(fitted.spec)) \
+            + html_parts["summary"]
     timings["total"] = time.perf_counter() - t_all
     numbers["timings_s"] = timings
 

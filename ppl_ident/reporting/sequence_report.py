@@ -430,7 +430,12 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
         summ = latent_group(idata)["z"].sel(**first).to_dataframe()[["z"]]
     else:
         summ = az.summary(idata, var_names=["z"], coords=first, kind="stats", hdi_prob=0.9)
-    parts["summary"] = _summary_html(numbers, fitted, summ, is_point_estimate(idata))
+    parts["summary"] = (
+        '<div class="verdict"><p><b>Identified? Not tested.</b> The verdict test against refits '
+        "with permuted labels is implemented for i.i.d. models only; for a sequence model read "
+        "the learned transition's check (<code>ppl-ident check RUN</code>) and the agreement "
+        "between seeds below.</p></div>"
+        + _summary_html(numbers, fitted, summ, is_point_estimate(idata)))
     elbo = numbers["elbo_per_step"]
     parts["loss"] = img(figures["loss"], "loss trace") + (
         f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per time step '

@@ -65,12 +65,23 @@ def test_fit_writes_jacobian_and_variability_metrics(workdir):
 def test_check_run_text_json_and_plots(workdir, capsys):
     root, data, run = workdir
     capsys.readouterr()
-    assert main(["check", str(run), "--out", str(root / "plots_run"), "--points", "50"]) == 0
+    assert main(["check", str(run), "--out", str(root / "plots_run"), "--points", "50",
+                 "--null-fits", "1"]) == 0
     out = capsys.readouterr().out
     assert "learned prior:" in out and "encoder route" in out and "decoder route" in out
+    # the verdict comes first, earned against a refit with permuted labels (the run has one
+    # seed, so the check refits it with 3 to measure the seeds' agreement)
+    first = out.splitlines()[0]
+    assert first.split(":")[0] == "verdict" and first.split(":")[1].strip() in (
+        "SUPPORTED", "NOT SHOWN", "CONTRADICTED")
+    assert "how: 1 refits with u permuted across rows, 3 seeds each" in out
+    evidence = json.loads((root / "plots_run" / "check.json").read_text())["evidence"]
+    assert evidence["agreement"]["refitted"] and len(evidence["agreement"]["per_latent"]) == 2
+    assert evidence["null"]["values"] == 3 * 2  # 3 seeds x 2 latents of the null fit
     for name in ("variability_spectrum.png", "jacobian_encoder.png", "jacobian_decoder.png"):
         assert (root / "plots_run" / name).read_bytes()[:4] == b"\x89PNG"
-    assert main(["check", str(run), "--json", "--data", str(data), "--points", "50"]) == 0
+    assert main(["check", str(run), "--json", "--data", str(data), "--points", "50",
+                 "--null-fits", "0"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["kind"] == "run" and result["model"] == "ivae" and result["n_points"] == 50
     assert result["jacobian"]["decoder"]["n_points"] == 50
@@ -131,6 +142,12 @@ def test_check_run_on_a_vae_says_why_the_prior_check_does_not_apply(small_data):
     assert not result["variability"]["applicable"]
     assert "does not depend on u" in result["variability"]["reason"]
     assert result["jacobian"]["encoder"]["n_points"] == 20
+    # the verdict needs no refit: a prior that ignores u cannot identify
+    from ppl_ident.evidence import identifiability_evidence
+
+    evidence = identifiability_evidence(fitted, data)
+    assert evidence["verdict"]["word"] == "contradicted" and evidence["null"] is None
+    assert "does not depend on u" in evidence["verdict"]["reason"]
 
 
 def test_recovery_verdict_keeps_the_prior_condition_apart_from_the_fit():
@@ -164,7 +181,7 @@ def test_fit_with_seeds_then_check_shows_the_agreement(tmp_path, capsys):
     assert "seed agreement" in capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["seed_agreement"] <= 1 and len(metrics["seed_agreement_matrix"]) == 2
-    assert main(["check", str(run), "--points", "16"]) == 0
+    assert main(["check", str(run), "--points", "16", "--null-fits", "0"]) == 0
     out = capsys.readouterr().out
     assert f"seed agreement: mean pairwise MCC {metrics['seed_agreement']:.3f} over 2 seeds" in out
     assert "fit: no latent has collapsed; without ground truth: the 2 seeds" in out
@@ -186,7 +203,7 @@ def test_noisy_flow_fit_and_check_say_what_the_noise_leaves(workdir, capsys):
     noise = metrics["observation_noise"]
     assert len(noise["implied_recovery"]) == 2 and isinstance(noise["in_doubt"], bool)
     assert "z" in az.from_netcdf(run / "posterior.nc").posterior
-    assert main(["check", str(run)]) == 0
+    assert main(["check", str(run), "--null-fits", "0"]) == 0
     assert "observation noise: the fit attributes" in capsys.readouterr().out
     # the variational model has its own noise; --flow-noise with --no-flow is refused
     assert main(["fit", str(data), "--out", str(root / "refused"), "--flow-noise",
@@ -198,11 +215,11 @@ def test_check_out_run_writes_into_run_check_without_force(workdir, capsys):
     for it) and replaces an earlier check there; any other non-empty --out needs --force."""
     root, _, run = workdir
     for _ in range(2):
-        assert main(["check", str(run), "--out", str(run), "--points", "16"]) == 0
+        assert main(["check", str(run), "--out", str(run), "--points", "16", "--null-fits", "0"]) == 0
         assert f"{run / 'check' / 'check.json'}" in capsys.readouterr().out
     assert json.loads((run / "check" / "check.json").read_text())["kind"] == "run"
-    assert main(["check", str(run), "--out", str(run / "check"), "--points", "16"]) == 0
+    assert main(["check", str(run), "--out", str(run / "check"), "--points", "16", "--null-fits", "0"]) == 0
     other = root / "elsewhere"
     other.mkdir()
     (other / "keep.txt").write_text("x")
-    assert main(["check", str(run), "--out", str(other), "--points", "16"]) == 2
+    assert main(["check", str(run), "--out", str(other), "--points", "16", "--null-fits", "0"]) == 2

@@ -128,7 +128,7 @@ def test_fit_on_a_table_with_a_wrong_column_exits_2(table_run, tmp_path, capsys)
 
 def test_check_reads_the_recorded_table(table_run, capsys):
     _, run, _ = table_run
-    assert main(["check", str(run), "--points", "20"]) == 0
+    assert main(["check", str(run), "--points", "20", "--null-fits", "0"]) == 0
     assert "fitted ivae" in capsys.readouterr().out
 
 

@@ -47,9 +47,9 @@ def test_one_fit_is_refused_naming_the_fix():
 
 
 def test_verdict_words():
-    assert agreement_verdict(0.95, 3).startswith("the 3 seeds agree")
-    assert "disagree" in agreement_verdict(0.6, 3) and "not identified" in \
-        agreement_verdict(0.6, 3)
+    # a number and where it is judged, never a fixed threshold's verdict
+    assert agreement_verdict(0.95, 3).startswith("the 3 seeds agree at mean MCC 0.950")
+    assert "u permuted" in agreement_verdict(0.6, 3)
     assert "could not be computed" in agreement_verdict(None, 3)
 
 

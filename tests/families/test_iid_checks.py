@@ -39,7 +39,7 @@ def test_check_on_a_file_with_z_only_computes_the_jacobian(fitted_2000, tmp_path
     path = tmp_path / "xuz.npz"
     np.savez(path, x=data.x, u=data.u, z=data.z)
     save_run(tmp_path / "run", fitted, data, data_path=str(path), posterior_draws=0)
-    assert main(["check", str(tmp_path / "run"), "--points", "64",
+    assert main(["check", str(tmp_path / "run"), "--points", "64", "--null-fits", "0",
                  "--out", str(tmp_path / "run" / "check")]) == 0
     out = capsys.readouterr().out
     assert "no ground truth" not in out

@@ -30,7 +30,8 @@ def _check_diagnostics(run):
     metrics get the two keys a fit with ground truth writes."""
     from ppl_ident.cli import main
 
-    assert main(["check", str(run), "--out", str(run / "check"), "--points", "16"]) == 0
+    assert main(["check", str(run), "--out", str(run / "check"), "--points", "16",
+                 "--null-fits", "0"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     metrics["jacobian"] = {"amari": 0.1}
     metrics["variability"] = {"rank": 4, "required": 4}

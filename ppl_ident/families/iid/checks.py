@@ -37,8 +37,8 @@ from ppl_ident.families.iid.model import _factorial, prior_params
 from ppl_ident.families.predict import (data_mean_fn, encode, encode_chunked, encoder_mean_fn,
                                         static_module)
 
-__all__ = ["check_data", "check_run", "learned_log_prior", "learned_prior_sd",
-           "learned_prior_table", "run_activity"]
+__all__ = ["check_data", "check_run", "learned_log_prior", "learned_prior_at",
+           "learned_prior_sd", "learned_prior_table", "run_activity"]
 
 
 def _learned_prior_fn(spec, params):
@@ -85,6 +85,16 @@ def learned_prior_sd(spec, params, u):
     # a Laplace(loc, b) has sd sqrt(2) b
     factor = np.sqrt(2.0) if cfg.get("prior") == "laplace" else 1.0
     return factor * np.asarray(scale)
+
+
+def learned_prior_at(spec, params, u):
+    """Location and standard deviation of the fitted iVAE prior ``p(z | u)`` at model inputs
+    ``u`` (labels ``0..U-1`` ``(N,)``, or a continuous ``u`` ``(N, k)``): two arrays
+    ``(N, n)``. Raises ``ValueError`` for a model whose prior does not depend on ``u``."""
+    if spec.config["name"] != "ivae":
+        raise ValueError(f"model {spec.config['name']!r} has no u-dependent prior")
+    loc, _ = _learned_prior_fn(spec, params)(jnp.asarray(u))
+    return np.asarray(loc, np.float64), learned_prior_sd(spec, params, u)
 
 
 def learned_prior_table(spec, params):

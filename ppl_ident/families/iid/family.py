@@ -36,6 +36,15 @@ class IIDFamily(ModelFamily):
     obs_dims = ("obs",)
     label = "i.i.d."
     rank_hint = "simulate i.i.d. data with `ppl-ident simulate`"
+    permutation_null = True
+
+    def prior_depends_on_u(self, spec):
+        return spec.config["name"] == "ivae"
+
+    def learned_prior_at(self, spec, params, u):
+        from ppl_ident.families.iid.checks import learned_prior_at
+
+        return learned_prior_at(spec, params, u)
 
     def prepare_inputs(self, u, model, labels=None):
         return prepare_inputs(u, labels)
