@@ -62,7 +62,7 @@ DEFAULT_METRICS = ["mcc", "elbo", "timing", "time_to_mcc", "calibration_90"]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--latent-dim", type=int, default=2, help="n = d (default 2)")
     p.add_argument("--domains", type=int, nargs="+", default=[7],
                    help="numbers of domains (several values add mcc_vs_domains.png)")

@@ -60,11 +60,12 @@ from ppl_ident.files import atomic_write_json, prepare_output_dir  # noqa: E402
 from ppl_ident.reporting.inference_data import (  # noqa: E402
     alignment_from_idata, flat_draws, nuts_reference, to_inference_data, write_posterior)
 
-DPI = 70
+#: figures are read at 100 % zoom: about 600 px wide and more, fonts of 9 pt and more
+DPI = 110
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--latent-dim", type=int, default=3, help="n = d (default 3)")
     p.add_argument("--domains", type=int, default=10)
     p.add_argument("--points-per-domain", type=int, default=300)
@@ -116,15 +117,21 @@ def main(argv=None):
         coords={"obs": few}, dims={"z_aligned": ["obs", "true_latent"]})
     axes = az.plot_forest([az.InferenceData(posterior=guide_few), nuts, truth_idata],
                           model_names=["guide", "NUTS", "true value"], var_names=["z_aligned"],
-                          combined=True, hdi_prob=0.9, markersize=4, textsize=7,
-                          figsize=(4.0, 0.3 * len(few) * n + 0.8))
-    fig = np.atleast_1d(axes).ravel()[0].figure
-    fig.suptitle("aligned latents, 90% HDI", fontsize=8)
+                          combined=True, hdi_prob=0.9, markersize=5, textsize=10,
+                          figsize=(6.5, 0.45 * len(few) * n + 1.2))
+    ax = np.atleast_1d(axes).ravel()[0]
+    fig = ax.figure
+    legend = ax.get_legend()
+    if legend is not None:  # beside the rows, not over them
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        legend.remove()
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9)
+    fig.suptitle("aligned latents, 90% HDI", fontsize=11)
     fig.savefig(out / "forest.png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 
     axes = az.plot_ppc(idata, flatten=["obs"], num_pp_samples=min(50, args.draws), random_seed=0,
-                       figsize=(2.6 * n, 2.3), textsize=8)
+                       figsize=(3.6 * n, 3.2), textsize=10)
     axes = np.atleast_1d(axes).ravel()
     for ax in axes[1:]:
         if ax.get_legend() is not None:
@@ -134,18 +141,18 @@ def main(argv=None):
 
     z_true = np.asarray(idata.constant_data["z_true"])
     cal = calibration_summary(z_true, flat_draws(idata, "z_aligned"))
-    fig, ax = plt.subplots(figsize=(3.0, 3.0))
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
     levels = np.asarray(LEVELS)
     tol = np.asarray(cal["tolerance"])
     ax.fill_between(levels, levels - tol, levels + tol, color="0.85", label="±3 s.e.")
     ax.plot([0.4, 1], [0.4, 1], "k--", lw=0.8, label="calibrated")
     ax.plot(levels, cal["mean_coverage_eti"], "o-", label="central intervals")
     ax.plot(levels, cal["mean_coverage_hdi"], "s-", label="HDIs")
-    ax.set_xlabel("nominal coverage", fontsize=8)
-    ax.set_ylabel("share of true latents inside", fontsize=8)
-    ax.set_title(f"guide calibration, {len(obs)} obs x {n} latents", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
+    ax.set_xlabel("nominal coverage", fontsize=11)
+    ax.set_ylabel("share of true latents inside", fontsize=11)
+    ax.set_title(f"guide calibration, {len(obs)} obs x {n} latents", fontsize=12)
+    ax.tick_params(labelsize=10)
+    ax.legend(fontsize=10, loc="upper left")
     fig.savefig(out / "calibration.png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 

@@ -63,7 +63,7 @@ DPI = 70
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--latent-dim", type=int, default=3, help="n = d (default 3)")
     p.add_argument("--domains", type=int, default=10)
     p.add_argument("--points-per-domain", type=int, default=300)

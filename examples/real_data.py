@@ -63,7 +63,7 @@ CHANNELS = ["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--latent-dims", type=int, nargs="+", default=[2, 3, 4],
                    help="candidate n (at most 6)")
     p.add_argument("--steps", type=int, default=2000)

@@ -57,7 +57,7 @@ from ppl_ident.families.sequence.idata import sequence_inference_data  # noqa: E
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--latent-dim", type=int, default=2, help="n = d (default 2)")
     p.add_argument("--regimes", type=int, default=2)
     p.add_argument("--sequences", type=int, default=100)

@@ -35,8 +35,9 @@ What it shows
    marginal likelihood ``log p(x | u)`` in the report.
 3. ``fit_model`` -> ``Fitted``; ``save_run`` writes the run directory (``config.json``,
    ``params.npz``, ``metrics.json``, ``posterior.nc``, ...), ``load_run`` reads it back.
-4. ``ppl_ident.families.iid.checks.check_run``: does the *learned* prior vary enough across your domains
-   for the identifiability theory to apply?
+4. ``ppl_ident.reporting.report.ensure_check`` (``check_run``, written into ``RUN/check`` as
+   ``ppl-ident check RUN --out RUN`` does): does the *learned* prior vary enough across your
+   domains for the identifiability theory to apply?
 5. ``ppl_ident.reporting.report.build_report``: figures, ``report.json`` and a
    self-contained ``report.html`` in the run directory (loss trace, forest plot, posterior
    predictive check, marginal likelihood, NUTS reference, and calibration against ``z`` when
@@ -60,19 +61,19 @@ Run it::
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 import ppl_ident as pi
-from ppl_ident.families.iid.checks import check_run
 from ppl_ident.files import prepare_output_dir
-from ppl_ident.reporting.report import build_report
+from ppl_ident.reporting.report import build_report, ensure_check, log_px_text
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("data", nargs="?", default=None,
                    help=".npz file with x (N, d), u (N,) and optionally z (N, n); "
                         "omitted: write and use a small demo file")
@@ -160,7 +161,9 @@ def main(argv=None):
                       posterior_draws=200, posterior_obs=200)
     fitted = pi.load_run(run)  # what a later session would do
 
-    check = check_run(fitted, train)["variability"]
+    # the identifiability check, as `ppl-ident check RUN --out RUN`: written into RUN/check,
+    # where the report shows it (the report would run it itself otherwise)
+    check = json.loads(ensure_check(run, fitted, train).read_text())["variability"]
     report = build_report(run, dataset=train, heldout=heldout, nuts_obs=args.nuts_obs,
                           nuts_warmup=200, nuts_samples=200, marginal_obs=500,
                           calibration_draws=200, seed=args.seed)
@@ -177,8 +180,7 @@ def main(argv=None):
     else:
         print(f"learned prior: {check['reason']}")
     ml = report.numbers["marginal"]
-    print(f"log p(x | u) per observation on {ml['data']}: {ml['mean_log_px']:.3f} "
-          f"± {ml['mean_log_px_se']:.3f} (Monte Carlo)")
+    print(f"log p(x | u) per observation on {ml['data']}: {log_px_text(ml)}")
     print(f"\nrun directory {run}/ (read it back with ppl_ident.load_run):")
     print("  " + ", ".join(sorted(p.name for p in run.iterdir())))
     print(f"open {report.html} in a browser ({time.perf_counter() - t_start:.0f} s)")

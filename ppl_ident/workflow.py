@@ -57,7 +57,7 @@ __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", 
            "check_run", "checked_settings", "model_inputs", "prepare_inputs", "build_fit",
            "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
            "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS",
-           "seed_metrics", "seed_fits", "SEED_PARAMS_FILE"]
+           "seed_metrics", "seed_fits", "SEED_PARAMS_FILE", "input_summary", "input_line"]
 
 #: the ArviZ InferenceData of a run directory
 POSTERIOR_FILE = "posterior.nc"
@@ -512,8 +512,64 @@ def _diff(a: FitSettings, b: FitSettings) -> str:
                      for k in a._fields if getattr(a, k) != getattr(b, k))
 
 
+def input_summary(*, data_dim: int, latent_dim: int, n_domains: int | None = None,
+                  continuous_u: bool = False, columns: Columns | None = None) -> dict:
+    """What a fit reads: the observed columns, the auxiliary column and how it is read, and
+    the latent dimension (recorded in ``config.json["inputs"]``, printed by ``fit``).
+
+    Parameters
+    ----------
+    data_dim, latent_dim : int
+        ``d`` and ``n``.
+    n_domains : int, optional
+        The number of domain labels (None: no labels).
+    continuous_u : bool
+        ``u`` is a continuous variable.
+    columns : Columns, optional
+        A table's column mapping (None for arrays, whose keys are ``x`` and ``u``).
+
+    Examples
+    --------
+    >>> input_summary(data_dim=2, latent_dim=2, n_domains=9)["u_kind"]
+    'labels'
+    """
+    kind = (columns.u_kind if columns is not None and columns.u_kind else
+            "continuous" if continuous_u else "labels" if n_domains is not None else None)
+    return {"x_cols": None if columns is None or columns.x is None else list(columns.x),
+            "data_dim": int(data_dim),
+            "u_col": None if kind is None else (columns.u if columns is not None else "u"),
+            "u_kind": kind,
+            "domains": None if n_domains is None else int(n_domains),
+            "latent_dim": int(latent_dim)}
+
+
+def input_line(summary: dict) -> str:
+    """:func:`input_summary` in one line: ``x: lpc0, ..., lpc11 (d = 12); u: 'speaker' (9
+    domain labels); latent dimension n = 12``."""
+    cols = summary.get("x_cols")
+    x = f"x: {', '.join(cols) if len(cols or ()) <= 12 else ', '.join(cols[:11]) + ', ...'} " \
+        f"(d = {summary['data_dim']})" if cols else f"x: {summary['data_dim']} columns"
+    kind = summary.get("u_kind")
+    if kind is None:
+        u = "u: none"
+    else:
+        what = {"labels": "domain labels", "categories": "domain names",
+                "continuous": "a continuous variable"}[kind]
+        count = f"{summary['domains']} " if summary.get("domains") is not None else ""
+        u = f"u: {summary['u_col']!r} ({count}{what})"
+    return f"{x}; {u}; latent dimension n = {summary['latent_dim']}"
+
+
+def _config_inputs(config: dict, columns=None) -> dict:
+    return input_summary(data_dim=config["data_dim"], latent_dim=config["n_latent"],
+                         n_domains=config.get("n_domains"),
+                         continuous_u=config.get("aux_dim") is not None, columns=columns)
+
+
 def _run_config(spec, settings: FitSettings, labels, data_path, columns=None) -> dict:
     return {
+        # what was read: x columns, u and its kind, domains, n (also printed by `fit`)
+        "inputs": _config_inputs(spec.config, columns),
         "version": __version__,
         "settings": settings._asdict(),
         "model": spec.config,

@@ -118,3 +118,16 @@ def test_example_refuses_non_empty_out(tmp_path, example_env):
     assert proc.returncode != 0
     assert "--force" in proc.stderr and "Traceback" not in proc.stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.py")))
+def test_example_help_describes_in_whole_sentences(name):
+    """``--help`` shows the docstring's first paragraph, whole: a first line cut at its line
+    break once ended mid-sentence ("... for the iVAE and the")."""
+    import ast
+
+    source = (EXAMPLES / f"{name}.py").read_text()
+    first = " ".join(ast.get_docstring(ast.parse(source)).split("\n\n")[0].split())
+    assert first.endswith("."), first
+    if "argparse.ArgumentParser(" in source:
+        assert 'description=" ".join(__doc__.split("\\n\\n")[0].split())' in source

@@ -57,9 +57,14 @@ def add_table_arguments(p, true_latents: bool = True) -> None:
                    help="the auxiliary column (default: 'u'): integers are domain labels, "
                         "strings domain names (mapped to labels 0, 1, ... in sorted order, "
                         "the mapping recorded), floats a continuous u")
+    g.add_argument("--u-kind", default=None, choices=("labels", "categories", "continuous"),
+                   help="how to read the auxiliary column, overriding its type: integer domain "
+                        "labels, names of domains, or a continuous variable (default: from "
+                        "the column; floats that are all whole numbers are read as labels)")
     g.add_argument("--x-cols", nargs="+", default=None, metavar="NAME",
                    help="the observed columns, space- or comma-separated (default: every "
-                        "other numeric column)")
+                        "other numeric column, less integer columns that look like ids or "
+                        "counters; the fit names those it leaves out)")
     g.add_argument("--seq-col", default=None, metavar="NAME",
                    help="sequence models, a table with one row per step: the column of "
                         "sequence ids (every sequence the same number of steps)")
@@ -85,5 +90,6 @@ def table_columns(args):
     from ppl_ident.data.tables import Columns
 
     cols = Columns(u=args.u_col, x=_names(args.x_cols), z=_names(getattr(args, "z_cols", None)),
+                   u_kind=getattr(args, "u_kind", None),
                    sequence=getattr(args, "seq_col", None), time=getattr(args, "time_col", None))
     return None if cols.is_empty() else cols

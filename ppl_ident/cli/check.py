@@ -21,7 +21,9 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--out", default=None,
                    help="directory for the PNG plots (and check.json); none when omitted. "
-                        "For a run, RUN/check (or RUN itself) puts them in its report")
+                        "For a run, RUN itself or RUN/check writes them into RUN/check, "
+                        "replacing an earlier check there without --force, and the report "
+                        "shows them")
     p.add_argument("--points", type=positive_int, default=256,
                    help="number of evaluation points drawn from the data")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the choice of points")
@@ -211,28 +213,6 @@ def _recovery_verdict(result: dict) -> str:
             "between seeds).")
 
 
-def _plots(result: dict, out, force: bool) -> list:
-    from ppl_ident.files import atomic_write_json, prepare_output_dir
-    from ppl_ident.reporting.plots import CHECK_FIGURES, plot_jacobian, plot_variability
-
-    out = prepare_output_dir(out, force=force)
-    written = [atomic_write_json(out / "check.json", result)]
-    v = result["variability"]
-    if v.get("applicable", True):
-        what = "transition" if result.get("sequence") and result.get("auxiliary") != \
-            "segment" else "prior"
-        written.append(plot_variability(v, out / CHECK_FIGURES["variability"],
-                                        title=f"true {what}" if result["kind"] == "data"
-                                        else f"learned {what}"))
-    jac = result.get("jacobian") or {}
-    for route in ("encoder", "decoder", "regression"):
-        r = jac.get(route)
-        if r is not None and r.get("applicable", True):
-            written.append(plot_jacobian(r, out / CHECK_FIGURES[f"jacobian_{route}"],
-                                         title=f"{route} route"))
-    return written
-
-
 def run(args) -> int:
     import json
     from pathlib import Path
@@ -271,7 +251,12 @@ def run(args) -> int:
             f"{path} does not exist; pass a simulated .npz (`ppl-ident simulate`) or a run "
             "directory (`ppl-ident fit --out`)."
         )
-    written = _plots(result, Path(args.out), args.force) if args.out else []
+    written = []
+    if args.out:
+        from ppl_ident.reporting.plots import check_out_dir, write_check
+
+        out, own = check_out_dir(args.out, path if result["kind"] == "run" else None)
+        written = write_check(result, out, force=args.force or own)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

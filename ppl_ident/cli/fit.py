@@ -57,7 +57,8 @@ def run(args) -> int:
         # every setting flag but --steps (the total to reach) belongs to the run
         changed = [f for f in changed_settings(args) if f != "--steps"] + \
             (["--force"] if args.force else []) + \
-            [f for f, v in (("--u-col", args.u_col), ("--x-cols", args.x_cols),
+            [f for f, v in (("--u-col", args.u_col), ("--u-kind", args.u_kind),
+                            ("--x-cols", args.x_cols),
                             ("--z-cols", args.z_cols), ("--seq-col", args.seq_col),
                             ("--time-col", args.time_col)) if v is not None]
         if changed:
@@ -87,9 +88,11 @@ def run(args) -> int:
             "pass --force to write into it."
         )
     data, truth, columns = read_data(args.data, table_columns(args))
+    settings = settings_from_args(args)
+    print(f"fitting {_inputs(data, settings, columns)}", flush=True)
     try:
         with _quiet_divergence():
-            fitted = fit_model(data, settings_from_args(args), progress=not args.no_progress,
+            fitted = fit_model(data, settings, progress=not args.no_progress,
                                truth=truth, checkpoint_dir=out,
                                checkpoint_every=args.checkpoint_every, data_path=args.data,
                                columns=columns)
@@ -97,6 +100,23 @@ def run(args) -> int:
         return _aborted(out)
     _test_verdict(fitted, data, args)
     return _finish(out, fitted, args.data, args, data, truth, columns)
+
+
+def _inputs(data, settings, columns) -> str:
+    """The line that says what the fit reads (x columns, u and its kind, n), with the
+    settings checked as the fit checks them (their warnings are the fit's to print)."""
+    import warnings
+
+    from ppl_ident.workflow import checked_settings, input_line, input_summary
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        family, s = checked_settings(data, settings)
+    u, labels = family.prepare_inputs(data.u, s.model)
+    return input_line(input_summary(
+        data_dim=data.x.shape[-1], latent_dim=s.latent_dim,
+        n_domains=None if labels is None else len(labels),
+        continuous_u=u is not None and labels is None, columns=columns))
 
 
 def _test_verdict(fitted, data, args) -> None:

@@ -30,6 +30,10 @@ def add_arguments(p):
     p.add_argument("--calibration-draws", type=positive_int, default=400,
                    help="guide draws per observation for intervals (fresh draws are taken "
                         "when posterior.nc holds fewer)")
+    p.add_argument("--check-points", type=nonneg_int, default=256,
+                   help="when the run has no check (ppl-ident check RUN --out RUN), run it on "
+                        "this many rows and write it into RUN/check for the identifiability "
+                        "sections (0: skip)")
     p.add_argument("--seed", type=nonneg_int, default=0,
                    help="seed of the guide draws, NUTS and the importance samples")
 
@@ -48,6 +52,10 @@ def run(args) -> int:
                        nuts_obs=args.nuts_obs, nuts_warmup=args.nuts_warmup,
                        nuts_samples=args.nuts_samples, nuts_chains=args.nuts_chains,
                        marginal_samples=args.marginal_samples,
-                       calibration_draws=args.calibration_draws, seed=args.seed)
+                       calibration_draws=args.calibration_draws, seed=args.seed,
+                       check_points=args.check_points)
     print(f"wrote {res.html} ({len(res.sections)} sections, {res.timings['total']:.1f}s)")
+    flagged = (res.numbers.get("ppc") or {}).get("message")
+    if flagged:
+        print(f"posterior predictive check: {flagged}")
     return 0

@@ -215,7 +215,8 @@ def read_data(path, columns: Columns | None = None
         if columns is not None and not columns.is_empty():
             raise InputError(
                 f"{path} is a {kind} directory, whose arrays are named x, u and z; --u-col, "
-                "--x-cols and --z-cols apply to CSV and Parquet tables only. Drop them."
+                "--u-kind, --x-cols and --z-cols apply to CSV and Parquet tables only. Drop "
+                "them."
             )
         arrays = _read_npy_dir(path) if kind == "npy" else _read_zarr(path)
         dataset = validate_dataset(arrays, source=str(path))
@@ -225,9 +226,9 @@ def read_data(path, columns: Columns | None = None
         return validate_dataset(arrays, source=str(path)), None, resolved
     if columns is not None and not columns.is_empty():
         raise InputError(
-            f"{path} is an .npz file, whose arrays are named x, u and z; --u-col, --x-cols and "
-            "--z-cols apply to CSV and Parquet tables only. Drop them, or rename the arrays "
-            "in the file."
+            f"{path} is an .npz file, whose arrays are named x, u and z; --u-col, --u-kind, "
+            "--x-cols and --z-cols apply to CSV and Parquet tables only. Drop them, or rename "
+            "the arrays in the file."
         )
     _check_members(path, scan_npz(path))
     try:

@@ -7,9 +7,14 @@ A table has one row per observation. :class:`Columns` says which columns are wha
     domain labels; string (or categorical, or boolean) columns are domain names, mapped to the
     labels ``0, 1, ...`` in sorted order (the mapping is kept in :attr:`Columns.u_categories`
     so that a later table is coded the same way); float columns are a continuous ``u`` of
-    shape ``(N, 1)``.
+    shape ``(N, 1)``, except that a float column whose values are all whole numbers (speaker
+    codes saved as ``1.0 ... 9.0``) is read as labels, with a warning that names
+    ``--u-kind continuous`` (:attr:`Columns.u_kind` forces a kind).
 ``x``
-    The observed columns (default: every other numeric column, in table order).
+    The observed columns (default: every other numeric column, in table order, less the
+    columns that look like ids, see :func:`id_like_columns`; columns named explicitly are
+    always used). A text column whose cells are mostly numbers is a numeric column with a
+    stray cell: an error naming the column, the row and the cell, never a silent drop.
 ``z`` (optional)
     True latents, for evaluation only.
 ``sequence``, ``time`` (optional, the sequence models)
@@ -28,6 +33,7 @@ This module knows the table formats, not the contract's rules.
 from __future__ import annotations
 
 import difflib
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,7 +42,8 @@ import numpy as np
 from ppl_ident.errors import InputError
 from ppl_ident.files import check_memory
 
-__all__ = ["TABLE_FORMATS", "Columns", "is_table", "read_table_arrays", "table_format"]
+__all__ = ["TABLE_FORMATS", "Columns", "id_like_columns", "is_table", "read_table_arrays",
+           "table_format"]
 
 #: file suffix -> format name
 TABLE_FORMATS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}
@@ -139,9 +146,9 @@ def _hint(name: str, found: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _listing(found: list[str], limit: int = 20) -> str:
-    more = f", ... ({len(found)} in all)" if len(found) > limit else ""
-    return ", ".join(found[:limit]) + more
+def _listing(found: list[str], limit: int = 20, sep: str = ", ") -> str:
+    more = f"{sep}... ({len(found)} in all)" if len(found) > limit else ""
+    return sep.join(found[:limit]) + more
 
 
 def _require(path, names, found, role, flag):
@@ -154,26 +161,163 @@ def _require(path, names, found, role, flag):
         )
 
 
+def _rows_text(path, rows, limit: int = 5) -> str:
+    """0-based positions among the data rows, as a reader finds them: ``data rows 3, 6
+    (counted from 1 below the header; lines 4, 7 of the CSV file)``."""
+    rows = [int(r) for r in rows]
+    more = ", ..." if len(rows) > limit else ""
+    text = (f"data row{'s' if len(rows) > 1 else ''} "
+            f"{', '.join(str(r + 1) for r in rows[:limit])}{more} (counted from 1 below the "
+            "header")
+    if table_format(path) == "CSV":
+        text += (f"; line{'s' if len(rows) > 1 else ''} "
+                 f"{', '.join(str(r + 2) for r in rows[:limit])}{more} of the file")
+    return text + ")"
+
+
+def _unparsed(col):
+    """Boolean mask of the cells of a text column that are present but not numbers."""
+    import pandas as pd
+
+    return (pd.to_numeric(col, errors="coerce").isna() & col.notna()).to_numpy()
+
+
+def _mostly_numbers(col) -> bool:
+    """A text (object) column most of whose cells are numbers: a numeric column with stray
+    text cells (pandas reads one ``"abc"`` among numbers as a text column)."""
+    import pandas as pd
+
+    if not pd.api.types.is_object_dtype(col) and not pd.api.types.is_string_dtype(col):
+        return False
+    present = int(col.notna().sum())
+    return present > 0 and int((~_unparsed(col) & col.notna().to_numpy()).sum()) > present / 2
+
+
+def _stray_cells_error(path, col, name, role):
+    bad = np.flatnonzero(_unparsed(col))
+    first = int(bad[0])
+    cell = _cell(col.iloc[first])
+    return InputError(
+        f"{path}: column {name!r} ({role}) is not numeric: "
+        + (f"its cell {cell!r} in {_rows_text(path, bad[:1])} is not a number"
+           if len(bad) == 1 else
+           f"{len(bad)} of its {len(col)} cells are not numbers, the first {cell!r} in "
+           f"{_rows_text(path, bad[:1])} (all: {_rows_text(path, bad)})")
+        + f"; correct or drop those rows (e.g. df = df[pd.to_numeric(df[{name!r}], "
+        "errors='coerce').notna()]), or leave the column out of --x-cols / --z-cols."
+    )
+
+
 def _numeric_column(path, frame, name, role):
     import pandas as pd
 
     col = frame[name]
+    if _mostly_numbers(col):
+        if _unparsed(col).any():
+            raise _stray_cells_error(path, col, name, role)
+        col = pd.to_numeric(col)   # numbers stored as text (every cell parses)
     if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        bad = next((v for v in col if not isinstance(v, (int, float, np.number))), col.iloc[0])
+        rows = np.flatnonzero(_unparsed(col)) if not pd.api.types.is_bool_dtype(col) else [0]
+        first = int(rows[0]) if len(rows) else 0
         raise InputError(
             f"{path}: column {name!r} ({role}) is not numeric (dtype {col.dtype}, e.g. "
-            f"{bad!r}); convert it to numbers, or leave it out of --x-cols / --z-cols."
+            f"{_cell(col.iloc[first])!r} in {_rows_text(path, [first])}); convert it to "
+            "numbers, or leave it out of --x-cols / --z-cols."
         )
     values = col.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)
     if bad.any():
         rows = np.flatnonzero(bad)
         raise InputError(
-            f"{path}: column {name!r} ({role}) has {bad.sum()} missing, NaN or infinite "
-            f"value(s) (rows {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''}"
-            "); drop or impute those rows before fitting."
+            f"{path}: column {name!r} ({role}) has {len(rows)} missing, NaN or infinite "
+            f"value(s) ({_rows_text(path, rows)}); drop or impute those rows before fitting."
         )
     return values
+
+
+#: fewer rows than this: too little evidence to call a column an id (every column is used)
+ID_MIN_ROWS = 10
+
+
+def id_like_columns(frame, names, groups=None) -> dict:
+    """The columns among ``names`` that hold integer ids or counters, not measurements.
+
+    The rule, for one column: its values are all whole numbers (integer dtype, or floats like
+    ``3.0``), it has at least 3 distinct values, the table at least :data:`ID_MIN_ROWS` rows,
+    and one of
+
+    1. it is monotone (never decreasing, or never increasing) over the whole table, e.g. an
+       utterance or session number of a table sorted by it, or a row number;
+    2. at least half of the steps from one row to the next are +1 (or all -1): a counter
+       that restarts, e.g. a frame index within each utterance;
+    3. its distinct values are as many as the rows and consecutive: a row id, in any order;
+    4. with ``groups`` (the domain labels of ``u``, at least 2 domains): it takes one value in
+       every domain (a domain id or attribute, constant within the domain), or, with 3 rows
+       per domain or more on average, it takes in every domain as many distinct consecutive
+       values as the domain has rows (a row number within the domain).
+
+    An integer-valued measurement (counts, ratings, milliseconds) is kept: it is not monotone
+    over a table of more than a few rows unless the table is sorted by it, its row-to-row
+    steps are +1 only by chance (a Poisson(3) count: about 17 % of steps), and its values in a
+    domain are not exactly consecutive and distinct. Columns named explicitly (``--x-cols``)
+    are never judged.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    names : sequence of str
+        The numeric columns to judge.
+    groups : int array ``(N,)``, optional
+        Domain codes of the rows.
+
+    Returns
+    -------
+    dict
+        ``{name: reason}`` for the columns that look like ids, in the order of ``names``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"frame": np.tile(np.arange(5), 4), "count": [3, 1, 4, 1, 5] * 4})
+    >>> id_like_columns(df, ["frame", "count"])
+    {'frame': 'counts up by 1 from row to row (a counter such as a frame index)'}
+    """
+    out = {}
+    if len(frame) < ID_MIN_ROWS:
+        return out
+    if groups is not None:
+        groups = np.asarray(groups)
+        order = np.argsort(groups, kind="stable")
+        starts = np.flatnonzero(np.r_[True, groups[order][1:] != groups[order][:-1]])
+        sizes = np.diff(np.r_[starts, len(groups)])
+        if len(starts) < 2:
+            groups = None
+    for name in names:
+        v = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.all(np.isfinite(v)) or not np.all(v == np.round(v)):
+            continue
+        distinct = np.unique(v)
+        if len(distinct) < 3:
+            continue
+        step = np.diff(v)
+        if np.all(step >= 0) or np.all(step <= 0):
+            out[name] = "monotone over the table (an id or row number)"
+        elif np.mean(step == 1) >= 0.5 or np.all(step == -1):
+            out[name] = "counts up by 1 from row to row (a counter such as a frame index)"
+        elif len(distinct) == len(v) and distinct[-1] - distinct[0] == len(v) - 1:
+            out[name] = "one distinct value per row (a row id)"
+        elif groups is not None:
+            w = v[order]
+            lo = np.minimum.reduceat(w, starts)
+            hi = np.maximum.reduceat(w, starts)
+            if np.all(lo == hi):
+                out[name] = "one value per domain of u (a domain id or attribute)"
+            elif sizes.mean() >= 3 and np.all(hi - lo == sizes - 1):
+                per = [len(np.unique(w[a:a + k])) for a, k in zip(starts, sizes)]
+                if np.array_equal(per, sizes):
+                    out[name] = "a distinct consecutive value per row of each domain of u " \
+                                "(a row number within the domain)"
+    return out
 
 
 def _is_text(col) -> bool:
@@ -181,6 +325,29 @@ def _is_text(col) -> bool:
 
     return (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)
             or isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col))
+
+
+def _cell(value):
+    """A table value as a message quotes it: NumPy scalars as Python ones (``68``, not
+    ``np.int64(68)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _number(value):
+    """A NumPy or Python number as it reads in a message: ``68``, ``1.5`` (never
+    ``np.int64(68)``)."""
+    value = float(value)
+    return int(value) if value == round(value) and abs(value) < 2**53 else value
+
+
+def u_is_whole(col) -> bool:
+    """A float column of whole numbers only (domain codes saved as ``1.0, 2.0, ...``)."""
+    import pandas as pd
+
+    if not pd.api.types.is_float_dtype(col):
+        return False
+    values = col.to_numpy(dtype=np.float64)
+    return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
 
 
 def _read_u(path, frame, name, kind, categories):
@@ -191,13 +358,20 @@ def _read_u(path, frame, name, kind, categories):
     if col.isna().any():
         rows = np.flatnonzero(col.isna().to_numpy())
         raise InputError(
-            f"{path}: the auxiliary column {name!r} has {len(rows)} missing value(s) (rows "
-            f"{', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''}); drop those "
-            "rows or give them a domain."
+            f"{path}: the auxiliary column {name!r} has {len(rows)} missing value(s) "
+            f"({_rows_text(path, rows)}); drop those rows or give them a domain."
         )
     if kind is None:
         kind = ("categories" if _is_text(col) else
                 "labels" if pd.api.types.is_integer_dtype(col) else "continuous")
+        if kind == "continuous" and u_is_whole(col):
+            values = np.unique(col.to_numpy(dtype=np.float64))
+            kind = "labels"
+            warnings.warn(
+                f"{path}: the auxiliary column {name!r} holds floats that are all whole numbers "
+                f"({len(values)} distinct, {_number(values[0])} to {_number(values[-1])}), so it "
+                "is read as domain labels; if it is a continuous variable, pass --u-kind "
+                "continuous.", stacklevel=4)
     if kind not in U_KINDS:
         raise InputError(f"Unknown kind of u {kind!r}; one of {', '.join(U_KINDS)}.")
     if kind == "categories":
@@ -208,23 +382,29 @@ def _read_u(path, frame, name, kind, categories):
         unseen = sorted(set(names.tolist()) - set(index))
         if unseen:
             raise InputError(
-                f"{path}: the auxiliary column {name!r} has value(s) {unseen[:5]} that the fit "
+                f"{path}: the auxiliary column {name!r} has value(s) "
+                f"{[_cell(v) for v in unseen[:5]]} that the fit "
                 f"did not see (known: {list(categories)[:10]}); the learned prior has no "
                 "parameters for them. Drop those rows or refit including those domains."
             )
         return np.array([index[v] for v in names], np.int64), kind, tuple(categories)
     if _is_text(col):
+        first = int(np.flatnonzero(_unparsed(col))[0]) if _unparsed(col).any() else 0
         raise InputError(
-            f"{path}: the auxiliary column {name!r} holds text (e.g. {col.iloc[0]!r}) but the "
-            f"run was fitted with a numeric u ({kind}); pass the table the run was fitted to, "
-            "or one coded the same way."
+            f"{path}: the auxiliary column {name!r} holds text (e.g. {_cell(col.iloc[first])!r} in "
+            f"{_rows_text(path, [first])}) but u is read as numbers ({kind}: --u-kind, or the "
+            "coding the run was fitted with); pass --u-kind categories, or a table coded the "
+            "same way as the fit's."
         )
     values = col.to_numpy(dtype=np.float64)
     if kind == "labels":
         if not np.all(values == np.round(values)):
+            first = int(np.flatnonzero(values != np.round(values))[0])
             raise InputError(
-                f"{path}: the auxiliary column {name!r} has non-integer values but the run was "
-                "fitted with integer domain labels; pass a table coded the same way."
+                f"{path}: the auxiliary column {name!r} has non-integer values (e.g. "
+                f"{_number(values[first])} in {_rows_text(path, [first])}) but u is read as "
+                "integer domain labels (--u-kind labels, or the coding the run was fitted "
+                "with); pass a table coded the same way, or --u-kind continuous."
             )
         return values.astype(np.int64), kind, None
     return values[:, None], kind, None
@@ -293,21 +473,17 @@ def read_table_arrays(path, columns: Columns | None = None) -> tuple[dict, Colum
         _require(path, [u_name], found, "the auxiliary variable, --u-col", "--u-col")
     z_names = list(cols.z or ())
     _require(path, z_names, found, "true latents, --z-cols", "--z-cols")
+    kind = categories = None
+    if u_name is not None:
+        u_values, kind, categories = _read_u(path, frame, u_name, cols.u_kind,
+                                             cols.u_categories)
     if cols.x is not None:
         x_names = list(cols.x)
         _require(path, x_names, found, "observations, --x-cols", "--x-cols")
     else:
-        import pandas as pd
-
-        x_names = [c for c in found if c != u_name and c not in z_names
-                   and c not in seq_names
-                   and pd.api.types.is_numeric_dtype(frame[c])
-                   and not pd.api.types.is_bool_dtype(frame[c])]
-        if not x_names:
-            raise InputError(
-                f"{path}: no numeric column besides the auxiliary column {u_name!r}; columns "
-                f"found: {_listing(found)}. Name the observed columns with --x-cols."
-            )
+        x_names = _default_x(path, frame, [c for c in found if c != u_name
+                                           and c not in z_names and c not in seq_names],
+                             u_name, u_values if kind in ("labels", "categories") else None)
     roles = [[u_name] if u_name else [], x_names, z_names, seq_names]
     seen: dict = {}
     for names in roles:
@@ -320,10 +496,8 @@ def read_table_arrays(path, columns: Columns | None = None) -> tuple[dict, Colum
                          "--x-cols, --z-cols, --seq-col, --time-col.")
     arrays = {"x": np.stack([_numeric_column(path, frame, c, "observations")
                              for c in x_names], axis=1)}
-    kind = categories = None
     if u_name is not None:
-        arrays["u"], kind, categories = _read_u(path, frame, u_name, cols.u_kind,
-                                                cols.u_categories)
+        arrays["u"] = u_values
     if z_names:
         arrays["z"] = np.stack([_numeric_column(path, frame, c, "true latents")
                                 for c in z_names], axis=1)
@@ -336,6 +510,47 @@ def read_table_arrays(path, columns: Columns | None = None) -> tuple[dict, Colum
     return arrays, resolved
 
 
+def _default_x(path, frame, candidates, u_name, groups):
+    """The default observed columns: the numeric ones, less those that look like ids
+    (:func:`id_like_columns`, with a warning naming them and ``--x-cols``); a text column of
+    numbers with a stray text cell is an error, a text column is left out (named in the
+    warning too)."""
+    import pandas as pd
+
+    numeric, text = [], []
+    for c in candidates:
+        col = frame[c]
+        if _mostly_numbers(col):
+            if _unparsed(col).any():
+                raise _stray_cells_error(path, col, c, "observations, by default every "
+                                                       "numeric column")
+            numeric.append(c)
+        elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            numeric.append(c)
+        else:
+            text.append(c)
+    ids = id_like_columns(frame, numeric, groups)
+    x_names = [c for c in numeric if c not in ids]
+    if not x_names:
+        raise InputError(
+            f"{path}: no numeric column besides the auxiliary column {u_name!r}"
+            + (f" but the id-like column(s) {', '.join(ids)}" if ids else "")
+            + f"; columns found: {_listing(list(frame.columns))}. Name the observed columns "
+            "with --x-cols."
+        )
+    if ids:
+        why = "; ".join(f"{c!r}: {reason}" for c, reason in ids.items())
+        warnings.warn(
+            f"{path}: left out of the default observed columns, as they look like integer ids "
+            f"or counters, not measurements: {why}. To use them, name every observed column "
+            f"with --x-cols (here --x-cols {_listing(x_names + list(ids), 12, ' ')}).",
+            stacklevel=4)
+    if text:
+        warnings.warn(f"{path}: text column(s) {', '.join(text)} left out of the observed "
+                      "columns (not numbers).", stacklevel=4)
+    return x_names
+
+
 def _as_sequences(path, frame, seq_name: str, time_name: str | None, arrays: dict):
     """Long-format rows grouped into equal-length sequences: ``(B, T, ...)`` arrays (sorted by
     sequence id, then by ``time_name`` or row order) and the ids in that order."""
@@ -345,15 +560,15 @@ def _as_sequences(path, frame, seq_name: str, time_name: str | None, arrays: dic
     if col.isna().any():
         rows = np.flatnonzero(col.isna().to_numpy())
         raise InputError(f"{path}: the sequence column {seq_name!r} has {len(rows)} missing "
-                         f"value(s) (rows {', '.join(map(str, rows[:5]))}); give every row "
-                         "the id of its sequence.")
+                         f"value(s) ({_rows_text(path, rows)}); give every row the id of its "
+                         "sequence.")
     codes, ids = pd.factorize(col, sort=True)
     counts = np.bincount(codes)
     if counts.min() != counts.max():
         short = ids[int(np.argmin(counts))]
         raise InputError(
             f"{path}: the sequences in column {seq_name!r} have {counts.min()} to "
-            f"{counts.max()} steps (e.g. {short!r} has {counts.min()}); the sequence models "
+            f"{counts.max()} steps (e.g. {_cell(short)!r} has {counts.min()}); the sequence models "
             f"need sequences of one length: cut them to {counts.min()} steps (e.g. "
             f"df.groupby({seq_name!r}).head({counts.min()})) or split the longer ones.")
     if time_name is not None:
@@ -362,7 +577,7 @@ def _as_sequences(path, frame, seq_name: str, time_name: str | None, arrays: dic
         dup = (np.diff(codes[order]) == 0) & (np.diff(t[order]) == 0)
         if dup.any():
             bad = ids[codes[order][1:][dup][0]]
-            raise InputError(f"{path}: sequence {bad!r} has two rows at the same "
+            raise InputError(f"{path}: sequence {_cell(bad)!r} has two rows at the same "
                              f"{time_name!r}; give every step of a sequence its own time.")
     else:
         order = np.argsort(codes, kind="stable")

@@ -33,6 +33,7 @@ from ppl_ident.diagnostics.jacobian import (
 )
 from ppl_ident.diagnostics.mcc import MCCResult, correlation_matrix, matched_r2, mcc
 from ppl_ident.diagnostics.noise import RECOVERY_DOUBT, implied_recovery, noise_report
+from ppl_ident.diagnostics.predictive import SPREAD_SE_MULTIPLE, SPREAD_TOLERANCE, spread_check
 from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
 from ppl_ident.diagnostics.variability import (
     ExpFamilyReport,
@@ -44,6 +45,7 @@ from ppl_ident.diagnostics.variability import (
 )
 
 __all__ = [
+    "SPREAD_SE_MULTIPLE", "SPREAD_TOLERANCE", "spread_check",
     "ExpFamilyReport", "IdentifiabilityReport", "JacobianReport", "MCCResult",
     "VariabilityReport", "amari_distance", "check_identifiability", "correlation_matrix",
     "exponential_family_condition", "jacobian_decoder_route", "jacobian_encoder_route",

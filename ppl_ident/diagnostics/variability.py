@@ -169,6 +169,10 @@ class IdentifiabilityReport(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 # The seed's condition
 
+#: memory bound (bytes) of one compiled evaluation of the derivatives and differences;
+#: the points are checked in chunks that fit it
+SPECTRUM_BYTES = 256 * 2**20
+
 
 def _first_and_second(log_density, z, aux):
     """``grad`` and the Hessian diagonal of ``log_density(., aux)`` at ``z`` in one pass."""
@@ -206,6 +210,11 @@ def _difference_spectrum(log_density, z_points, aux_values, reference: int, rtol
         return jnp.where(keep, d / jnp.where(keep, norm, 1.0), 0.0)
 
     def spectrum(d):
+        if d.shape[-1] > d.shape[-2]:
+            # A wide (rows x (m-1)) matrix has the singular values of the triangular factor of
+            # its transpose's QR: a (rows x rows) problem. XLA's SVD of the wide matrix itself
+            # works on an (m-1) x (m-1) array per point, 100 GB at 256 points and 9,961 domains.
+            d = jnp.linalg.qr(d.swapaxes(-1, -2), mode="r")
         s = jnp.linalg.svd(d, compute_uv=False)
         top = s[:, :1]
         s = jnp.where(top > 0, s / jnp.where(top > 0, top, 1.0), 0.0)
@@ -408,8 +417,21 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
     z, m = _check_inputs(log_density, z_points, aux_values, reference, rtol, min_share)
     n = z.shape[1]
     aux = jax.tree_util.tree_map(jnp.asarray, aux_values)
-    out = _difference_spectrum(_hashable(log_density), z, aux, int(reference), float(rtol))
-    sv, rank, rank_a, rank_b, finite, moves_a, moves_b, parallel = map(np.asarray, out)
+    fn = _hashable(log_density)
+    # Points in chunks of one size (the last one padded by repeating a point), so that the
+    # per-point arrays (derivatives (m, n, n), differences (2n, m-1)) stay within
+    # SPECTRUM_BYTES whatever the number of auxiliary values, with one compilation.
+    chunk = int(max(1, min(len(z), SPECTRUM_BYTES // (4 * m * (n * n + 16 * n)))))
+    parts = []
+    for start in range(0, len(z), chunk):
+        block = z[start:start + chunk]
+        pad = chunk - len(block)
+        if pad:
+            block = jnp.concatenate([block, jnp.repeat(block[-1:], pad, axis=0)])
+        out = _difference_spectrum(fn, block, aux, int(reference), float(rtol))
+        parts.append([np.asarray(a)[:chunk - pad] for a in out])
+    sv, rank, rank_a, rank_b, finite, moves_a, moves_b, parallel = (
+        np.concatenate(column) for column in zip(*parts))
     req = 2 * n
     ok = finite & (rank >= req)
     share = float(ok.mean())

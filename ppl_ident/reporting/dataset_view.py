@@ -18,7 +18,7 @@ import numpy as np
 from ppl_ident.reporting.page import pyplot, save_figure
 
 __all__ = ["agreement_section", "plot_seed_agreement", "plot_prior_table", "plot_latents_by_domain",
-           "plot_posterior_sd", "FONT"]
+           "plot_posterior_sd", "FONT", "MAX_LEGEND_DOMAINS"]
 
 #: Base font size (pt) of these figures.
 FONT = 12
@@ -77,11 +77,21 @@ def plot_prior_table(loc, sd, domain_names, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+#: the most domains drawn in categorical colours with a legend; beyond, each domain is
+#: summarised by its mean and spread (a legend of more names than this is not read)
+MAX_LEGEND_DOMAINS = 20
+
+
 def plot_latents_by_domain(mean, u, domain_names, path: Path, max_points: int = 5000,
                            seed: int = 0) -> Path:
     """Pairs of latents (posterior means of every row, a seeded subset of at most
-    ``max_points``), coloured by domain: a legend with the domain names for up to 10 domains,
-    a colour bar over the domain index beyond."""
+    ``max_points``), by domain.
+
+    Up to :data:`MAX_LEGEND_DOMAINS` domains: one categorical colour per domain (``tab10``,
+    ``tab20`` above 10) and a legend with the domain names. More domains: the rows in grey
+    and, per domain, its mean with bars of plus and minus one standard deviation along each
+    latent, in colours that only tell neighbours apart (no legend: the summary shows how the
+    domains differ in position and spread, which is what identifiability needs)."""
     plt = _style()
     mean = np.asarray(mean, float)
     n = mean.shape[1]
@@ -95,26 +105,44 @@ def plot_latents_by_domain(mean, u, domain_names, path: Path, max_points: int = 
     u = None if u is None else np.asarray(u)[keep]
     fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs) + 1.5, 5.0),
                              constrained_layout=True, squeeze=False)
-    names = [str(d) for d in domain_names] if domain_names is not None else None
+    labels = u is not None and u.ndim == 1
+    n_dom = 0
+    if labels:
+        n_dom = len(domain_names) if domain_names is not None else int(u.max()) + 1
+        names = ([str(d) for d in domain_names] if domain_names is not None
+                 else [str(k) for k in range(n_dom)])
+    few = labels and n_dom <= MAX_LEGEND_DOMAINS
+    cmap = plt.get_cmap("tab10" if n_dom <= 10 else "tab20")
     for ax, (a, b) in zip(axes[0], pairs):
-        if u is None or u.ndim != 1:
+        if u is not None and not labels:   # continuous u: its first column as colour
+            sc = ax.scatter(m[:, a], m[:, b], s=4, alpha=0.6, c=u[:, 0], cmap="viridis")
+            fig.colorbar(sc, ax=ax, label="u (first column)")
+        elif not labels:
             ax.scatter(m[:, a], m[:, b], s=4, alpha=0.5)
-        elif names is not None and len(names) <= 10:
-            cmap = plt.get_cmap("tab10")
+        elif few:
             for k, name in enumerate(names):
                 sel = u == k
-                ax.scatter(m[sel, a], m[sel, b], s=4, alpha=0.6, color=cmap(k), label=name)
+                ax.scatter(m[sel, a], m[sel, b], s=4, alpha=0.6, color=cmap(k % cmap.N),
+                           label=name)
         else:
-            sc = ax.scatter(m[:, a], m[:, b], s=4, alpha=0.6, c=u, cmap="viridis")
+            ax.scatter(m[:, a], m[:, b], s=3, alpha=0.25, color="0.6", zorder=1)
+            for k in np.unique(u):
+                sel = m[u == k]
+                ax.errorbar(sel[:, a].mean(), sel[:, b].mean(), xerr=sel[:, a].std(),
+                            yerr=sel[:, b].std(), fmt="o", ms=4, lw=1.0,
+                            color=cmap(int(k) % cmap.N), zorder=2)
         ax.set_xlabel(f"z{a} (posterior mean)")
         ax.set_ylabel(f"z{b} (posterior mean)")
-    if u is not None and u.ndim == 1:
-        if names is not None and len(names) <= 10:
-            axes[0, -1].legend(title="domain (u)", markerscale=4, loc="center left",
-                               bbox_to_anchor=(1.02, 0.5))
-        else:
-            fig.colorbar(sc, ax=axes[0, -1], label="domain index (u)")
-    fig.suptitle(f"latents of {len(keep)} rows, coloured by domain")
+    if few:
+        axes[0, -1].legend(title="domain (u)", markerscale=4, loc="center left",
+                           bbox_to_anchor=(1.02, 0.5), ncol=1 if n_dom <= 10 else 2)
+    title = f"latents of {len(keep)} rows"
+    if labels and not few:
+        title += (f" (grey) and of each of the {n_dom} domains:\nmean ± 1 sd per latent "
+                  "(colours only tell neighbours apart)")
+    elif labels:
+        title += ", coloured by domain"
+    fig.suptitle(title)
     return save_figure(fig, path)
 
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from ppl_ident.files import atomic_write_bytes
 
-__all__ = ["CHECK_FIGURES", "CHECK_SECTIONS", "check_figures", "plot_jacobian",
-           "plot_variability"]
+__all__ = ["CHECK_DIR", "CHECK_FIGURES", "CHECK_SECTIONS", "check_figures", "check_out_dir",
+           "plot_jacobian", "plot_variability", "write_check"]
 
 #: The figures ``ppl-ident check --out DIR`` writes (name -> file); ``ppl-ident report`` embeds
 #: them when ``DIR`` is the run directory or one of its sub-directories (``--out RUN/check``).
@@ -25,6 +25,46 @@ CHECK_FIGURES = {"variability": "variability_spectrum.png",
 #: report section -> the figures of :data:`CHECK_FIGURES` it shows
 CHECK_SECTIONS = {"jacobian": ("jacobian_encoder", "jacobian_decoder", "jacobian_regression"),
                   "variability": ("variability",)}
+
+
+#: where ``ppl-ident check RUN --out RUN`` and the report put a run's check
+CHECK_DIR = "check"
+
+
+def check_out_dir(out, run=None) -> tuple[Path, bool]:
+    """Where the check of ``run`` writes for ``--out out``, and whether it may replace the
+    files there without ``--force``: the run directory itself, or its ``check``
+    sub-directory, mean ``RUN/check`` (the check's own files, replaced when checked again);
+    any other directory is used as given (a non-empty one needs ``--force``)."""
+    out = Path(out)
+    if run is not None and Path(run).is_dir():
+        run = Path(run).resolve()
+        if out.resolve() in (run, run / CHECK_DIR):
+            return run / CHECK_DIR, True
+    return out, False
+
+
+def write_check(result: dict, out, force: bool = False) -> list:
+    """Write a check's ``check.json`` and its figures (the variability spectrum, the Jacobian
+    heatmaps of the routes that apply) into ``out``; returns the paths written."""
+    from ppl_ident.files import atomic_write_json, prepare_output_dir
+
+    out = prepare_output_dir(out, force=force)
+    written = [atomic_write_json(out / "check.json", result)]
+    v = result["variability"]
+    if v.get("applicable", True):
+        what = "transition" if result.get("sequence") and result.get("auxiliary") != \
+            "segment" else "prior"
+        written.append(plot_variability(v, out / CHECK_FIGURES["variability"],
+                                        title=f"true {what}" if result["kind"] == "data"
+                                        else f"learned {what}"))
+    jac = result.get("jacobian") or {}
+    for route in ("encoder", "decoder", "regression"):
+        r = jac.get(route)
+        if r is not None and r.get("applicable", True):
+            written.append(plot_jacobian(r, out / CHECK_FIGURES[f"jacobian_{route}"],
+                                         title=f"{route} route"))
+    return written
 
 
 def check_figures(run) -> dict:

@@ -14,9 +14,13 @@ when present, the data file named in ``config.json``) and writes, next to them:
 - ``report.json``: calibration, NUTS comparison, marginal likelihood (the numbers in the
   tables);
 - ``report.html`` with every figure embedded (base64), the tables, and the Jacobian heatmaps
-  and sufficient-variability spectrum written by ``ppl-ident check RUN --out DIR``
-  (:data:`ppl_ident.reporting.plots.CHECK_FIGURES`) when ``DIR`` is the run directory or a
-  sub-directory of it (``RUN/check``).
+  and sufficient-variability spectrum of the run's identifiability check
+  (:data:`ppl_ident.reporting.plots.CHECK_FIGURES`): those written by ``ppl-ident check RUN
+  --out RUN`` (which writes into ``RUN/check``) or ``--out RUN/SUBDIR``; when the run has
+  none, the report runs the check itself (:func:`ppl_ident.workflow.check_run` on
+  ``check_points`` rows, 256 by default, as ``ppl-ident check RUN`` does) and writes it into
+  ``RUN/check``, so the identifiability sections are always there (``check_points=0``, CLI
+  ``--check-points 0``, skips it).
 
 Runs of the sequence family's models get their own report,
 written by :func:`ppl_ident.reporting.sequence_report.build_sequence_report`: latent
@@ -31,6 +35,7 @@ import html
 import json
 import re
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -67,12 +72,13 @@ from ppl_ident.reporting.page import (
     table,
     write_page,
 )
-from ppl_ident.reporting.plots import CHECK_SECTIONS, check_figures
+from ppl_ident.reporting.plots import CHECK_DIR, CHECK_SECTIONS, check_figures
 from ppl_ident.reporting.verdict import verdict_html
 from ppl_ident.reporting.sequence_report import build_sequence_report
 from ppl_ident.workflow import load_run, model_inputs
 
-__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report"]
+__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report", "ensure_check", "find_check",
+           "log_px_text", "ppc_numbers"]
 
 SECTIONS = {
     "summary": "Summary",
@@ -130,6 +136,7 @@ def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
     mean = draws.mean(0)
     iv = intervals(draws, level)
+    point = bool(np.all(iv[..., 0] == iv[..., 1]))   # a point estimate: no bars to draw
     for i in range(rows * cols):
         ax = axes.flat[i]
         if i >= n:
@@ -151,10 +158,12 @@ def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path
         ax.set_title(f"true z{i}  <-  {sign}learned z{j}  (R² {alignment.r2[i]:.2f})",
                      fontsize=9)
         ax.set_xlabel(f"true z{i}")
-        ax.set_ylabel(f"aligned posterior mean, {int(level * 100)}% interval")
+        ax.set_ylabel("aligned point estimate z = h(x)" if point else
+                      f"aligned posterior mean, {int(level * 100)}% interval")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(loc="upper left", fontsize=8)
-    fig.suptitle("Posterior (guide) against the true latents", y=1.0)
+    fig.suptitle("Point estimates against the true latents" if point else
+                 "Posterior (guide) against the true latents", y=1.0)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -172,7 +181,9 @@ def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 
     cols = min(n_lat, 3)
     rows = int(np.ceil(n_lat / cols))
     fig, axes = plt.subplots(rows, cols, squeeze=False,
-                             figsize=(3.4 * cols, (0.45 * len(obs) * len(names) + 1.0) * rows))
+                             figsize=(max(6.0, 3.4 * cols),
+                                      (0.45 * len(obs) * len(names) + 1.0) * rows + 0.6))
+    handles, leg_labels = [], []
     for k in range(rows * cols):
         ax = axes.flat[k]
         if k >= n_lat:
@@ -201,10 +212,16 @@ def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 
             handles = list(old.legend_handles) if old is not None else []
             leg_labels = [t.get_text() for t in old.get_texts()] if old is not None else []
             h, lab = ax.get_legend_handles_labels()
-            ax.legend(handles + h, leg_labels + lab, loc="upper right", fontsize=7)
+            if old is not None:
+                old.remove()
+            handles, leg_labels = handles + h, leg_labels + lab
     fig.suptitle(f"{int(level * 100)}% HDI (thin) and interquartile range (thick)",
-                 fontsize=10)
-    fig.tight_layout()
+                 fontsize=11)
+    # the legend below the panels, never over a row of intervals
+    fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 1))
+    if handles:
+        fig.legend(handles, leg_labels, loc="lower center", ncol=len(handles), fontsize=9,
+                   frameon=False)
     return save_figure(fig, path)
 
 
@@ -319,7 +336,7 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                  nuts_warmup: int = 300, nuts_samples: int = 300, nuts_chains: int = 4,
                  forest_obs: int = 3, marginal_samples: int = 100,
                  marginal_obs: int = 1000, calibration_draws: int = 400,
-                 seed: int = 0, truth=None) -> ReportResult:
+                 seed: int = 0, truth=None, check_points: int = 256) -> ReportResult:
     """Write the figures, ``report.json`` and ``report.html`` of a run directory.
     Runs of sequence models are handed to
     :func:`ppl_ident.reporting.sequence_report.build_sequence_report` (which uses
@@ -349,6 +366,9 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         from few draws under-cover by themselves (for a Gaussian, 100 draws give a 90 %
         HDI that covers 87.4 % on average, 400 draws 88.9 %).
     seed : int
+    check_points : int
+        When the run directory holds no ``check.json`` (``ppl-ident check RUN --out RUN``),
+        run that check on this many rows and write it into ``RUN/check`` (0: do not).
     truth : GroundTruth or SequenceTruth, optional
         The simulator's ground truth when ``dataset`` is given as an object (a data file
         carries its own); sequence runs use it for the regime accuracy and the
@@ -373,11 +393,44 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                          f"{fitted.settings.model!r}, but the data's x has shape "
                          f"{np.shape(data.x)}, not {family.data_shape}; pass the fitted data "
                          "with --data FILE.")
+    if check_points:
+        try:
+            ensure_check(run, fitted, data, truth, n_points=check_points, seed=seed)
+        except InputError as err:  # the report stands without it, and says why
+            warnings.warn(f"The report has no identifiability sections: the check of {run} "
+                          f"could not run ({err}).", stacklevel=2)
     return REPORTS[family.name](
         run, fitted, data, truth, heldout=heldout, nuts_obs=nuts_obs, nuts_warmup=nuts_warmup,
         nuts_samples=nuts_samples, nuts_chains=nuts_chains, forest_obs=forest_obs,
         marginal_samples=marginal_samples, marginal_obs=marginal_obs,
         calibration_draws=calibration_draws, seed=seed)
+
+
+def find_check(run: Path) -> Path | None:
+    """The ``check.json`` of a run: in ``RUN/check``, the run directory itself, or the first
+    other sub-directory (by name) that holds one; None when the run has not been checked."""
+    run = Path(run)
+    for cand in [run / CHECK_DIR / "check.json", run / "check.json",
+                 *sorted(run.glob("*/check.json"))]:
+        if cand.is_file():
+            return cand
+    return None
+
+
+def ensure_check(run: Path, fitted, data, truth=None, *, n_points: int = 256,
+                 seed: int = 0) -> Path:
+    """The run's ``check.json``; when there is none, run the identifiability check
+    (:func:`ppl_ident.workflow.check_run`, as ``ppl-ident check RUN --out RUN``) and write it
+    with its figures into ``RUN/check``."""
+    from ppl_ident.reporting.plots import write_check
+    from ppl_ident.workflow import check_run
+
+    found = find_check(run)
+    if found is not None:
+        return found
+    result = check_run(fitted, data, truth, n_points=n_points, seed=seed)
+    write_check(result, Path(run) / CHECK_DIR, force=True)
+    return Path(run) / CHECK_DIR / "check.json"
 
 
 def _sequence_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, forest_obs,
@@ -418,7 +471,7 @@ def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmu
         figures = _figures(run, fitted, post, idatas, numbers, forest_obs, nuts_obs)
     with _timed(timings, "dataset"):
         view_figures, view_parts = _dataset_view(run, fitted, data, config_columns(run), numbers,
-                                                 seed)
+                                                 seed, checked="variability" in figures)
         figures.update(view_figures)
     with _timed(timings, "html"):
         html_parts = {**_html_parts(fitted, data, post, figures, numbers), **view_parts}
@@ -454,10 +507,12 @@ def _domain_names(fitted, columns):
     return [str(cats[int(v)]) for v in labels] if cats else [str(v) for v in labels]
 
 
-def _dataset_view(run: Path, fitted, data, columns, numbers: dict, seed: int):
+def _dataset_view(run: Path, fitted, data, columns, numbers: dict, seed: int,
+                  checked: bool = False):
     """The sections that need no ground truth: seed agreement, the learned prior per domain,
     every row's latents by domain, the posterior sd over all rows (figures, HTML parts; the
-    numbers go into ``numbers``)."""
+    numbers go into ``numbers``). ``checked``: the page has the sufficient-variability
+    section (the prior's caption points to it only then)."""
     from ppl_ident.families.iid.checks import learned_prior_table
     from ppl_ident.reporting.dataset_view import (agreement_section, plot_latents_by_domain,
                                                   plot_posterior_sd, plot_prior_table)
@@ -483,9 +538,11 @@ def _dataset_view(run: Path, fitted, data, columns, numbers: dict, seed: int):
                 for i, d in enumerate(names or range(len(prior["loc"])))]
         parts["prior"] = img(figures["prior"], "learned prior per domain") + (
             "<p>Location / standard deviation of the learned p(z<sub>j</sub> | u) per domain. "
-            "Identifiability needs these to vary across domains (see the sufficient-variability "
-            "section); a latent whose scale is the same in every domain is not pinned down by "
-            "u.</p>") + table(rows, ["domain"] + [f"z{j}" for j in range(n)])
+            "Identifiability needs these to vary across domains ("
+            + ("the sufficient-variability section below checks it" if checked else
+               "<code>ppl-ident check RUN --out RUN</code> checks it, and the report shows it "
+               "then") + "); a latent whose scale is the same in every domain is not pinned "
+            "down by u.</p>") + table(rows, ["domain"] + [f"z{j}" for j in range(n)])
     else:
         parts["prior"] = ("<p>This model has no per-domain prior table (the VAE's prior is "
                           "a standard normal that ignores u; a continuous u enters through a "
@@ -595,7 +652,13 @@ def _marginal_numbers(fitted, data, heldout, max_obs: int, num_samples: int,
     u_m = model_inputs(fitted, np.asarray(held.u)[m_idx])
     ml = log_marginal_likelihood(fitted.spec, fitted.params, np.asarray(held.x[m_idx]), u_m,
                                  num_samples=num_samples, key=jax.random.PRNGKey(seed))
-    return {"data": where, "num_obs": int(len(m_idx)), "K": ml.num_samples,
+    cfg = fitted.spec.config
+    # the exact flow's guide is the point mass at h(x): every importance weight is the
+    # change-of-variables density itself, so the estimate is exact (standard error 0)
+    method = ("exact" if cfg.get("flow") and not cfg.get("flow_noise") else
+              "importance sampling, noisy-flow guide as proposal" if cfg.get("flow_noise")
+              else "importance sampling, encoder as proposal")
+    return {"data": where, "num_obs": int(len(m_idx)), "K": ml.num_samples, "method": method,
             "mean_log_px": ml.mean, "mean_log_px_se": ml.mean_se,
             "median_ess": float(np.median(ml.ess)),
             "elbo_per_obs_train": (fitted.metrics or {}).get("elbo_per_obs")}
@@ -620,13 +683,45 @@ def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
         # no draws of z: no forest plot; the predictive check draws new data from the model
         if "posterior_predictive" in post.idata.groups():
             figures["ppc"] = plot_ppc(post.idata, run / "ppc.png", replicated="model")
+            numbers["ppc"] = ppc_numbers(post.idata)
         return {**figures, **check_figures(run)}
     figures["forest"] = plot_forest(idatas, post.obs[:k], post.var,
                                     None if post.z_true is None else post.z_true[:k],
                                     run / "forest.png")
     figures["ppc"] = plot_ppc(post.idata, run / "ppc.png")
+    numbers["ppc"] = ppc_numbers(post.idata)
     figures.update(check_figures(run))
     return figures
+
+
+def ppc_numbers(idata) -> dict:
+    """The predictive check's number per observed column (:func:`ppl_ident.diagnostics.
+    predictive.spread_check`) from the ``observed_data`` and ``posterior_predictive`` groups
+    that :func:`plot_ppc` draws."""
+    from ppl_ident.diagnostics.predictive import spread_check
+
+    x = idata.observed_data["x"]
+    names = [str(v) for v in x.coords["x_dim"].values] if "x_dim" in x.coords else None
+    rep = np.asarray(idata.posterior_predictive["x"])
+    return spread_check(np.asarray(x), rep.reshape(-1, *rep.shape[2:]), names)
+
+
+def _ppc_html(ppc: dict) -> str:
+    """The table under the predictive check: per column, replicated over observed sd, the
+    bound it is flagged beyond and the predictive p-value, then the flag in words."""
+    rows = [[c, f"{so:.3g}", f"{sr:.3g}", f"{r:.2f}", f"1 ± {b:.2f}", f"{p:.2f}", f]
+            for c, so, sr, r, b, p, f in zip(ppc["columns"], ppc["sd_observed"],
+                                              ppc["sd_replicated"], ppc["ratio"], ppc["bound"],
+                                              ppc["p_value"], ppc["flag"])]
+    verdict = (f"<p><b>{html.escape(ppc['message'])}</b></p>" if ppc["message"] else
+               "<p>Every column's replicated spread is within the bound of the observed one.</p>")
+    return verdict + table(rows, ["column", "sd observed", "sd replicated (median)",
+                                  "ratio", "flagged outside", "p (replicated sd ≥ observed)",
+                                  "flag"]) + (
+        f'<p class="note">{ppc["num_sets"]} replicated data sets of the {ppc["num_obs"]} '
+        "observations. A column is flagged when the ratio leaves 1 by more than 10 % or 3 "
+        "standard errors of the observed sd (whichever is larger); a p-value near 0 means the "
+        "model's replicates are narrower than the data (it under-disperses), near 1 wider.</p>")
 
 
 def _plot_calibration_numbers(run: Path, numbers: dict, n_latent: int) -> Path:
@@ -664,8 +759,9 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
             f'<p class="note">{len(obs)} observations kept in posterior.nc, '
             + ("a point estimate each" if point else f"{len(post.draws)} guide draws each")
             + ". Learned latents are matched to true ones (Hungarian on correlations), then "
-            "mapped by a per-dimension affine fit of the guide's mean on all data; bars are "
-            "90% equal-tailed intervals.</p>")
+            "mapped by a per-dimension affine fit of the guide's mean on all data; "
+            + ("no bars: a point estimate z = h(x) has no interval.</p>" if point else
+               "bars are 90% equal-tailed intervals.</p>"))
     crosses = "Crosses: true values. " if post.z_true is not None else ""
     if "forest" in figures:
         parts["forest"] = img(figures["forest"], "forest plot") + (
@@ -688,6 +784,8 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
                          "posterior over z.</p>")
     if "ppc" in figures:
         parts["ppc"] = img(figures["ppc"], "posterior predictive check")
+        if "ppc" in numbers:
+            parts["ppc"] += _ppc_html(numbers["ppc"])
         if point:
             parts["ppc"] += ('<p class="note">Exact-likelihood flow model: x = h<sup>-1</sup>(z) '
                              "gives back the data for its own z, so the replicated data sets "
@@ -705,8 +803,36 @@ def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) ->
         shown = [img(figures[n], f"{SECTIONS[key]} ({n.replace('_', ' ')})") for n in names
                  if n in figures]
         if shown:
-            parts[key] = "".join(shown) + _optional_html(key, metrics)
+            where = figures[next(n for n in names if n in figures)].parent
+            parts[key] = "".join(shown) + _check_html(key, where) + _optional_html(key, metrics)
     return parts
+
+
+def _check_html(key: str, where: Path) -> str:
+    """What the check in ``where`` (``check.json``) found, in the words of ``ppl-ident
+    check``, for the variability or the Jacobian section."""
+    path = where / "check.json"
+    if not path.is_file():
+        return ""
+    result = json.loads(path.read_text())
+    if key == "variability":
+        v = result.get("variability") or {}
+        if not v.get("applicable", True):
+            text = f"Not applicable: {v.get('reason', '')}"
+        else:
+            holds = ", ".join(v.get("holds") or []) or "none"
+            claim = "satisfies" if v.get("passed") else "is not shown to satisfy"
+            text = (f"The learned prior {claim} the sufficient-variability condition "
+                    f"(conditions that hold: {holds}). {v.get('reason', '')}")
+    else:
+        jac = result.get("jacobian") or {}
+        routes = [f"{r} route: {jac[r]['verdict']} (Amari {jac[r]['amari']:.3f})"
+                  for r in ("encoder", "decoder", "regression")
+                  if isinstance(jac.get(r), dict) and jac[r].get("applicable", True)]
+        text = "; ".join(routes) + "." if routes else ""
+    return (f"<p>{html.escape(text)}</p>" if text else "") + (
+        f'<p class="note">From <code>{html.escape(str(path))}</code> (<code>ppl-ident check '
+        f"RUN --out RUN</code> writes it; the report runs it when it is missing).</p>")
 
 
 def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
@@ -742,8 +868,7 @@ def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
         rows.append(("guide/NUTS 90% width ratio (median)",
                      numbers["nuts"]["width_ratio_90_median"]))
     ml = numbers["marginal"]
-    rows.append((f"log p(x|u) per obs ({ml['data'].split(' (')[0]})",
-                 f"{ml['mean_log_px']:.3f} ± {ml['mean_log_px_se']:.3f}"))
+    rows.append((f"log p(x|u) per obs ({ml['data'].split(' (')[0]})", log_px_text(ml)))
     return (table(rows, ["quantity", "value"]) +
             ("<p>The point estimate z = h(x) of four observations:</p>"
              if is_point_estimate(idata) else
@@ -789,18 +914,34 @@ def _nuts_html(nu) -> str:
             + table(rows, ["quantity", "value"]))
 
 
+def log_px_text(ml: dict) -> str:
+    """``mean log p(x|u)`` with its Monte Carlo error, or ``(exact)`` where there is none (a
+    zero error printed as ``± 0.0000`` would read as a measured certainty)."""
+    if ml.get("method") == "exact" or not ml["mean_log_px_se"]:
+        return f"{ml['mean_log_px']:.4f} (exact)"
+    return f"{ml['mean_log_px']:.4f} ± {ml['mean_log_px_se']:.4f}"
+
+
 def _marginal_html(ml) -> str:
-    rows = [("data", ml["data"]), ("observations", ml["num_obs"]),
-            ("importance samples K", ml["K"]),
-            ("mean log p(x|u) per observation", f"{ml['mean_log_px']:.4f} ± "
-             f"{ml['mean_log_px_se']:.4f}"),
-            ("median importance-weight ESS (of K)", ml["median_ess"]),
-            ("training ELBO per observation", ml["elbo_per_obs_train"])]
-    return ("<p>Importance sampling with the encoder as proposal (see "
-            "<code>ppl_ident.inference.marginal</code>). <code>az.loo</code> on the stored "
-            "conditional log-likelihood is not used: each observation has its own latent, so "
-            "it does not estimate the predictive density of new data.</p>"
-            + table(rows, ["quantity", "value"]))
+    exact = ml.get("method") == "exact"
+    rows = [("data", ml["data"]), ("observations", ml["num_obs"])]
+    if not exact:
+        rows.append(("importance samples K", ml["K"]))
+    rows.append(("mean log p(x|u) per observation", log_px_text(ml)))
+    if not exact:
+        rows.append(("median importance-weight ESS (of K)", ml["median_ess"]))
+    rows.append(("training ELBO per observation", ml["elbo_per_obs_train"]))
+    if exact:
+        how = ("Exact: the flow's change of variables, log p(x | u) = log p(h(x) | u) + "
+               "log |det J<sub>h</sub>(x)| (for d &gt; n with the discarded directions scored "
+               "as isotropic Gaussian noise), with no sampling and so no Monte Carlo error.")
+    else:
+        how = (f"Importance sampling ({html.escape(ml.get('method', 'encoder as proposal'))}; "
+               "see <code>ppl_ident.inference.marginal</code>); ± is the Monte Carlo standard "
+               "error.")
+    return (f"<p>{how} <code>az.loo</code> on the stored conditional log-likelihood is not "
+            "used: each observation has its own latent, so it does not estimate the predictive "
+            "density of new data.</p>" + table(rows, ["quantity", "value"]))
 
 
 def _optional_html(key, metrics) -> str:

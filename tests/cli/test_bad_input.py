@@ -124,7 +124,7 @@ def bad_data_files(draw):
         "wrong_dtype", "bad_rank", "empty", "nonfinite", "object", "pickle_file",
         "pickle_member", "not_zip", "truncated_zip", "huge_header", "mismatched_length",
         "bad_labels", "missing_key", "beyond_float32", "sequence_for_iid", "bad_truth",
-        "single_domain", "corrupt_header",
+        "single_domain", "corrupt_header", "one_row_domains",
     ]))
     raw = None  # bytes to write instead of an npz of `arrays`
     if kind == "wrong_dtype":
@@ -207,6 +207,15 @@ def bad_data_files(draw):
         raw = _zip({**{k: _npy(v) for k, v in arrays.items()}, f"{key}.npy": member})
     elif kind == "single_domain":
         arrays["u"] = np.full(N, draw(st.integers(0, 100)))
+    elif kind == "one_row_domains":
+        # every row its own domain (a row or utterance id as u), or one lone row among domains
+        # of several
+        u = rng.permutation(N) if draw(st.booleans()) else np.r_[np.repeat([0, 1], N // 2 - 1),
+                                                                 [2, 2]]
+        lone = draw(st.integers(0, N - 1))
+        if u.max() < N - 1:
+            u[lone] = 7
+        arrays["u"] = (u + draw(st.integers(0, 100))).astype(np.int64)
     return kind, arrays, raw
 
 
@@ -399,6 +408,42 @@ def test_existing_outputs_are_never_overwritten_without_force(good_file, tmp_pat
     (demo / "keep.txt").write_text("precious")
     run_cli(["demo", "--out", demo], capsys, "existing outputs")
     assert data.read_bytes() == b"precious" and (demo / "keep.txt").read_text() == "precious"
+
+
+def _table_traps(tmp_path):
+    """``(kind, argv)``: tables that once slipped through (issue 33): a stray text cell in a
+    numeric column, one row per domain, fractional values read as labels."""
+    rng = np.random.default_rng(0)
+    rows = 60
+    df = {"speaker": np.repeat(np.arange(1.0, 7.0), rows // 6), "a": rng.normal(size=rows),
+          "b": rng.normal(size=rows), "utt": rng.permutation(rows)}
+    import pandas as pd
+
+    frame = pd.DataFrame(df)
+    stray = frame.astype({"b": object})
+    stray.loc[41, "b"] = "abc"
+    stray.to_csv(tmp_path / "stray.csv", index=False)
+    frame.to_csv(tmp_path / "rec.csv", index=False)
+    frame.assign(speaker=frame["speaker"] + 0.5).to_csv(tmp_path / "half.csv", index=False)
+    return [("stray_cell", [tmp_path / "stray.csv", "--u-col", "speaker"]),
+            ("stray_cell_named", [tmp_path / "stray.csv", "--u-col", "speaker", "--x-cols",
+                                  "a,b"]),
+            ("one_row_domains", [tmp_path / "rec.csv", "--u-col", "utt", "--x-cols", "a", "b"]),
+            ("fractional_labels", [tmp_path / "half.csv", "--u-col", "speaker", "--u-kind",
+                                   "labels"])]
+
+
+def test_table_traps_exit_2_naming_the_cell_or_the_fix(tmp_path, capsys):
+    want = {"stray_cell": "'abc' in data row 42 (counted from 1 below the header; line 43",
+            "stray_cell_named": "column 'b' (observations) is not numeric",
+            "one_row_domains": "60 of them have fewer than 2 rows (e.g. label 0, 1 row)",
+            "fractional_labels": "non-integer values (e.g. 1.5 in data row 1"}
+    for kind, args in _table_traps(tmp_path):
+        out = tmp_path / f"run_{kind}"
+        err = run_cli(["fit", *args, "--out", out, "--steps", 1, "--no-progress"], capsys,
+                      "tables", out, "")
+        assert want[kind] in err, err
+        assert "np.int64" not in err and "np.float64" not in err
 
 
 def test_real_subprocesses_exit_2_without_traceback(tmp_path):

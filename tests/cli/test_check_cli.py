@@ -208,3 +208,19 @@ def test_noisy_flow_fit_and_check_say_what_the_noise_leaves(workdir, capsys):
     # the variational model has its own noise; --flow-noise with --no-flow is refused
     assert main(["fit", str(data), "--out", str(root / "refused"), "--flow-noise",
                  "--no-flow", "--steps", "5"]) == 2
+
+
+def test_check_out_run_writes_into_run_check_without_force(workdir, capsys):
+    """`check RUN --out RUN`, as the README suggests, writes RUN/check (the report's place
+    for it) and replaces an earlier check there; any other non-empty --out needs --force."""
+    root, _, run = workdir
+    quick = ["--points", "16", "--null-fits", "0"]
+    for _ in range(2):
+        assert main(["check", str(run), "--out", str(run), *quick]) == 0
+        assert f"{run / 'check' / 'check.json'}" in capsys.readouterr().out
+    assert json.loads((run / "check" / "check.json").read_text())["kind"] == "run"
+    assert main(["check", str(run), "--out", str(run / "check"), *quick]) == 0
+    other = root / "elsewhere"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    assert main(["check", str(run), "--out", str(other), *quick]) == 2

@@ -95,12 +95,91 @@ def test_a_missing_or_wrong_column_names_the_columns_found(arrays, tmp_path, col
 def test_missing_values_name_the_column_and_rows(arrays, tmp_path):
     df = _frame(*arrays)
     df.loc[[2, 5], "ch1"] = np.nan
-    with pytest.raises(InputError, match=r"column 'ch1'.*2 missing.*rows 2, 5"):
+    with pytest.raises(InputError,
+                       match=r"column 'ch1'.*2 missing.*data rows 3, 6 .*lines 4, 7 of the file"):
         read_data(_write(df, tmp_path / "d.csv"), Columns(u="site"))
     df = _frame(*arrays)
     df.loc[3, "site"] = None
-    with pytest.raises(InputError, match=r"auxiliary column 'site' has 1 missing.*rows 3"):
+    with pytest.raises(InputError, match=r"auxiliary column 'site' has 1 missing.*data row 4 "):
         read_data(_write(df, tmp_path / "e.csv"), Columns(u="site"))
+
+
+def _recording(rng, rows=600):
+    """A long table shaped like a speech recording: 9 speakers (codes saved as floats), 30
+    utterances of 20 frames, id columns ``utterance`` and ``frame``, four measured channels
+    and an integer count measurement."""
+    df = pd.DataFrame({"speaker": np.repeat(np.arange(1.0, 10.0), rows // 9 + 1)[:rows],
+                       "utterance": np.repeat(np.arange(rows // 20), 20),
+                       "frame": np.tile(np.arange(20), rows // 20)})
+    for j in range(4):
+        df[f"lpc{j}"] = rng.normal(size=rows)
+    df["count"] = rng.poisson(3, size=rows)
+    return df
+
+
+def test_id_columns_are_left_out_of_the_default_x_by_name(rng, tmp_path):
+    path = _write(_recording(rng), tmp_path / "rec.csv")
+    with pytest.warns(UserWarning) as record:
+        data, _, cols = read_data(path, Columns(u="speaker"))
+    # the integer measurement stays; the utterance number and the frame counter do not
+    assert cols.x == ("lpc0", "lpc1", "lpc2", "lpc3", "count") and data.x.shape == (600, 5)
+    text = " ".join(str(w.message) for w in record)
+    assert "'utterance': monotone" in text and "'frame': counts up by 1" in text
+    assert "--x-cols lpc0 lpc1 lpc2 lpc3 count utterance frame" in text
+    # named explicitly, an id column is used
+    data, _, cols = read_data(path, Columns(u="speaker", x=("lpc0", "frame")))
+    assert cols.x == ("lpc0", "frame")
+    np.testing.assert_array_equal(data.x[:, 1], np.tile(np.arange(20), 30))
+
+
+def test_the_id_rule_keeps_integer_measurements_and_finds_ids_in_any_order(rng):
+    from ppl_ident.data.tables import id_like_columns
+
+    n = 400
+    groups = rng.permutation(np.repeat(np.arange(8), n // 8))         # domains in any order
+    trial = np.zeros(n, int)
+    for g in range(8):
+        trial[groups == g] = rng.permutation(n // 8)
+    df = pd.DataFrame({
+        "count": rng.poisson(3, n), "rating": rng.integers(1, 6, n),
+        "ms": rng.integers(200, 2000, n), "age": rng.integers(18, 80, n),
+        "row": rng.permutation(n) + 1,                                    # a shuffled row id
+        "site_code": 10 * groups + 7,                                     # one value per domain
+        "trial": trial,                                                   # within domain
+    })
+    found = id_like_columns(df, list(df.columns), groups)
+    assert list(found) == ["row", "site_code", "trial"]
+    assert "row id" in found["row"] and "one value per domain" in found["site_code"]
+    assert "row number within the domain" in found["trial"]
+    # measurements that are floats, constant, or from a tiny table are never judged
+    assert id_like_columns(df.assign(row=df["row"] + 0.5), ["row"]) == {}
+    assert id_like_columns(df.head(9), ["row"]) == {}
+
+
+def test_a_stray_text_cell_names_the_column_row_and_cell(rng, tmp_path):
+    df = _recording(rng)
+    df["lpc2"] = df["lpc2"].astype(object)
+    df.loc[67, "lpc2"] = "abc"
+    path = _write(df, tmp_path / "rec.csv")
+    want = r"column 'lpc2' .*its cell 'abc' in data row 68 .*line 69 of the file"
+    with pytest.raises(InputError, match=want):           # by default: never a silent drop
+        read_data(path, Columns(u="speaker"))
+    with pytest.raises(InputError, match=want):
+        read_data(path, Columns(u="speaker", x=("lpc0", "lpc2")))
+    df.loc[70, "lpc2"] = "n/a?"
+    with pytest.raises(InputError, match=r"2 of its 600 cells are not numbers, the first 'abc'"):
+        read_data(_write(df, tmp_path / "two.csv"), Columns(u="speaker"))
+
+
+def test_float_codes_of_u_are_labels_unless_told_continuous(rng, tmp_path):
+    path = _write(_recording(rng), tmp_path / "rec.parquet")
+    with pytest.warns(UserWarning, match=r"'speaker' holds floats that are all whole numbers "
+                                         r"\(9 distinct, 1 to 9\).*--u-kind continuous"):
+        data, _, cols = read_data(path, Columns(u="speaker", x=("lpc0", "lpc1")))
+    assert cols.u_kind == "labels" and data.u.dtype == np.int32 and data.u.max() == 9
+    data, _, cols = read_data(path, Columns(u="speaker", x=("lpc0", "lpc1"),
+                                            u_kind="continuous"))
+    assert cols.u_kind == "continuous" and data.u.shape == (600, 1)
 
 
 def test_the_contract_checks_apply_to_tables(arrays, tmp_path):
@@ -206,3 +285,17 @@ def test_bad_sequence_tables_name_the_fix(tmp_path, edit, columns, match):
     edit(df).to_csv(path, index=False)
     with pytest.raises(InputError, match=match):
         read_data(path, Columns(**columns))
+
+
+def test_messages_quote_numeric_ids_and_cells_as_plain_numbers(tmp_path):
+    """Integer sequence ids and boolean cells are quoted as a reader wrote them, never as
+    ``np.int64(68)`` or ``np.True_``."""
+    df = pd.DataFrame({"utt": np.r_[np.repeat(np.arange(60, 70), 5), [68]],
+                       "a": np.arange(51.0), "flag": [True, False] * 25 + [True]})
+    path = _write(df, tmp_path / "seq.csv")
+    with pytest.raises(InputError, match=r"\(e\.g\. 60 has 5\)") as err:
+        read_data(path, Columns(sequence="utt", x=("a",)))
+    assert "np." not in str(err.value)
+    with pytest.raises(InputError, match=r"dtype bool, e\.g\. True in data row 1 ") as err:
+        read_data(path, Columns(sequence="utt", x=("a", "flag")))
+    assert "np." not in str(err.value)

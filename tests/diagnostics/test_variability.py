@@ -219,3 +219,35 @@ def test_numpy_table_indexed_by_traced_aux_names_the_fix(rng):
     with pytest.raises(InputError, match="jnp.asarray"):
         sufficient_variability(lambda z, u: st.norm.logpdf(z, 0.0, table[u]).sum(),
                                rng.standard_normal((4, N)), np.arange(3))
+
+
+def test_points_in_chunks_give_the_report_of_one_pass(monkeypatch):
+    """Chunked points (the last chunk padded) give the same report as one pass."""
+    import ppl_ident.diagnostics.variability as variability
+
+    rng = np.random.default_rng(3)
+    loc, scale = jnp.asarray(rng.normal(size=(7, 2))), jnp.asarray(rng.uniform(0.5, 2, (7, 2)))
+
+    def logp(z, u):
+        return jax.scipy.stats.norm.logpdf(z, loc[u], scale[u]).sum()
+
+    z = rng.normal(size=(11, 2))
+    whole = variability.sufficient_variability(logp, z, np.arange(7))
+    monkeypatch.setattr(variability, "SPECTRUM_BYTES", 4 * 7 * (4 + 32) * 4)  # 4 points a chunk
+    parts = variability.sufficient_variability(logp, z, np.arange(7))
+    assert parts.rank == whole.rank == 4 and parts.share_passing == whole.share_passing
+    np.testing.assert_allclose(parts.singular_values, whole.singular_values, rtol=1e-5)
+
+
+def test_thousands_of_domains_fit_in_memory():
+    """9,961 one-row domains once asked XLA for 100 GB (an SVD of a (m-1) x (m-1) array per
+    point); the spectrum of the (2n x (m-1)) differences needs only a (2n x 2n) factor."""
+    rng = np.random.default_rng(4)
+    m = 5000
+    loc, scale = jnp.asarray(rng.normal(size=(m, 2))), jnp.asarray(rng.uniform(0.5, 2, (m, 2)))
+
+    def logp(z, u):
+        return jax.scipy.stats.norm.logpdf(z, loc[u], scale[u]).sum()
+
+    report = sufficient_variability(logp, rng.normal(size=(256, 2)), np.arange(m))
+    assert report.rank == 4 and report.passed and report.n_aux == m

@@ -87,8 +87,9 @@ def test_cli_report_without_optional_sections(run_dir):
     from ppl_ident.cli import main
 
     shutil.rmtree(run_dir / "check", ignore_errors=True)
+    # --check-points 0: the report does not run the check the run lacks
     rc = main(["report", str(run_dir), "--nuts-obs", "0", "--marginal-samples", "5",
-               "--calibration-draws", "100",
+               "--calibration-draws", "100", "--check-points", "0",
                "--heldout", str(run_dir.parent / "data.npz")])
     assert rc == 0
     page = (run_dir / "report.html").read_text()
@@ -134,6 +135,18 @@ def test_report_of_a_flow_run_shows_point_estimates(tmp_path, small_data):
     assert "point estimate z = h(x) of four observations" in page
     assert "no intervals to calibrate" in page and "az.summary" not in page
     assert res.idata["guide"].point_estimate["z"].dims == ("obs", "latent")
+    # captions say what is drawn: no interval bars for a point estimate, an exact marginal
+    # likelihood without a Monte Carlo error, no encoder that the flow does not have
+    assert "no bars: a point estimate" in page and "bars are 90%" not in page
+    assert res.numbers["marginal"]["method"] == "exact" and "(exact)" in page
+    assert "± 0.0000" not in page and "encoder as proposal" not in page
+    # the run had no check: the report ran it into RUN/check and shows what it found
+    assert (run / "check" / "check.json").is_file() and 'id="variability"' in page
+    assert "the sufficient-variability section below checks it" in page
+    ppc = res.numbers["ppc"]
+    assert len(ppc["ratio"]) == data.x.shape[1] and set(ppc["flag"]) <= {"ok", "too narrow",
+                                                                        "too wide"}
+    assert "sd replicated (median)" in page
 
 
 def test_report_on_data_without_z_shows_the_evidence_that_needs_none(tmp_path, small_data):
@@ -189,3 +202,25 @@ def test_report_heldout_table_is_read_with_the_runs_column_mapping(tmp_path, sma
     assert numbers["marginal"]["data"] == "held-out data"
     assert numbers["marginal"]["num_obs"] == len(table) // 2
     assert numbers["learned_prior"]["domains"] == [f"s{k}" for k in range(5)]
+
+
+@pytest.mark.parametrize("n_domains, legend", [(15, True), (40, False)])
+def test_latents_by_domain_in_categories_up_to_20_domains(monkeypatch, tmp_path, n_domains,
+                                                          legend):
+    """Up to 20 domains: one categorical colour each and a legend; beyond: no legend, each
+    domain's mean and spread over grey rows (40 domains once shared a continuous scale)."""
+    import ppl_ident.reporting.dataset_view as view
+
+    drawn = {}
+    monkeypatch.setattr(view, "save_figure", lambda fig, path: drawn.setdefault("fig", fig))
+    rng = np.random.default_rng(0)
+    u = np.repeat(np.arange(n_domains), 30)
+    view.plot_latents_by_domain(rng.normal(size=(len(u), 2)), u, None, tmp_path / "l.png")
+    ax = drawn["fig"].axes[0]
+    assert (ax.get_legend() is not None) == legend
+    if legend:
+        colours = {tuple(np.round(c.get_facecolor()[0][:3], 3)) for c in ax.collections}
+        assert len(colours) == n_domains                       # categorical: all distinct
+    else:
+        assert len(ax.containers) == n_domains                 # one mean ± sd per domain
+        assert "each of the 40 domains" in drawn["fig"]._suptitle.get_text()

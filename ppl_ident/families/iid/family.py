@@ -150,6 +150,11 @@ def _check_fit_memory(dataset, s):
                  "lower --width, --depth, --restarts, --seeds or --batch-size.")
 
 
+#: the fewest rows a domain of the iVAE may have: a domain's prior scale needs two rows to
+#: have a finite maximum-likelihood value (the spread of one row is zero)
+MIN_DOMAIN_ROWS = 2
+
+
 def _check_domains(u, n: int, model: str):
     if model != "ivae":
         return
@@ -159,12 +164,25 @@ def _check_domains(u, n: int, model: str):
                          "--model vae.")
     if u.ndim != 1:
         return
-    n_dom = len(np.unique(u))
+    labels, counts = np.unique(u, return_counts=True)
+    n_dom = len(labels)
     if n_dom < 2:
         raise InputError(
             "u holds a single domain, so the iVAE prior cannot vary with u and the model is a "
             "plain VAE; provide data from at least 2 domains (2n+1 for the identifiability "
             "guarantee), or fit --model vae."
+        )
+    few = counts < MIN_DOMAIN_ROWS
+    if few.any():
+        raise InputError(
+            f"u has {n_dom:,} domains and {int(few.sum()):,} of them have fewer than "
+            f"{MIN_DOMAIN_ROWS} rows (e.g. label {int(labels[few][0])}, {int(counts[few][0])} "
+            "row); the iVAE learns a location and a scale per domain and latent, and a single "
+            "row has no spread, so the likelihood grows without bound as that domain's scale "
+            f"shrinks. Each domain needs at least {MIN_DOMAIN_ROWS} rows, and many more for a "
+            "useful fit (the simulator's default has 1000): name a coarser auxiliary column "
+            "with --u-col (e.g. the speaker or site, not a row or utterance id), merge the "
+            "small domains, or drop their rows."
         )
     if n_dom < 2 * n + 1:
         warn_identifiability(
