@@ -13,7 +13,7 @@ import numpy as np
 from ppl_ident.errors import InputError
 
 __all__ = ["atomic_write_bytes", "atomic_write_stream", "atomic_savez", "atomic_write_json",
-           "prepare_output_dir",
+           "check_output_dir", "prepare_output_dir",
            "available_memory", "check_memory", "MEMORY_FRACTION"]
 
 #: Inputs whose arrays need more than this share of the available memory are refused: a fit
@@ -107,6 +107,14 @@ def prepare_output_dir(path: str | os.PathLike, force: bool = False) -> Path:
     With ``force`` the directory is reused and files are replaced one by one as they are
     written (atomically); nothing is deleted up front.
     """
+    path = check_output_dir(path, force)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, force: bool = False) -> Path:
+    """Raise :class:`InputError` when :func:`prepare_output_dir` would refuse ``path``
+    (before a long job starts); creates nothing."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"Output path {path} exists and is a file; choose a directory path.")
@@ -116,7 +124,6 @@ def prepare_output_dir(path: str | os.PathLike, force: bool = False) -> Path:
             "directory, or pass --force to write into it (existing files with the same names "
             "are replaced)."
         )
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -224,7 +224,15 @@ def run(args) -> int:
     from ppl_ident.data.io import data_dir_format
 
     path = Path(args.path)
-    if path.is_dir() and data_dir_format(path) is None:
+    is_run = path.is_dir() and data_dir_format(path) is None
+    if args.out:
+        # refuse an unusable --out before the check (and its refits) runs, not after
+        from ppl_ident.files import check_output_dir
+        from ppl_ident.reporting.plots import check_out_dir
+
+        out_dir, own = check_out_dir(args.out, path if is_run else None)
+        check_output_dir(out_dir, force=args.force or own)
+    if is_run:
         fitted, data, truth, _ = _load_run_inputs(path, args.data, table_columns(args))
         result = check_run(fitted, data, truth, n_points=args.points, seed=args.seed)
         stored = fitted.metrics.get("evidence")
