@@ -107,6 +107,22 @@ def test_check_errors_exit_2(workdir, tmp_path, capsys):
     assert "--data" in capsys.readouterr().err
 
 
+def test_an_unusable_out_is_refused_before_the_refits(workdir, tmp_path, capsys, monkeypatch):
+    import ppl_ident.evidence
+
+    def refits(*args, **kwargs):
+        raise AssertionError("the permuted-label refits ran before --out was checked")
+
+    monkeypatch.setattr(ppl_ident.evidence, "identifiability_evidence", refits)
+    _, _, run = workdir
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "mine.txt").write_text("keep me")
+    assert main(["check", str(run), "--out", str(full)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (full / "mine.txt").read_text() == "keep me"
+
+
 def test_check_data_scale_only_simulation_explains_the_exp_family_case():
     from ppl_ident.workflow import check_data
     from ppl_ident.data import simulate_domains
