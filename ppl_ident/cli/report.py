@@ -34,6 +34,10 @@ def add_arguments(p):
                    help="when the run has no check (ppl-ident check RUN --out RUN), run it on "
                         "this many rows and write it into RUN/check for the identifiability "
                         "sections (0: skip)")
+    p.add_argument("--null-fits", type=nonneg_int, default=2,
+                   help="when the run's verdict has not been tested (fit --verdict, ppl-ident "
+                        "check), test it against this many refits with u permuted across rows "
+                        "(3 seeds each; i.i.d. runs) for the report's first lines (0: skip)")
     p.add_argument("--seed", type=nonneg_int, default=0,
                    help="seed of the guide draws, NUTS and the importance samples")
 
@@ -53,7 +57,7 @@ def run(args) -> int:
                        nuts_samples=args.nuts_samples, nuts_chains=args.nuts_chains,
                        marginal_samples=args.marginal_samples,
                        calibration_draws=args.calibration_draws, seed=args.seed,
-                       check_points=args.check_points)
+                       check_points=args.check_points, null_fits=args.null_fits)
     print(f"wrote {res.html} ({len(res.sections)} sections, {res.timings['total']:.1f}s)")
     flagged = (res.numbers.get("ppc") or {}).get("message")
     if flagged:

@@ -77,7 +77,8 @@ from ppl_ident.reporting.verdict import verdict_html
 from ppl_ident.reporting.sequence_report import build_sequence_report
 from ppl_ident.workflow import load_run, model_inputs
 
-__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report", "ensure_check", "find_check",
+__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report", "ensure_check",
+           "ensure_verdict", "find_check",
            "log_px_text", "ppc_numbers"]
 
 SECTIONS = {
@@ -336,7 +337,8 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                  nuts_warmup: int = 300, nuts_samples: int = 300, nuts_chains: int = 4,
                  forest_obs: int = 3, marginal_samples: int = 100,
                  marginal_obs: int = 1000, calibration_draws: int = 400,
-                 seed: int = 0, truth=None, check_points: int = 256) -> ReportResult:
+                 seed: int = 0, truth=None, check_points: int = 256,
+                 null_fits: int = 0) -> ReportResult:
     """Write the figures, ``report.json`` and ``report.html`` of a run directory.
     Runs of sequence models are handed to
     :func:`ppl_ident.reporting.sequence_report.build_sequence_report` (which uses
@@ -366,6 +368,12 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         from few draws under-cover by themselves (for a Gaussian, 100 draws give a 90 %
         HDI that covers 87.4 % on average, 400 draws 88.9 %).
     seed : int
+    null_fits : int
+        When the run's verdict has not been tested (``fit --verdict`` or ``ppl-ident check``),
+        test it against this many refits with ``u`` permuted across rows (3 seeds each,
+        :func:`ppl_ident.evidence.identifiability_evidence`) and store it in
+        ``RUN/check/check.json``; 0 (the default here; ``ppl-ident report`` uses 2) leaves the
+        verdict "not tested yet".
     check_points : int
         When the run directory holds no ``check.json`` (``ppl-ident check RUN --out RUN``),
         run that check on this many rows and write it into ``RUN/check`` (0: do not).
@@ -399,6 +407,8 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
         except InputError as err:  # the report stands without it, and says why
             warnings.warn(f"The report has no identifiability sections: the check of {run} "
                           f"could not run ({err}).", stacklevel=2)
+    if null_fits:
+        ensure_verdict(run, fitted, data, permutations=null_fits, seed=seed)
     return REPORTS[family.name](
         run, fitted, data, truth, heldout=heldout, nuts_obs=nuts_obs, nuts_warmup=nuts_warmup,
         nuts_samples=nuts_samples, nuts_chains=nuts_chains, forest_obs=forest_obs,
@@ -431,6 +441,27 @@ def ensure_check(run: Path, fitted, data, truth=None, *, n_points: int = 256,
     result = check_run(fitted, data, truth, n_points=n_points, seed=seed)
     write_check(result, Path(run) / CHECK_DIR, force=True)
     return Path(run) / CHECK_DIR / "check.json"
+
+
+def ensure_verdict(run: Path, fitted, data, *, permutations: int = 2, seed: int = 0) -> None:
+    """Test the run's verdict against refits with permuted labels when no test is stored (in
+    ``metrics.json`` or a check), and add it to ``RUN/check/check.json`` (created if missing);
+    nothing for a model the test does not apply to (its verdict needs no refit, or the family
+    has no permuted-label test)."""
+    from ppl_ident.evidence import identifiability_evidence
+    from ppl_ident.files import atomic_write_json
+    from ppl_ident.reporting.verdict import stored_evidence
+
+    family = family_of(fitted.spec.config["name"])
+    if not family.permutation_null or not family.prior_depends_on_u(fitted.spec) \
+            or stored_evidence(run, fitted.metrics or {})[0] is not None:
+        return
+    path = Path(run) / CHECK_DIR / "check.json"
+    result = json.loads(path.read_text()) if path.is_file() else {"kind": "run"}
+    result["evidence"] = identifiability_evidence(fitted, data, permutations=permutations,
+                                                  seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, result)
 
 
 def _sequence_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, forest_obs,

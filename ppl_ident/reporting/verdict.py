@@ -43,8 +43,9 @@ def verdict_html(run: Path, metrics: dict, model: str, prior_depends_on_u: bool)
     elif evidence is None:
         return ('<div class="verdict"><p><b>Identified? Not tested yet.</b> The verdict is '
                 "earned against refits with the labels u permuted across rows (2 refits of 3 "
-                "seeds each): run <code>ppl-ident check RUN --out RUN/check</code> and build "
-                "the report again, or fit with <code>--verdict</code>.</p></div>")
+                "seeds each): <code>ppl-ident report RUN</code> runs it unless "
+                "<code>--null-fits 0</code>; so do <code>ppl-ident check RUN --out RUN</code> "
+                "and <code>fit --verdict</code>.</p></div>")
     else:
         verdict = evidence["verdict"]
         null = evidence.get("null")

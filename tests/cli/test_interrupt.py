@@ -140,7 +140,8 @@ def test_second_ctrl_c_keeps_the_checkpoint_and_check_report_say_how_to_resume(
     assert f"interrupted at step {EVERY} of {STEPS}" in err, err
     assert "checkpoint is kept" in err and f"ppl-ident fit --resume {out}" in err
     assert (out / "checkpoint.npz").is_file() and not (out / "params.npz").exists()
-    for cmd in (["check", str(out), "--null-fits", "0"], ["report", str(out), "--nuts-obs", "0"]):
+    for cmd in (["check", str(out), "--null-fits", "0"], ["report", str(out), "--nuts-obs", "0",
+                                                             "--null-fits", "0"]):
         assert main(cmd) == 2
         err = capsys.readouterr().err
         assert f"interrupted at step {EVERY} of {STEPS}" in err, err

@@ -89,7 +89,7 @@ def test_cli_report_without_optional_sections(run_dir):
     shutil.rmtree(run_dir / "check", ignore_errors=True)
     # --check-points 0: the report does not run the check the run lacks
     rc = main(["report", str(run_dir), "--nuts-obs", "0", "--marginal-samples", "5",
-               "--calibration-draws", "100", "--check-points", "0",
+               "--calibration-draws", "100", "--check-points", "0", "--null-fits", "0",
                "--heldout", str(run_dir.parent / "data.npz")])
     assert rc == 0
     page = (run_dir / "report.html").read_text()
@@ -197,7 +197,8 @@ def test_report_heldout_table_is_read_with_the_runs_column_mapping(tmp_path, sma
                  "--steps", "30", "--batch-size", "64", "--width", "8", "--depth", "1",
                  "--no-flow", "--posterior-draws", "8", "--no-progress"]) == 0
     assert main(["report", str(run), "--heldout", str(tmp_path / "held.csv"), "--nuts-obs",
-                 "0", "--marginal-samples", "5", "--calibration-draws", "8"]) == 0
+                 "0", "--marginal-samples", "5", "--calibration-draws", "8",
+                 "--null-fits", "0"]) == 0
     numbers = json.loads((run / "report.json").read_text())
     assert numbers["marginal"]["data"] == "held-out data"
     assert numbers["marginal"]["num_obs"] == len(table) // 2
