@@ -3,7 +3,8 @@
 Layers, bottom to top (a module imports only from its own layer or below): ``errors``,
 ``files``, ``pytrees`` -> ``data`` -> ``ops`` -> ``diagnostics`` -> ``families`` (one
 subpackage per model family behind :class:`~ppl_ident.families.base.ModelFamily`) ->
-``inference`` -> ``settings``, ``workflow`` -> ``reporting`` -> ``harness`` -> ``cli``.
+``inference`` -> ``settings``, ``workflow``, ``evidence`` -> ``reporting`` -> ``harness`` ->
+``cli``.
 :mod:`ppl_ident.workflow` ties them together for scripts.
 """
 

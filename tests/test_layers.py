@@ -23,7 +23,7 @@ LAYERS = [
     ("ppl_ident.diagnostics",),
     ("ppl_ident.families",),
     ("ppl_ident.inference",),
-    ("ppl_ident.settings", "ppl_ident.workflow"),
+    ("ppl_ident.settings", "ppl_ident.workflow", "ppl_ident.evidence"),
     ("ppl_ident.reporting",),
     ("ppl_ident.harness",),
     ("ppl_ident.cli",),
