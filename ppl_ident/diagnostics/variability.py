@@ -209,30 +209,24 @@ def _difference_spectrum(log_density, z_points, aux_values, reference: int, rtol
         keep = (norm > rtol * level[..., None]) & (norm > 0)
         return jnp.where(keep, d / jnp.where(keep, norm, 1.0), 0.0)
 
-    def spectrum(d):
-        if d.shape[-1] > d.shape[-2]:
-            # A wide (rows x (m-1)) matrix has the singular values of the triangular factor of
-            # its transpose's QR: a (rows x rows) problem. XLA's SVD of the wide matrix itself
-            # works on an (m-1) x (m-1) array per point, 100 GB at 256 points and 9,961 domains.
-            d = jnp.linalg.qr(d.swapaxes(-1, -2), mode="r")
-        s = jnp.linalg.svd(d, compute_uv=False)
-        top = s[:, :1]
-        s = jnp.where(top > 0, s / jnp.where(top > 0, top, 1.0), 0.0)
-        return s, jnp.sum(s > rtol, axis=-1)
-
     level = jnp.concatenate([jnp.linalg.norm(a, axis=1), jnp.linalg.norm(b, axis=1)], axis=1)
     full = equilibrate(jnp.concatenate([da, db], axis=1), level)
-    sv, rank = spectrum(full)
-    _, rank_a = spectrum(full[:, : da.shape[1]])
-    _, rank_b = spectrum(full[:, da.shape[1]:])
-    sv = jnp.where(finite[:, None], sv, jnp.nan)
     # Per latent: does each block change at all, and is the first-derivative change parallel
     # to the second-derivative change (then the latent adds at most rank 1)?
     ea, eb = full[:, :n], full[:, n:]
     moves_a = jnp.any(ea != 0, axis=-1)
     moves_b = jnp.any(eb != 0, axis=-1)
     parallel = moves_a & moves_b & (jnp.abs(jnp.sum(ea * eb, axis=-1)) > 1.0 - rtol)
-    return sv, rank, rank_a, rank_b, finite, moves_a, moves_b, parallel
+    return full, finite, moves_a, moves_b, parallel
+
+
+def _spectrum(d, rtol: float):
+    """Singular values of each ``(rows, m-1)`` matrix of a stack, divided by the largest, and
+    how many exceed ``rtol``."""
+    s = np.linalg.svd(np.asarray(d, np.float64), compute_uv=False)
+    top = s[:, :1]
+    s = np.divide(s, top, out=np.zeros_like(s), where=top > 0)
+    return s, np.sum(s > rtol, axis=-1)
 
 
 def _check_aux(aux_values):
@@ -428,10 +422,19 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
         pad = chunk - len(block)
         if pad:
             block = jnp.concatenate([block, jnp.repeat(block[-1:], pad, axis=0)])
-        out = _difference_spectrum(fn, block, aux, int(reference), float(rtol))
-        parts.append([np.asarray(a)[:chunk - pad] for a in out])
+        full, *flags = (np.asarray(a)[:chunk - pad] for a in
+                        _difference_spectrum(fn, block, aux, int(reference), float(rtol)))
+        # The spectra on the host (LAPACK through NumPy, one small problem per point): XLA's
+        # batched SVD / QR of these wide matrices stalled intermittently on CPU, and its SVD
+        # of a wide matrix works on an (m-1) x (m-1) array per point (100 GB at 256 points and
+        # 9,961 domains); NumPy's needs O(rows x (m-1)).
+        full = np.nan_to_num(full, nan=0.0, posinf=0.0, neginf=0.0)
+        sv, rank = _spectrum(full, rtol)
+        parts.append([sv, rank, _spectrum(full[:, :n], rtol)[1], _spectrum(full[:, n:], rtol)[1],
+                      *flags])
     sv, rank, rank_a, rank_b, finite, moves_a, moves_b, parallel = (
         np.concatenate(column) for column in zip(*parts))
+    sv = np.where(finite[:, None], sv, np.nan)
     req = 2 * n
     ok = finite & (rank >= req)
     share = float(ok.mean())
