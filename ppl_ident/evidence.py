@@ -152,8 +152,7 @@ def identifiability_evidence(fitted, dataset, *, permutations: int = NULL_PERMUT
     else:
         agree_stack, agree_kept, agree_spec = stack, kept, fitted.spec
     real_agree = per_latent_agreement(_latents(agree_spec, agree_stack, x_rows, u_rows))
-    table = _prior_tables(family, fitted.spec, jax.tree_util.tree_map(lambda a: np.asarray(a)[kept:kept + 1],
-                                                              stack), points)[0]
+    table = prior_variation(*family.learned_prior_at(fitted.spec, fitted.params, points))
 
     rng = np.random.default_rng(seed)
     null_tables, null_agree = [], []

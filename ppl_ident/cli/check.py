@@ -239,15 +239,14 @@ def run(args) -> int:
         if stored is not None and args.null_fits is None:
             result["evidence"] = stored
         elif args.null_fits != 0:
-            from ppl_ident.evidence import NULL_PERMUTATIONS, identifiability_evidence
-
-            args.null_fits = args.null_fits or NULL_PERMUTATIONS
             import sys
 
-            print(f"testing against {args.null_fits} refits with permuted labels ...",
+            from ppl_ident.evidence import NULL_PERMUTATIONS, identifiability_evidence
+
+            refits = args.null_fits or NULL_PERMUTATIONS
+            print(f"testing against {refits} refits with permuted labels ...",
                   file=sys.stderr, flush=True)
-            result["evidence"] = identifiability_evidence(fitted, data,
-                                                          permutations=args.null_fits,
+            result["evidence"] = identifiability_evidence(fitted, data, permutations=refits,
                                                           seed=args.seed)
     elif path.exists():
         if args.data:
