@@ -82,8 +82,10 @@ class Setting(NamedTuple):
 #: the regime model's (:data:`REGIME_FLOW_NETWORKS`); see ``benchmarks/README.md`` (the
 #: published temporal benchmarks).
 MODEL_DEFAULTS = {
-    "variational": {"steps": 5000, "steps_per_latent": 0, "depth": 2, "learning_rate": 5e-3},
-    "flow": {"steps": 2500, "steps_per_latent": 3500, "depth": 1, "learning_rate": 1e-2},
+    "variational": {"steps": 5000, "steps_per_latent": 0, "depth": 2, "learning_rate": 5e-3,
+                    "prior": "gaussian"},
+    "flow": {"steps": 2500, "steps_per_latent": 3500, "depth": 1, "learning_rate": 1e-2,
+             "prior": "mixture"},
     "sequence_flow": {"steps": 2500, "steps_per_latent": 500, "depth": 1,
                       "learning_rate": 1e-2, "transition_depth": 1, "transition_width": 192},
 }
@@ -162,7 +164,10 @@ SETTINGS: tuple[Setting, ...] = (
             f"networks (the regime model's: {REGIME_FLOW_NETWORKS['depth']}), {_VAR['depth']} in "
             "the variational models')",
             flag="--depth", kind="int"),
-    Setting("prior", "gaussian", "family of the factorial prior p(z | u)", IID,
+    Setting("prior", None, "family of the factorial prior p(z | u) (default: "
+            f"{_FLOW['prior']} for the exact flow: each latent's shape a learned Gaussian "
+            "mixture, moved and scaled per u, for heavy tails, skew and several modes; "
+            f"{_VAR['prior']} for the variational models)", IID,
             flag="--prior", choices="priors"),
     Setting("noise_scale", None, "fix the observation noise scale (default: learn it)",
             flag="--noise-scale", kind="float"),
@@ -312,9 +317,10 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
     steps, depth and learning rate of the chosen model (:data:`MODEL_DEFAULTS`) where they
     are unset (:func:`default_steps`: more steps for more latents), the flow's coupling layers
     (:func:`default_flow_layers`), the i.i.d. flow's observation noise
-    (:data:`FLOW_NOISE_DEFAULT`; off for every other model), and for a sequence model
-    the transition network's width and depth (the table's, :data:`REGIME_FLOW_NETWORKS` for
-    the regime model's flow, else ``width`` and ``depth``).
+    (:data:`FLOW_NOISE_DEFAULT`; off for every other model), the i.i.d. prior's family (the
+    table's ``prior``), and for a sequence model the transition network's width and depth
+    (the table's, :data:`REGIME_FLOW_NETWORKS` for the regime model's flow, else ``width``
+    and ``depth``).
     ``family`` is the model family's name (``"iid"`` or ``"sequence"``)."""
     flow = bool(flow if s.flow is None else s.flow)
     kind = "variational" if not flow else "flow" if family == "iid" else "sequence_flow"
@@ -332,7 +338,10 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
         flow_noise=(bool(flow and (FLOW_NOISE_DEFAULT if s.flow_noise is None
                                    else s.flow_noise)) if family == "iid" else s.flow_noise),
         learning_rate=float(defaults["learning_rate"] if s.learning_rate is None
-                            else s.learning_rate))
+                            else s.learning_rate),
+        # an i.i.d. setting: the sequence models keep it unset (None)
+        prior=(defaults["prior"] if s.prior is None else s.prior) if family == "iid"
+        else s.prior)
     if family == "sequence":
         s = s._replace(
             transition_width=int(defaults.get("transition_width", s.width)

@@ -178,3 +178,19 @@ def test_a_preset_of_the_sequence_models_is_refused_by_name_on_the_ivae():
     # and the networks it was measured with (two hidden layers, a transition of --width 64)
     assert (s.depth, s.transition_depth, s.transition_width, s.learning_rate) == (2, 2, 64, 1e-3)
     assert s.regime_transitions == "shared"
+
+
+@pytest.mark.parametrize(["model", "given", "prior"], [
+    ("ivae", {}, "mixture"),                            # the exact flow: a learned shape
+    ("ivae", {"flow": False}, "gaussian"),              # the variational models
+    ("ivae", {"prior": "laplace"}, "laplace"),          # kept
+    ("vae", {}, "mixture"),                             # (its prior ignores it: N(0, 1))
+    ("tivae", {}, None),                                # not a sequence setting
+])
+def test_unset_prior_follows_the_model(model, given, prior):
+    if model == "tivae":
+        data, _ = simulate_dynamics(0, n_sequences=4, length=6, n_latent=2, data_dim=2)
+    else:
+        data, _ = simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=10)
+    _, s = checked_settings(data, FitSettings(model=model, **given))
+    assert s.prior == prior

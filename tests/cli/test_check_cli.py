@@ -59,7 +59,9 @@ def test_fit_writes_jacobian_and_variability_metrics(workdir):
         assert np.asarray(r["aligned"]).shape == (2, 2)
     v = metrics["variability"]
     assert v["applicable"] and v["sufficient_variability"]["required"] == 4
-    assert v["exponential_family"]["n_domains"] == 5
+    # the exact flow's default prior has a learned (mixture) shape: no fixed sufficient
+    # statistics, so only the seed's condition applies
+    assert v["exponential_family"] is None and v["holds"] in ([], ["sufficient_variability"])
 
 
 def test_check_run_text_json_and_plots(workdir, capsys):

@@ -45,3 +45,28 @@ def test_check_on_a_file_with_z_only_computes_the_jacobian(fitted_2000, tmp_path
     assert "no ground truth" not in out
     assert "regression route:" in out and "local linear fits" in out
     assert (tmp_path / "run" / "check" / "jacobian_regression.png").is_file()
+
+
+def test_continuous_u_evaluates_the_exponential_family_condition():
+    """A continuous-u prior whose scale alone changes (locations fixed at 0): the seed's
+    condition cannot hold for a Gaussian (rank n of 2n), but iVAE's exponential-family
+    condition does, with T(z) = z^2 read from the prior network at each point's u."""
+    from types import SimpleNamespace
+
+    import jax
+    import jax.numpy as jnp
+
+    from ppl_ident.families import build_model
+    from ppl_ident.families.iid.checks import _learned_variability
+
+    spec = build_model("ivae", jax.random.PRNGKey(0), n_latent=2, data_dim=2, aux_dim=3,
+                       learn_prior_loc=False, prior="gaussian", width=16)
+    params = spec.init_params(jax.random.PRNGKey(1))
+    rng = np.random.default_rng(0)
+    u_points = rng.normal(size=(64, 3)).astype(np.float32)
+    z_hat = rng.normal(size=(64, 2)).astype(np.float32)
+    out = _learned_variability(SimpleNamespace(spec=spec, params=params), jnp.asarray(z_hat),
+                               u_points, 1e-3, 0.9)
+    assert out["exponential_family"]["statistics"] == ["z^2"]
+    assert out["exponential_family"]["passed"] and out["holds"] == ["exponential_family"]
+    assert not out["sufficient_variability"]["passed"]

@@ -33,7 +33,7 @@ from ppl_ident.diagnostics.variability import report_to_dict as variability_dict
 from ppl_ident.errors import InputError
 from ppl_ident.families.base import check_points, regression_jacobian
 from ppl_ident.families.iid.inputs import prepare_inputs
-from ppl_ident.families.iid.model import _factorial, prior_params
+from ppl_ident.families.iid.model import _factorial, fitted_prior_shape, prior_params
 from ppl_ident.families.predict import (data_mean_fn, encode, encode_chunked, encoder_mean_fn,
                                         static_module)
 
@@ -63,7 +63,7 @@ def learned_log_prior(spec, params):
     if cfg["name"] != "ivae":
         raise ValueError(f"model {cfg['name']!r} has no u-dependent prior")
     prior_at = _learned_prior_fn(spec, params)
-    shape = params.get("prior_shape")
+    shape = fitted_prior_shape(cfg["prior"], params, cfg["n_latent"])
 
     def log_prior(z, u):
         loc, scale = prior_at(jnp.asarray(u)[None])
@@ -82,7 +82,7 @@ def learned_prior_sd(spec, params, u):
     if cfg.get("prior") == "generalized":
         beta = np.asarray(params["prior_shape"], np.float64)
         return np.asarray(scale) * np.exp(0.5 * (gammaln(3 / beta) - gammaln(1 / beta)))
-    # a Laplace(loc, b) has sd sqrt(2) b
+    # a Laplace(loc, b) has sd sqrt(2) b; the mixture's scale is its sd
     factor = np.sqrt(2.0) if cfg.get("prior") == "laplace" else 1.0
     return factor * np.asarray(scale)
 
@@ -199,16 +199,24 @@ def _learned_variability(fitted, z_hat, u_points, rtol, min_share):
         aux = np.arange(cfg["n_domains"])
         scale = np.asarray(fitted.params["prior_scale"])
         loc = np.asarray(fitted.params.get("prior_loc", np.zeros_like(scale)))
-        # the learned-shape prior has no fixed sufficient statistics: the seed's condition only
+        # the learned-shape priors have no fixed sufficient statistics: the seed's condition
         family = cfg.get("prior", "gaussian")
         report = check_identifiability(log_prior, z_hat, aux,
-                                       prior=family if family != "generalized" else None,
+                                       prior=family if family in ("gaussian", "laplace")
+                                       else None,
                                        loc=loc, scale=scale, rtol=rtol, min_share=min_share)
     else:
-        # Continuous u: the auxiliary values are the observed u of the evaluation points (the
-        # prior network has no table of natural parameters, so only the seed's condition).
+        # Continuous u: the auxiliary values are the observed u of the evaluation points. For
+        # a Gaussian or Laplace prior, iVAE's exponential-family condition reads the prior
+        # network's natural parameters at those values (each point a row of the table).
+        family = cfg.get("prior", "gaussian")
+        tables = {}
+        if family in ("gaussian", "laplace"):
+            loc, scale = _learned_prior_fn(fitted.spec, fitted.params)(jnp.asarray(u_points))
+            tables = dict(prior=family, loc=np.asarray(loc, np.float64),
+                          scale=np.asarray(scale, np.float64))
         report = check_identifiability(log_prior, z_hat, np.asarray(u_points), rtol=rtol,
-                                       min_share=min_share)
+                                       min_share=min_share, **tables)
     return {"applicable": True, **variability_dict(report)}
 
 

@@ -2,11 +2,14 @@
 
 Generative model, for observation ``i`` with auxiliary variable ``u_i``::
 
-    z_i | u_i ~ prod_k p(z_ik | u_i)            (factorial; Gaussian, Laplace or learned shape)
+    z_i | u_i ~ prod_k p(z_ik | u_i)            (factorial; Gaussian, Laplace or a learned shape)
     x_i | z_i ~ Normal(g_theta(z_i), sigma)     (MLP decoder, noise scale learned or fixed)
 
 In the iVAE the location and scale of ``p(z_ik | u)`` are learned functions of ``u``: a table
-for integer domain labels, an MLP for continuous ``u``. The VAE uses ``Normal(0, 1)`` for every
+for integer domain labels, an MLP for continuous ``u``. The shape is fixed (Gaussian, Laplace)
+or learned per latent and shared by every ``u``: a generalised normal, or a standardised
+Gaussian mixture (``"mixture"``, the exact flow's default), whose location and scale are then
+exactly each domain's mean and standard deviation. The VAE uses ``Normal(0, 1)`` for every
 ``u``, so any rotation of ``z`` fits equally well and its latents are not identifiable.
 
 With an invertible flow ``h`` (``flow=``) the decoder becomes ``h^{-1}``: the noiseless
@@ -32,17 +35,25 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
-from ppl_ident.ops.distributions import GeneralizedNormal
+from ppl_ident.ops.distributions import (GeneralizedNormal, StandardizedMixture,
+                                         standardize_mixture)
 from ppl_ident.ops.flows import FlowDensity
 from ppl_ident.ops.nn import batched
 from ppl_ident.ops.observation import (column_scale, noise_param, observation_dist,
                                       residual_log_density, unwhiten, whiten_data,
                                       whiten_log_det)
 
-__all__ = ["ivae", "vae", "prior_params", "prior_shape", "flow_likelihood", "flow_latent",
-           "noise_fraction", "NOISE_FRACTION_INIT", "PRIORS"]
+__all__ = ["ivae", "vae", "prior_params", "prior_shape", "fitted_prior_shape", "flow_likelihood",
+           "flow_latent", "noise_fraction", "NOISE_FRACTION_INIT", "PRIORS",
+           "MIXTURE_COMPONENTS"]
 
-PRIORS = ("gaussian", "laplace", "generalized")
+PRIORS = ("gaussian", "laplace", "generalized", "mixture")
+
+#: Components of each latent's ``"mixture"`` prior shape.
+MIXTURE_COMPONENTS = 3
+#: The mixture's components start with sds from ``1 / spread`` to ``spread`` (before
+#: standardising): a scale mixture, mildly heavier-tailed than a Gaussian.
+MIXTURE_SD_SPREAD = 2.0
 
 
 def _num_obs(x, u, n_obs):
@@ -62,17 +73,41 @@ def _factorial(prior: str, loc, scale, shape=None):
         return dist.Laplace(loc, scale).to_event(1)
     if prior == "generalized":
         return GeneralizedNormal(loc, scale, shape).to_event(1)
+    if prior == "mixture":
+        return StandardizedMixture(loc, scale, *shape).to_event(1)
     raise ValueError(f"unknown prior {prior!r}; choose one of {', '.join(PRIORS)}")
 
 
 def prior_shape(prior: str, n_latent: int):
-    """The learned per-latent shape ``beta`` in ``[1, 4]`` of the ``"generalized"`` prior
-    (registered as ``prior_shape``, started at 2: Gaussian), shared by every ``u``; None for
-    the fixed-shape priors."""
-    if prior != "generalized":
-        return None
-    return numpyro.param("prior_shape", jnp.full((n_latent,), 2.0),
-                         constraint=dist.constraints.interval(1.0, 4.0))
+    """The learned shape of the prior, shared by every ``u``; None for the fixed-shape priors.
+
+    ``"generalized"``: the per-latent shape ``beta`` in ``[1, 4]`` (registered as
+    ``prior_shape``, started at 2: Gaussian). ``"mixture"``: each latent's base density, a
+    Gaussian mixture of :data:`MIXTURE_COMPONENTS` components standardised to mean 0 and
+    variance 1 (registered raw as ``prior_mix_logits``, ``prior_mix_loc`` and ``prior_mix_sd``
+    ``(n_latent, K)``, sds in ``[0.05, 5]``; started as a scale mixture with sds 0.5, 1, 2 and
+    means -0.2, 0, 0.2), returned standardised as ``(log_w, mu, sigma)``
+    (:func:`~ppl_ident.ops.distributions.standardize_mixture`). With the mixture, the
+    per-domain ``prior_loc`` / ``prior_scale`` are exactly each domain's mean and sd.
+    """
+    if prior == "generalized":
+        return numpyro.param("prior_shape", jnp.full((n_latent,), 2.0),
+                             constraint=dist.constraints.interval(1.0, 4.0))
+    if prior == "mixture":
+        k = MIXTURE_COMPONENTS
+        logits = numpyro.param("prior_mix_logits", jnp.zeros((n_latent, k)))
+        means = numpyro.param("prior_mix_loc",
+                              jnp.tile(jnp.linspace(-0.2, 0.2, k), (n_latent, 1)))
+        sds = numpyro.param("prior_mix_sd", jnp.tile(jnp.geomspace(1.0 / MIXTURE_SD_SPREAD, MIXTURE_SD_SPREAD, k),
+                                     (n_latent, 1)),
+                            constraint=dist.constraints.interval(0.05, 5.0))
+        return standardize_mixture(logits, means, sds)
+    return None
+
+
+def fitted_prior_shape(prior: str, params: dict, n_latent: int):
+    """:func:`prior_shape` read from a fit's (constrained) parameters."""
+    return handlers.substitute(prior_shape, data=dict(params))(prior, n_latent)
 
 
 def prior_params(u, *, n_latent: int, n_domains: int | None = None, aux_net=None,
@@ -120,9 +155,11 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         Number of domain labels (integer ``u``).
     aux_net : equinox.Module, optional
         Prior network for continuous ``u`` (``k -> 2 * n_latent``).
-    prior : {"gaussian", "laplace", "generalized"}
+    prior : {"gaussian", "laplace", "generalized", "mixture"}
         ``"generalized"``: a generalised normal whose per-latent shape is learned (Gaussian
         and Laplace are its shapes 2 and 1), for sources of unknown tail weight.
+        ``"mixture"``: each latent's shape is a learned Gaussian mixture (heavy tails, skew,
+        several modes), moved and scaled per ``u`` (see :func:`prior_shape`).
     noise_scale : float, optional
         Fixed observation noise; None learns a per-dimension positive scale ``noise_scale``.
     learn_prior_loc : bool
