@@ -193,6 +193,59 @@ def tutorial_page(name: str) -> str:
 
 # --- the benchmark log -----------------------------------------------------------------------
 
+_ITEM = re.compile(r"^([-*]|\d+\.) ")
+
+
+def blank_before_lists(text: str) -> str:
+    """A blank line before a list that follows a paragraph line directly: GitHub renders
+    such a list, Python-Markdown reads it as more of the paragraph."""
+    out: list[str] = []
+    fence = False
+    prev = ""
+    for line in text.split("\n"):
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        if (not fence and _ITEM.match(line) and prev.strip() and not _ITEM.match(prev)
+                and not prev.startswith((" ", "\t", "|", "#", "<"))):
+            out.append("")
+        out.append(line)
+        prev = line
+    return "\n".join(out)
+
+
+def four_space_nesting(text: str) -> str:
+    """Blocks nested in a top-level list item (a sub-list, a table, a later paragraph)
+    indented by 4 spaces instead of 2: GitHub nests them at 2, Python-Markdown needs 4."""
+    out: list[str] = []
+    in_item = nested = prev_blank = fence = loose = False
+    extra = 0
+    for line in text.split("\n"):
+        if not line.strip():
+            out.append(line)
+            prev_blank = True
+            loose = loose or in_item
+            continue
+        indent = len(line) - len(line.lstrip())
+        if _ITEM.match(line) and not fence:
+            if loose and not prev_blank:
+                out.append("")  # else the item reads as more of the paragraph above it
+            in_item, nested, extra, loose = True, False, 0, False
+        elif indent == 0 and not fence:
+            in_item, nested, extra = False, False, 0
+        elif in_item and not fence:
+            if _ITEM.match(line[2:]) and indent == 2:
+                nested, extra = True, 2
+            elif prev_blank and indent >= 2:
+                extra = 2
+            elif nested and indent >= 4:
+                extra = 2
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        out.append(" " * extra + line if in_item and indent >= 2 else line)
+        prev_blank = False
+    return "\n".join(out)
+
+
 def benchmark_log_page() -> str:
     """``benchmarks/README.md`` as a page: relative links to its results point at the copies
     the site carries (``assets/benchmarks/``)."""
@@ -207,6 +260,7 @@ def benchmark_log_page() -> str:
         return f"{match.group(1)}(../assets/benchmarks/{target})"
 
     text = re.sub(r"(\]|\!\[[^\]]*\])\(([^)\s]+)\)", relink, text)
+    text = four_space_nesting(blank_before_lists(text))
     intro = ("This page is `benchmarks/README.md`, included when the site is built: every "
              "script in `benchmarks/`, how to run it and its latest measured results, each "
              "with its date and machine. The headline tables are collected on "

@@ -80,9 +80,11 @@ class _Page(HTMLParser):
         self.refs: list[tuple[str, str]] = []  # (tag, url)
         self.assets: list[tuple[str, str]] = []  # loaded by the browser: img, script, css
         self.main_text: list[str] = []
+        self.prose: list[str] = []  # main text outside code: where Markdown must be rendered
         self._in_title = False
         self._article_depth = 0
         self._skip_depth = 0
+        self._code_depth = 0
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -92,6 +94,8 @@ class _Page(HTMLParser):
             self.ids.add(a["name"])
         if tag == "title":
             self._in_title = True
+        if tag in ("pre", "code"):
+            self._code_depth += 1
         if tag == "article":
             self._article_depth += 1
         elif self._article_depth and tag in ("script", "style"):
@@ -109,6 +113,8 @@ class _Page(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "title":
             self._in_title = False
+        if tag in ("pre", "code") and self._code_depth:
+            self._code_depth -= 1
         if tag == "article" and self._article_depth:
             self._article_depth -= 1
         elif self._article_depth and tag in ("script", "style") and self._skip_depth:
@@ -119,6 +125,8 @@ class _Page(HTMLParser):
             self.title += data
         if self._article_depth and not self._skip_depth:
             self.main_text.append(data)
+            if not self._code_depth:
+                self.prose.append(data)
 
 
 @functools.lru_cache(maxsize=None)
@@ -149,6 +157,19 @@ def test_every_page_parses_with_title_and_content(site):
         if rel.name == "404.html":
             continue
         assert len(text) >= 200, f"{rel}: main content has {len(text)} characters: {text!r}"
+
+
+def test_no_markdown_is_left_unrendered(site):
+    """A list that Python-Markdown did not see (it wants a blank line before a list and 4
+    spaces of nesting, where GitHub takes 2) shows up as prose lines starting with "- ", a
+    table as lines of "|---|"."""
+    leftovers = []
+    for path in _pages(site):
+        prose = "".join(_parse(path).prose)
+        for line in prose.splitlines():
+            if re.match(r"\s*([-*]|\d+\.) \S", line) or re.match(r"\s*\|\s*-{3,}", line):
+                leftovers.append(f"{path.relative_to(site)}: {line.strip()[:80]}")
+    assert not leftovers, "\n".join(leftovers)
 
 
 def test_every_local_reference_exists(site):
