@@ -40,10 +40,21 @@ class DocsBuildError(RuntimeError):
 
 def cli_page() -> str:
     """The command-line reference: the top-level help and each sub-command's, from the
-    parser itself (80 columns, so the page does not depend on the terminal)."""
-    os.environ["COLUMNS"] = "88"
+    parser itself (78 columns, so the page does not depend on the terminal)."""
     from ppl_ident.cli import COMMANDS, _build_parser
 
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "78"  # argparse wraps at this width less 2
+    try:
+        return _cli_markdown(COMMANDS, _build_parser)
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
+
+
+def _cli_markdown(COMMANDS, _build_parser) -> str:  # noqa: N803 (the CLI's own names)
     lines = [
         "# Command line",
         "",
