@@ -130,8 +130,8 @@ def docstring_markdown(doc: str) -> str:
             if head.strip().startswith("Run it"):
                 # "Run it::" or "Run it (needs ...)::": a section, with its note
                 note = head.strip()[len("Run it"):].strip()
-                out += ["", "## Run it", ""] + ([_inline(note.strip("()")).capitalize() + ":"]
-                                               if note else [])
+                note = _inline(note.strip("()"))
+                out += ["", "## Run it", ""] + ([note[:1].upper() + note[1:] + ":"] if note else [])
             elif head.strip():
                 out.append(_inline(head) + ":")
             i += 1
