@@ -33,7 +33,8 @@ What you should see
   full-covariance); the full-covariance one has the higher ELBO (-2.57 against -2.62 per
   observation) and its 90 % intervals cover the true latents 0.96 of the time (diagonal:
   0.93). On the harder default setting (n = 5, 40 domains) the engines separate clearly:
-  see the README's "Example: the default grid".
+  see "Example: the default grid" on the documentation's Benchmarks page
+  (``docs/benchmarks/index.md``).
 
 Run it::
 

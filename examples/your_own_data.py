@@ -19,7 +19,8 @@ key         shape               meaning
 
 A CSV or Parquet table with a column ``u`` (and every other numeric column an observation)
 loads the same way; for other column names see ``ppl_ident.read_data`` and ``ppl_ident.Columns``
-(or the README's "Your own data", with ``ppl-ident fit --u-col``).
+(or the how-to guide "Your own table", ``docs/how-to/your-own-data.md``, with
+``ppl-ident fit --u-col``).
 
 ``ppl_ident.load_dataset`` checks the file (shapes that agree, finite values, integer
 non-negative labels, no pickles) and says how to fix what is wrong. Standardise badly scaled

@@ -232,7 +232,7 @@ def test_noisy_flow_fit_and_check_say_what_the_noise_leaves(workdir, capsys):
 
 
 def test_check_out_run_writes_into_run_check_without_force(workdir, capsys):
-    """`check RUN --out RUN`, as the README suggests, writes RUN/check (the report's place
+    """`check RUN --out RUN`, as the docs suggest, writes RUN/check (the report's place
     for it) and replaces an earlier check there; any other non-empty --out needs --force."""
     root, _, run = workdir
     quick = ["--points", "16", "--null-fits", "0"]

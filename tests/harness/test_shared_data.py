@@ -1,6 +1,7 @@
 """A comparison grid on a Dask cluster whose cells read the data from a shared path (the
-README's "Sweeps beyond one machine" example): each task carries the path and its hash, not
-the arrays, and every worker reads (memory-maps) the file itself."""
+"Sweeps beyond one machine" example in docs/how-to/compare-algorithms.md): each task
+carries the path and its hash, not the arrays, and every worker reads (memory-maps) the
+file itself."""
 
 import pickle
 

@@ -327,6 +327,8 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
     subsample_size : int, optional
         Minibatch size of the ``sequence`` plate.
 
+    Notes
+    -----
     Parameters registered: ``trans_loc`` / ``trans_scale`` ``(R, n)`` (``R`` = domains,
     regimes, or 1), ``init_loc`` / ``init_scale`` ``(L, n)``, for regimes ``regime_init_logits``
     ``(K,)`` and ``regime_trans_logits`` ``(K, K)``.
