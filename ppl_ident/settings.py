@@ -174,7 +174,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("noise_init", 0.3, "initial value of the learned noise scale (whitened units)",
             flag="--noise-init", kind="float"),
     Setting("whiten", True, "decode in data coordinates with isotropic noise instead of "
-            "whitened coordinates (whitening is the default; see the README)",
+            "whitened coordinates (whitening is the default; see docs/explanation/models.md)",
             flag="--no-whiten", kind="no_flag"),
     Setting("guide", "encoder_fullcov", "variational family of q(z | x, u); the default "
             "full-covariance encoder identifies best in benchmarks/README.md", flag="--guide",
