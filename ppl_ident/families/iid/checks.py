@@ -195,12 +195,12 @@ def _learned_variability(fitted, z_hat, u_points, rtol, min_share):
                 "reason": f"model {cfg['name']!r} has a prior that does not depend on u, so it "
                           "has no sufficient variability by construction (rank 0)."}
     log_prior = learned_log_prior(fitted.spec, fitted.params)
+    # the learned-shape priors have no fixed sufficient statistics: the seed's condition only
+    family = cfg.get("prior", "gaussian")
     if cfg.get("n_domains") is not None:
         aux = np.arange(cfg["n_domains"])
         scale = np.asarray(fitted.params["prior_scale"])
         loc = np.asarray(fitted.params.get("prior_loc", np.zeros_like(scale)))
-        # the learned-shape priors have no fixed sufficient statistics: the seed's condition
-        family = cfg.get("prior", "gaussian")
         report = check_identifiability(log_prior, z_hat, aux,
                                        prior=family if family in ("gaussian", "laplace")
                                        else None,
@@ -209,7 +209,6 @@ def _learned_variability(fitted, z_hat, u_points, rtol, min_share):
         # Continuous u: the auxiliary values are the observed u of the evaluation points. For
         # a Gaussian or Laplace prior, iVAE's exponential-family condition reads the prior
         # network's natural parameters at those values (each point a row of the table).
-        family = cfg.get("prior", "gaussian")
         tables = {}
         if family in ("gaussian", "laplace"):
             loc, scale = _learned_prior_fn(fitted.spec, fitted.params)(jnp.asarray(u_points))

@@ -98,8 +98,8 @@ def prior_shape(prior: str, n_latent: int):
         logits = numpyro.param("prior_mix_logits", jnp.zeros((n_latent, k)))
         means = numpyro.param("prior_mix_loc",
                               jnp.tile(jnp.linspace(-0.2, 0.2, k), (n_latent, 1)))
-        sds = numpyro.param("prior_mix_sd", jnp.tile(jnp.geomspace(1.0 / MIXTURE_SD_SPREAD, MIXTURE_SD_SPREAD, k),
-                                     (n_latent, 1)),
+        sd_init = jnp.geomspace(1.0 / MIXTURE_SD_SPREAD, MIXTURE_SD_SPREAD, k)
+        sds = numpyro.param("prior_mix_sd", jnp.tile(sd_init, (n_latent, 1)),
                             constraint=dist.constraints.interval(0.05, 5.0))
         return standardize_mixture(logits, means, sds)
     return None
