@@ -196,7 +196,7 @@ def _engine_entry(name: str, table: dict | None, steps: int | None) -> dict:
 def _check_registries(engines: dict, models) -> None:
     from ppl_ident.families.guides import GUIDES
     from ppl_ident.inference import ELBOS, ENGINES
-    from ppl_ident.families import FAMILIES, family_of
+    from ppl_ident.families import FAMILIES, PRIORS, family_of
 
     for m in models:
         if family_of(m).name != FAMILY:
@@ -223,7 +223,24 @@ def _check_registries(engines: dict, models) -> None:
         if "guide" in e and e["guide"] not in GUIDES:
             raise InputError(f"Engine {name!r}: unknown guide {e['guide']!r}; valid guides: "
                              f"{', '.join(sorted(GUIDES))}.")
+        if "prior" in e and e["prior"] not in PRIORS:
+            raise InputError(f"Engine {name!r}: unknown prior {e['prior']!r}; valid priors: "
+                             f"{', '.join(PRIORS)}.")
+        _check_fit_values(name, e)
         _check_sampler_entry(name, e)
+
+
+def _check_fit_values(name: str, e: dict) -> None:
+    """The entry's fit options pass the checks `fit` applies to them (positive step counts,
+    learning rates, widths, ...), so that a grid is refused when it is made, not cell by cell
+    when it runs."""
+    from ppl_ident.settings import FitSettings, check_values
+
+    fields = {k: v for k, v in e.items() if k in FitSettings._fields and k != "engine"}
+    try:
+        check_values(FitSettings(**fields))
+    except InputError as err:
+        raise InputError(f"Engine {name!r}: {err}") from None
 
 
 def base_entry(entry: dict) -> dict:

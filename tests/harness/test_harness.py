@@ -207,6 +207,22 @@ def test_grid_with_nuts_in_process(tmp_path):
     assert np.isfinite(svi["elbo_per_obs"]).all() and (svi["calibration_90_status"] == "ok").all()
 
 
+def test_grid_refuses_the_values_fit_refuses():
+    """An engine's fit options are checked as `fit` checks them, when the grid is made."""
+    with pytest.raises(InputError, match="Engine 'svi': learning_rate must be > 0, got -1.0"):
+        make_grid(engines={"svi": {"learning_rate": -1.0, "width": 8}})
+    with pytest.raises(InputError, match="Engine 'svi': width must be a positive integer"):
+        make_grid(engines={"svi": {"width": 0}})
+    with pytest.raises(InputError, match="Engine 'iwae8': num_particles must be a positive"):
+        make_grid(engines={"iwae8": {"preset": "iwae", "num_particles": 0}})
+    with pytest.raises(InputError, match="steps must be a positive integer"):
+        make_grid(engines=["svi"], steps=0)
+    with pytest.raises(InputError, match="unknown prior 'student'; valid priors: gaussian"):
+        make_grid(engines={"svi": {"prior": "student"}})
+    assert make_grid(engines={"svi": {"width": 8, "prior": "laplace"}}).engines["svi"][
+        "prior"] == "laplace"
+
+
 def test_grid_rejects_bad_sampler_entries():
     with pytest.raises(InputError, match="apply only to the sampler"):
         make_grid(engines={"svi": dict(num_chains=4)})

@@ -53,8 +53,9 @@ print(json.dumps(dict(devices=len(jax.devices()), loss=loss_diff, params=param_d
 
 @pytest.fixture(scope="module")
 def two_devices():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
+    # keep the suite's XLA flags (conftest.py: compile quickly) and add the second device
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, check=False,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
