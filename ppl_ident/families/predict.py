@@ -24,7 +24,7 @@ from ppl_ident.ops.observation import unwhiten
 __all__ = ["encode", "encode_chunked", "model_predictive_x", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
            "static_module", "LatentDraws", "fitted_model", "guide_latents",
            "posterior_predictive_x", "log_likelihood_x", "GUIDE_CHAINS", "POINT_ESTIMATE",
-           "split_draws", "model_latent_sites", "MOMENT_DRAWS", "encode_summary_chunked", "Z95"]
+           "split_draws", "model_latent_sites", "point_latents", "MOMENT_DRAWS", "encode_summary_chunked", "Z95"]
 
 #: The ``InferenceData`` group of what a fit estimated as single values (fitted global
 #: parameters; the latents of an exact-likelihood flow), without chain and draw dims.
@@ -33,6 +33,13 @@ POINT_ESTIMATE = "point_estimate"
 #: The guide's independent draws are stored as this many chains (``posterior.nc``), so that
 #: ``az.summary`` and R-hat have chains to compare (for i.i.d. draws R-hat is close to 1).
 GUIDE_CHAINS = 4
+
+
+def point_latents(spec) -> bool:
+    """Whether the fitted model's ``z`` is a function of ``x`` (the noiseless exact flow,
+    ``z = h(x)``): a point estimate with no posterior, no interval and no importance
+    proposal. The noisy flow and the variational models have a posterior over ``z``."""
+    return bool(spec.config.get("flow")) and not spec.config.get("flow_noise")
 
 
 def split_draws(num_draws: int, max_chains: int = GUIDE_CHAINS) -> tuple[int, int]:

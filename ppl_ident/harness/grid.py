@@ -83,6 +83,11 @@ ENGINE_PRESETS: dict[str, dict] = {
     # and settings) fixed: the reference posterior of the model that fit found.
     "nuts": dict(engine="nuts", base="svi", sample_obs=SAMPLE_OBS, num_warmup=300,
                  num_samples=300, num_chains=4),
+    # the package's default model (`ppl-ident fit` with n = d): the exact-likelihood flow,
+    # fitted by maximum likelihood with the flow's own defaults (prior, learning rate, depth).
+    # Its z is a point estimate (no calibration or PSIS: they say "not applicable"); its ELBO
+    # is the exact log-likelihood of its parameters
+    "flow": dict(engine="svi", elbo="Trace_ELBO", flow=True),
 }
 
 
@@ -261,10 +266,12 @@ def _check_sampler_entry(name: str, e: dict) -> None:
                              f"engines ({', '.join(sorted(SAMPLER_ENGINES))}).")
         return
     base = e.get("base", "svi")
-    fitters = [p for p, v in ENGINE_PRESETS.items() if v["engine"] not in SAMPLER_ENGINES]
-    if base not in fitters:
-        raise InputError(f"Engine {name!r}: base {base!r} is not a preset that fits a model; "
-                         f"valid bases: {', '.join(fitters)}.")
+    # a base fit has a posterior over z to sample (the exact flow's z = h(x) is a point)
+    fitters = [p for p, v in ENGINE_PRESETS.items()
+               if v["engine"] not in SAMPLER_ENGINES and not v.get("flow")]
+    if base not in fitters or base_entry(e).get("flow"):
+        raise InputError(f"Engine {name!r}: base {base!r} is not a preset that fits a model with "
+                         f"a posterior over z to sample; valid bases: {', '.join(fitters)}.")
     guide = base_entry(e).get("guide", "encoder")
     if not guide_family(guide).full_data:
         raise InputError(f"Engine {name!r}: its base fit uses the {guide!r} guide, which has "

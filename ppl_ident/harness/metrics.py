@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ppl_ident.diagnostics.mcc import mcc
+from ppl_ident.families.predict import point_latents
 
 __all__ = ["METRICS", "RunFit", "compute_metrics", "time_to_threshold", "MCC_THRESHOLD",
            "is_sampler"]
@@ -148,6 +149,10 @@ def time_to_mcc_metric(fitted: RunFit, dataset, truth) -> dict:
             "steps_to_mcc90": time_to_threshold(tr["step"], tr["mcc"])}
 
 
+#: The status of the posterior metrics of a model whose z is a point estimate (the exact flow).
+POINT_STATUS = ("not applicable: the exact flow's z is a point estimate (z = h(x); no "
+                "posterior, no interval, no proposal to weight)")
+
 #: Observations (at most) and guide draws per observation used for PSIS k-hat.
 PSIS_MAX_OBS, PSIS_SAMPLES = 1000, 100
 
@@ -177,6 +182,8 @@ def psis_metric(fitted: RunFit, dataset, truth) -> dict:
     if skip:
         return skip
     guide = fitted.spec.config.get("guide", "encoder")
+    if point_latents(fitted.spec):
+        return {"psis_khat_status": POINT_STATUS}
     if guide == "semidais":
         return {"psis_khat_status": "not meaningful: the semidais guide has no tractable "
                                     "density"}
@@ -254,6 +261,8 @@ def calibration_metric(fitted: RunFit, dataset, truth) -> dict:
     skip = _amortised(fitted, "calibration_90")
     if skip:
         return skip
+    if point_latents(fitted.spec):
+        return {"calibration_90_status": POINT_STATUS}
     import jax
 
     idx = _eval_subset(fitted, dataset.x.shape[0])
@@ -304,7 +313,8 @@ def jacobian_metric(fitted: RunFit, dataset, truth) -> dict:
         return skip
     if truth is None or dataset.z is None:
         return {}
-    if "encoder" not in getattr(fitted.spec.guide, "keywords", {}):
+    if not point_latents(fitted.spec) and "encoder" not in getattr(fitted.spec.guide,
+                                                                   "keywords", {}):
         return {"jacobian_status": "not applicable: the guide has no encoder network"}
     rep = check_run(fitted, dataset, truth, n_points=128, seed=0).get("jacobian") or {}
     enc = rep.get("encoder") or {}

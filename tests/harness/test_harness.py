@@ -109,7 +109,7 @@ def test_compare_cli_in_process_tiny_grid_and_resume(tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["compare", "--out", str(out), "--scheduler", "none", "--latent-dim", "2",
             "--domains", "5", "--points-per-domain", "60", "--mixing-layers", "2",
-            "--engines", "svi", "iwae", "--seeds", "2", "--steps", "200", "--eval-every",
+            "--engines", "svi", "flow", "--seeds", "2", "--steps", "200", "--eval-every",
             "100"]
     assert main(argv) == 0
     import pandas as pd
@@ -117,22 +117,30 @@ def test_compare_cli_in_process_tiny_grid_and_resume(tmp_path, capsys):
 
     df = pd.read_csv(out / "results.csv")
     assert len(df) == 4 and (df["status"] == "done").all()
-    assert set(df["engine"]) == {"svi", "iwae"} and set(df["seed"]) == {0, 1}
+    assert set(df["engine"]) == {"svi", "flow"} and set(df["seed"]) == {0, 1}
     assert df["mcc"].between(0, 1).all() and df["mcc_dim1"].between(0, 1).all()
-    # 200 steps on 2 identifiable latents: both engines recover them far above chance (~0.1
-    # for unrelated latents, ~0.6 for raw x on this 2-layer mixing); seen 0.84-0.96.
+    # 200 steps on 2 identifiable latents: both models recover them far above chance (~0.1
+    # for unrelated latents, ~0.6 for raw x on this 2-layer mixing); seen 0.74-0.87.
     assert df["mcc"].min() > 0.7
-    assert df["psis_khat_max"].notna().all() and np.isfinite(df["elbo_per_obs"]).all()
+    assert np.isfinite(df["elbo_per_obs"]).all()
     assert (df["run_time_s"] > 0).all() and (df["seeds_in_batch"] == 2).all()
-    # Every metric ran (all of METRICS by default) and gave numbers in their ranges.
-    assert (df["calibration_90_status"] == "ok").all() and (df["jacobian_status"] == "ok").all()
-    assert df["calibration_90"].between(0, 1).all() and df["jacobian_amari"].between(0, 1).all()
-    assert np.isfinite(df["heldout_loglik"]).all() and (df["heldout_loglik_se"] > 0).all()
+    # Every metric ran (all of METRICS by default) and gave numbers in their ranges; the
+    # flow's z is a point estimate, so its posterior metrics say why they are absent.
+    svi, flow = df[df["engine"] == "svi"], df[df["engine"] == "flow"]
+    assert svi["psis_khat_max"].notna().all() and (svi["calibration_90_status"] == "ok").all()
+    assert svi["calibration_90"].between(0, 1).all()
+    for col in ("calibration_90_status", "psis_khat_status"):
+        assert flow[col].str.startswith("not applicable: the exact flow's z is a point").all()
+    assert flow["calibration_90"].isna().all() and flow["psis_khat_max"].isna().all()
+    assert (df["jacobian_status"] == "ok").all() and df["jacobian_amari"].between(0, 1).all()
+    # the flow's held-out likelihood is exact (no Monte Carlo error); the guide's is not
+    assert np.isfinite(df["heldout_loglik"]).all() and (svi["heldout_loglik_se"] > 0).all()
+    assert (flow["heldout_loglik_se"] == 0).all()
     ds = xr.open_dataset(out / "results.nc", engine="h5netcdf")
     assert dict(ds["mcc"].sizes) == {"setting": 1, "model": 1, "engine": 2, "seed": 2}
     np.testing.assert_allclose(
-        ds["mcc"].sel(engine="iwae", seed=1).item(),
-        df.query("engine == 'iwae' and seed == 1")["mcc"].item(), rtol=1e-5)
+        ds["mcc"].sel(engine="flow", seed=1).item(),
+        df.query("engine == 'flow' and seed == 1")["mcc"].item(), rtol=1e-5)
     ds.close()
     for png in ("mcc_by_engine.png", "time_vs_mcc.png"):
         assert (out / png).stat().st_size > 1000
@@ -221,6 +229,11 @@ def test_grid_refuses_the_values_fit_refuses():
         make_grid(engines={"svi": {"prior": "student"}})
     assert make_grid(engines={"svi": {"width": 8, "prior": "laplace"}}).engines["svi"][
         "prior"] == "laplace"
+    # the default model is a preset; NUTS cannot start from it (its z is a point estimate)
+    assert make_grid(engines=["flow"]).engines["flow"]["flow"] is True
+    for bad in (dict(base="flow"), dict(base="svi", flow=True)):
+        with pytest.raises(InputError, match="a posterior over z to sample; valid bases: svi,"):
+            make_grid(engines={"nuts": dict(preset="nuts", **bad)})
 
 
 def test_grid_rejects_bad_sampler_entries():

@@ -65,7 +65,7 @@ from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
 from ppl_ident.families.iid.inputs import prepare_inputs
 from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, LatentDraws,
                                         encode_chunked, guide_latents,
-                                        log_likelihood_x, model_predictive_x,
+                                        log_likelihood_x, model_predictive_x, point_latents,
                                         posterior_predictive_x, split_draws)
 
 __all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "iid_inference_data", "select_obs"]
@@ -146,7 +146,7 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
     spec, params = fitted.spec, fitted.params
     # the noiseless flow's z = h(x): one value per observation (the noisy flow has a posterior)
-    point_mass = bool(spec.config.get("flow")) and not spec.config.get("flow_noise")
+    point_mass = point_latents(spec)
     # a fit with several seeds: one chain per seed, of num_draws draws each
     seed_chains = (fitted.seed_params is not None and sampler is guide_latents
                    and not point_mass and num_chains is None)
