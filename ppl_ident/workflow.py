@@ -57,12 +57,17 @@ __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", 
            "check_run", "checked_settings", "model_inputs", "prepare_inputs", "build_fit",
            "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
            "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS",
-           "seed_metrics", "seed_fits", "SEED_PARAMS_FILE", "input_summary", "input_line"]
+           "seed_metrics", "seed_fits", "SEED_PARAMS_FILE", "input_summary", "input_line", "RUN_FORMAT"]
 
 #: the ArviZ InferenceData of a run directory
 POSTERIOR_FILE = "posterior.nc"
 #: every seed's kept fit of a run with ``seeds > 1`` (:attr:`Fitted.seed_params`)
 SEED_PARAMS_FILE = "seed_params.npz"
+#: The run directory's format, recorded as ``config.json``'s ``"format"``. 1: written before
+#: the number was recorded (release 0.1 and the runs of the settings added since, which
+#: :func:`_settings_of` completes); 2: every setting recorded, resolved. A newer format is
+#: refused with the fix (upgrade), never read by guessing.
+RUN_FORMAT = 2
 
 
 class Fitted(NamedTuple):
@@ -482,29 +487,45 @@ def _read_json(path):
 
 
 def _settings_of(run: Path, config: dict) -> FitSettings:
+    fmt = config.get("format", 1) if isinstance(config, dict) else None
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
+        raise InputError(f"{run / 'config.json'} has an unknown run format {fmt!r}; the run "
+                         "directory is damaged.")
+    if fmt > RUN_FORMAT:
+        raise InputError(f"{run / 'config.json'} is in run format {fmt}, newer than this "
+                         f"ppl_ident {__version__} reads (format {RUN_FORMAT}): upgrade "
+                         "ppl_ident (pip install -U ppl_ident) to read it.")
     try:
         settings = dict(config["settings"])
         model = config.get("model") or {}
-        if "transition_width" not in settings and model.get("name") in SEQUENCE_MODELS:
-            # a sequence run written before these settings: its transition network had
-            # --width units and --depth layers
-            settings["transition_width"] = model.get("width")
-            settings["transition_depth"] = model.get("depth")
-        if settings.get("flow_layers") is None:
-            # a run written before the setting (or before its default moved with n): its flow,
-            # if any, had the model's recorded layers, else the base number
-            settings["flow_layers"] = int(model.get("flow_layers") or FLOW_LAYERS)
-        if "flow_noise" not in settings and model.get("name") not in SEQUENCE_MODELS:
-            # an i.i.d. run written before the noisy flow: noiseless (the sequence models
-            # keep the setting unset)
-            settings["flow_noise"] = False
-        if "regime_transitions" not in settings and model.get("name") in SEQUENCE_MODELS:
-            # ... and before this one: one transition network with a head per regime
-            settings["regime_transitions"] = "shared"
+        if fmt == 1:
+            settings = _settings_of_format_1(settings, model)
         return FitSettings(**settings)
     except (KeyError, TypeError, AttributeError) as err:
         raise InputError(f"{run / 'config.json'} has unknown settings ({err}); it was written by "
                          "another version of ppl_ident.") from err
+
+
+def _settings_of_format_1(settings: dict, model: dict) -> dict:
+    """The settings of a format-1 run, completed with the values its fit had for the settings
+    added after it was written (each addition's own default for old runs)."""
+    if "transition_width" not in settings and model.get("name") in SEQUENCE_MODELS:
+        # a sequence run written before these settings: its transition network had
+        # --width units and --depth layers
+        settings["transition_width"] = model.get("width")
+        settings["transition_depth"] = model.get("depth")
+    if settings.get("flow_layers") is None:
+        # a run written before the setting (or before its default moved with n): its flow,
+        # if any, had the model's recorded layers, else the base number
+        settings["flow_layers"] = int(model.get("flow_layers") or FLOW_LAYERS)
+    if "flow_noise" not in settings and model.get("name") not in SEQUENCE_MODELS:
+        # an i.i.d. run written before the noisy flow: noiseless (the sequence models
+        # keep the setting unset)
+        settings["flow_noise"] = False
+    if "regime_transitions" not in settings and model.get("name") in SEQUENCE_MODELS:
+        # ... and before this one: one transition network with a head per regime
+        settings["regime_transitions"] = "shared"
+    return settings
 
 
 def _diff(a: FitSettings, b: FitSettings) -> str:
@@ -570,6 +591,7 @@ def _run_config(spec, settings: FitSettings, labels, data_path, columns=None) ->
     return {
         # what was read: x columns, u and its kind, domains, n (also printed by `fit`)
         "inputs": _config_inputs(spec.config, columns),
+        "format": RUN_FORMAT,
         "version": __version__,
         "settings": settings._asdict(),
         "model": spec.config,

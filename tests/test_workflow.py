@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 
 from ppl_ident.data import load_dataset
-from ppl_ident.workflow import evaluate, fit_model, load_run, resume_run
+from ppl_ident.errors import InputError
+from ppl_ident.workflow import (RUN_FORMAT, evaluate, fit_model, load_run, resume_run,
+                                save_run)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release_0_1"
 
@@ -51,6 +53,23 @@ def test_a_checkpoint_of_the_previous_release_resumes(tmp_path):
     more = resume_run(run, 30, data_path=str(FIXTURES / "iid.npz"))
     assert more.metrics["resumed_from_step"] == 20 and len(more.losses) == 30
     np.testing.assert_array_equal(more.losses[:20], load_run(FIXTURES / "ivae").losses)
+    # the release's config.json has no format number (format 1, completed on reading); the
+    # resumed run, saved, records today's
+    assert "format" not in json.loads((FIXTURES / "ivae" / "config.json").read_text())
+    save_run(tmp_path / "again", more, posterior_draws=0)
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["format"] == RUN_FORMAT
+
+
+def test_a_run_of_a_newer_format_is_refused_with_the_fix(tmp_path):
+    run = tmp_path / "ivae"
+    shutil.copytree(FIXTURES / "ivae", run)
+    config = json.loads((run / "config.json").read_text())
+    for fmt, match in ((RUN_FORMAT + 1, f"run format {RUN_FORMAT + 1}, newer than this "
+                        f"ppl_ident .* reads \\(format {RUN_FORMAT}\\): upgrade"),
+                       ("2", "unknown run format '2'; the run directory is damaged")):
+        (run / "config.json").write_text(json.dumps({**config, "format": fmt}))
+        with pytest.raises(InputError, match=match):
+            load_run(run)
 
 
 # --------------------------------------------------------------- per-row latents, posterior.nc
