@@ -34,7 +34,7 @@ from typing import Callable, NamedTuple
 from ppl_ident.errors import InputError
 from ppl_ident.families.iid.guide import empty_guide, encoder_guide, fullcov_encoder_guide
 
-__all__ = ["GUIDES", "GuideFamily", "make_guide", "guide_family", "empty_guide"]
+__all__ = ["GUIDES", "GuideFamily", "guide_family", "empty_guide"]
 
 
 class GuideFamily(NamedTuple):
@@ -96,8 +96,3 @@ def guide_family(name: str) -> GuideFamily:
     if name not in GUIDES:
         raise InputError(f"Unknown guide {name!r}; valid guides: {', '.join(sorted(GUIDES))}.")
     return GUIDES[name]
-
-
-def make_guide(name: str, model, encoder, **encoder_kwargs):
-    """Build the guide ``name`` for ``model`` (``encoder`` may be None for non-amortised)."""
-    return guide_family(name).make(model, encoder, **encoder_kwargs)

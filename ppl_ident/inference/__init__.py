@@ -5,8 +5,6 @@ from ppl_ident.inference.engines import (
     ENGINES,
     SAMPLER_ENGINES,
     Engine,
-    KLAnneal,
-    NoiseAnneal,
     OptimConfig,
     StepInfo,
     build_engine,
@@ -25,7 +23,7 @@ from ppl_ident.families.predict import data_mean_fn, decoder_fn, encode, encoder
 
 __all__ = [
     "DivergencePolicy", "chunk_schedule", "divergence_reason",
-    "ELBOS", "ENGINES", "SAMPLER_ENGINES", "Engine", "FitResult", "KLAnneal", "NoiseAnneal",
+    "ELBOS", "ENGINES", "SAMPLER_ENGINES", "Engine", "FitResult",
     "OptimConfig", "StepInfo", "build_engine",
     "data_mean_fn", "decoder_fn", "encode", "encoder_mean_fn", "fit", "learned_log_prior", "fit_batched", "fit_keys", "make_elbo", "make_optimizer", "svi_engine",
 ]

@@ -35,7 +35,7 @@ from ppl_ident.inference.subsample import minibatch_map
 from ppl_ident.families import ModelSpec
 
 __all__ = ["ELBOS", "ENGINES", "SAMPLER_ENGINES", "Engine", "StepInfo", "OptimConfig",
-           "make_elbo", "svi_engine", "iwae_engine", "NoiseAnneal", "KLAnneal", "build_engine",
+           "make_elbo", "svi_engine", "iwae_engine", "build_engine",
            "make_optimizer", "fold_plate"]
 
 ELBOS: dict[str, Callable] = {
@@ -63,37 +63,6 @@ class OptimConfig(NamedTuple):
     warmup_steps: int = 200
     end_fraction: float = 0.02
     clip_norm: float = 10.0
-
-
-class NoiseAnneal(NamedTuple):
-    """Deterministic annealing of the observation noise scale (an explicit, opt-in option).
-
-    The decoder noise is fixed at ``start`` and decays geometrically to ``end`` over the first
-    ``fraction`` of the steps, then stays at ``end``. A large early noise smooths the objective
-    while the prior finds the axes; the small final noise sharpens the posterior. The final
-    ELBO (and every evaluation) uses ``end``, so restarts are compared on the same model.
-    """
-
-    start: float = 0.3
-    end: float = 0.01
-    fraction: float = 0.8
-
-    def __call__(self, step, num_steps):
-        t = jnp.clip(step / jnp.maximum(self.fraction * num_steps, 1.0), 0.0, 1.0)
-        return self.start * (self.end / self.start) ** t
-
-
-class KLAnneal(NamedTuple):
-    """Tempering of the KL term (an explicit, opt-in option): the ``z`` site's weight decays
-    linearly from ``start`` to 1 over the first ``fraction`` of the steps. ``start > 1`` puts
-    early pressure on matching the factorial prior; the final objective is the ELBO."""
-
-    start: float = 4.0
-    fraction: float = 0.5
-
-    def __call__(self, step, num_steps):
-        t = jnp.clip(step / jnp.maximum(self.fraction * num_steps, 1.0), 0.0, 1.0)
-        return self.start + (1.0 - self.start) * t
 
 
 class Engine(NamedTuple):
@@ -188,9 +157,7 @@ def _minibatched(fn, plate: str):
 
 def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int = 1,
                batch_size: int | None = 256, optim: OptimConfig = OptimConfig(),
-               eval_particles: int = 4, noise_anneal: NoiseAnneal | None = None,
-               kl_anneal: KLAnneal | None = None, name: str | None = None,
-               mesh=None) -> Engine:
+               eval_particles: int = 4, name: str | None = None, mesh=None) -> Engine:
     """Stochastic variational inference with the model's amortised guide.
 
     Parameters
@@ -205,9 +172,6 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
     optim : OptimConfig
     eval_particles : int
         Particles of the full-data ELBO used by ``evaluate``.
-    noise_anneal : NoiseAnneal, optional
-        Anneal a fixed observation noise scale instead of learning it (see
-        :class:`NoiseAnneal`); requires a model with a ``noise_scale`` argument.
     mesh : jax.sharding.Mesh, optional
         Split every step's minibatch over the mesh's devices (data parallel, see
         :mod:`ppl_ident.inference.sharding`); ``batch_size`` must be a multiple of its size.
@@ -232,16 +196,6 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
     svi = SVI(model, guide, optax_to_numpyro(make_optimizer(optim)), loss)
     eval_loss = make_elbo(elbo, eval_particles)
 
-    def schedule_kwargs(step):
-        # annealed quantities enter the model as arguments, so the same kwargs at init keep
-        # the parameter set identical (no unused learned noise scale)
-        kwargs = {}
-        if noise_anneal is not None:
-            kwargs["noise_scale"] = noise_anneal(step, optim.num_steps)
-        if kl_anneal is not None:
-            kwargs["kl_weight"] = kl_anneal(step, optim.num_steps)
-        return kwargs
-
     def indices(key, x):
         # Minibatches drawn with replacement: O(batch) per step, where NumPyro's default
         # without-replacement draw on CPU is a sequential shuffle costing milliseconds per step
@@ -254,16 +208,11 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
     def init(key, x, u):
         k_init, k_params, k_idx = jax.random.split(key, 3)
         return svi.init(k_init, x, u, batch_idx=indices(k_idx, x),
-                        init_params=spec.init_params(k_params), **schedule_kwargs(0))
-
-    extra = {}
-    if noise_anneal is not None:
-        extra = {"noise_scale": noise_anneal.end}
+                        init_params=spec.init_params(k_params))
 
     def step(state, x, u):
-        kwargs = schedule_kwargs(state.optim_state[0])
         idx = indices(jax.random.fold_in(state.rng_key, 1), x)
-        new, loss_value = svi.stable_update(state, x, u, batch_idx=idx, **kwargs)
+        new, loss_value = svi.stable_update(state, x, u, batch_idx=idx)
         # stable_update checks the loss and gradients, not where the update lands: a huge step
         # can overflow a constrained parameter (exp of a scale). Keep the last finite ones.
         ok = jnp.isfinite(loss_value) & _all_finite(svi.get_params(new))
@@ -272,8 +221,7 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
         return new, StepInfo(jnp.where(ok, loss_value, jnp.nan), ok)
 
     def evaluate(key, params, x, u):
-        return eval_loss.loss(key, params, model_fn, guide_fn, x, u, subsample_size=None,
-                              **extra)
+        return eval_loss.loss(key, params, model_fn, guide_fn, x, u, subsample_size=None)
 
     if not family.full_data:
         def evaluate(key, params, x, u):
@@ -282,14 +230,12 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
             def one(key, idx):
                 with handlers.substitute(data={plate: idx}):
                     return eval_loss.loss(key, params, model_fn, guide_fn, x, u,
-                                          subsample_size=idx.shape[0], **extra)
+                                          subsample_size=idx.shape[0])
 
             return minibatch_map(one, key, x.shape[0], batch_size or x.shape[0]).mean()
 
     config = dict(engine=name or "svi", elbo=elbo, num_particles=num_particles,
                   batch_size=batch_size, **optim._asdict(),
-                  noise_anneal=None if noise_anneal is None else noise_anneal._asdict(),
-                  kl_anneal=None if kl_anneal is None else kl_anneal._asdict(),
                   devices=1 if mesh is None else int(mesh.devices.size),
                   # evaluate() sums independent per-row terms of the rows it is given, so the
                   # fit may score restarts on chunks of a subset (False: per-row guide

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro.distributions as dist
 from numpyro import handlers
 
-__all__ = ["fixed_batches", "minibatch_map", "posterior_mean", "posterior_mean_fn"]
+__all__ = ["fixed_batches", "minibatch_map", "posterior_mean_fn"]
 
 
 def fixed_batches(n_obs: int, batch_size: int):
@@ -77,10 +76,3 @@ def posterior_mean_fn(spec, x, u, *, num_samples: int = 32, batch_size: int | No
         return jnp.zeros((n_obs, z.shape[1]), z.dtype).at[idx_all].set(z)
 
     return mean
-
-
-def posterior_mean(spec, params, x, u, key, *, num_samples: int = 32,
-                   batch_size: int | None = None) -> np.ndarray:
-    """:func:`posterior_mean_fn` evaluated once: ``(N, n_latent)`` NumPy array."""
-    fn = posterior_mean_fn(spec, x, u, num_samples=num_samples, batch_size=batch_size)
-    return np.asarray(jax.jit(fn)(params, key))

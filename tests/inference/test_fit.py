@@ -103,23 +103,6 @@ def test_fit_model_checks_inputs(small_data):
         fit_model(data._replace(u=data.u % 3), steps=2, batch_size=8)
 
 
-def test_annealing_options_follow_their_schedules(small_data):
-    from ppl_ident.inference import KLAnneal, NoiseAnneal
-
-    noise, kl = NoiseAnneal(0.5, 0.05, 0.5), KLAnneal(3.0, 0.5)
-    assert float(noise(0, 100)) == pytest.approx(0.5)
-    assert float(noise(25, 100)) == pytest.approx(0.5 * 0.1**0.5, rel=1e-5)
-    assert float(noise(80, 100)) == pytest.approx(0.05)
-    assert float(kl(0, 100)) == pytest.approx(3.0) and float(kl(60, 100)) == pytest.approx(1.0)
-    data, _ = small_data
-    spec = build_model("ivae", jax.random.PRNGKey(0), n_latent=2, data_dim=2, n_domains=5)
-    eng = svi_engine(spec, batch_size=64, noise_anneal=noise, kl_anneal=kl,
-                     optim=OptimConfig(num_steps=100, warmup_steps=10))
-    res = fit(eng, jax.random.PRNGKey(0), data.x, data.u, 100, progress=False)
-    assert "noise_scale" not in res.params  # the annealed noise replaces the learned one
-    assert np.all(np.isfinite(res.losses)) and np.isfinite(res.final_loss)
-
-
 def test_presets_choose_the_engine_and_flags_override_them():
     import argparse
 

@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
-from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
 from ppl_ident.ops.distributions import ReparamMultivariateNormal
@@ -30,7 +29,7 @@ def encoder_inputs(x, u, n_domains: int | None, use_u: bool):
 
 def encoder_guide(x=None, u=None, *, encoder, n_latent: int, n_domains: int | None = None,
                   use_u: bool = True, subsample_size: int | None = None, n_obs=None,
-                  min_scale: float = 1e-3, kl_weight=1.0, whiten=None, **_unused):
+                  min_scale: float = 1e-3, whiten=None, **_unused):
     """Diagonal-Gaussian amortised posterior ``q(z | x, u) = Normal(mu, sigma)``.
 
     ``encoder`` maps one input (``x`` concatenated with one-hot ``u`` when ``use_u``) to
@@ -45,8 +44,7 @@ def encoder_guide(x=None, u=None, *, encoder, n_latent: int, n_domains: int | No
         out = batched(enc)(inp)
         loc = out[..., :n_latent]
         scale = jax.nn.softplus(out[..., n_latent:]) + min_scale
-        with handlers.scale(scale=kl_weight):
-            numpyro.sample("z", dist.Normal(loc, scale).to_event(1))
+        numpyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
 
 def _lower_triangular(tri, n_latent: int, min_scale: float, offset: float = 0.0):
@@ -60,7 +58,7 @@ def _lower_triangular(tri, n_latent: int, min_scale: float, offset: float = 0.0)
 def fullcov_encoder_guide(x=None, u=None, *, encoder, n_latent: int,
                           n_domains: int | None = None, use_u: bool = True,
                           subsample_size: int | None = None, n_obs=None,
-                          min_scale: float = 1e-3, kl_weight=1.0, whiten=None, **_unused):
+                          min_scale: float = 1e-3, whiten=None, **_unused):
     """Full-covariance amortised posterior ``q(z | x, u) = MVN(mu, L L^T)``.
 
     ``encoder`` maps one input to ``n + n (n + 1) / 2`` numbers: the mean, then the lower
@@ -76,12 +74,11 @@ def fullcov_encoder_guide(x=None, u=None, *, encoder, n_latent: int,
         out = batched(enc)(inp)
         loc = out[..., :n_latent]
         scale_tril = _lower_triangular(out[..., n_latent:], n_latent, min_scale)
-        with handlers.scale(scale=kl_weight):
-            numpyro.sample("z", ReparamMultivariateNormal(loc, scale_tril=scale_tril))
+        numpyro.sample("z", ReparamMultivariateNormal(loc, scale_tril=scale_tril))
 
 
 def flow_guide(x=None, u=None, *, flow, whiten=None, subsample_size: int | None = None,
-               kl_weight=1.0, **_unused):
+               **_unused):
     """Point-mass posterior ``z = h(x)`` of an exact-likelihood i.i.d. model.
 
     ``flow`` (registered as ``flow``: the same parameters as the model's) maps each whitened
@@ -91,8 +88,7 @@ def flow_guide(x=None, u=None, *, flow, whiten=None, subsample_size: int | None 
     fl = eqx_module("flow", flow)
     with numpyro.plate("obs", x.shape[0], subsample_size=subsample_size) as idx:
         z = jax.vmap(fl)(whiten_data(x[idx], whiten))[0]
-        with handlers.scale(scale=kl_weight):
-            numpyro.sample("z", dist.Delta(z, event_dim=1))
+        numpyro.sample("z", dist.Delta(z, event_dim=1))
 
 
 #: The noisy flow guide's initial posterior sd of the noise-free observation (whitened units):
@@ -103,7 +99,7 @@ NOISY_FLOW_SCALE_INIT = 0.1
 def noisy_flow_guide(x=None, u=None, *, encoder, flow, n_latent: int,
                      n_domains: int | None = None, use_u: bool = True, whiten=None,
                      subsample_size: int | None = None, n_obs=None, min_scale: float = 1e-5,
-                     kl_weight=1.0, latents: bool = True, **_unused):
+                     latents: bool = True, **_unused):
     """Posterior of the noisy flow model (:func:`ppl_ident.families.iid.model.ivae` with
     ``flow_noise``): a full-covariance Gaussian over the noise-free observation ``w`` in
     whitened coordinates, centred on the observation itself plus a learned correction,
@@ -123,9 +119,8 @@ def noisy_flow_guide(x=None, u=None, *, encoder, flow, n_latent: int,
         w0 = whiten_data(x[idx], whiten)
         out = batched(enc)(encoder_inputs(w0, None if u is None else u[idx], n_domains, use_u))
         scale_tril = _lower_triangular(out[..., n_latent:], n_latent, min_scale, offset)
-        with handlers.scale(scale=kl_weight):
-            w = numpyro.sample("w", ReparamMultivariateNormal(w0 + out[..., :n_latent],
-                                                              scale_tril=scale_tril))
+        w = numpyro.sample("w", ReparamMultivariateNormal(w0 + out[..., :n_latent],
+                                                          scale_tril=scale_tril))
         if latents:
             numpyro.deterministic("z", apply_flow(eqx_module("flow", flow), w)[0])
 

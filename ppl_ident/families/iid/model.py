@@ -138,7 +138,7 @@ def prior_params(u, *, n_latent: int, n_domains: int | None = None, aux_net=None
 def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: int | None = None,
          aux_net=None, prior: str = "gaussian", noise_scale: float | None = None,
          learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None,
-         kl_weight=1.0, whiten=None, noise_init: float = 0.1, flow=None,
+         whiten=None, noise_init: float = 0.1, flow=None,
          observe_latent: bool = False, flow_noise: bool = False):
     """iVAE: factorial prior ``p(z | u)`` with learned parameters, MLP decoder.
 
@@ -166,9 +166,6 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         Learn per-domain locations (True) or fix them at 0.
     subsample_size : int, optional
         Minibatch size of the ``obs`` plate.
-    kl_weight : float
-        Weight of the ``z`` site's log-density (1 is the ELBO). Engines anneal it only when
-        asked to (an explicit tempering option); the guide must receive the same weight.
     whiten : tuple ``(mu (d,), chol (d, d))``, optional
         Decode in whitened coordinates (see :func:`observation_dist`).
     noise_init : float
@@ -198,11 +195,11 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         u_b = u[idx]
         loc, scale = prior_params(u_b, n_latent=n_latent, n_domains=n_domains, aux_net=aux_net,
                                   learn_prior_loc=learn_prior_loc)
-        observe(_factorial(prior, loc, scale, shape), kl_weight, None if x is None else x[idx])
+        observe(_factorial(prior, loc, scale, shape), None if x is None else x[idx])
 
 
 def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
-        subsample_size: int | None = None, n_obs=None, kl_weight=1.0, whiten=None,
+        subsample_size: int | None = None, n_obs=None, whiten=None,
         noise_init: float = 0.1, flow=None, observe_latent: bool = False,
         flow_noise: bool = False, **_unused):
     """Plain VAE: ``z ~ Normal(0, I)`` whatever ``u`` is (the non-identifiable control).
@@ -215,18 +212,17 @@ def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=No
                            observe_latent and x is not None, flow_noise)
     prior = dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
-        observe(prior, kl_weight, None if x is None else x[idx])
+        observe(prior, None if x is None else x[idx])
 
 
-def _sample_z(prior, kl_weight, z_obs=None):
-    with handlers.scale(scale=kl_weight):
-        return numpyro.sample("z", prior, obs=z_obs)
+def _sample_z(prior, z_obs=None):
+    return numpyro.sample("z", prior, obs=z_obs)
 
 
 def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten, observe_latent,
                  flow_noise=False):
     """Register the observation model's global sites (the decoder and its noise, or the flow,
-    and with ``flow_noise`` the flow's noise) and return ``observe(prior, kl_weight, x_b)``:
+    and with ``flow_noise`` the flow's noise) and return ``observe(prior, x_b)``:
     inside the ``obs`` plate, it draws the latent site from ``prior`` (``z``, or for the noisy
     flow the noise-free observation ``w`` under :class:`~ppl_ident.ops.flows.FlowDensity`)
     and adds the term for ``x``. With ``observe_latent`` (a noiseless flow and data)
@@ -236,27 +232,26 @@ def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten, obser
         if flow_noise:
             sigma = noise_fraction(data_dim) * column_scale(whiten, data_dim)
 
-            def observe(prior, kl_weight, x_b):
-                with handlers.scale(scale=kl_weight):
-                    w = numpyro.sample("w", FlowDensity(prior, fl))
+            def observe(prior, x_b):
+                w = numpyro.sample("w", FlowDensity(prior, fl))
                 numpyro.sample("x", dist.Normal(unwhiten(w, whiten), sigma).to_event(1),
                                obs=x_b)
 
             return observe
         if observe_latent:
-            def observe(prior, kl_weight, x_b):
+            def observe(prior, x_b):
                 z, log_det = flow_latent(fl, x_b, whiten)
-                _sample_z(prior, kl_weight, z)
+                _sample_z(prior, z)
                 numpyro.factor("x_log_det", log_det)
 
             return observe
-        return lambda prior, kl_weight, x_b: flow_likelihood(fl, _sample_z(prior, kl_weight),
+        return lambda prior, x_b: flow_likelihood(fl, _sample_z(prior),
                                                              x_b, whiten)
     dec = eqx_module("decoder", decoder)
     sigma = noise_param(noise_scale, data_dim, noise_init)
 
-    def observe(prior, kl_weight, x_b):
-        z = _sample_z(prior, kl_weight)
+    def observe(prior, x_b):
+        z = _sample_z(prior)
         numpyro.sample("x", observation_dist(batched(dec)(z), sigma, whiten), obs=x_b)
 
     return observe

@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
-from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
 from ppl_ident.ops.distributions import ReparamMultivariateNormal
@@ -29,7 +28,7 @@ def context_windows(x, context: int):
 def sequence_encoder_guide(x=None, u=None, *, encoder, n_latent: int, context: int = 1,
                            n_domains: int | None = None, use_u: bool = False,
                            subsample_size: int | None = None, min_scale: float = 1e-3,
-                           kl_weight=1.0, whiten=None, fullcov: bool = False, **_unused):
+                           whiten=None, fullcov: bool = False, **_unused):
     """Gaussian amortised posterior over every latent step of every sequence.
 
     ``encoder`` maps one window (``2 * context + 1`` steps of ``x``, plus one-hot ``u_t`` when
@@ -78,12 +77,12 @@ def sequence_encoder_guide(x=None, u=None, *, encoder, n_latent: int, context: i
             q = ReparamMultivariateNormal(loc, scale_tril=scale_tril)
         else:
             q = dist.Normal(loc, jax.nn.softplus(out[..., n_latent:]) + min_scale).to_event(1)
-        with numpyro.plate("time", T, dim=-1), handlers.scale(scale=kl_weight):
+        with numpyro.plate("time", T, dim=-1):
             numpyro.sample("z", q)
 
 
 def flow_guide(x=None, u=None, *, flow, whiten=None, subsample_size: int | None = None,
-               kl_weight=1.0, **_unused):
+               **_unused):
     """Point-mass posterior ``z_t = h(x_t)`` of an exact-likelihood sequence model.
 
     ``flow`` (a :class:`ppl_ident.ops.flows.CouplingFlow`, registered as ``flow``: the same
@@ -98,5 +97,5 @@ def flow_guide(x=None, u=None, *, flow, whiten=None, subsample_size: int | None 
         x_b = jnp.asarray(x)[idx]
         w = whiten_data(x_b.reshape(-1, x_b.shape[-1]), whiten)
         z = jax.vmap(fl)(w)[0].reshape(x_b.shape[:2] + (-1,))
-        with numpyro.plate("time", T, dim=-1), handlers.scale(scale=kl_weight):
+        with numpyro.plate("time", T, dim=-1):
             numpyro.sample("z", dist.Delta(z, event_dim=1))

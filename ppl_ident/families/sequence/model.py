@@ -260,7 +260,7 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
                    data_dim: int, lag: int = 1, n_domains: int | None = None,
                    n_regimes: int = 1, noise_scale: float | None = None,
                    stickiness: float = 0.9, subsample_size: int | None = None, n_seq=None,
-                   length=None, kl_weight=1.0, whiten=None, noise_init: float = 0.1,
+                   length=None, whiten=None, noise_init: float = 0.1,
                    heteroscedastic: bool = False, flow=None, transition_prior: str = "additive",
                    spline_bins: int = SPLINE_BINS, observe_latent: bool = False,
                    initial: str = "gaussian"):
@@ -287,9 +287,6 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
         Fixed observation noise; None learns ``noise_scale`` ``(d,)``.
     stickiness : float
         Initial diagonal of the learned regime transition matrix.
-    kl_weight : float
-        Weight of the ``z`` site's log-density (1 is the ELBO; engines temper it only when
-        asked to).
     whiten : tuple ``(mu (d,), chol (d, d))``, optional
         Decode in whitened coordinates (see :func:`ppl_ident.ops.observation.observation_dist`).
     noise_init : float
@@ -392,8 +389,7 @@ def temporal_model(x=None, u=None, *, kind: str, decoder, transition, n_latent: 
             if fl is not None and observe_latent and x_b is not None:
                 z_obs, log_det = _flow_latent(fl, x_b, whiten)
                 log_det = _initial_mask(log_det, lag, initial)
-            with handlers.scale(scale=kl_weight):
-                z = numpyro.sample("z", prior, obs=z_obs)
+            z = numpyro.sample("z", prior, obs=z_obs)
             if fl is not None:
                 if log_det is not None:
                     numpyro.factor("x_log_det", log_det)
