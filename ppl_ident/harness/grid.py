@@ -212,16 +212,6 @@ def _check_registries(engines: dict, models) -> None:
         if e["engine"] not in ENGINES:
             raise InputError(f"Engine {name!r}: unknown engine {e['engine']!r}; valid engines: "
                              f"{', '.join(sorted(ENGINES))}.")
-        target = getattr(ENGINES[e["engine"]], "lazy_target", None)
-        if target is not None:
-            import importlib
-
-            module, attr = target.rsplit(".", 1)
-            try:
-                getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError):
-                raise InputError(f"Engine {name!r} needs {target}, which this installation "
-                                 "does not provide; remove it from the grid.") from None
         if "elbo" in e and e["elbo"] not in ELBOS:
             raise InputError(f"Engine {name!r}: unknown ELBO {e['elbo']!r}; valid ELBOs: "
                              f"{', '.join(sorted(ELBOS))}.")

@@ -266,29 +266,11 @@ def iwae_engine(spec: ModelSpec, *, num_particles: int = 8, elbo: str = "RenyiEL
                       name=kwargs.pop("name", "iwae"), **kwargs)
 
 
-def _lazy_engine(module: str, attr: str, what: str) -> Callable:
-    """A registry entry whose implementation lives in an optional module, imported on use."""
-
-    def build(spec: ModelSpec, **kwargs) -> Engine:
-        import importlib
-
-        try:
-            mod = importlib.import_module(module)
-            fn = getattr(mod, attr)
-        except (ImportError, AttributeError) as err:
-            raise InputError(f"The {what} engine needs {module}.{attr}, which this installation "
-                             f"does not provide ({err}); choose another engine.") from None
-        return fn(spec, **kwargs)
-
-    build.lazy_target = f"{module}.{attr}"
-    return build
-
-
 ENGINES: dict[str, Callable] = {
     "svi": svi_engine,
     "iwae": iwae_engine,
-    # NUTS on z with the decoder fixed (the reference posterior), from the ArviZ issue.
-    "nuts": _lazy_engine("ppl_ident.inference.nuts", "nuts_engine", "nuts"),
+    # "nuts" (NUTS on z with the decoder fixed: the reference posterior) registers itself in
+    # ppl_ident.inference.nuts, which the package imports with this module
 }
 
 #: Engines that sample ``z`` of a fitted model (``init(key, x, u, params)``) instead of

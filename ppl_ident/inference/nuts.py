@@ -50,7 +50,7 @@ from numpyro.infer.util import ParamInfo, log_density
 
 from ppl_ident.errors import InputError
 from ppl_ident.families.guides import guide_family
-from ppl_ident.inference.engines import Engine, StepInfo
+from ppl_ident.inference.engines import ENGINES, Engine, StepInfo
 from ppl_ident.families.predict import LatentDraws, fitted_model
 
 __all__ = ["NutsState", "check_nuts_options", "nuts_engine", "nuts_latents"]
@@ -352,3 +352,7 @@ def nuts_engine(spec, *, params: dict | None = None, num_warmup: int = 300,
                   max_tree_depth=max_tree_depth, dense_mass=dense_mass,
                   init_from_guide=init_from_guide)
     return Engine(name or "nuts", init, step, lambda state: state.params, evaluate, spec, config)
+
+
+# the sampler engine's registry entry (engines.py cannot import this module: it imports it)
+ENGINES["nuts"] = nuts_engine
