@@ -153,7 +153,7 @@ def fit_cell(cell: Cell, data, heldout, truth) -> tuple[list[dict], dict]:
     trace = {"step": [], "time_s": [], "mcc": []}
     eval_time = [0.0]
 
-    def callback(step, states):
+    def on_chunk(step, states, losses, finite):
         # Periodic MCC for the time-to-0.9 record only; the fit never sees it. Times are
         # made relative to the end of compilation below (compile_time is known at the end).
         jax.block_until_ready(states)
@@ -168,7 +168,7 @@ def fit_cell(cell: Cell, data, heldout, truth) -> tuple[list[dict], dict]:
     t_begin = time.perf_counter()
     states, losses, finite, compile_time, run_time = fit_batched(
         engine, keys, x, u, s.steps, chunk_size=min(cell.eval_every, s.steps), progress=False,
-        callback=callback if data.z is not None else None)
+        on_chunk=on_chunk if data.z is not None else None)
     trace["time_s"] = [t - compile_time for t in trace["time_s"]]
     run_time -= eval_time[0]
 

@@ -259,8 +259,8 @@ def _chunk_fn(engine: Engine, length: int, restarts: int):
 
 
 def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int = 500,
-                progress: bool = True, state=None, start_step: int = 0, callback=None,
-                history=None, on_chunk=None, divergence: DivergencePolicy | None = None,
+                progress: bool = True, state=None, start_step: int = 0, history=None,
+                on_chunk=None, divergence: DivergencePolicy | None = None,
                 checkpoint_every: int | None = None):
     """Run ``len(keys)`` independent fits of one engine as one vectorised program.
 
@@ -277,14 +277,13 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
         Show a progress bar with the current loss.
     state : pytree, optional
         A batched state to continue from (resume), with ``start_step`` steps already done.
-    callback : callable, optional
-        ``callback(step, states)`` after each chunk; return True to stop early.
     history : (losses, finite), optional
         ``(R, start_step)`` per-step records of the steps already done (resume); they are
         prepended to the returned records and seen by ``on_chunk`` and ``divergence``.
     on_chunk : callable, optional
         ``on_chunk(step, states, losses, finite)`` after each chunk with the full records so
-        far (``(R, step)``); return True to stop early (checkpoints, interrupts).
+        far (``(R, step)``); return True to stop early (checkpoints, interrupts, periodic
+        evaluations).
     divergence : DivergencePolicy, optional
         Stop when :func:`divergence_reason` reports that every restart diverged.
     checkpoint_every : int, optional
@@ -336,8 +335,6 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
             if bar is not None:
                 bar.update(length)
                 bar.set_postfix(loss=f"{np.nanmin(loss_chunk[:, -1]):.4g}")
-            if callback is not None and callback(step, state):
-                break
             if on_chunk is not None or divergence is not None:
                 losses = [np.concatenate(losses, axis=1)]
                 finite = [np.concatenate(finite, axis=1)]
