@@ -786,7 +786,7 @@ def load_run(run_dir) -> Fitted:
     try:
         model_cfg = dict(config["model"])
         name = model_cfg.pop("name")
-        model_cfg.pop("batch_plate", None)  # written by 0.1's sequence models; derived now
+        model_cfg.pop("batch_plate", None)  # written by earlier sequence runs; ModelSpec has it
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"{run / 'config.json'} is not a ppl_ident run configuration ({err}); "
                          "it is damaged or from another version.") from err

@@ -38,13 +38,19 @@ class ModelSpec(NamedTuple):
         pure, so it can be ``vmap``-ed over keys.
     config : dict
         Everything :func:`ppl_ident.families.build_model` needs to rebuild the same spec
-        (saved in run directories). ``config["batch_plate"]`` names the plate the engines
-        minibatch (``"obs"`` when absent).
+        (saved in run directories).
     objective : ``(model, guide)`` or None
         A cheaper pair with the same ELBO as ``(model, guide)`` for the same parameters, which
         the engines train and evaluate on (None: the pair itself). The exact flow models use
         it to run their flow once per step: the model computes ``z = h(x)`` and observes it,
         with an empty guide, where ``(model, guide)`` run ``h`` in both.
+    batch_plate : str
+        The plate the engines minibatch (its elements are independent given the parameters):
+        ``"obs"`` for i.i.d. rows, ``"sequence"`` for whole sequences.
+    weight_plates : tuple of str
+        Plates inside ``batch_plate`` whose elements are *not* independent (a sequence's
+        ``"time"``): an importance-weighted bound folds them, so that it takes one weight per
+        element of ``batch_plate`` (:func:`ppl_ident.inference.engines.fold_plate`).
     """
 
     name: str
@@ -53,6 +59,8 @@ class ModelSpec(NamedTuple):
     init_params: Callable
     config: dict
     objective: tuple | None = None
+    batch_plate: str = "obs"
+    weight_plates: tuple = ()
 
 
 def module_params(module):

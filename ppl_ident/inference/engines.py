@@ -182,15 +182,16 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
     if family.elbos is not None and elbo not in family.elbos:
         raise InputError(f"The {guide_name!r} guide works only with {', '.join(family.elbos)}; "
                          f"got elbo={elbo!r}.")
-    plate = spec.config.get("batch_plate", "obs")
+    plate = spec.batch_plate
     # a cheaper pair with the same ELBO where the model has one (the exact flow models)
     model_fn, guide_fn = spec.objective or (spec.model, spec.guide)
-    if elbo == "RenyiELBO" and plate == "sequence":
+    if elbo == "RenyiELBO":
         # RenyiELBO takes one importance weight per element of every plate shared by all
-        # sites. A sequence's "time" steps are not independent (z_t's prior depends on
-        # z_{t-1}), so the weight must be one per *sequence*: hide the time plate from the
-        # ELBO and its log-densities are summed over time before the log-mean-exp.
-        model_fn, guide_fn = fold_plate(model_fn, "time"), fold_plate(guide_fn, "time")
+        # sites. Plates whose elements are not independent (a sequence's "time" steps: z_t's
+        # prior depends on z_{t-1}) need one weight per element of the batch plate: hide them
+        # from the ELBO, and their log-densities are summed before the log-mean-exp.
+        for inner in spec.weight_plates:
+            model_fn, guide_fn = fold_plate(model_fn, inner), fold_plate(guide_fn, inner)
     loss = make_elbo(elbo, num_particles)
     model, guide = _minibatched(model_fn, plate), _minibatched(guide_fn, plate)
     svi = SVI(model, guide, optax_to_numpyro(make_optimizer(optim)), loss)

@@ -267,7 +267,7 @@ def nuts_engine(spec, *, params: dict | None = None, num_warmup: int = 300,
     for label, flag in (("dense_mass", dense_mass), ("init_from_guide", init_from_guide)):
         if not isinstance(flag, bool):
             raise InputError(f"{label} must be True or False, got {flag!r}.")
-    if spec.config.get("batch_plate", "obs") != "obs":
+    if spec.batch_plate != "obs":
         raise InputError(f"The nuts engine samples the latents of i.i.d. models (ivae, vae); "
                          f"{spec.name!r} has sequence latents. Use ppl-ident report for it.")
     guide = spec.config.get("guide", "encoder")

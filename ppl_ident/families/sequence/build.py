@@ -153,15 +153,16 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
             out["trans_loc"] = jax.random.normal(k_loc, (K, n_latent))
         return out
 
-    # batch_plate: the engines minibatch whole sequences
     config = dict(name=name, n_latent=n_latent, data_dim=data_dim,
                   n_domains=n_domains if use_u else None, lag=lag, n_regimes=K,
                   context=0 if flow else context, width=width, depth=depth,
                   transition_width=transition_width, transition_depth=transition_depth,
                   regime_transitions=regime_transitions, noise_scale=noise_scale,
-                  batch_plate="sequence", guide=guide,  # engines look up its family
+                  guide=guide,  # engines look up its family
                   noise_init=noise_init, heteroscedastic=bool(heteroscedastic), flow=bool(flow),
                   flow_layers=int(flow_layers), transition=transition,
                   spline_bins=int(spline_bins), initial=initial,
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white])
-    return ModelSpec(name, model, guide_fn, init_params, config, objective)
+    # the engines minibatch whole sequences; a sequence's steps share one importance weight
+    return ModelSpec(name, model, guide_fn, init_params, config, objective,
+                     batch_plate="sequence", weight_plates=("time",))
