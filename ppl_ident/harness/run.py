@@ -252,7 +252,7 @@ def sample_cell(cell: Cell, data, truth) -> tuple[list[dict], dict]:
                                      "target_accept_prob", "max_tree_depth", "dense_mass")
             if k in cell.fit}
     engine = build_engine(cell.fit["engine"], spec, **opts)
-    num_steps = engine.config["num_steps"]
+    num_steps = engine.num_steps
     sample_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     t0 = time.perf_counter()
     state = jax.jit(jax.vmap(engine.init, in_axes=(0, None, None, 0)))(sample_keys, x_s, u_s,

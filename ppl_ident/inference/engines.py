@@ -80,6 +80,16 @@ class Engine(NamedTuple):
         Full-data negative ELBO (several particles), used to choose among restarts.
     spec : ModelSpec
     config : dict
+        The engine's options as recorded in a run's metrics (JSON-able); the fit loop reads
+        the typed fields below, never this dict.
+    devices : int
+        Devices each step's minibatch is split over (data parallel; 1: no mesh).
+    rows_additive : bool
+        ``evaluate`` sums independent per-row terms of the rows it is given, so the fit may
+        score restarts on chunks of a subset (False: per-row guide parameters index the full
+        data).
+    num_steps : int, optional
+        The engine's own number of steps (a sampler's warm-up plus draws); None: the caller's.
     """
 
     name: str
@@ -89,6 +99,9 @@ class Engine(NamedTuple):
     evaluate: Callable
     spec: ModelSpec
     config: dict
+    devices: int = 1
+    rows_additive: bool = False
+    num_steps: int | None = None
 
 
 def make_elbo(name: str, num_particles: int = 1, **kwargs):
@@ -238,11 +251,9 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
     config = dict(engine=name or "svi", elbo=elbo, num_particles=num_particles,
                   batch_size=batch_size, **optim._asdict(),
                   devices=1 if mesh is None else int(mesh.devices.size),
-                  # evaluate() sums independent per-row terms of the rows it is given, so the
-                  # fit may score restarts on chunks of a subset (False: per-row guide
-                  # parameters index the full data)
                   rows_additive=bool(family.full_data))
-    return Engine(name or "svi", init, step, svi.get_params, evaluate, spec, config)
+    return Engine(name or "svi", init, step, svi.get_params, evaluate, spec, config,
+                  devices=config["devices"], rows_additive=config["rows_additive"])
 
 
 def _all_finite(tree):

@@ -194,7 +194,7 @@ def selection_loss(engine: Engine, n_rows: int, chunk: int = SELECTION_CHUNK):
     parameters (leading axis) summed over the ``n_rows`` rows of ``x``, computed in chunks of
     ``chunk`` rows (``lax.map``; the remainder as one more piece of the same program), so the
     activations' memory is that of one chunk. Needs an engine whose ``evaluate`` sums
-    independent per-row terms (``engine.config["rows_additive"]``); with several chunks each
+    independent per-row terms (``engine.rows_additive``); with several chunks each
     gets its own key (the same estimator as ``evaluate`` on all rows; equal to it for a
     deterministic objective such as the exact flow's)."""
     chunk = int(max(1, min(chunk, n_rows)))
@@ -294,7 +294,7 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
     states, losses ``(R, steps)``, finite ``(R, steps)``, compile_time, run_time
         ``steps`` counts the steps in ``history`` plus those run now.
     """
-    mesh = batch_mesh(engine.config["devices"]) if engine.config.get("devices", 1) > 1 else None
+    mesh = batch_mesh(engine.devices) if engine.devices > 1 else None
     # a memory-mapped x stays on disk: each step reads its minibatch's rows (HostRows); with
     # several devices the data are replicated onto each of them instead
     x = host_rows(x) if mesh is None else jnp.asarray(np.asarray(x, np.float32))
@@ -400,7 +400,8 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
     >>> res.losses.shape
     (20,)
     """
-    num_steps = engine.config.get("num_steps", 1000) if num_steps is None else num_steps
+    if num_steps is None:
+        num_steps = engine.num_steps or 1000
     k_eval = jax.random.split(key)[1]
     keys = fit_keys(key, restarts, seeds)
     states, losses, finite, compile_time, run_time = fit_batched(
@@ -416,7 +417,7 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
     # the ELBO that selects the restart: compiled and timed apart from the steps
     t0 = time.perf_counter()
     n_obs = x.shape[0]
-    if engine.config.get("rows_additive"):
+    if engine.rows_additive:
         rows = selection_rows(n_obs, SELECTION_ROWS)
         x_sel, u_sel = _rows(x, rows), None if u is None else _rows(u, rows)
         n_sel = n_obs if rows is None else len(rows)

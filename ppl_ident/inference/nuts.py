@@ -215,7 +215,7 @@ def nuts_engine(spec, *, params: dict | None = None, num_warmup: int = 300,
     ``init(key, x, u, params=None) -> NutsState`` and ``step(state, x, u) -> (state,
     StepInfo)``, both pure, with ``x``, ``u`` the observations whose latents are sampled
     (keep them to a few hundred: every observation gets ``num_chains`` samplers). Run
-    ``num_warmup + num_samples`` steps (``engine.config["num_steps"]``, the default of
+    ``num_warmup + num_samples`` steps (``engine.num_steps``, the default of
     :func:`~ppl_ident.inference.fit`); the draws are then ``state.z``. Steps beyond that
     continue the chains without recording.
 
@@ -351,7 +351,8 @@ def nuts_engine(spec, *, params: dict | None = None, num_warmup: int = 300,
                   num_steps=num_warmup + num_samples, target_accept_prob=target_accept_prob,
                   max_tree_depth=max_tree_depth, dense_mass=dense_mass,
                   init_from_guide=init_from_guide)
-    return Engine(name or "nuts", init, step, lambda state: state.params, evaluate, spec, config)
+    return Engine(name or "nuts", init, step, lambda state: state.params, evaluate, spec, config,
+                  num_steps=num_warmup + num_samples)
 
 
 # the sampler engine's registry entry (engines.py cannot import this module: it imports it)

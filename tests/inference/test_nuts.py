@@ -55,7 +55,8 @@ def test_nuts_engine_known_posterior_adaptation_and_one_compilation(linear_gauss
 
     lg = linear_gaussian
     engine = nuts_engine(lg["spec"], num_warmup=150, num_samples=400, num_chains=4)
-    assert engine.config["num_steps"] == 550 and engine.config["kind"] == "sampler"
+    assert engine.num_steps == engine.config["num_steps"] == 550
+    assert engine.config["kind"] == "sampler"
     keys = jax.random.split(jax.random.PRNGKey(3), 2)
     state = jax.jit(jax.vmap(engine.init, in_axes=(0, None, None, None)))(
         keys, lg["x"], lg["u"], lg["params"])

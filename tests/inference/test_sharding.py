@@ -47,7 +47,7 @@ fit_diff = max(float(jnp.abs(a - b).max()) for a, b in zip(
     jax.tree_util.tree_leaves(r1.params), jax.tree_util.tree_leaves(r2.params)))
 print(json.dumps(dict(devices=len(jax.devices()), loss=loss_diff, params=param_diff,
                       all_reduce="all-reduce" in hlo, fit=fit_diff,
-                      selected=[r1.selected, r2.selected], devices_used=sharded.config["devices"])))
+                      selected=[r1.selected, r2.selected], devices_used=sharded.devices)))
 """
 
 
