@@ -159,25 +159,32 @@ def rq_spline_inverse(y, p: SplineParams):
     return jnp.where(inside, xk + xi * w, y)
 
 
-def conditional_flow_logpdf(z, mean, scale, raw, bound: float = SPLINE_BOUND):
-    """``log p(z_i | c)`` per component, ``eps_i = (s_i(z_i) - mean_i) / scale_i``, standard
-    normal ``eps``.
+def conditional_flow_logpdf(z, mean, scale, raw=None, bound: float = SPLINE_BOUND):
+    """``log p(z_i | c)`` per component: ``s_i(z_i) ~ Normal(mean_i, scale_i)`` for the monotone
+    spline ``s_i`` of ``raw`` (the identity when ``raw`` is None: a Gaussian transition). The
+    one formula of every sequence model's transition density: the model's prior, the
+    learned-transition check and (with :func:`conditional_flow_sample`) the sampler use it.
 
     Parameters
     ----------
     z, mean, scale : ``(...)`` (broadcast together); ``scale > 0``
-    raw : ``(..., 3 bins - 1)`` the spline's unconstrained parameters (see
-        :func:`spline_params`), one set per element of the broadcast shape.
+    raw : ``(..., 3 bins - 1)`` or None
+        The spline's unconstrained parameters (see :func:`spline_params`), one set per
+        element of the broadcast shape.
 
     Returns
     -------
-    ``(...)`` ``log N(eps; 0, 1) + log s'(z) - log scale``.
+    ``(...)`` ``log N(s(z); mean, scale) + log s'(z)``.
     """
+    if raw is None:
+        return jstats.norm.logpdf(z, mean, scale)
     y, log_deriv = rq_spline(z, spline_params(raw, bound))
     return jstats.norm.logpdf(y, mean, scale) + log_deriv
 
 
-def conditional_flow_sample(eps, mean, scale, raw, bound: float = SPLINE_BOUND):
+def conditional_flow_sample(eps, mean, scale, raw=None, bound: float = SPLINE_BOUND):
     """``z = s^{-1}(mean + scale * eps)``: the inverse of :func:`conditional_flow_logpdf`'s
-    map (ancestral sampling of a transition)."""
+    map (ancestral sampling of a transition; ``raw`` None: ``mean + scale * eps``)."""
+    if raw is None:
+        return mean + scale * eps
     return rq_spline_inverse(mean + scale * eps, spline_params(raw, bound))

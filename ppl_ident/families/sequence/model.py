@@ -76,8 +76,8 @@ from numpyro.contrib.module import eqx_module
 from ppl_ident.ops.hmm import hmm_filter, hmm_smoother, hmm_viterbi
 from ppl_ident.ops.nn import one_hot
 from ppl_ident.ops.observation import noise_param, observation_dist, whiten_data
-from ppl_ident.ops.transitions import (SPLINE_BINS, TRANSITION_PRIORS, rq_spline,
-                                       rq_spline_inverse, spline_params, spline_raw_size)
+from ppl_ident.ops.transitions import (SPLINE_BINS, TRANSITION_PRIORS, conditional_flow_logpdf,
+                                       conditional_flow_sample, spline_raw_size)
 
 __all__ = [
     "SEQUENCE_KINDS",
@@ -185,10 +185,8 @@ class MarkovPathPrior(dist.Distribution):
         mean, factor, raw = self._transition(past, self.context)
         scale = self.scale if factor is None else self.scale * factor
         v = jnp.broadcast_to(value[:, :, None, :], mean.shape)
-        log_deriv = 0.0
-        if raw is not None:  # the flow transition: score s(z_t) and add log s'(z_t)
-            v, log_deriv = rq_spline(v, spline_params(raw))
-        ll = (jstats.norm.logpdf(v, mean + self.loc, scale) + log_deriv).sum(-1)
+        # the flow transition scores s(z_t) and adds log s'(z_t)
+        ll = conditional_flow_logpdf(v, mean + self.loc, scale, raw).sum(-1)
         init = jstats.norm.logpdf(value[:, :L], self.init_loc[: min(L, T)], self.init_scale[
             : min(L, T)]).sum(-1)
         if not self.score_initial:
@@ -233,10 +231,10 @@ class MarkovPathPrior(dist.Distribution):
             mean = jnp.take_along_axis(mean, r[:, None, None], axis=1)[:, 0]
             if factor is not None:
                 scale_t = scale_t * jnp.take_along_axis(factor, r[:, None, None], axis=1)[:, 0]
-            z_dyn = mean + loc_t + scale_t * jax.random.normal(k_e, (B, n))
-            if raw is not None:
-                raw_t = jnp.take_along_axis(raw, r[:, None, None, None], axis=1)[:, 0]
-                z_dyn = rq_spline_inverse(z_dyn, spline_params(raw_t))
+            raw_t = None if raw is None else jnp.take_along_axis(
+                raw, r[:, None, None, None], axis=1)[:, 0]
+            z_dyn = conditional_flow_sample(jax.random.normal(k_e, (B, n)), mean + loc_t,
+                                            scale_t, raw_t)
             z_t = jnp.where(t < L, z0[:, jnp.minimum(t, L - 1)], z_dyn)
             past = jnp.concatenate([z_t[:, None], past[:, :-1]], axis=1)
             return (past, r), (z_t, r)
@@ -555,15 +553,14 @@ def transition_log_density(spec, params, row: int = 0):
         out = split_transition(net(inp), K, n, het, bins)
         if bins:
             mean, log_factor, raw = out
-            y, log_deriv = rq_spline(z_t, spline_params(raw[head]))
-            return (jstats.norm.logpdf(y, mean[head] + loc, scale * jnp.exp(log_factor[head]))
-                    + log_deriv).sum()
-        mean, log_factor = out if het else (out, jnp.zeros_like(out))
-        y, log_deriv = z_t, 0.0
-        if pnl is not None:  # the post-nonlinear transition: s(z_t) is Gaussian
-            y, log_deriv = rq_spline(z_t, spline_params(pnl[head]))
-        return (jstats.norm.logpdf(y, mean[head] + loc, scale * jnp.exp(log_factor[head]))
-                + log_deriv).sum()
+            raw = raw[head]
+        else:
+            mean, log_factor = out if het else (out, jnp.zeros_like(out))
+            # the post-nonlinear transition: s(z_t) is Gaussian, one spline per regime
+            raw = None if pnl is None else pnl[head]
+        # the model's own formula (MarkovPathPrior.regime_log_liks)
+        return conditional_flow_logpdf(z_t, mean[head] + loc, scale * jnp.exp(log_factor[head]),
+                                       raw).sum()
 
     return log_density
 
