@@ -51,6 +51,11 @@ class ModelSpec(NamedTuple):
         Plates inside ``batch_plate`` whose elements are *not* independent (a sequence's
         ``"time"``): an importance-weighted bound folds them, so that it takes one weight per
         element of ``batch_plate`` (:func:`ppl_ident.inference.engines.fold_plate`).
+    modules : dict or None
+        The Equinox networks the model and guide are bound to, by name (``"decoder"``,
+        ``"encoder"``, ``"flow"``, ``"prior_net"``, ``"transition"``): the templates whose
+        fitted arrays are ``params[f"{name}$params"]``
+        (:func:`ppl_ident.families.predict.fitted_module` combines the two).
     """
 
     name: str
@@ -61,6 +66,7 @@ class ModelSpec(NamedTuple):
     objective: tuple | None = None
     batch_plate: str = "obs"
     weight_plates: tuple = ()
+    modules: dict | None = None
 
 
 def module_params(module):

@@ -22,7 +22,7 @@ from numpyro.infer.util import log_likelihood
 from ppl_ident.ops.observation import unwhiten
 
 __all__ = ["encode", "encode_chunked", "model_predictive_x", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
-           "static_module", "LatentDraws", "fitted_model", "guide_latents",
+           "static_module", "fitted_module", "LatentDraws", "fitted_model", "guide_latents",
            "posterior_predictive_x", "log_likelihood_x", "GUIDE_CHAINS", "POINT_ESTIMATE",
            "split_draws", "model_latent_sites", "point_latents", "MOMENT_DRAWS", "encode_summary_chunked", "Z95"]
 
@@ -178,15 +178,10 @@ def decoder_fn(spec, params):
     model decodes whitened data (the default). For the mean of ``x`` in data coordinates use
     :func:`data_mean_fn`.
     """
-    import equinox as eqx
-
     if spec.config.get("flow"):
         # exact-likelihood model: the learned mixing is the flow's inverse
-        flow = spec.model.keywords["flow"]
-        return eqx.combine(params["flow$params"],
-                           eqx.partition(flow, eqx.is_inexact_array)[1]).inverse
-    module = eqx.combine(params["decoder$params"], static_module(spec, "decoder"))
-    return module
+        return fitted_module(spec, params, "flow").inverse
+    return fitted_module(spec, params, "decoder")
 
 
 def data_mean_fn(spec, params):
@@ -217,13 +212,21 @@ def encoder_mean_fn(spec, params):
     return mean
 
 
-def static_module(spec, name):
+def static_module(spec, name: str):
+    """The non-array part of the spec's network ``name`` (:attr:`ModelSpec.modules`)."""
     import equinox as eqx
 
-    fn = spec.model if name != "encoder" else spec.guide
-    module = fn.keywords["decoder" if name == "decoder" else ("aux_net" if name == "prior_net"
-                                                             else "encoder")]
-    return eqx.partition(module, eqx.is_inexact_array)[1]
+    if not spec.modules or name not in spec.modules:
+        raise KeyError(f"the {spec.name!r} model has no {name!r} network; it has "
+                       f"{', '.join(spec.modules or {}) or 'none'}")
+    return eqx.partition(spec.modules[name], eqx.is_inexact_array)[1]
+
+
+def fitted_module(spec, params, name: str):
+    """The spec's network ``name`` with its fitted arrays ``params[f"{name}$params"]``."""
+    import equinox as eqx
+
+    return eqx.combine(params[f"{name}$params"], static_module(spec, name))
 
 
 class LatentDraws(NamedTuple):

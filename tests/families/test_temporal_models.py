@@ -275,7 +275,8 @@ def test_conditional_initial_leaves_out_exactly_the_first_lag_steps(name):
     from jax.scipy.stats import norm
     from numpyro.infer import Trace_ELBO
 
-    from ppl_ident.families.sequence.model import _flow_latent, _module
+    from ppl_ident.families.predict import fitted_module
+    from ppl_ident.families.sequence.model import _flow_latent
     from ppl_ident.ops.observation import whitening
 
     generator = "regimes" if name == "regime" else "dynamics"
@@ -298,7 +299,7 @@ def test_conditional_initial_leaves_out_exactly_the_first_lag_steps(name):
     u = None if name == "regime" else jnp.asarray(data.u)
     loss = {k: Trace_ELBO().loss(jax.random.PRNGKey(3), params, *spec.objective, x, u)
             for k, spec in specs.items()}
-    z, log_det = _flow_latent(_module(specs["gaussian"], params, "flow"), x, white)
+    z, log_det = _flow_latent(fitted_module(specs["gaussian"], params, "flow"), x, white)
     first = (norm.logpdf(z[:, :lag], params["init_loc"], params["init_scale"]).sum()
              + log_det[:, :lag].sum())
     np.testing.assert_allclose(loss["conditional"] - loss["gaussian"], first, rtol=1e-5)

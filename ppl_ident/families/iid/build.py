@@ -122,4 +122,4 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white],
                   guide=guide, flow=bool(flow), flow_layers=int(flow_layers),
                   flow_noise=bool(flow and flow_noise))
-    return ModelSpec(name, model, guide_fn, init_params, config, objective)
+    return ModelSpec(name, model, guide_fn, init_params, config, objective, modules=mods)

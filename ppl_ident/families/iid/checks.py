@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-import equinox as eqx
 import jax.numpy as jnp
 from numpyro import handlers
 
@@ -35,7 +34,7 @@ from ppl_ident.families.base import check_points, regression_jacobian
 from ppl_ident.families.iid.inputs import prepare_inputs
 from ppl_ident.families.iid.model import _factorial, fitted_prior_shape, prior_params
 from ppl_ident.families.predict import (data_mean_fn, encode, encode_chunked, encoder_mean_fn,
-                                        static_module)
+                                        fitted_module)
 
 __all__ = ["check_data", "check_run", "learned_log_prior", "learned_prior_at",
            "learned_prior_sd", "learned_prior_table", "run_activity"]
@@ -46,7 +45,7 @@ def _learned_prior_fn(spec, params):
     cfg = spec.config
     aux_net = None
     if cfg.get("n_domains") is None:
-        aux_net = eqx.combine(params["prior_net$params"], static_module(spec, "prior_net"))
+        aux_net = fitted_module(spec, params, "prior_net")
     subs = handlers.substitute(prior_params, dict(params))
     return lambda u: subs(jnp.asarray(u), n_latent=cfg["n_latent"],
                           n_domains=cfg.get("n_domains"), aux_net=aux_net,

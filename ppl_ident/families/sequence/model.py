@@ -64,7 +64,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.stats as jstats
@@ -73,6 +72,7 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.contrib.module import eqx_module
 
+from ppl_ident.families.predict import fitted_module
 from ppl_ident.ops.hmm import hmm_filter, hmm_smoother, hmm_viterbi
 from ppl_ident.ops.nn import one_hot
 from ppl_ident.ops.observation import noise_param, observation_dist, whiten_data
@@ -486,12 +486,6 @@ def stationary(x=None, u=None, **kwargs):
     return temporal_model(x, None, kind="stationary", **kwargs)
 
 
-def _module(spec, params, name: str):
-    fn = spec.guide if name == "encoder" else spec.model
-    static = eqx.partition(fn.keywords[name], eqx.is_inexact_array)[1]
-    return eqx.combine(params[f"{name}$params"], static)
-
-
 class TransitionTables(NamedTuple):
     """Learned transition parameters of a fitted sequence model (constrained)."""
 
@@ -536,7 +530,7 @@ def transition_log_density(spec, params, row: int = 0):
     cfg = spec.config
     n, L = cfg["n_latent"], cfg["lag"]
     K = cfg["n_regimes"] if cfg["name"] == "regime" else 1
-    net = _module(spec, params, "transition")
+    net = fitted_module(spec, params, "transition")
     loc, scale = jnp.asarray(params["trans_loc"])[row], jnp.asarray(params["trans_scale"])[row]
     head = row if K > 1 else 0
 
