@@ -132,7 +132,8 @@ def fit_cell(cell: Cell, data, heldout, truth) -> tuple[list[dict], dict]:
 
     from ppl_ident.families.guides import guide_family
     from ppl_ident.harness.metrics import RunFit, compute_metrics
-    from ppl_ident.inference import SAMPLER_ENGINES, fit_batched
+    from ppl_ident.inference import (SAMPLER_ENGINES, DivergencePolicy, divergence_reason,
+                                     fit_batched)
     from ppl_ident.inference.subsample import posterior_mean_fn
     from ppl_ident.workflow import prepare_inputs
 
@@ -168,7 +169,10 @@ def fit_cell(cell: Cell, data, heldout, truth) -> tuple[list[dict], dict]:
     t_begin = time.perf_counter()
     states, losses, finite, compile_time, run_time = fit_batched(
         engine, keys, x, u, s.steps, chunk_size=min(cell.eval_every, s.steps), progress=False,
-        on_chunk=on_chunk if data.z is not None else None)
+        on_chunk=on_chunk if data.z is not None else None, divergence=DivergencePolicy())
+    # the fit's own divergence policy: a cell whose every seed diverged stops and says so
+    diverged = divergence_reason(finite)
+    stop_reason = "completed" if diverged is None else f"diverged: {diverged}"
     trace["time_s"] = [t - compile_time for t in trace["time_s"]]
     run_time -= eval_time[0]
 
@@ -195,13 +199,14 @@ def fit_cell(cell: Cell, data, heldout, truth) -> tuple[list[dict], dict]:
             "step": trace["step"], "time_s": trace["time_s"],
             "mcc": [m[i] for m in trace["mcc"]]}
         fit_info = {"elbo": float(elbo[i]), "objective": float(objective[i]),
-                    "num_skipped_steps": int((~finite[i]).sum()), "num_steps": int(s.steps),
+                    "num_skipped_steps": int((~finite[i]).sum()),
+                    "num_steps": int(finite.shape[1]),
                     "compile_time_s": compile_time, "run_time_s": run_time,
                     "seeds_in_batch": len(cell.seeds), "trace": tr_i, "u_model": u}
         fitted = RunFit(spec, p_i, None, s, labels, losses[i], fit_info, engine, z_mean[i],
                         heldout, seed, cache)
         rows.append({"seed": seed, **compute_metrics(fitted, data, truth, cell.metrics),
-                     "seed_agreement": agreement})
+                     "seed_agreement": agreement, "stop_reason": stop_reason})
     return rows, trace
 
 

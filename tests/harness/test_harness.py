@@ -1,6 +1,7 @@
 """Comparison harness: engines/guides table, grids, metrics, and an in-process tiny grid."""
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -283,3 +284,18 @@ def test_compare_takes_a_users_table(tmp_path, capsys):
     assert "--domains sets the simulator" in capsys.readouterr().err
     assert main(["compare", "--out", str(out), "--u-col", "site"]) == 2
     assert "add --data FILE" in capsys.readouterr().err
+
+
+def test_a_cell_whose_seeds_diverge_stops_and_says_so(tmp_path):
+    """The harness applies the fit's divergence policy: a learning rate of 1e30 makes every
+    seed's steps non-finite, the cell stops early (fewer than its 400 steps) and each row
+    says why; the parameters it keeps are the last finite ones."""
+    from ppl_ident.harness.run import run_cell
+
+    g = make_grid(data=dict(TINY, domains=3), engines={"svi": {"learning_rate": 1e30,
+                                                               "width": 8}},
+                  seeds=2, steps=400, eval_every=50, metrics=["mcc", "timing"])
+    rec = json.loads(Path(run_cell(g.cells()[0], tmp_path)).read_text())
+    for row in rec["rows"]:
+        assert row["stop_reason"].startswith("diverged: ") and row["num_steps"] < 400
+        assert np.isfinite(row["mcc"])
