@@ -97,6 +97,11 @@ MODEL_DEFAULTS = {
 #: see ``benchmarks/README.md``.
 REGIME_FLOW_NETWORKS = {"depth": 2, "transition_depth": 2, "transition_width": 64,
                         "regime_transitions": "separate"}
+#: Which row of :data:`MODEL_DEFAULTS` a family's exact flow takes (the variational models of
+#: every family take ``"variational"``).
+FLOW_DEFAULTS = {"iid": "flow", "sequence": "sequence_flow"}
+#: Defaults of one model that override its row of :data:`MODEL_DEFAULTS`, by row and model.
+MODEL_OVERRIDES = {"sequence_flow": {"regime": REGIME_FLOW_NETWORKS}}
 #: Latents up to which a flow takes its base number of steps (the default setting's n).
 BASE_LATENTS = 5
 #: Coupling layers of an exact flow that leaves ``flow_layers`` unset: :data:`FLOW_LAYERS` up
@@ -314,19 +319,18 @@ def variational_settings(s: FitSettings) -> list[str]:
 def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
                      family: str = "iid") -> FitSettings:
     """``s`` with the model-dependent defaults decided: ``flow`` where it is unset, then the
-    steps, depth and learning rate of the chosen model (:data:`MODEL_DEFAULTS`) where they
-    are unset (:func:`default_steps`: more steps for more latents), the flow's coupling layers
-    (:func:`default_flow_layers`), the i.i.d. flow's observation noise
-    (:data:`FLOW_NOISE_DEFAULT`; off for every other model), the i.i.d. prior's family (the
-    table's ``prior``), and for a sequence model the transition network's width and depth
-    (the table's, :data:`REGIME_FLOW_NETWORKS` for the regime model's flow, else ``width``
-    and ``depth``).
-    ``family`` is the model family's name (``"iid"`` or ``"sequence"``)."""
+    steps, depth and learning rate of the chosen model (the family's row of
+    :data:`MODEL_DEFAULTS`, :data:`FLOW_DEFAULTS`, with the model's :data:`MODEL_OVERRIDES`)
+    where they are unset (:func:`default_steps`: more steps for more latents), the flow's
+    coupling layers (:func:`default_flow_layers`), and the settings that apply to the family
+    only (:attr:`Setting.families`): the i.i.d. flow's observation noise
+    (:data:`FLOW_NOISE_DEFAULT`; off for the variational model) and prior, the sequence
+    models' transition network (the row's width and depth, else ``width`` and ``depth``) and
+    regime transitions. A setting of another family stays as given (unset: None).
+    ``family`` is the model family's name (a key of :data:`FLOW_DEFAULTS`)."""
     flow = bool(flow if s.flow is None else s.flow)
-    kind = "variational" if not flow else "flow" if family == "iid" else "sequence_flow"
-    defaults = MODEL_DEFAULTS[kind]
-    if kind == "sequence_flow" and s.model == "regime":
-        defaults = {**defaults, **REGIME_FLOW_NETWORKS}
+    kind = FLOW_DEFAULTS[family] if flow else "variational"
+    defaults = {**MODEL_DEFAULTS[kind], **MODEL_OVERRIDES.get(kind, {}).get(s.model, {})}
     steps = default_steps(kind, n_latent) if s.steps is None else s.steps
     s = s._replace(
         flow=flow, steps=int(steps),
@@ -334,23 +338,22 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
         flow_layers=int(s.flow_layers if s.flow_layers is not None else
                         default_flow_layers(n_latent) if flow else FLOW_LAYERS),
         depth=int(defaults["depth"] if s.depth is None else s.depth),
-        # an i.i.d. setting: the sequence models keep it unset (None)
-        flow_noise=(bool(flow and (FLOW_NOISE_DEFAULT if s.flow_noise is None
-                                   else s.flow_noise)) if family == "iid" else s.flow_noise),
         learning_rate=float(defaults["learning_rate"] if s.learning_rate is None
-                            else s.learning_rate),
-        # an i.i.d. setting: the sequence models keep it unset (None)
-        prior=(defaults["prior"] if s.prior is None else s.prior) if family == "iid"
-        else s.prior)
-    if family == "sequence":
-        s = s._replace(
-            transition_width=int(defaults.get("transition_width", s.width)
-                                 if s.transition_width is None else s.transition_width),
-            transition_depth=int(defaults.get("transition_depth", s.depth)
-                                 if s.transition_depth is None else s.transition_depth),
-            regime_transitions=(defaults.get("regime_transitions", "shared")
-                                if s.regime_transitions is None else s.regime_transitions))
-    return s
+                            else s.learning_rate))
+    family_defaults = {
+        "flow_noise": lambda: bool(flow and (FLOW_NOISE_DEFAULT if s.flow_noise is None
+                                             else s.flow_noise)),
+        "prior": lambda: defaults["prior"] if s.prior is None else s.prior,
+        "transition_width": lambda: int(defaults.get("transition_width", s.width)
+                                        if s.transition_width is None else s.transition_width),
+        "transition_depth": lambda: int(defaults.get("transition_depth", s.depth)
+                                        if s.transition_depth is None else s.transition_depth),
+        "regime_transitions": lambda: (defaults.get("regime_transitions", "shared")
+                                       if s.regime_transitions is None
+                                       else s.regime_transitions),
+    }
+    return s._replace(**{name: value() for name, value in family_defaults.items()
+                         if family in _BY_NAME[name].families})
 
 
 def _flag(s: Setting) -> str:
