@@ -25,7 +25,7 @@ __all__ = ["SETTINGS", "Setting", "FitSettings", "FIT_PRESETS", "GRID_KEYS", "MO
            "default_flow_layers", "REGIME_FLOW_NETWORKS", "default_steps",
            "VARIATIONAL_ONLY", "fit_settings", "resolve_defaults", "variational_settings",
            "check_applicable", "check_values", "add_fit_arguments", "settings_from_args",
-           "changed_settings"]
+           "changed_settings", "SETTINGS_BY_NAME", "FLOW_DEFAULTS", "MODEL_OVERRIDES"]
 
 IID, SEQ = ("iid",), ("sequence",)
 ALL = IID + SEQ
@@ -234,7 +234,9 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--flow-layers", kind="int"),
 )
 
-_BY_NAME = {s.name: s for s in SETTINGS}
+#: Every :class:`Setting` by name.
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+_BY_NAME = SETTINGS_BY_NAME
 
 _FitSettingsBase = collections.namedtuple("_FitSettingsBase", [s.name for s in SETTINGS],
                                           defaults=[s.default for s in SETTINGS])

@@ -48,9 +48,9 @@ from ppl_ident.inference.checkpoint import (CHECKPOINT_JSON, CHECKPOINT_NPZ, fil
                                             has_checkpoint, load_checkpoint, save_checkpoint,
                                             state_template, stop_on_sigint)
 from ppl_ident.pytrees import load_tree, save_tree
-from ppl_ident.settings import (FIT_PRESETS, FLOW_LAYERS, FitSettings, check_applicable,
-                                check_values, fit_settings, resolve_defaults,
-                                variational_settings)
+from ppl_ident.settings import (FIT_PRESETS, FLOW_LAYERS, SETTINGS_BY_NAME, FitSettings,
+                                check_applicable, check_values, fit_settings,
+                                resolve_defaults, variational_settings)
 
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
@@ -227,9 +227,10 @@ def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None 
 
 def _require_resolved(s: FitSettings, family: str = "iid") -> None:
     """Refuse settings whose model-dependent defaults are still open (None)."""
-    keys = ("steps", "depth", "learning_rate", "flow_layers") + (
-        ("transition_width", "transition_depth", "regime_transitions") if family == "sequence"
-        else ())
+    # the sequence family's resolved settings are those declared for it alone
+    keys = ("steps", "depth", "learning_rate", "flow_layers") + tuple(
+        k for k in ("transition_width", "transition_depth", "regime_transitions")
+        if family in SETTINGS_BY_NAME[k].families)
     open_ = [k for k in keys if getattr(s, k) is None]
     if open_:
         raise ValueError(f"settings with {', '.join(open_)} still open (None): pass them "
