@@ -380,7 +380,7 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
         draws, run / "trajectories.png", z_true=z_true, sequences=shown,
         title=("Aligned latent paths" if z_true is not None else "Learned latent paths")
         + mcc_txt)
-    if name == "regime":
+    if "regime_probs" in latent_group(idata):  # hidden regimes: their posterior and chain
         probs = flat_draws(idata, "regime_probs").mean(0)           # (b, T, K)
         K = probs.shape[-1]
         reg = {"num_regimes": int(K),
