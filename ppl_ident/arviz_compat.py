@@ -153,15 +153,16 @@ def _flat_elements(da: xr.DataArray) -> tuple[list[str], np.ndarray]:
     return labels, arr.reshape(*arr.shape[:2], -1)
 
 
-def summary_diagnostics(idata, var: str):
-    """R-hat and ESS of every element of ``var``: a DataFrame with columns ``r_hat``
-    (rank-normalised split R-hat, 2 decimals), ``ess_bulk`` and ``ess_tail`` (whole numbers),
-    as ``az.summary(kind="diagnostics")`` of ArviZ 0.23."""
+def summary_diagnostics(idata, var: str, coords: dict | None = None):
+    """R-hat and ESS of every element of ``var`` (at ``coords``, default all): a DataFrame
+    with columns ``r_hat`` (rank-normalised split R-hat, 2 decimals), ``ess_bulk`` and
+    ``ess_tail`` (whole numbers), as ``az.summary(kind="diagnostics")`` of ArviZ 0.23."""
     if not ARVIZ_1:
-        return az.summary(idata, var_names=[var], kind="diagnostics")
+        return az.summary(idata, var_names=[var], kind="diagnostics",
+                          **({"coords": coords} if coords else {}))
     import pandas as pd
 
-    labels, arr = _flat_elements(group(idata, "posterior")[var])
+    labels, arr = _flat_elements(group(idata, "posterior")[var].sel(coords or {}))
     return pd.DataFrame({"ess_bulk": np.round(ess(arr, "bulk")),
                          "ess_tail": np.round(ess(arr, "tail")),
                          "r_hat": np.round(rhat(arr), 2)}, index=labels)
