@@ -160,12 +160,13 @@ def summary_diagnostics(idata, var: str, coords: dict | None = None):
     if not ARVIZ_1:
         return az.summary(idata, var_names=[var], kind="diagnostics",
                           **({"coords": coords} if coords else {}))
-    import pandas as pd
-
     labels, arr = _flat_elements(group(idata, "posterior")[var].sel(coords or {}))
-    return pd.DataFrame({"ess_bulk": np.round(ess(arr, "bulk")),
-                         "ess_tail": np.round(ess(arr, "tail")),
-                         "r_hat": np.round(rhat(arr), 2)}, index=labels)
+    table = xr.Dataset({"ess_bulk": ("element", np.round(ess(arr, "bulk"))),
+                        "ess_tail": ("element", np.round(ess(arr, "tail"))),
+                        "r_hat": ("element", np.round(rhat(arr), 2))},
+                       coords={"element": labels}).to_dataframe()
+    table.index.name = None
+    return table
 
 
 def hdi(draws, prob: float) -> np.ndarray:

@@ -90,6 +90,18 @@ def test_statistics_are_arviz_023s_on_both_stacks():
                                rtol=1e-6)
 
 
+def test_summaries_have_arviz_023s_columns_and_numbers():
+    idata = arviz_compat.from_groups({"posterior": {"z": _draws()}, "observed_data": None},
+                                     dims={"z": ["obs", "latent"]})
+    assert arviz_compat.groups(idata) == ["posterior"]
+    diag = arviz_compat.summary_diagnostics(idata, "z", {"obs": [0]})
+    assert list(diag.index) == ["z[0, 0]", "z[0, 1]"]
+    assert diag.loc["z[0, 0]", ["ess_bulk", "ess_tail", "r_hat"]].tolist() == [63.0, 60.0, 1.06]
+    stats = arviz_compat.summary_stats(idata, "z", {"obs": [0]}, hdi_prob=0.9)
+    assert list(stats.columns) == ["mean", "sd", "hdi_5%", "hdi_95%"]
+    np.testing.assert_allclose(stats.loc["z[0, 0]"], [-0.046, 0.975, -1.278, 1.733])
+
+
 def test_psis_khat_separates_light_from_heavy_tails():
     # log weights N(0, s^2): s = 0.1 nearly equal weights, s = 4 a few weights dominate (the
     # two stacks' Pareto fits differ in value, not in this verdict)
