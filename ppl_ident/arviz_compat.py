@@ -21,6 +21,9 @@ column names ``hdi_5%`` / ``hdi_95%``, 0.23's rounding of the summary).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import arviz as az
 import numpy as np
 import xarray as xr
@@ -106,12 +109,21 @@ def group(idata, name: str) -> xr.Dataset:
     return idata[name].to_dataset() if ARVIZ_1 else idata[name]
 
 
-def write_netcdf(idata, path) -> None:
-    """Write ``idata`` as a netCDF-4 file (h5netcdf), one HDF5 group per ArviZ group."""
-    if ARVIZ_1:
-        idata.to_netcdf(path, engine="h5netcdf")
-    else:
-        az.to_netcdf(idata, path, engine="h5netcdf")
+def write_netcdf(idata, path) -> Path:
+    """Write ``idata`` as a netCDF-4 file (h5netcdf), one HDF5 group per ArviZ group,
+    atomically: into a temporary file beside ``path``, then renamed into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        if ARVIZ_1:
+            idata.to_netcdf(tmp, engine="h5netcdf")
+        else:
+            az.to_netcdf(idata, tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def read_netcdf(path):

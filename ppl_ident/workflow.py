@@ -17,7 +17,6 @@ sequences::
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 import zipfile
@@ -728,15 +727,7 @@ def table_coords(idata, columns: Columns | None):
 def write_posterior(run_dir, idata) -> Path:
     """Write an ArviZ posterior as ``posterior.nc`` in a run directory, atomically (temporary
     file, then rename)."""
-    path = Path(run_dir) / POSTERIOR_FILE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write_netcdf(idata, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_netcdf(idata, Path(run_dir) / POSTERIOR_FILE)
 
 
 def _templates(spec, settings: FitSettings):
