@@ -17,7 +17,6 @@ sequences::
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 import zipfile
@@ -29,6 +28,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ppl_ident._version import __version__
+from ppl_ident.arviz_compat import group, groups, replace_group, write_netcdf
 from ppl_ident.data.io import read_data
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.data.tables import Columns, table_format
@@ -59,7 +59,7 @@ __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", 
            "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS",
            "seed_metrics", "seed_fits", "SEED_PARAMS_FILE", "input_summary", "input_line", "RUN_FORMAT"]
 
-#: the ArviZ InferenceData of a run directory
+#: the ArviZ posterior of a run directory (written and read on either ArviZ stack)
 POSTERIOR_FILE = "posterior.nc"
 #: every seed's kept fit of a run with ``seeds > 1`` (:attr:`Fitted.seed_params`)
 SEED_PARAMS_FILE = "seed_params.npz"
@@ -693,7 +693,7 @@ def save_run(out_dir, fitted: Fitted, dataset: Dataset | None = None, *, force: 
     Examples
     --------
     >>> save_run("runs/ivae", fitted, data)                        # doctest: +SKIP
-    >>> az.from_netcdf("runs/ivae/posterior.nc").posterior["z"].dims  # doctest: +SKIP
+    >>> read_netcdf("runs/ivae/posterior.nc").posterior["z"].dims     # doctest: +SKIP
     ('chain', 'draw', 'obs', 'latent')
     """
     for name, value, least in (("posterior_draws", posterior_draws, 0),
@@ -738,29 +738,19 @@ def table_coords(idata, columns: Columns | None):
         names["x_dim"] = list(columns.x)
     if columns.u_categories is not None:
         names["domain"] = list(columns.u_categories)
-    for group in idata.groups():
-        ds = idata[group]
+    for name in groups(idata):
+        ds = group(idata, name)
         given = {dim: values for dim, values in names.items()
                  if dim in ds.dims and ds.sizes[dim] == len(values)}
         if given:
-            setattr(idata, group, ds.assign_coords(given))
+            replace_group(idata, name, ds.assign_coords(given))
     return idata
 
 
 def write_posterior(run_dir, idata) -> Path:
-    """Write an InferenceData as ``posterior.nc`` in a run directory, atomically (temporary
+    """Write an ArviZ posterior as ``posterior.nc`` in a run directory, atomically (temporary
     file, then rename)."""
-    import arviz as az
-
-    path = Path(run_dir) / POSTERIOR_FILE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        az.to_netcdf(idata, tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_netcdf(idata, Path(run_dir) / POSTERIOR_FILE)
 
 
 def _templates(spec, settings: FitSettings):

@@ -17,7 +17,8 @@ PACKAGE = ROOT / "ppl_ident"
 
 #: bottom to top; a module belongs to the longest prefix listed
 LAYERS = [
-    ("ppl_ident._version", "ppl_ident.errors", "ppl_ident.files", "ppl_ident.pytrees"),
+    ("ppl_ident._version", "ppl_ident.errors", "ppl_ident.files", "ppl_ident.pytrees",
+     "ppl_ident.arviz_compat"),
     ("ppl_ident.data",),
     ("ppl_ident.ops",),
     ("ppl_ident.diagnostics",),
@@ -115,6 +116,41 @@ def _cycles(graph: dict) -> list[list[str]]:
 
 def test_no_import_circle():
     assert _cycles(GRAPH) == []
+
+
+#: the distributions of ArviZ 0.23 and 1.x (``arviz`` and its parts)
+ARVIZ_PACKAGES = {"arviz", "arviz_base", "arviz_stats", "arviz_plots"}
+#: the one module that may import them
+ARVIZ_OWNER = "ppl_ident.arviz_compat"
+
+
+def _third_party(path: Path) -> set[str]:
+    """The top-level names of every absolute import in ``path``, function-level ones included."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            out.update(a.name.split(".")[0] for a in node.names)
+    return out
+
+
+def _arviz_importers(modules: dict[str, Path]) -> list[str]:
+    return sorted(m for m, path in modules.items()
+                  if m != ARVIZ_OWNER and _third_party(path) & ARVIZ_PACKAGES)
+
+
+def test_only_the_compat_module_imports_arviz():
+    # every difference between ArviZ 0.23 and 1.x lives in ppl_ident/arviz_compat.py
+    assert ARVIZ_OWNER in MODULES and _third_party(MODULES[ARVIZ_OWNER]) & ARVIZ_PACKAGES
+    assert _arviz_importers(MODULES) == []
+
+
+def test_the_arviz_check_finds_an_import(tmp_path):
+    # the check above can fail: a module importing arviz in a function is found
+    planted = tmp_path / "planted.py"
+    planted.write_text("def f():\n    from arviz_stats.base import array_stats\n")
+    assert _arviz_importers({**MODULES, "ppl_ident.planted": planted}) == ["ppl_ident.planted"]
 
 
 def test_the_checker_finds_a_circle_and_an_upward_import():

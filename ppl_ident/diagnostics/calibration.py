@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import spearmanr
 
+from ppl_ident.arviz_compat import hdi
 from ppl_ident.diagnostics.mcc import mcc
 from ppl_ident.errors import InputError
 
@@ -133,17 +134,15 @@ def intervals(draws, level: float, method: str = "eti") -> np.ndarray:
     """Per-observation, per-latent posterior intervals ``(N, n, 2)``.
 
     ``method="eti"``: equal-tailed (quantiles ``(1-p)/2`` and ``(1+p)/2``); ``"hdi"``: the
-    narrowest interval holding a share ``p`` of the draws (:func:`arviz.hdi`).
+    narrowest interval holding a share ``p`` of the draws (ArviZ's ``hdi``, through
+    :func:`ppl_ident.arviz_compat.hdi`).
     """
     draws = np.asarray(draws)
     if method == "eti":
         q = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return np.moveaxis(q, 0, -1)
     if method == "hdi":
-        import arviz as az
-
-        # arviz treats an ndarray as (chain, draw, *shape): one chain of S draws
-        return np.asarray(az.hdi(draws[None], hdi_prob=level))
+        return hdi(draws, level)
     raise InputError(f"Unknown interval method {method!r}; choose 'eti' or 'hdi'.")
 
 

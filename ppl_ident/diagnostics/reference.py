@@ -13,28 +13,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from ppl_ident.arviz_compat import group, summary_diagnostics
 from ppl_ident.diagnostics.calibration import intervals
 
 __all__ = ["chain_diagnostics", "compare_to_reference"]
 
 
 def chain_diagnostics(idata, var: str = "z") -> dict:
-    """Convergence of the chains of ``var`` in an :class:`arviz.InferenceData`.
+    """Convergence of the chains of ``var`` in an ArviZ posterior (either stack).
 
     Returns
     -------
     dict
         ``max_r_hat`` (rank-normalised split R-hat), ``min_ess_bulk``, ``min_ess_tail`` (over
-        every element of ``var``, from :func:`arviz.summary`) and ``divergences`` (divergent
+        every element of ``var``, from :func:`ppl_ident.arviz_compat.summary_diagnostics`)
+        and ``divergences`` (divergent
         transitions, all chains, from the ``sample_stats`` group).
     """
-    import arviz as az
-
-    diag = az.summary(idata, var_names=[var], kind="diagnostics")
+    diag = summary_diagnostics(idata, var)
     return {"max_r_hat": float(diag["r_hat"].max()),
             "min_ess_bulk": float(diag["ess_bulk"].min()),
             "min_ess_tail": float(diag["ess_tail"].min()),
-            "divergences": int(np.asarray(idata.sample_stats["diverging"]).sum())}
+            "divergences": int(np.asarray(group(idata, "sample_stats")["diverging"]).sum())}
 
 
 def compare_to_reference(draws, reference, level: float = 0.9) -> dict:

@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ppl_ident.arviz_compat import ess, psis_khat, rhat
 from ppl_ident.diagnostics.mcc import mcc
 from ppl_ident.families.predict import point_latents
 
@@ -161,8 +162,9 @@ def psis_metric(fitted: RunFit, dataset, truth) -> dict:
     """Pareto k-hat of the guide as an importance proposal for each observation's posterior.
 
     ``log w = log p(x_i, z | u_i) - log q(z | x_i, u_i)`` for ``PSIS_SAMPLES`` draws of ``z``
-    per observation, smoothed with :func:`arviz.psislw`; k-hat < 0.5 says the guide is a good
-    proposal, > 0.7 that it misses mass (importance sampling from it is unreliable). Computed
+    per observation, smoothed with ArviZ's ``psislw`` (:func:`ppl_ident.arviz_compat.psis_khat`);
+    k-hat < 0.5 says the guide is a good proposal, > 0.7 that it misses mass (importance
+    sampling from it is unreliable). Computed
     on at most ``PSIS_MAX_OBS`` observations (a fixed random subset). Not defined for guides
     whose density is intractable (``semidais``: its ``z`` is the end of an annealing chain).
 
@@ -171,7 +173,6 @@ def psis_metric(fitted: RunFit, dataset, truth) -> dict:
     Yao, Vehtari, Simpson & Gelman (2018), "Yes, but did it work?: Evaluating variational
     inference", ICML. Vehtari et al. (2024), "Pareto smoothed importance sampling", JMLR.
     """
-    import arviz as az
     import jax
 
     from ppl_ident.families.guides import guide_family
@@ -208,8 +209,7 @@ def psis_metric(fitted: RunFit, dataset, truth) -> dict:
                     np.float64)[cache["psis_idx"]]
     if not np.all(np.isfinite(lw)):
         return {"psis_khat_status": "non-finite importance weights"}
-    _, khat = az.psislw(lw)
-    khat = np.asarray(khat)
+    khat = psis_khat(lw)
     return {"psis_khat_max": float(khat.max()), "psis_khat_mean": float(khat.mean()),
             "psis_share_khat_gt_0.7": float(np.mean(khat > 0.7))}
 
@@ -339,17 +339,15 @@ def mcmc_metric(fitted: RunFit, dataset, truth) -> dict:
     """
     if not is_sampler(fitted):
         return {"mcmc_status": "not applicable: the engine draws no Markov chains"}
-    import arviz as az
-
     m = fitted.metrics
     post = {"z": np.asarray(m["draws"])}
-    rhat = np.asarray(az.rhat(post)["z"])
-    bulk = np.asarray(az.ess(post, method="bulk")["z"])
-    tail = np.asarray(az.ess(post, method="tail")["z"])
+    rhat_z = rhat(post["z"])
+    bulk = ess(post["z"], "bulk")
+    tail = ess(post["z"], "tail")
     stats = m["sample_stats"]
     run = m["run_time_s"]
     c, s = post["z"].shape[:2]
-    return {"rhat_max": float(rhat.max()), "ess_bulk_min": float(bulk.min()),
+    return {"rhat_max": float(rhat_z.max()), "ess_bulk_min": float(bulk.min()),
             "ess_tail_min": float(tail.min()),
             "ess_bulk_min_per_s": float(bulk.min()) / run if run > 0 else float("nan"),
             "divergences": int(np.sum(stats["diverging"])),

@@ -1,21 +1,22 @@
-"""ArviZ ``InferenceData`` of fitted models: the families build it
-(:meth:`ppl_ident.families.base.ModelFamily.inference_data`; the i.i.d. layout in
-:mod:`ppl_ident.families.iid.idata`, the sequences' in :mod:`ppl_ident.families.sequence.idata`),
-this module adds the NUTS reference posterior and reads and writes ``posterior.nc``.
+"""ArviZ posteriors of fitted models (``InferenceData`` on ArviZ 0.23, ``xarray.DataTree`` on
+1.x): the families build them (:meth:`ppl_ident.families.base.ModelFamily.inference_data`; the
+i.i.d. layout in :mod:`ppl_ident.families.iid.idata`, the sequences' in
+:mod:`ppl_ident.families.sequence.idata`), this module adds the NUTS reference posterior and
+reads and writes ``posterior.nc``.
 
-ArviZ 0.23 has no converter for SVI results (``az.from_numpyro`` takes an ``MCMC`` object),
-so every posterior of ``z`` -- the guide's and NUTS's alike -- is built on
-:func:`az.from_dict` in those two family modules: they change when the package moves to
-ArviZ 1.x.
+ArviZ has no converter for SVI results (``az.from_numpyro`` takes an ``MCMC`` object), so
+every posterior of ``z`` -- the guide's and NUTS's alike -- is built on ArviZ's ``from_dict``
+in those two family modules, through :mod:`ppl_ident.arviz_compat`, which owns every difference
+between the two ArviZ stacks. ``posterior.nc`` written on either stack is read on the other.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import arviz as az
 import numpy as np
 
+from ppl_ident.arviz_compat import IData, group, has_group, read_netcdf
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.calibration import Alignment
 from ppl_ident.errors import InputError
@@ -35,8 +36,8 @@ __all__ = ["posterior_inference_data", "DEFAULT_DRAWS", "DEFAULT_OBS", "select_o
 
 
 def to_inference_data(fitted, dataset: Dataset, *, engine: str = "guide",
-                      **options) -> az.InferenceData:
-    """Posterior of the latents of a fitted i.i.d. model as an ``az.InferenceData``, drawn by
+                      **options) -> IData:
+    """Posterior of the latents of a fitted i.i.d. model as an ArviZ posterior, drawn by
     the latent sampler ``engine`` (``"guide"`` or ``"nuts"``, see
     :data:`ppl_ident.inference.latents.LATENT_SAMPLERS`); ``options`` as in
     :func:`ppl_ident.families.iid.idata.iid_inference_data` (``num_draws``, ``max_obs``,
@@ -66,8 +67,10 @@ def posterior_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAU
 
 def alignment_from_idata(idata) -> Alignment | None:
     """The alignment stored in the ``fit`` group, or None."""
-    fit = getattr(idata, "fit", None)
-    if fit is None or "alignment_slope" not in fit:
+    if not has_group(idata, "fit"):
+        return None
+    fit = group(idata, "fit")
+    if "alignment_slope" not in fit:
         return None
     return Alignment(*(np.asarray(fit[f"alignment_{k}"]) for k in
                        ("matching", "slope", "intercept", "r2")))
@@ -75,7 +78,7 @@ def alignment_from_idata(idata) -> Alignment | None:
 
 def nuts_reference(fitted, dataset: Dataset, obs_idx, *, num_warmup: int = 300,
                    num_samples: int = 300, num_chains: int = 4, seed: int = 0, truth=None,
-                   alignment: Alignment | None = None, **nuts_kwargs) -> az.InferenceData:
+                   alignment: Alignment | None = None, **nuts_kwargs) -> IData:
     """NUTS reference posterior of ``z`` for a few observations, with the fitted model fixed.
 
     Same groups, dims and coords as :func:`to_inference_data` (plus ``sample_stats``), so the
@@ -95,7 +98,7 @@ def nuts_reference(fitted, dataset: Dataset, obs_idx, *, num_warmup: int = 300,
 
     Returns
     -------
-    arviz.InferenceData
+    IData
     """
     return to_inference_data(fitted, dataset, num_draws=num_samples, obs_idx=obs_idx,
                              seed=seed, truth=truth, engine="nuts", num_chains=num_chains,
@@ -105,28 +108,28 @@ def nuts_reference(fitted, dataset: Dataset, obs_idx, *, num_warmup: int = 300,
 def is_point_estimate(idata) -> bool:
     """Whether the latents of ``idata`` are a point estimate (an exact-likelihood flow's
     ``z = h(x)``, in the ``point_estimate`` group) rather than posterior draws."""
-    return "posterior" not in idata.groups() and POINT_ESTIMATE in idata.groups()
+    return not has_group(idata, "posterior") and has_group(idata, POINT_ESTIMATE)
 
 
 def latent_group(idata):
     """The group holding the latents ``z``: ``posterior``, or ``point_estimate`` for a point
     estimate (see :func:`is_point_estimate`)."""
-    return idata[POINT_ESTIMATE] if is_point_estimate(idata) else idata.posterior
+    return group(idata, POINT_ESTIMATE if is_point_estimate(idata) else "posterior")
 
 
 def flat_draws(idata, var: str = "z") -> np.ndarray:
     """Posterior draws of ``var`` with chain and draw flattened: ``(S, obs, ...)``; a point
     estimate is one draw, ``S = 1``."""
     if is_point_estimate(idata):
-        return np.asarray(idata[POINT_ESTIMATE][var])[None]
-    arr = np.asarray(idata.posterior[var])
+        return np.asarray(group(idata, POINT_ESTIMATE)[var])[None]
+    arr = np.asarray(group(idata, "posterior")[var])
     return arr.reshape(-1, *arr.shape[2:])
 
 
-def read_posterior(run_dir) -> az.InferenceData:
-    """Read ``posterior.nc`` from a run directory."""
+def read_posterior(run_dir) -> IData:
+    """Read ``posterior.nc`` from a run directory (written on either ArviZ stack)."""
     path = Path(run_dir) / POSTERIOR_FILE
     if not path.is_file():
         raise InputError(f"{path} does not exist; run `ppl-ident fit` (which writes it) or "
                          "`ppl-ident report`, which builds it from the run.")
-    return az.from_netcdf(path, engine="h5netcdf")
+    return read_netcdf(path)

@@ -33,7 +33,7 @@ class ReportResult(NamedTuple):
     numbers : dict
         What ``report.json`` holds.
     timings : dict of step -> seconds
-    idata : dict of engine -> arviz.InferenceData
+    idata : dict of engine -> ArviZ posterior (:data:`ppl_ident.arviz_compat.IData`)
         The posteriors shown (``"guide"``, and ``"NUTS"`` when run).
     """
 

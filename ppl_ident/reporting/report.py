@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ppl_ident import arviz_compat
 from ppl_ident.data import load_dataset
 from ppl_ident.data.tables import Columns, is_table
 from ppl_ident.diagnostics.calibration import LEVELS, calibration_summary, intervals
@@ -171,12 +172,11 @@ def plot_truth(z_true, draws, alignment, path: Path, level: float = 0.9) -> Path
 
 def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 0.9) -> Path:
     """ArviZ forest plots of ``var`` for a few observations, one panel per latent (each with
-    its own scale), one colour per engine, true values (when known) marked by red crosses."""
+    its own scale), one colour per engine, true values (when known) marked by red crosses
+    (:func:`ppl_ident.arviz_compat.plot_forest` draws each panel)."""
     plt = pyplot()
-    import arviz as az
-
     names = list(idatas)
-    first = idatas[names[0]].posterior[var]
+    first = arviz_compat.group(idatas[names[0]], "posterior")[var]
     lat_dim = first.dims[-1]
     n_lat = first.shape[-1]
     cols = min(n_lat, 3)
@@ -190,9 +190,8 @@ def plot_forest(idatas: dict, obs, var: str, z_true, path: Path, level: float = 
         if k >= n_lat:
             ax.axis("off")
             continue
-        az.plot_forest([idatas[m] for m in names], model_names=names, var_names=[var],
-                       coords={"obs": list(obs), lat_dim: [k]}, combined=True, hdi_prob=level,
-                       ax=ax, textsize=9, legend=k == 0)
+        arviz_compat.plot_forest(ax, {m: idatas[m] for m in names}, var,
+                                 {"obs": list(obs), lat_dim: [k]}, level, legend=k == 0)
         rows_y = {}                    # one tick per engine and observation: merge them
         for t in ax.get_yticklabels():
             m = re.search(r"\[(\d+)", t.get_text())
@@ -239,12 +238,12 @@ def plot_ppc(idata, path: Path, num_pp_samples: int = 40, seed: int = 0,
     3.11 a deprecated argument (two ``MatplotlibDeprecationWarning`` per panel).
     """
     plt = pyplot()
-    observed = np.asarray(idata.observed_data["x"])
-    names = [str(v) for v in idata.observed_data["x"].coords["x_dim"].values] \
-        if "x_dim" in idata.observed_data["x"].coords else None
+    x = arviz_compat.group(idata, "observed_data")["x"]
+    observed = np.asarray(x)
+    names = [str(v) for v in x.coords["x_dim"].values] if "x_dim" in x.coords else None
     label = {"posterior": "posterior predictive",
              "model": "fitted model p(x | u)"}[replicated]
-    replicated = np.asarray(idata.posterior_predictive["x"])
+    replicated = np.asarray(arviz_compat.group(idata, "posterior_predictive")["x"])
     replicated = replicated.reshape(-1, *replicated.shape[2:])        # (draws, obs, d)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(replicated), size=min(num_pp_samples, len(replicated)),
@@ -304,7 +303,7 @@ class _Posterior(NamedTuple):
     """The guide's posterior as every section of the report reads it.
     Attributes
     ----------
-    idata : arviz.InferenceData
+    idata : ppl_ident.arviz_compat.IData
         The observations kept in ``posterior.nc``.
     alignment : Alignment or None
         Map of the learned latents onto the true ones (None without true latents).
@@ -623,7 +622,8 @@ def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int)
         idata = to_inference_data(fitted, data, num_draws=calibration_draws, obs_idx=obs,
                                   seed=seed + 1, truth=None if has_truth else False,
                                   alignment=alignment)
-    z_true = np.asarray(idata.constant_data["z_true"]) if has_truth else None
+    z_true = np.asarray(arviz_compat.group(idata, "constant_data")["z_true"]) \
+        if has_truth else None
     var = "z_aligned" if has_truth else "z"
     return _Posterior(idata, alignment, obs, var, flat_draws(idata, var), z_true)
 
@@ -644,7 +644,8 @@ def _nuts_numbers(post: _Posterior, nuts, rows, num_warmup: int, num_samples: in
     return {"obs": rows.tolist(),
             "num_chains": num_chains, "num_warmup": num_warmup, "num_samples": num_samples,
             **chain_diagnostics(nuts, post.var),
-            "sampling_time_s": float(nuts.posterior.attrs["sampling_time_s"]),
+            "sampling_time_s": float(
+                arviz_compat.group(nuts, "posterior").attrs["sampling_time_s"]),
             "width_ratio_90_median": cmp["width_ratio_median"],
             "width_ratio_90_per_latent": cmp["width_ratio_per_latent"],
             "mean_shift_in_nuts_sd": cmp["mean_shift_median"]}
@@ -655,7 +656,7 @@ def _calibration_numbers(post: _Posterior, nuts) -> dict:
     ``calibration_nuts_obs``: guide and NUTS on the observations NUTS sampled."""
     out = {"calibration_guide": calibration_summary(post.z_true, post.draws)}
     if nuts is not None:
-        zt = np.asarray(nuts.constant_data["z_true"])
+        zt = np.asarray(arviz_compat.group(nuts, "constant_data")["z_true"])
         out["calibration_nuts_obs"] = {
             "guide": calibration_summary(zt, post.draws[:, :len(zt)]),
             "nuts": calibration_summary(zt, flat_draws(nuts, post.var))}
@@ -712,7 +713,7 @@ def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
             min(len(post.obs), nuts_obs))
     if is_point_estimate(post.idata):
         # no draws of z: no forest plot; the predictive check draws new data from the model
-        if "posterior_predictive" in post.idata.groups():
+        if arviz_compat.has_group(post.idata, "posterior_predictive"):
             figures["ppc"] = plot_ppc(post.idata, run / "ppc.png", replicated="model")
             numbers["ppc"] = ppc_numbers(post.idata)
         return {**figures, **check_figures(run)}
@@ -731,9 +732,9 @@ def ppc_numbers(idata) -> dict:
     that :func:`plot_ppc` draws."""
     from ppl_ident.diagnostics.predictive import spread_check
 
-    x = idata.observed_data["x"]
+    x = arviz_compat.group(idata, "observed_data")["x"]
     names = [str(v) for v in x.coords["x_dim"].values] if "x_dim" in x.coords else None
-    rep = np.asarray(idata.posterior_predictive["x"])
+    rep = np.asarray(arviz_compat.group(idata, "posterior_predictive")["x"])
     return spread_check(np.asarray(x), rep.reshape(-1, *rep.shape[2:]), names)
 
 
@@ -771,16 +772,13 @@ def _plot_calibration_numbers(run: Path, numbers: dict, n_latent: int) -> Path:
 
 def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) -> dict:
     """Section -> HTML of every section shown."""
-    import arviz as az
-
     metrics = fitted.metrics or {}
     idata, obs = post.idata, post.obs
     point = is_point_estimate(idata)
     if point:
         summ = latent_group(idata)["z"].sel(obs=obs[:4]).to_dataframe()[["z"]]
     else:
-        summ = az.summary(idata, var_names=["z"], coords={"obs": obs[:4]}, kind="stats",
-                          hdi_prob=0.9)
+        summ = arviz_compat.summary_stats(idata, "z", {"obs": obs[:4]}, hdi_prob=0.9)
     parts = {"summary": _summary_html(metrics, numbers, summ, idata, data, fitted)}
     parts["loss"] = img(figures["loss"], "loss trace") + (
         f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per observation '

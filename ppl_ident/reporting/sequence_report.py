@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ppl_ident.arviz_compat import group, has_group, summary_stats
 from ppl_ident.diagnostics.calibration import (
     LEVELS,
     apply_alignment,
@@ -95,7 +96,7 @@ def plot_trajectories(draws, path, *, z_true=None, sequences=None, level: float 
     sequences : list of int, optional
         Sequences shown, one column each (default: the first three).
     level : float
-        Probability of the HDI (:func:`arviz.hdi`).
+        Probability of the HDI (:func:`ppl_ident.arviz_compat.hdi`).
     title : str, optional
 
     Returns
@@ -245,8 +246,8 @@ def _sequence_posterior(run: Path, fitted, data, truth, calibration_draws: int, 
     post = latent_group(idata)
     num_seq = post.sizes["sequence"]
     regimes = None
-    if "constant_data" in idata.groups() and "regimes_true" in idata.constant_data:
-        regimes = np.asarray(idata.constant_data["regimes_true"])
+    if has_group(idata, "constant_data") and "regimes_true" in group(idata, "constant_data"):
+        regimes = np.asarray(group(idata, "constant_data")["regimes_true"])
     n_draws = post.sizes.get("chain", 1) * post.sizes.get("draw", 1)
     fresh = n_draws < calibration_draws and not is_point_estimate(idata)
     if fresh:
@@ -298,8 +299,6 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
     >>> build_report("runs/regime").sections                            # doctest: +SKIP
     ['summary', 'loss', 'trajectories', 'calibration', 'regimes', 'transitions', 'skipped']
     """
-    import arviz as az
-
     t_all = time.perf_counter()
     timings = {}
     run = Path(run_dir)
@@ -429,7 +428,7 @@ def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
     if is_point_estimate(idata):
         summ = latent_group(idata)["z"].sel(**first).to_dataframe()[["z"]]
     else:
-        summ = az.summary(idata, var_names=["z"], coords=first, kind="stats", hdi_prob=0.9)
+        summ = summary_stats(idata, "z", first, hdi_prob=0.9)
     parts["summary"] = (
         '<div class="verdict"><p><b>Identified? Not tested.</b> The verdict test against refits '
         "with permuted labels is implemented for i.i.d. models only; for a sequence model read "

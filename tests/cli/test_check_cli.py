@@ -211,7 +211,8 @@ def test_fit_with_seeds_then_check_shows_the_agreement(tmp_path, capsys):
 def test_noisy_flow_fit_and_check_say_what_the_noise_leaves(workdir, capsys):
     """fit --flow-noise prints the learned noise and the implied recovery of the latents;
     check repeats it; posterior.nc has a posterior group."""
-    import arviz as az
+    from ppl_ident.arviz_compat import group
+    from ppl_ident.reporting.inference_data import read_posterior
 
     root, data, _ = workdir
     run = root / "noisy"
@@ -223,7 +224,7 @@ def test_noisy_flow_fit_and_check_say_what_the_noise_leaves(workdir, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     noise = metrics["observation_noise"]
     assert len(noise["implied_recovery"]) == 2 and isinstance(noise["in_doubt"], bool)
-    assert "z" in az.from_netcdf(run / "posterior.nc").posterior
+    assert "z" in group(read_posterior(run), "posterior")
     assert main(["check", str(run), "--null-fits", "0"]) == 0
     assert "observation noise: the fit attributes" in capsys.readouterr().out
     # the variational model has its own noise; --flow-noise with --no-flow is refused

@@ -1,8 +1,10 @@
-"""The i.i.d. family's posterior over ``z`` as an ArviZ ``InferenceData``.
+"""The i.i.d. family's posterior over ``z`` as an ArviZ posterior (``InferenceData`` or
+``xarray.DataTree``, :data:`ppl_ident.arviz_compat.IData`).
 
-ArviZ 0.23 has no converter for SVI results (``az.from_numpyro`` takes an ``MCMC`` object),
-so every posterior of ``z`` -- the guide's and NUTS's alike -- is built here on
-:func:`az.from_dict`: this is the one module that changes when the package moves to ArviZ 1.x.
+ArviZ has no converter for SVI results (``az.from_numpyro`` takes an ``MCMC`` object), so
+every posterior of ``z`` -- the guide's and NUTS's alike -- is built here on ArviZ's
+``from_dict``, through :func:`ppl_ident.arviz_compat.from_groups` (an ``InferenceData`` on
+ArviZ 0.23, an ``xarray.DataTree`` on ArviZ 1.x).
 
 Groups (dims in brackets; coordinates: ``obs`` = row of the data file, ``latent`` = learned
 dimension, ``true_latent`` = true dimension, ``domain`` = original domain label, ``x_dim``,
@@ -51,12 +53,12 @@ from __future__ import annotations
 import json
 import time
 
-import arviz as az
 import jax
 import numpy as np
 import xarray as xr
 
 from ppl_ident._version import __version__
+from ppl_ident.arviz_compat import IData, add_groups, from_groups
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.agreement import apply_monotone_alignment, fit_monotone_alignment
 from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_alignment
@@ -94,8 +96,9 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
                        max_obs: int = DEFAULT_OBS, seed: int = 0, truth=None, obs_idx=None,
                        sampler=guide_latents, num_chains: int | None = None,
                        alignment: Alignment | None = None,
-                       **sampler_kwargs) -> az.InferenceData:
-    """Posterior of the latents of a fitted model as an ``az.InferenceData``.
+                       **sampler_kwargs) -> IData:
+    """Posterior of the latents of a fitted model as an ArviZ posterior
+    (:data:`ppl_ident.arviz_compat.IData`).
 
     Parameters
     ----------
@@ -131,8 +134,9 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
 
     Returns
     -------
-    arviz.InferenceData
-        Groups as described in the module docstring.
+    IData
+        ``arviz.InferenceData`` (ArviZ 0.23) or ``xarray.DataTree`` (1.x); groups as described
+        in the module docstring.
 
     Examples
     --------
@@ -215,9 +219,9 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
         # its predictive check: new data from p(x | u, theta_hat) for the kept rows' u
         x_rep = model_predictive_x(spec, params, u, len(idx), key=k_pred,
                                    num_chains=GUIDE_CHAINS, num_draws=DEFAULT_DRAWS // GUIDE_CHAINS)
-        idata = az.from_dict(posterior_predictive={"x": x_rep.astype(np.float32)},
-                             observed_data={"x": x}, constant_data=constant or None,
-                             coords=coords, dims=dims)
+        idata = from_groups({"posterior_predictive": {"x": x_rep.astype(np.float32)},
+                             "observed_data": {"x": x}, "constant_data": constant},
+                            coords=coords, dims=dims)
     else:
         if not seed_chains:
             # the model's own latent sites (the noisy flow's noise-free w), else z
@@ -226,20 +230,16 @@ def iid_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRA
             log_lik = log_likelihood_x(spec, params, sites, x, u)
         else:
             attrs["chains"] = SEED_CHAINS
-        idata = az.from_dict(
-            posterior=latents,
-            posterior_predictive={"x": predictive.astype(np.float32)},
-            log_likelihood={"x": log_lik.astype(np.float32)},
-            sample_stats=draws.sample_stats or None,
-            observed_data={"x": x},
-            constant_data=constant or None,
-            coords=coords,
-            dims=dims,
-            posterior_attrs=attrs,
-        )
+        idata = from_groups({"posterior": latents,
+                             "posterior_predictive": {"x": predictive.astype(np.float32)},
+                             "log_likelihood": {"x": log_lik.astype(np.float32)},
+                             "sample_stats": draws.sample_stats,
+                             "observed_data": {"x": x},
+                             "constant_data": constant},
+                            coords=coords, dims=dims, attrs={"posterior": attrs})
     if point:
-        idata.add_groups({POINT_ESTIMATE: _point_group(point, coords, dims, attrs)})
-    idata.add_groups({"fit": _fit_group(fitted, alignment)})
+        add_groups(idata, {POINT_ESTIMATE: _point_group(point, coords, dims, attrs)})
+    add_groups(idata, {"fit": _fit_group(fitted, alignment)})
     return idata
 
 

@@ -1,4 +1,5 @@
-"""The sequence family's posterior over ``z`` as an ArviZ ``InferenceData``.
+"""The sequence family's posterior over ``z`` as an ArviZ posterior (``InferenceData`` on ArviZ
+0.23, ``xarray.DataTree`` on 1.x; built through :mod:`ppl_ident.arviz_compat`).
 
 Groups (dims in brackets; ``sequence`` = row of the data file, ``time`` = step, ``latent`` =
 learned dimension, ``regime`` = learned regime label, ``x_dim``, ``true_latent``):
@@ -21,13 +22,13 @@ learned dimension, ``regime`` = learned regime label, ``x_dim``, ``true_latent``
 
 from __future__ import annotations
 
-import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from numpyro import handlers
 
+from ppl_ident.arviz_compat import IData, add_groups, from_groups
 from ppl_ident.errors import InputError
 from ppl_ident.ops.hmm import hmm_smoother
 from ppl_ident.families.predict import POINT_ESTIMATE, encode, split_draws
@@ -52,7 +53,7 @@ def _regime_probs(spec, params, x, z_draws):
 
 
 def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequences: int = 20,
-                            seed: int = 0, truth=None) -> az.InferenceData:
+                            seed: int = 0, truth=None) -> IData:
     """Posterior latent paths (and regime probabilities) of a fitted sequence model.
 
     Parameters
@@ -70,7 +71,7 @@ def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequen
 
     Returns
     -------
-    arviz.InferenceData
+    IData
 
     Examples
     --------
@@ -124,11 +125,11 @@ def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequen
     if regimes is not None:
         constant["regimes_true"] = np.asarray(regimes)[keep]
         dims["regimes_true"] = ["sequence", "time"]
-    idata = az.from_dict(posterior=posterior, observed_data={"x": x},
-                         constant_data=constant or None, coords=coords, dims=dims)
+    idata = from_groups({"posterior": posterior, "observed_data": {"x": x},
+                         "constant_data": constant}, coords=coords, dims=dims)
     if point:
         used = {d for name in point for d in dims[name]}
-        idata.add_groups({POINT_ESTIMATE: xr.Dataset(
+        add_groups(idata, {POINT_ESTIMATE: xr.Dataset(
             {name: (dims[name], v) for name, v in point.items()},
             coords={d: coords[d] for d in used}, attrs={"engine": "guide"})})
     return idata
