@@ -236,7 +236,6 @@ SETTINGS: tuple[Setting, ...] = (
 
 #: Every :class:`Setting` by name.
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
-_BY_NAME = SETTINGS_BY_NAME
 
 _FitSettingsBase = collections.namedtuple("_FitSettingsBase", [s.name for s in SETTINGS],
                                           defaults=[s.default for s in SETTINGS])
@@ -314,8 +313,8 @@ VARIATIONAL_ONLY = ("engine", "elbo", "num_particles", "guide", "noise_scale", "
 
 def variational_settings(s: FitSettings) -> list[str]:
     """The flags of the :data:`VARIATIONAL_ONLY` settings that ``s`` changes."""
-    return [_flag(_BY_NAME[k]) for k in VARIATIONAL_ONLY
-            if getattr(s, k) != _BY_NAME[k].default]
+    return [_flag(SETTINGS_BY_NAME[k]) for k in VARIATIONAL_ONLY
+            if getattr(s, k) != SETTINGS_BY_NAME[k].default]
 
 
 def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
@@ -355,7 +354,7 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
                                        else s.regime_transitions),
     }
     return s._replace(**{name: value() for name, value in family_defaults.items()
-                         if family in _BY_NAME[name].families})
+                         if family in SETTINGS_BY_NAME[name].families})
 
 
 def _flag(s: Setting) -> str:
@@ -378,7 +377,7 @@ def check_applicable(settings: FitSettings, family) -> None:
         # blamed on a preset only if every setting of the other family it sets is as it sets it
         presets = [p for p, kw in FIT_PRESETS.items() if s.name in kw and all(
             getattr(settings, k) == v for k, v in kw.items()
-            if family.name not in _BY_NAME[k].families)]
+            if family.name not in SETTINGS_BY_NAME[k].families)]
         if presets:  # not given as a flag: it came with a preset of the other family
             raise InputError(
                 f"--preset {presets[0]} sets {s.name}={value!r}, a setting of the models "

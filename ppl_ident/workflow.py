@@ -57,7 +57,8 @@ __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", 
            "check_run", "checked_settings", "model_inputs", "prepare_inputs", "build_fit",
            "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
            "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS",
-           "seed_metrics", "seed_fits", "SEED_PARAMS_FILE", "input_summary", "input_line", "RUN_FORMAT"]
+           "seed_metrics", "seed_fits", "SEED_PARAMS_FILE", "input_summary", "input_line",
+           "RUN_FORMAT"]
 
 #: the ArviZ posterior of a run directory (written and read on either ArviZ stack)
 POSTERIOR_FILE = "posterior.nc"

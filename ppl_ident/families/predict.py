@@ -24,7 +24,8 @@ from ppl_ident.ops.observation import unwhiten
 __all__ = ["encode", "encode_chunked", "model_predictive_x", "decoder_fn", "data_mean_fn", "encoder_mean_fn",
            "static_module", "fitted_module", "LatentDraws", "fitted_model", "guide_latents",
            "posterior_predictive_x", "log_likelihood_x", "GUIDE_CHAINS", "POINT_ESTIMATE",
-           "split_draws", "model_latent_sites", "point_latents", "MOMENT_DRAWS", "encode_summary_chunked", "Z95"]
+           "split_draws", "model_latent_sites", "point_latents", "MOMENT_DRAWS",
+           "encode_summary_chunked", "Z95"]
 
 #: The ``InferenceData`` group of what a fit estimated as single values (fitted global
 #: parameters; the latents of an exact-likelihood flow), without chain and draw dims.

@@ -340,13 +340,13 @@ def mcmc_metric(fitted: RunFit, dataset, truth) -> dict:
     if not is_sampler(fitted):
         return {"mcmc_status": "not applicable: the engine draws no Markov chains"}
     m = fitted.metrics
-    post = {"z": np.asarray(m["draws"])}
-    rhat_z = rhat(post["z"])
-    bulk = ess(post["z"], "bulk")
-    tail = ess(post["z"], "tail")
+    draws = np.asarray(m["draws"])
+    rhat_z = rhat(draws)
+    bulk = ess(draws, "bulk")
+    tail = ess(draws, "tail")
     stats = m["sample_stats"]
     run = m["run_time_s"]
-    c, s = post["z"].shape[:2]
+    c, s = draws.shape[:2]
     return {"rhat_max": float(rhat_z.max()), "ess_bulk_min": float(bulk.min()),
             "ess_tail_min": float(tail.min()),
             "ess_bulk_min_per_s": float(bulk.min()) / run if run > 0 else float("nan"),

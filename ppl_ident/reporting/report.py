@@ -49,6 +49,7 @@ from ppl_ident.diagnostics.calibration import LEVELS, calibration_summary, inter
 from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
 from ppl_ident.errors import InputError
 from ppl_ident.families import family_of
+from ppl_ident.families.predict import point_latents
 from ppl_ident.inference.marginal import log_marginal_likelihood
 from ppl_ident.reporting.inference_data import (
     POSTERIOR_FILE,
@@ -687,7 +688,7 @@ def _marginal_numbers(fitted, data, heldout, max_obs: int, num_samples: int,
     cfg = fitted.spec.config
     # the exact flow's guide is the point mass at h(x): every importance weight is the
     # change-of-variables density itself, so the estimate is exact (standard error 0)
-    method = ("exact" if cfg.get("flow") and not cfg.get("flow_noise") else
+    method = ("exact" if point_latents(fitted.spec) else
               "importance sampling, noisy-flow guide as proposal" if cfg.get("flow_noise")
               else "importance sampling, encoder as proposal")
     return {"data": where, "num_obs": int(len(m_idx)), "K": ml.num_samples, "method": method,
