@@ -1,8 +1,10 @@
 """Every example script runs end to end with tiny arguments and writes what it says it writes.
 
-Like NumPyro's ``test/test_examples.py``: each script runs as its own process
-(``sys.executable examples/NAME.py ...``), exactly as a user runs it, so the examples can only
-use what the installed package offers.
+Like NumPyro's ``test/test_examples.py``, the scripts run outside the test process, so they can
+only use what the installed package offers: all of them one after another in one separate
+process (``tests/run_examples.py`` runs each as ``__main__`` with its own ``sys.argv``, as
+``python examples/NAME.py ...`` would), which imports the libraries once instead of once per
+example; the refusal test runs a script as its own process, exactly as a user runs it.
 
 Speed: nearly all of a tiny run is XLA compilation, so the processes share one persistent
 compilation cache (the suite's, ``conftest.py``) and the i.i.d. examples are given the same
@@ -13,6 +15,7 @@ program otherwise changes from one process to the next.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -89,20 +92,42 @@ def run_example(name, args, out, env):
                           timeout=300)
 
 
+@pytest.fixture(scope="module")
+def example_runs(tmp_path_factory, example_env):
+    """Every example of :data:`CASES`, run with its tiny arguments in one separate Python
+    process (``tests/run_examples.py``: each script as ``__main__`` with its own ``sys.argv``,
+    its output captured and its exit status recorded), so that the libraries are imported and
+    the package's programs compiled once for all of them, not once per example. Returns the
+    output root and ``{name: {"returncode", "stdout", "stderr"}}``."""
+    root = tmp_path_factory.mktemp("examples")
+    argv = []
+    for name, (args, _) in CASES.items():
+        if name == "real_data" and importlib.util.find_spec("sktime") is None:
+            continue  # BasicMotions ships in sktime's wheel (the `real` extra)
+        argv += [name, *args, "--out", str(root / name), "--"]
+    results = root / "results.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "run_examples.py"),
+                           str(results), *argv], env=example_env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, json.loads(results.read_text())
+
+
 def test_every_example_is_tested():
     scripts = {p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
     assert scripts == set(CASES)
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_example_runs(name, tmp_path, example_env):
+def test_example_runs(name, example_runs):
     if name == "real_data":  # BasicMotions ships in sktime's wheel (the `real` extra)
         pytest.importorskip("sktime")
-    args, files = CASES[name]
-    out = tmp_path / name
-    proc = run_example(name, args, out, example_env)
-    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    assert f"{out}" in proc.stdout  # the closing line names the output directory
+    root, results = example_runs
+    _, files = CASES[name]
+    out, run = root / name, results[name]
+    assert run["returncode"] == 0, f"{name} failed:\n{run['stdout'][-3000:]}\n" \
+                                   f"{run['stderr'][-3000:]}"
+    assert f"{out}" in run["stdout"]  # the closing line names the output directory
     for rel in files:
         assert (out / rel).is_file() and (out / rel).stat().st_size > 0, f"{name}: no {rel}"
     summary = out / "summary.json"

@@ -117,9 +117,12 @@ FIT = ["--no-flow", "--steps", "5", "--batch-size", "8", "--width", "4", "--dept
        "--posterior-draws", "4", "--posterior-obs", "3", "--no-progress"]
 
 
+@pytest.mark.skipif(not arviz_compat.ARVIZ_1, reason="on ArviZ 0.23 (Python 3.11) the CLI's "
+                    "fit, encode and report are tested by tests/cli and tests/reporting")
 def test_simulate_fit_encode_report(tmp_path):
     """The CLI chain, in-process, on a tiny setting (the commands of tests/fixtures/README.md
-    with a report): every step exits 0 and writes its files."""
+    with a report): every step exits 0 and writes its files. Run on the 3.12 stack only: on
+    3.11 the same commands are the subject of tests/cli and tests/reporting."""
     data, run = tmp_path / "data.npz", tmp_path / "run"
     assert main(["simulate", "--out", str(data), *SIM]) == 0
     assert main(["fit", str(data), "--out", str(run), *FIT]) == 0
