@@ -5,7 +5,8 @@ the data file and a table's column mapping; its ``"format"`` is :data:`RUN_FORMA
 ``params.npz``, ``state.npz``, ``losses.npz``, ``metrics.json``, :data:`POSTERIOR_FILE` and,
 for a fit with several seeds, :data:`SEED_PARAMS_FILE`. :func:`save_run` writes it,
 :func:`load_run` reads it back into a :class:`~ppl_ident.workflow.fitted.Fitted`, and
-:func:`run_settings` reads the settings of every earlier format.
+:func:`run_settings` reads the settings of every earlier format (format 1 completed by the
+model's family).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ppl_ident.data.io import read_data
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.data.tables import Columns, table_format
 from ppl_ident.errors import InputError
-from ppl_ident.families import SEQUENCE_MODELS, build_model, family_of
+from ppl_ident.families import MODELS, build_model, family_of
 from ppl_ident.families.iid.idata import DEFAULT_DRAWS, DEFAULT_OBS
 from ppl_ident.files import atomic_write_json, prepare_output_dir
 from ppl_ident.inference.checkpoint import CHECKPOINT_JSON, has_checkpoint
@@ -94,24 +95,16 @@ def run_settings(run: Path, config: dict) -> FitSettings:
 
 def _settings_of_format_1(settings: dict, model: dict) -> dict:
     """The settings of a format-1 run, completed with the values its fit had for the settings
-    added after it was written (each addition's own default for old runs)."""
-    if "transition_width" not in settings and model.get("name") in SEQUENCE_MODELS:
-        # a sequence run written before these settings: its transition network had
-        # --width units and --depth layers
-        settings["transition_width"] = model.get("width")
-        settings["transition_depth"] = model.get("depth")
+    added after it was written (each addition's own default for old runs): the flow's layers
+    here, the settings of one family by the family
+    (:meth:`~ppl_ident.families.base.ModelFamily.complete_format_1`)."""
     if settings.get("flow_layers") is None:
         # a run written before the setting (or before its default moved with n): its flow,
         # if any, had the model's recorded layers, else the base number
         settings["flow_layers"] = int(model.get("flow_layers") or FLOW_LAYERS)
-    if "flow_noise" not in settings and model.get("name") not in SEQUENCE_MODELS:
-        # an i.i.d. run written before the noisy flow: noiseless (the sequence models
-        # keep the setting unset)
-        settings["flow_noise"] = False
-    if "regime_transitions" not in settings and model.get("name") in SEQUENCE_MODELS:
-        # ... and before this one: one transition network with a head per regime
-        settings["regime_transitions"] = "shared"
-    return settings
+    family = MODELS.get(model.get("name"))
+    # an unknown model is refused where the run's model is built, naming the valid ones
+    return settings if family is None else family.complete_format_1(settings, model)
 
 
 def input_summary(*, data_dim: int, latent_dim: int, n_domains: int | None = None,
