@@ -1,10 +1,10 @@
 """What a fit is made of: its checked settings, its model and its engine.
 
-:func:`checked_settings` is the one check of a fit's settings against its data (the CLI,
-:func:`~ppl_ident.workflow.fitting.fit_model`, :func:`~ppl_ident.workflow.fitting.resume_run`
-and the comparison harness call it); :func:`build_fit` derives the model, the engine and the
-restarts' key from checked settings, so every caller builds the same fit from the same
-settings, and :func:`make_engine` the engine alone (a loaded run's templates).
+:func:`checked_settings` checks a fit's settings against its data (the CLI,
+:func:`~ppl_ident.workflow.fitting.fit_model` and :func:`~ppl_ident.workflow.fitting.resume_run`
+call it); :func:`build_fit` derives the model, the engine and the restarts' key from resolved
+settings, so that those and the comparison harness build the same fit from the same settings;
+:func:`make_engine` builds the engine alone (a loaded run's templates).
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def engine_optim(s: FitSettings) -> OptimConfig:
 
 
 def make_engine(spec, s: FitSettings, batch_size: int):
+    """The engine of settings ``s`` for ``spec``, drawing minibatches of ``batch_size``."""
     # None leaves the engine's own default ELBO and particle count
     chosen = {k: v for k, v in (("elbo", s.elbo), ("num_particles", s.num_particles))
               if v is not None}

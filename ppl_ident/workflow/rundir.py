@@ -67,6 +67,7 @@ def interrupted_message(run_dir) -> str:
 
 
 def read_json(path):
+    """A run directory's JSON file; InputError (the directory is damaged) if unreadable."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
@@ -74,6 +75,8 @@ def read_json(path):
 
 
 def run_settings(run: Path, config: dict) -> FitSettings:
+    """The :class:`FitSettings` recorded in a run's ``config.json`` of any known format;
+    InputError for a newer format (upgrade) or one that cannot be read."""
     fmt = config.get("format", 1) if isinstance(config, dict) else None
     if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
         raise InputError(f"{run / 'config.json'} has an unknown run format {fmt!r}; the run "
@@ -162,6 +165,7 @@ def _config_inputs(config: dict, columns=None) -> dict:
 
 
 def run_config(spec, settings: FitSettings, labels, data_path, columns=None) -> dict:
+    """The ``config.json`` of a run (format :data:`RUN_FORMAT`)."""
     return {
         # what was read: x columns, u and its kind, domains, n (also printed by `fit`)
         "inputs": _config_inputs(spec.config, columns),
