@@ -30,17 +30,23 @@ it:
 
 from __future__ import annotations
 
+# in the order of a fit (the API reference lists the names in this order)
+from ppl_ident.settings import FIT_PRESETS, FitSettings
+from ppl_ident.workflow.fitted import Fitted
+from ppl_ident.settings import fit_settings
+from ppl_ident.workflow.fitted import model_inputs
+from ppl_ident.workflow.build import checked_settings
+from ppl_ident.workflow.fitting import fit_model
+from ppl_ident.workflow.build import build_fit, engine_optim
+from ppl_ident.workflow.fitting import (seed_fits, seed_metrics, divergence_message,
+                                        resume_run)
+from ppl_ident.workflow.rundir import interrupted_message, input_summary, input_line
+from ppl_ident.workflow.checks import evaluate, check_data, check_run
+from ppl_ident.workflow.rundir import (save_run, table_coords, write_posterior, load_run,
+                                       load_run_data, POSTERIOR_FILE, RUN_FORMAT,
+                                       SEED_PARAMS_FILE)
+from ppl_ident.workflow.export import latent_summary, encode_rows, save_latents, LATENT_FORMATS
 from ppl_ident.families.iid.inputs import prepare_inputs  # the i.i.d. labels (0.1's API)
-from ppl_ident.settings import FIT_PRESETS, FitSettings, fit_settings
-from ppl_ident.workflow.build import build_fit, checked_settings, engine_optim
-from ppl_ident.workflow.checks import check_data, check_run, evaluate
-from ppl_ident.workflow.export import LATENT_FORMATS, encode_rows, latent_summary, save_latents
-from ppl_ident.workflow.fitted import Fitted, model_inputs
-from ppl_ident.workflow.fitting import (divergence_message, fit_model, resume_run, seed_fits,
-                                        seed_metrics)
-from ppl_ident.workflow.rundir import (POSTERIOR_FILE, RUN_FORMAT, SEED_PARAMS_FILE,
-                                       input_line, input_summary, interrupted_message,
-                                       load_run, load_run_data, save_run, write_posterior)
 
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
@@ -48,4 +54,4 @@ __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", 
            "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
            "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS",
            "seed_metrics", "seed_fits", "SEED_PARAMS_FILE", "input_summary", "input_line",
-           "RUN_FORMAT"]
+           "RUN_FORMAT", "table_coords"]
