@@ -84,9 +84,9 @@ def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None 
     return spec, make_engine(spec, s, family.engine_batch(s, dataset)), k_fit
 
 
-def _require_resolved(s: FitSettings, family: str = "iid") -> None:
-    """Refuse settings whose model-dependent defaults are still open (None)."""
-    # the sequence family's resolved settings are those declared for it alone
+def _require_resolved(s: FitSettings, family: str | None = None) -> None:
+    """Refuse settings whose model-dependent defaults are still open (None): those of every
+    model, and with ``family`` (its name) also those declared for that family alone."""
     keys = ("steps", "depth", "learning_rate", "flow_layers") + tuple(
         k for k in ("transition_width", "transition_depth", "regime_transitions")
         if family in SETTINGS_BY_NAME[k].families)
