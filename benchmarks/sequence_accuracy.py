@@ -32,7 +32,7 @@ import _common
 
 
 def run(quick: bool, tasks, steps: int | None, seeds: int | None, noise_scale=None,
-        batch_size=None, scale_gain=0.0, heteroscedastic=False, preset="fast"):
+        batch_size=None, scale_gain=0.0, heteroscedastic=False, preset="default"):
     from ppl_ident.data.sequences import simulate_sequences
     from ppl_ident.workflow import FIT_PRESETS, fit_model
 
@@ -110,7 +110,7 @@ def main(argv=None):
                    help="simulate heteroscedastic transitions (noise scale moves with the past)")
     p.add_argument("--heteroscedastic", action="store_true",
                    help="fit the models with a past-dependent noise scale")
-    p.add_argument("--preset", default="fast", choices=["fast", "accurate", "exact"],
+    p.add_argument("--preset", default="default", choices=["default", "accurate", "exact"],
                    help="fit preset (ppl_ident.workflow.FIT_PRESETS)")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     args = p.parse_args(argv)

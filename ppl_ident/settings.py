@@ -253,8 +253,7 @@ class FitSettings(_FitSettingsBase):
 #: ``ppl-ident fit --preset``). ``default`` is the default: for ivae and vae with
 #: ``2 <= n <= d`` the exact-likelihood flow for 2500 steps (:data:`MODEL_DEFAULTS`), which on
 #: the default setting reaches a median MCC of 0.96 over 5 seeds (min 0.95) in about 6 s of run
-#: time plus 9 s of compilation (see ``benchmarks/README.md``); ``fast`` is its former name,
-#: kept so that existing scripts run.
+#: time plus 9 s of compilation (see ``benchmarks/README.md``).
 #: ``accurate`` is the best variational fit (``--no-flow``: an encoder and a noisy decoder, for
 #: data with observation noise or a curved manifold that a linear reduction to n principal
 #: components would fold): the importance-weighted bound with 32 particles (``iwae``) for
@@ -270,20 +269,21 @@ class FitSettings(_FitSettingsBase):
 #: (hidden regimes) in about 4 minutes, at the price of a point-estimate posterior.
 FIT_PRESETS = {
     "default": {},
-    "fast": {},
     "accurate": {"flow": False, "engine": "iwae", "num_particles": 32, "steps": 10_000},
     "exact": {"flow": True, "steps": 20_000, "learning_rate": 1e-3, "transition": "additive",
               "initial": "gaussian", "depth": 2, "transition_depth": 2,
               "transition_width": 64, "regime_transitions": "shared"},
 }
 
+#: Former names of presets -> their names now: refused with the name to use.
+RENAMED_PRESETS = {"fast": "default"}
+
 PRESET_HELP = ("starting settings: default (ivae/vae with 2 <= n <= d: the exact flow, 2500 "
-               "steps; otherwise the variational model, 5000 steps); fast (the same, its former "
-               "name); accurate (the variational model on the importance-weighted bound, 32 "
-               "particles, 10,000 steps); exact (sequence models with d == n: the flow, 20,000 "
-               "steps, lr 1e-3, additive transition, Gaussian first steps, two hidden layers, a "
-               "transition width of 64, one transition network shared by the regimes); flags "
-               "override it")
+               "steps; otherwise the variational model, 5000 steps); accurate (the variational "
+               "model on the importance-weighted bound, 32 particles, 10,000 steps); exact "
+               "(sequence models with d == n: the flow, 20,000 steps, lr 1e-3, additive "
+               "transition, Gaussian first steps, two hidden layers, a transition width of 64, "
+               "one transition network shared by the regimes); flags override it")
 
 #: The keys a ``compare`` grid's engine entry may set (besides the sampler's own options).
 GRID_KEYS = tuple(s.name for s in SETTINGS if s.grid)
@@ -295,6 +295,10 @@ def fit_settings(preset: str = "default", **overrides) -> FitSettings:
     >>> fit_settings("accurate", seed=3).num_particles
     32
     """
+    if preset in RENAMED_PRESETS:
+        new = RENAMED_PRESETS[preset]
+        raise InputError(f"The preset {preset!r} is now called {new!r} (the same settings): "
+                         f"pass --preset {new} (fit_settings({new!r})).")
     if preset not in FIT_PRESETS:
         raise InputError(f"Unknown preset {preset!r}; choose one of {', '.join(FIT_PRESETS)}.")
     unknown = set(overrides) - set(FitSettings._fields)
@@ -437,6 +441,14 @@ def _choices(name: str | None):
     raise KeyError(name)
 
 
+class _PresetChoices(tuple):
+    """The presets ``--preset`` lists; a former name (:data:`RENAMED_PRESETS`) passes argparse
+    too, so that :func:`fit_settings` refuses it naming the new one."""
+
+    def __contains__(self, name) -> bool:
+        return name in RENAMED_PRESETS or tuple.__contains__(self, name)
+
+
 def add_fit_arguments(parser, types: dict) -> None:
     """Add one flag per setting to an ``argparse`` parser.
 
@@ -444,7 +456,7 @@ def add_fit_arguments(parser, types: dict) -> None:
     and ``--resume`` can tell which flags were given. ``types`` maps a setting kind
     (``"int"``, ``"nonneg_int"``, ``"float"``) to the argparse type that parses it.
     """
-    parser.add_argument("--preset", choices=sorted(FIT_PRESETS), default=None,
+    parser.add_argument("--preset", choices=_PresetChoices(sorted(FIT_PRESETS)), default=None,
                         help=PRESET_HELP + " (default: default)")
     for s in SETTINGS:
         where = "" if s.families == ALL else f" [{'/'.join(s.families)} models]"

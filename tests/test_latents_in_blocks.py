@@ -7,14 +7,14 @@ import pandas as pd
 
 from ppl_ident.workflow import encode_rows, save_latents
 
-workflow = importlib.import_module("ppl_ident.workflow")
+export = importlib.import_module("ppl_ident.workflow.export")
 
 
 def test_latents_written_in_blocks_equal_the_whole_table(tiny_fit, small_data, tmp_path,
                                                          monkeypatch):
     data, _ = small_data
     whole = encode_rows(tiny_fit, data)
-    monkeypatch.setattr(workflow, "WRITE_ROWS", 70)   # 300 rows: 5 blocks, the last short
+    monkeypatch.setattr(export, "WRITE_ROWS", 70)   # 300 rows: 5 blocks, the last short
     save_latents(tmp_path / "z.parquet", tiny_fit, data)
     save_latents(tmp_path / "z.csv", tiny_fit, data)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "z.parquet"), whole)

@@ -71,6 +71,13 @@ def layer(module: str) -> int:
     return best
 
 
+#: the modules of ``ppl_ident.workflow``, one per job, in the order they may import each other
+#: (a module imports only those before it, never the package that re-exports them all)
+WORKFLOW_ORDER = ["ppl_ident.workflow.fitted", "ppl_ident.workflow.build",
+                  "ppl_ident.workflow.rundir", "ppl_ident.workflow.fitting",
+                  "ppl_ident.workflow.checks", "ppl_ident.workflow.export"]
+
+
 def test_every_module_has_a_layer():
     assert all(layer(m) is not None for m in MODULES)
 
@@ -79,6 +86,15 @@ def test_every_module_has_a_layer():
 def test_no_import_from_a_higher_layer(module):
     upward = sorted(t for t in GRAPH[module] if layer(t) > layer(module))
     assert not upward, f"{module} (layer {layer(module)}) imports higher layers: {upward}"
+
+
+def test_workflow_modules_import_in_job_order():
+    assert sorted(m for m in MODULES if m.startswith("ppl_ident.workflow.")) == \
+        sorted(WORKFLOW_ORDER)
+    for i, module in enumerate(WORKFLOW_ORDER):
+        inside = {t for t in GRAPH[module] if t == "ppl_ident.workflow"
+                  or t.startswith("ppl_ident.workflow.")}
+        assert inside <= set(WORKFLOW_ORDER[:i]), f"{module} imports {sorted(inside)}"
 
 
 def _cycles(graph: dict) -> list[list[str]]:

@@ -244,6 +244,13 @@ class ModelFamily(abc.ABC):
         """Family-specific entries of a fit's ``metrics.json`` (beside the ELBO and timings)."""
         return {}
 
+    def complete_format_1(self, settings: dict, config: dict) -> dict:
+        """The recorded ``settings`` of a format-1 run directory (written before
+        ``config.json`` recorded every setting), completed with the values its fit had for
+        this family's settings added since; ``config`` is the run's recorded model
+        configuration. Default: unchanged."""
+        return settings
+
     # -- results ---------------------------------------------------------------------------
     @abc.abstractmethod
     def evaluate(self, fitted, dataset, truth=None) -> dict:

@@ -124,17 +124,17 @@ def test_second_ctrl_c_keeps_the_checkpoint_and_check_report_say_how_to_resume(
     """A second Ctrl-C raises KeyboardInterrupt in the middle of the fit (simulated right after
     the first periodic checkpoint): the message names the step kept and the resume command,
     and `check` / `report` on the run say "interrupted", not "damaged"."""
-    import ppl_ident.workflow as workflow
+    import ppl_ident.workflow.fitting as fitting
     from ppl_ident.cli import main
 
     root, _ = setting
     out = tmp_path / "aborted"
-    real_save = workflow.save_checkpoint
+    real_save = fitting.save_checkpoint
 
     def save_then_ctrl_c(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt
-    monkeypatch.setattr(workflow, "save_checkpoint", save_then_ctrl_c)
+    monkeypatch.setattr(fitting, "save_checkpoint", save_then_ctrl_c)
     assert main(["fit", str(root / "d.npz"), "--out", str(out), *FIT_ARGS]) == 130
     err = capsys.readouterr().err
     assert f"interrupted at step {EVERY} of {STEPS}" in err, err
@@ -151,14 +151,14 @@ def test_second_ctrl_c_keeps_the_checkpoint_and_check_report_say_how_to_resume(
 
 def test_ctrl_c_before_the_first_checkpoint_says_nothing_can_be_resumed(
         setting, tmp_path, monkeypatch, capsys):
-    import ppl_ident.workflow as workflow
+    import ppl_ident.workflow.fitting as fitting
     from ppl_ident.cli import main
 
     root, _ = setting
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(workflow, "fit", ctrl_c)
+    monkeypatch.setattr(fitting, "fit", ctrl_c)
     out = tmp_path / "early"
     assert main(["fit", str(root / "d.npz"), "--out", str(out), *FIT_ARGS]) == 130
     err = capsys.readouterr().err

@@ -108,7 +108,7 @@ def test_sample_fit_save_resume_evaluate_check(model, guide, make, extra, tmp_pa
 
     # the same fit stopped by Ctrl-C at its first checkpoint, then resumed: bit-identical
     with monkeypatch.context() as m:
-        m.setattr("ppl_ident.workflow.stop_on_sigint", _CtrlC)
+        m.setattr("ppl_ident.workflow.fitting.stop_on_sigint", _CtrlC)
         stopped = fit_model(data, s, checkpoint_dir=tmp_path / "run", checkpoint_every=EVERY,
                             data_path=str(path))
     assert stopped.metrics["stop_reason"] == "interrupted" and len(stopped.losses) == EVERY

@@ -116,7 +116,10 @@ def test_presets_choose_the_engine_and_flags_override_them():
     with pytest.raises(InputError, match="accurate"):
         fit_settings("slow")
     with pytest.raises(InputError, match="valid"):
-        fit_settings("fast", particles=3)
+        fit_settings("default", particles=3)
+    # the former name of the default preset is refused, naming the new one (API and CLI)
+    with pytest.raises(InputError, match="'fast' is now called 'default'"):
+        fit_settings("fast")
     p = argparse.ArgumentParser()
     fit_cli.add_arguments(p)
     args = p.parse_args(["d.npz", "--out", "r", "--preset", "accurate", "--particles", "4"])
@@ -125,7 +128,9 @@ def test_presets_choose_the_engine_and_flags_override_them():
     args = p.parse_args(["d.npz", "--out", "r", "--preset", "accurate", "--steps", "50"])
     assert settings_from_args(args).steps == 50
     s = settings_from_args(p.parse_args(["d.npz", "--out", "r"]))
-    assert s == FitSettings(**FIT_PRESETS["fast"])
+    assert s == FitSettings(**FIT_PRESETS["default"])
+    with pytest.raises(InputError, match="--preset default"):
+        settings_from_args(p.parse_args(["d.npz", "--out", "r", "--preset", "fast"]))
 
 
 def test_engine_defaults_apply_when_settings_leave_them_open():

@@ -59,6 +59,12 @@ class IIDFamily(ModelFamily):
         _check_domains(dataset.u, s.latent_dim, s.model)
         return s
 
+    def complete_format_1(self, settings, config):
+        if "flow_noise" not in settings:
+            # a run written before the noisy flow: noiseless
+            settings["flow_noise"] = False
+        return settings
+
     def build(self, name, key, **config) -> ModelSpec:
         return build_iid_model(name, key, **config)
 

@@ -62,6 +62,17 @@ class SequenceFamily(ModelFamily):
     def fit_metrics(self, s, dataset) -> dict:
         return {"sequences_per_batch": self.engine_batch(s, dataset)}
 
+    def complete_format_1(self, settings, config):
+        if "transition_width" not in settings:
+            # a run written before these settings: its transition network had --width units
+            # and --depth layers
+            settings["transition_width"] = config.get("width")
+            settings["transition_depth"] = config.get("depth")
+        if "regime_transitions" not in settings:
+            # ... and before this one: one transition network with a head per regime
+            settings["regime_transitions"] = "shared"
+        return settings
+
     def build(self, name, key, **config) -> ModelSpec:
         return build_sequence_model(name, key, **config)
 
