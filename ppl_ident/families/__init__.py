@@ -31,7 +31,7 @@ from ppl_ident.families.iid.model import PRIORS, ivae, prior_params, vae
 from ppl_ident.families.sequence.family import SequenceFamily
 from ppl_ident.families.sequence.model import regime, stationary, tivae
 
-__all__ = ["ARCHITECTURES", "FAMILIES", "MODELS", "SEQUENCE_MODELS", "ModelFamily", "ModelSpec",
+__all__ = ["ARCHITECTURES", "FAMILIES", "MODELS", "ModelFamily", "ModelSpec",
            "build_model", "family_for_data", "family_of", "ivae", "vae", "prior_params",
            "PRIORS", "tivae", "regime", "stationary"]
 
@@ -41,8 +41,19 @@ FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (IIDFamily(), SequenceFam
 #: model name -> its family
 MODELS: dict[str, ModelFamily] = {m: f for f in FAMILIES.values() for m in f.models}
 
-#: the sequence family's models (kept for scripts written against 0.1)
-SEQUENCE_MODELS = FAMILIES["sequence"].models
+
+
+def __getattr__(name):
+    """``SEQUENCE_MODELS``, for scripts written against 0.1: deprecated, with a warning naming
+    the replacement (the package itself asks a model's family, :func:`family_of`)."""
+    if name == "SEQUENCE_MODELS":
+        import warnings
+
+        warnings.warn("ppl_ident.families.SEQUENCE_MODELS is deprecated: use "
+                      "FAMILIES['sequence'].models, or family_of(model).", DeprecationWarning,
+                      stacklevel=2)
+        return FAMILIES["sequence"].models
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def family_of(model: str, dataset=None) -> ModelFamily:

@@ -22,8 +22,9 @@ import numpy as np
 from ppl_ident.diagnostics.jacobian import jacobian_regression_route, score_routes
 from ppl_ident.errors import InputError
 
-__all__ = ["ModelSpec", "ModelFamily", "module_params", "check_points", "relabel",
-           "regression_jacobian", "REGRESSION_ROWS", "EVAL_ROWS", "evaluation_rows"]
+__all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "ModelSpec", "ModelFamily", "module_params",
+           "check_points", "relabel", "regression_jacobian", "REGRESSION_ROWS", "EVAL_ROWS",
+           "evaluation_rows"]
 
 
 class ModelSpec(NamedTuple):
@@ -119,6 +120,12 @@ def regression_jacobian(z_true, learned, idx, seed: int, *, n_hat: int, what: st
                      "(an estimate; the exact routes need the mixing)")
     return out
 
+
+#: What a run's ``posterior.nc`` keeps by default, for every family: guide draws of ``z`` per
+#: observation, and observations (a seeded random subset; i.i.d. rows; a sequence family
+#: keeps whole sequences and reads this as a number of rows, see its ``inference_data``)
+DEFAULT_DRAWS = 100
+DEFAULT_OBS = 300
 
 #: Rows (at most) on which a fit's metrics are computed (MCC, R^2, the seed agreement, the
 #: alignment stored in ``posterior.nc``): every row of smaller data, else a seeded random

@@ -21,8 +21,8 @@ from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.calibration import Alignment
 from ppl_ident.errors import InputError
 from ppl_ident.families import family_of
-from ppl_ident.families.iid.idata import (DEFAULT_DRAWS, DEFAULT_OBS, iid_inference_data,
-                                          select_obs)
+from ppl_ident.families.base import DEFAULT_DRAWS, DEFAULT_OBS
+from ppl_ident.families.iid.idata import iid_inference_data, select_obs
 from ppl_ident.families.predict import POINT_ESTIMATE
 from ppl_ident.inference.latents import LATENT_SAMPLERS
 # posterior.nc is a run-directory file: save_run writes it, the report reads it

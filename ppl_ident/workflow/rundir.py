@@ -26,7 +26,7 @@ from ppl_ident.data.simulate import Dataset
 from ppl_ident.data.tables import Columns, table_format
 from ppl_ident.errors import InputError
 from ppl_ident.families import MODELS, build_model, family_of
-from ppl_ident.families.iid.idata import DEFAULT_DRAWS, DEFAULT_OBS
+from ppl_ident.families.base import DEFAULT_DRAWS, DEFAULT_OBS
 from ppl_ident.files import atomic_write_json, prepare_output_dir
 from ppl_ident.inference.checkpoint import CHECKPOINT_JSON, has_checkpoint
 from ppl_ident.pytrees import load_tree, save_tree

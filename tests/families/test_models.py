@@ -8,10 +8,10 @@ from numpyro import handlers
 from numpyro.infer import Predictive
 
 from ppl_ident.errors import InputError
-from ppl_ident.families import MODELS, SEQUENCE_MODELS, build_model
+from ppl_ident.families import FAMILIES, build_model
 
 
-@pytest.mark.parametrize("name", sorted(set(MODELS) - set(SEQUENCE_MODELS)))
+@pytest.mark.parametrize("name", sorted(FAMILIES["iid"].models))
 def test_prior_predictive_shapes_and_site_names(name):
     spec = build_model(name, n_latent=2, data_dim=3, n_domains=4)
     u = jnp.array([0, 1, 2, 3, 0])

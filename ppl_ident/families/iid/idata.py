@@ -63,7 +63,7 @@ from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.agreement import apply_monotone_alignment, fit_monotone_alignment
 from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_alignment
 from ppl_ident.errors import InputError
-from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
+from ppl_ident.families.base import DEFAULT_DRAWS, DEFAULT_OBS, EVAL_ROWS, evaluation_rows
 from ppl_ident.families.iid.inputs import prepare_inputs
 from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, LatentDraws,
                                         encode_chunked, guide_latents,
@@ -71,9 +71,6 @@ from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, LatentDraw
                                         posterior_predictive_x, split_draws)
 
 __all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "iid_inference_data", "select_obs"]
-
-DEFAULT_DRAWS = 100
-DEFAULT_OBS = 300
 
 
 def select_obs(num_total: int, max_obs: int, seed: int = 0) -> np.ndarray:
