@@ -33,7 +33,8 @@ def main(argv=None):
     from ppl_ident.settings import resolve_defaults
     from ppl_ident.workflow import FitSettings, prepare_inputs
 
-    s = resolve_defaults(FitSettings(), flow=False)  # the variational model's defaults
+    # the variational iVAE's defaults
+    s = resolve_defaults(FitSettings(), flow=False, family="iid")
     data_kw = dict(n_domains=10, n_per_domain=200) if args.quick else {}
     steps = 300 if args.quick else s.steps
     data, _ = simulate_domains(0, **data_kw)

@@ -321,8 +321,8 @@ def variational_settings(s: FitSettings) -> list[str]:
             if getattr(s, k) != SETTINGS_BY_NAME[k].default]
 
 
-def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
-                     family: str = "iid") -> FitSettings:
+def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None, *,
+                     family: str) -> FitSettings:
     """``s`` with the model-dependent defaults decided: ``flow`` where it is unset, then the
     steps, depth and learning rate of the chosen model (the family's row of
     :data:`MODEL_DEFAULTS`, :data:`FLOW_DEFAULTS`, with the model's :data:`MODEL_OVERRIDES`)
@@ -332,7 +332,8 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None,
     (:data:`FLOW_NOISE_DEFAULT`; off for the variational model) and prior, the sequence
     models' transition network (the row's width and depth, else ``width`` and ``depth``) and
     regime transitions. A setting of another family stays as given (unset: None).
-    ``family`` is the model family's name (a key of :data:`FLOW_DEFAULTS`)."""
+    ``family`` is the model family's name (a key of :data:`FLOW_DEFAULTS`; the caller asks
+    the model's family, ``family_of(s.model).name``: no family is assumed)."""
     flow = bool(flow if s.flow is None else s.flow)
     kind = FLOW_DEFAULTS[family] if flow else "variational"
     defaults = {**MODEL_DEFAULTS[kind], **MODEL_OVERRIDES.get(kind, {}).get(s.model, {})}

@@ -144,7 +144,7 @@ def test_engine_defaults_apply_when_settings_leave_them_open():
     s = FitSettings(latent_dim=2, width=8, depth=1, steps=100)
     with pytest.raises(ValueError, match="learning_rate, flow_layers still open"):
         build_fit(data, s, u, labels)       # the model's defaults must be decided first
-    s = resolve_defaults(s, flow=False)
+    s = resolve_defaults(s, flow=False, family="iid")
     cfg = build_fit(data, s._replace(engine="iwae"), u, labels)[1].config
     assert (cfg["elbo"], cfg["num_particles"]) == ("RenyiELBO", 8)
     cfg = build_fit(data, s, u, labels)[1].config
