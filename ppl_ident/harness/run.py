@@ -135,11 +135,11 @@ def fit_cell(cell: Cell, data, heldout, truth) -> tuple[list[dict], dict]:
     from ppl_ident.inference import (SAMPLER_ENGINES, DivergencePolicy, divergence_reason,
                                      fit_batched)
     from ppl_ident.inference.subsample import posterior_mean_fn
-    from ppl_ident.workflow import prepare_inputs
+    from ppl_ident.families import family_of
 
     if cell.fit["engine"] in SAMPLER_ENGINES:
         return sample_cell(cell, data, truth)
-    u, labels = prepare_inputs(data.u)
+    u, labels = family_of(cell.model).prepare_inputs(data.u, cell.model)
     s, spec, engine, ref = _build(cell, data, u, labels)
     x = jax.numpy.asarray(data.x)
     u = None if u is None else jax.numpy.asarray(u)
@@ -238,9 +238,9 @@ def sample_cell(cell: Cell, data, truth) -> tuple[list[dict], dict]:
     from ppl_ident.harness.metrics import RunFit, compute_metrics
     from ppl_ident.inference import build_engine, fit_batched
     from ppl_ident.inference.subsample import posterior_mean_fn
-    from ppl_ident.workflow import prepare_inputs
+    from ppl_ident.families import family_of
 
-    u_all, labels = prepare_inputs(data.u)
+    u_all, labels = family_of(cell.model).prepare_inputs(data.u, cell.model)
     base_cell = cell._replace(fit=base_entry(cell.fit))
     s, spec, base, _ = _build(base_cell, data, u_all, labels)
     x = jnp.asarray(data.x)
