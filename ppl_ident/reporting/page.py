@@ -32,6 +32,7 @@ class ReportResult(NamedTuple):
     numbers : dict
         What ``report.json`` holds.
     timings : dict of step -> seconds
+        ``posterior``, then each section built, and ``total``.
     idata : dict of engine -> ArviZ posterior (:data:`ppl_ident.arviz_compat.IData`)
         The posteriors shown (``"guide"``, and ``"NUTS"`` when run).
     """

@@ -404,9 +404,15 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                                      marginal_samples=marginal_samples,
                                      marginal_obs=marginal_obs,
                                      calibration_draws=calibration_draws, seed=seed))
+    read = POSTERIORS.get(tuple(family.obs_dims))
+    if read is None:
+        raise NotImplementedError(
+            f"The report reads posteriors over {' or '.join(map(str, POSTERIORS))}; the "
+            f"{family.label} family's are over {tuple(family.obs_dims)}: add a reader for "
+            "them to ppl_ident.reporting.report.POSTERIORS.")
     with _timed(ctx.timings, "posterior"):
         # the layout of the family's posterior decides how it is read (and aligned)
-        ctx.post = POSTERIORS[tuple(family.obs_dims)](ctx)
+        ctx.post = read(ctx)
     ctx.idatas["guide"] = ctx.post.idata
     ctx.figures.update(check_figures(run))
     wanted = set(family.report_sections)

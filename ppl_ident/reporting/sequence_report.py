@@ -50,7 +50,6 @@ from ppl_ident.reporting.page import (
     pyplot,
     save_figure,
     table,
-    write_page,
 )
 from ppl_ident.workflow import evaluate
 
