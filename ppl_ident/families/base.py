@@ -186,6 +186,10 @@ class ModelFamily(abc.ABC):
         The family in words (``"i.i.d."``, ``"sequence"``).
     rank_hint : str
         How to make data of this family's shape (for a refusal of other data).
+    report_sections : tuple of str
+        The sections of a run's report, in page order (keys of
+        :data:`ppl_ident.reporting.report.SECTIONS`): the reporting layer builds each
+        section it names and shows those that have content.
     """
 
     name: str
@@ -199,6 +203,7 @@ class ModelFamily(abc.ABC):
     #: whether :mod:`ppl_ident.evidence` can test this family's fits against refits with
     #: ``u`` permuted across rows (it reads :meth:`learned_prior_at`)
     permutation_null: bool = False
+    report_sections: tuple = ("summary", "loss", "agreement", "jacobian", "variability")
 
     def prior_depends_on_u(self, spec) -> bool:
         """Whether the model's prior changes with ``u`` (False: nothing makes its latents

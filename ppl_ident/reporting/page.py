@@ -1,9 +1,8 @@
 """What every run report shares: its result type, the figures drawn for every model, and the
 writing of PNGs and of the self-contained ``report.html``.
 
-Both :mod:`ppl_ident.reporting.report` (i.i.d. models) and
-:mod:`ppl_ident.reporting.sequence_report` (sequence models) build their pages from these
-pieces; neither imports the other's module for them.
+The one report builder (:mod:`ppl_ident.reporting.report`) and the sequence sections
+(:mod:`ppl_ident.reporting.sequence_report`) build their pages from these pieces.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ class ReportResult(NamedTuple):
     numbers : dict
         What ``report.json`` holds.
     timings : dict of step -> seconds
+        ``posterior``, then each section built, and ``total``.
     idata : dict of engine -> ArviZ posterior (:data:`ppl_ident.arviz_compat.IData`)
         The posteriors shown (``"guide"``, and ``"NUTS"`` when run).
     """

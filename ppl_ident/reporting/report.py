@@ -22,10 +22,13 @@ when present, the data file named in ``config.json``) and writes, next to them:
   ``RUN/check``, so the identifiability sections are always there (``check_points=0``, CLI
   ``--check-points 0``, skips it).
 
-Runs of the sequence family's models get their own report,
-written by :func:`ppl_ident.reporting.sequence_report.build_sequence_report`: latent
-trajectories, interval coverage and the regime posterior instead of the per-observation
-figures. Each run of the report rewrites its own figures, ``report.json`` and ``report.html``;
+There is one report builder. It loads the run, its data and posterior once into a
+:class:`~ppl_ident.reporting.context.ReportContext`; the run's family names the sections its
+report holds (:attr:`ppl_ident.families.base.ModelFamily.report_sections`), and each is built
+by the function :data:`BUILDERS` keeps for that section. Runs of the sequence family show
+latent trajectories, interval coverage and the regime posterior
+(:mod:`ppl_ident.reporting.sequence_report`) instead of the per-observation figures. Each
+run of the report rewrites its own figures, ``report.json`` and ``report.html``;
 ``posterior.nc`` is only written when the run directory has none.
 """
 
@@ -38,7 +41,6 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -51,6 +53,8 @@ from ppl_ident.errors import InputError
 from ppl_ident.families import family_of
 from ppl_ident.families.predict import point_latents
 from ppl_ident.inference.marginal import log_marginal_likelihood
+from ppl_ident.reporting import sequence_report as seq
+from ppl_ident.reporting.context import Posterior, ReportContext
 from ppl_ident.reporting.inference_data import (
     POSTERIOR_FILE,
     alignment_from_idata,
@@ -76,13 +80,14 @@ from ppl_ident.reporting.page import (
 )
 from ppl_ident.reporting.plots import CHECK_DIR, CHECK_SECTIONS, check_figures
 from ppl_ident.reporting.verdict import verdict_html
-from ppl_ident.reporting.sequence_report import build_sequence_report
 from ppl_ident.workflow import load_run, model_inputs
 
-__all__ = ["SECTIONS", "OPTIONAL", "ReportResult", "build_report", "ensure_check",
+__all__ = ["BUILDERS", "SECTIONS", "OPTIONAL", "ReportResult", "build_report", "ensure_check",
            "ensure_verdict", "find_check",
            "log_px_text", "ppc_numbers"]
 
+#: section -> its title on the page (``{label}``: the family in words); a family's
+#: ``report_sections`` name the sections its report holds, in page order
 SECTIONS = {
     "summary": "Summary",
     "loss": "Loss trace",
@@ -98,6 +103,10 @@ SECTIONS = {
     "marginal": "Marginal likelihood",
     "jacobian": "Jacobian heatmap",
     "variability": "Sufficient-variability spectrum",
+    "trajectories": "Latent trajectories of a few sequences",
+    "regimes": "Regime posterior",
+    "transitions": "Regime transition matrix",
+    "skipped": "Not computed for {label} models",
 }
 #: section -> the figures of ``ppl-ident check --out`` it shows, when they exist
 OPTIONAL = CHECK_SECTIONS
@@ -300,30 +309,6 @@ def _density(values, grid):
 # --------------------------------------------------------------------------- main
 
 
-class _Posterior(NamedTuple):
-    """The guide's posterior as every section of the report reads it.
-    Attributes
-    ----------
-    idata : ppl_ident.arviz_compat.IData
-        The observations kept in ``posterior.nc``.
-    alignment : Alignment or None
-        Map of the learned latents onto the true ones (None without true latents).
-    obs : int array
-        Rows of the data kept.
-    var : str
-        ``"z_aligned"`` when the true latents are known, else ``"z"``.
-    draws : array ``(S, obs, n)``
-        Draws of ``var``, chains and draws flattened.
-    z_true : array ``(obs, n)`` or None
-    """
-    idata: object
-    alignment: object
-    obs: np.ndarray
-    var: str
-    draws: np.ndarray
-    z_true: np.ndarray | None
-
-
 @contextmanager
 def _timed(timings: dict, step: str):
     """Record the seconds the block takes as ``timings[step]`` (``timings_s`` of
@@ -340,10 +325,12 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                  seed: int = 0, truth=None, check_points: int = 256,
                  null_fits: int = 0) -> ReportResult:
     """Write the figures, ``report.json`` and ``report.html`` of a run directory.
-    Runs of sequence models are handed to
-    :func:`ppl_ident.reporting.sequence_report.build_sequence_report` (which uses
-    ``dataset``, ``truth``, ``calibration_draws``, ``seed``, ``forest_obs`` as the number of
-    sequences drawn, and says in the report why NUTS and the marginal likelihood are skipped).
+
+    The sections are those the run's family names
+    (:attr:`~ppl_ident.families.base.ModelFamily.report_sections`), each built by
+    :data:`BUILDERS`. A sequence run's report uses ``dataset``, ``truth``,
+    ``calibration_draws``, ``seed`` and ``forest_obs`` (as the number of sequences drawn), and
+    says why NUTS and the marginal likelihood are skipped.
 
     Parameters
     ----------
@@ -391,6 +378,7 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     >>> build_report("runs/ivae").html                                      # doctest: +SKIP
     PosixPath('runs/ivae/report.html')
     """
+    t_all = time.perf_counter()
     run = Path(run_dir)
     fitted = load_run(run)
     config = json.loads((run / "config.json").read_text())
@@ -409,11 +397,39 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
                           f"could not run ({err}).", stacklevel=2)
     if null_fits:
         ensure_verdict(run, fitted, data, permutations=null_fits, seed=seed)
-    return REPORTS[family.name](
-        run, fitted, data, truth, heldout=heldout, nuts_obs=nuts_obs, nuts_warmup=nuts_warmup,
-        nuts_samples=nuts_samples, nuts_chains=nuts_chains, forest_obs=forest_obs,
-        marginal_samples=marginal_samples, marginal_obs=marginal_obs,
-        calibration_draws=calibration_draws, seed=seed)
+    ctx = ReportContext(run, fitted, data, truth, family, metrics=dict(fitted.metrics or {}),
+                        options=dict(heldout=heldout, nuts_obs=nuts_obs,
+                                     nuts_warmup=nuts_warmup, nuts_samples=nuts_samples,
+                                     nuts_chains=nuts_chains, forest_obs=forest_obs,
+                                     marginal_samples=marginal_samples,
+                                     marginal_obs=marginal_obs,
+                                     calibration_draws=calibration_draws, seed=seed))
+    read = POSTERIORS.get(tuple(family.obs_dims))
+    if read is None:
+        raise NotImplementedError(
+            f"The report reads posteriors over {' or '.join(map(str, POSTERIORS))}; the "
+            f"{family.label} family's are over {tuple(family.obs_dims)}: add a reader for "
+            "them to ppl_ident.reporting.report.POSTERIORS.")
+    with _timed(ctx.timings, "posterior"):
+        # the layout of the family's posterior decides how it is read (and aligned)
+        ctx.post = read(ctx)
+    ctx.idatas["guide"] = ctx.post.idata
+    ctx.figures.update(check_figures(run))
+    wanted = set(family.report_sections)
+    for key, build in BUILDERS.items():  # in the order the sections depend on each other
+        if key in wanted:
+            with _timed(ctx.timings, key):
+                build(ctx)
+    if ctx.notes:
+        ctx.numbers["notes"] = ctx.notes
+    ctx.timings["total"] = time.perf_counter() - t_all
+    ctx.numbers["timings_s"] = ctx.timings
+    titles = {k: SECTIONS[k].format(label=family.label) for k in family.report_sections}
+    what = f"{fitted.settings.model}" if not ctx.post.sequential else \
+        f"{fitted.spec.config['name']}, sequences"
+    out, sections = write_page(run, f"ppl-ident report: {run.name} ({what})", titles,
+                               ctx.parts, ctx.numbers)
+    return ReportResult(out, ctx.figures, sections, ctx.numbers, ctx.timings, ctx.idatas)
 
 
 def find_check(run: Path) -> Path | None:
@@ -464,61 +480,6 @@ def ensure_verdict(run: Path, fitted, data, *, permutations: int = 2, seed: int 
     atomic_write_json(path, result)
 
 
-def _sequence_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, forest_obs,
-                     calibration_draws, seed, **_iid_only) -> ReportResult:
-    # NUTS and the marginal likelihood are i.i.d. sections: the sequence report says why
-    return build_sequence_report(run, fitted, data, truth, heldout=heldout, nuts_obs=nuts_obs,
-                                 show_sequences=forest_obs,
-                                 calibration_draws=calibration_draws, seed=seed)
-
-
-def _iid_report(run: Path, fitted, data, truth, *, heldout, nuts_obs, nuts_warmup,
-                nuts_samples, nuts_chains, forest_obs, marginal_samples, marginal_obs,
-                calibration_draws, seed) -> ReportResult:
-    t_all = time.perf_counter()
-    timings = {}
-    with _timed(timings, "posterior"):
-        post = _guide_posterior(run, fitted, data, calibration_draws, seed)
-    numbers = {"engine": latent_group(post.idata).attrs.get("engine", "guide")}
-    with _timed(timings, "nuts"):
-        nuts = None
-        # an exact-likelihood flow's posterior is a point mass: NUTS has nothing to sample
-        if nuts_obs > 0 and not fitted.spec.config.get("flow"):
-            rows = post.obs[:nuts_obs]
-            nuts = _nuts_posterior(fitted, data, post, rows, nuts_warmup, nuts_samples,
-                                   nuts_chains, seed)
-            numbers["nuts"] = _nuts_numbers(post, nuts, rows, nuts_warmup, nuts_samples,
-                                            nuts_chains)
-    with _timed(timings, "calibration"):
-        # a point estimate has no intervals to calibrate
-        if post.z_true is not None and not is_point_estimate(post.idata):
-            numbers.update(_calibration_numbers(post, nuts))
-    with _timed(timings, "marginal"):
-        numbers["marginal"] = _marginal_numbers(fitted, data, heldout, marginal_obs,
-                                                marginal_samples, seed, run)
-
-    idatas = {"guide": post.idata} if nuts is None else {"guide": post.idata, "NUTS": nuts}
-    with _timed(timings, "figures"):
-        figures = _figures(run, fitted, post, idatas, numbers, forest_obs, nuts_obs)
-    with _timed(timings, "dataset"):
-        view_figures, view_parts = _dataset_view(run, fitted, data, config_columns(run), numbers,
-                                                 seed, checked="variability" in figures)
-        figures.update(view_figures)
-    with _timed(timings, "html"):
-        html_parts = {**_html_parts(fitted, data, post, figures, numbers), **view_parts}
-        # the first lines answer "identified?"
-        html_parts["summary"] = verdict_html(run, fitted.metrics or {}, fitted.settings.model,
-                                             family_of(fitted.spec.config["name"])
-                                             .prior_depends_on_u(fitted.spec)) \
-            + html_parts["summary"]
-    timings["total"] = time.perf_counter() - t_all
-    numbers["timings_s"] = timings
-
-    out, sections = write_page(run, f"ppl-ident report: {run.name} ({fitted.settings.model})",
-                               SECTIONS, html_parts, numbers)
-    return ReportResult(out, figures, sections, numbers, timings, idatas)
-
-
 # --------------------------------------------------------------------------- numbers
 
 
@@ -538,74 +499,7 @@ def _domain_names(fitted, columns):
     return [str(cats[int(v)]) for v in labels] if cats else [str(v) for v in labels]
 
 
-def _dataset_view(run: Path, fitted, data, columns, numbers: dict, seed: int,
-                  checked: bool = False):
-    """The sections that need no ground truth: seed agreement, the learned prior per domain,
-    every row's latents by domain, the posterior sd over all rows (figures, HTML parts; the
-    numbers go into ``numbers``). ``checked``: the page has the sufficient-variability
-    section (the prior's caption points to it only then)."""
-    from ppl_ident.families.iid.checks import learned_prior_table
-    from ppl_ident.reporting.dataset_view import (agreement_section, plot_latents_by_domain,
-                                                  plot_posterior_sd, plot_prior_table)
-    from ppl_ident.data.simulate import Dataset
-    from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
-    from ppl_ident.workflow import latent_summary
-
-    metrics = fitted.metrics or {}
-    figures, parts = {}, {}
-    names = _domain_names(fitted, columns)
-    path, parts["agreement"], agreement = agreement_section(run, metrics)
-    if path is not None:
-        figures["agreement"], numbers["seed_agreement"] = path, agreement
-    prior = learned_prior_table(fitted.spec, fitted.params)
-    if prior is not None:
-        figures["prior"] = plot_prior_table(prior["loc"], prior["sd"],
-                                            names or range(len(prior["loc"])),
-                                            run / "learned_prior.png")
-        numbers["learned_prior"] = {"domains": names, "loc": prior["loc"].round(4).tolist(),
-                                    "sd": prior["sd"].round(4).tolist()}
-        n = prior["loc"].shape[1]
-        rows = [[d] + [f"{prior['loc'][i, j]:.3f} / {prior['sd'][i, j]:.3f}" for j in range(n)]
-                for i, d in enumerate(names or range(len(prior["loc"])))]
-        parts["prior"] = img(figures["prior"], "learned prior per domain") + (
-            "<p>Location / standard deviation of the learned p(z<sub>j</sub> | u) per domain. "
-            "Identifiability needs these to vary across domains ("
-            + ("the sufficient-variability section below checks it" if checked else
-               "<code>ppl-ident check RUN --out RUN</code> checks it, and the report shows it "
-               "then") + "); a latent whose scale is the same in every domain is not pinned "
-            "down by u.</p>") + table(rows, ["domain"] + [f"z{j}" for j in range(n)])
-    else:
-        parts["prior"] = ("<p>This model has no per-domain prior table (the VAE's prior is "
-                          "a standard normal that ignores u; a continuous u enters through a "
-                          "network).</p>")
-    if np.ndim(data.x) == 2 and data.x.shape[0] > EVAL_ROWS:
-        # large data: the views of every row are drawn from the evaluation rows (a seeded
-        # subset; every row's latents come from `ppl-ident encode`)
-        keep = evaluation_rows(data.x.shape[0], EVAL_ROWS, seed)
-        data = Dataset(np.asarray(data.x[keep]), None if data.u is None else data.u[keep], None)
-    summ = latent_summary(fitted, data)
-    u_model = model_inputs(fitted, data.u)
-    figures["latents"] = plot_latents_by_domain(
-        summ["mean"], None if u_model is None else np.asarray(u_model), names,
-        run / "latents_by_domain.png", seed=seed)
-    parts["latents"] = img(figures["latents"], "latents by domain") + (
-        "<p>Posterior means (a seeded subset of rows) of consecutive pairs of latents. For an "
-        "iVAE the domains' clouds differ in spread or position along single latents, as the "
-        "learned prior says.</p>")
-    if float(np.max(summ["sd"])) > 0:
-        figures["posterior_sd"] = plot_posterior_sd(summ["sd"], run / "posterior_sd.png")
-        numbers["posterior_sd_median"] = np.median(summ["sd"], axis=0).tolist()
-        parts["posterior_sd"] = img(figures["posterior_sd"], "posterior sd") + (
-            "<p>The guide's standard deviation of each latent for every row: where it is "
-            "spread widely, some rows are much less certain than others.</p>")
-    else:
-        parts["posterior_sd"] = ("<p>Exact-likelihood flow: every row's z = h(x) is a point "
-                                 "estimate (sd 0). Its uncertainty is over parameters: see "
-                                 "the agreement between seeds.</p>")
-    return figures, parts
-
-
-def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int) -> _Posterior:
+def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int) -> Posterior:
     """The posterior of ``posterior.nc`` (built and written when absent), with fresh guide
     draws in memory when it holds fewer than ``calibration_draws``."""
     if (run / POSTERIOR_FILE).is_file():
@@ -626,10 +520,10 @@ def _guide_posterior(run: Path, fitted, data, calibration_draws: int, seed: int)
     z_true = np.asarray(arviz_compat.group(idata, "constant_data")["z_true"]) \
         if has_truth else None
     var = "z_aligned" if has_truth else "z"
-    return _Posterior(idata, alignment, obs, var, flat_draws(idata, var), z_true)
+    return Posterior(idata, alignment, obs, var, flat_draws(idata, var), z_true)
 
 
-def _nuts_posterior(fitted, data, post: _Posterior, rows, num_warmup: int, num_samples: int,
+def _nuts_posterior(fitted, data, post: Posterior, rows, num_warmup: int, num_samples: int,
                     num_chains: int, seed: int):
     """NUTS on ``rows``, aligned like the guide's posterior so that the two compare."""
     return nuts_reference(fitted, data, rows, num_warmup=num_warmup, num_samples=num_samples,
@@ -638,7 +532,7 @@ def _nuts_posterior(fitted, data, post: _Posterior, rows, num_warmup: int, num_s
                           alignment=post.alignment)
 
 
-def _nuts_numbers(post: _Posterior, nuts, rows, num_warmup: int, num_samples: int,
+def _nuts_numbers(post: Posterior, nuts, rows, num_warmup: int, num_samples: int,
                   num_chains: int) -> dict:
     """Convergence of the NUTS chains on ``rows``, and the guide against them there."""
     cmp = compare_to_reference(post.draws[:, :len(rows)], flat_draws(nuts, post.var))
@@ -652,7 +546,7 @@ def _nuts_numbers(post: _Posterior, nuts, rows, num_warmup: int, num_samples: in
             "mean_shift_in_nuts_sd": cmp["mean_shift_median"]}
 
 
-def _calibration_numbers(post: _Posterior, nuts) -> dict:
+def _calibration_numbers(post: Posterior, nuts) -> dict:
     """``calibration_guide`` over the kept observations and, with NUTS,
     ``calibration_nuts_obs``: guide and NUTS on the observations NUTS sampled."""
     out = {"calibration_guide": calibration_summary(post.z_true, post.draws)}
@@ -700,33 +594,6 @@ def _marginal_numbers(fitted, data, heldout, max_obs: int, num_samples: int,
 # --------------------------------------------------------------------------- presentation
 
 
-def _figures(run: Path, fitted, post: _Posterior, idatas: dict, numbers: dict,
-             forest_obs: int, nuts_obs: int) -> dict:
-    """Draw every figure of the report (PNGs in ``run``); section -> path."""
-    figures = {}
-    if "calibration_guide" in numbers:
-        figures["calibration"] = _plot_calibration_numbers(run, numbers, post.z_true.shape[1])
-    figures["loss"] = plot_loss(fitted.losses, run / "loss_trace.png")
-    if post.z_true is not None:
-        figures["truth"] = plot_truth(post.z_true, post.draws, post.alignment,
-                                      run / "posterior_vs_truth.png")
-    k = min(forest_obs, len(post.obs) if "NUTS" not in idatas else
-            min(len(post.obs), nuts_obs))
-    if is_point_estimate(post.idata):
-        # no draws of z: no forest plot; the predictive check draws new data from the model
-        if arviz_compat.has_group(post.idata, "posterior_predictive"):
-            figures["ppc"] = plot_ppc(post.idata, run / "ppc.png", replicated="model")
-            numbers["ppc"] = ppc_numbers(post.idata)
-        return {**figures, **check_figures(run)}
-    figures["forest"] = plot_forest(idatas, post.obs[:k], post.var,
-                                    None if post.z_true is None else post.z_true[:k],
-                                    run / "forest.png")
-    figures["ppc"] = plot_ppc(post.idata, run / "ppc.png")
-    numbers["ppc"] = ppc_numbers(post.idata)
-    figures.update(check_figures(run))
-    return figures
-
-
 def ppc_numbers(idata) -> dict:
     """The predictive check's number per observed column (:func:`ppl_ident.diagnostics.
     predictive.spread_check`) from the ``observed_data`` and ``posterior_predictive`` groups
@@ -769,73 +636,6 @@ def _plot_calibration_numbers(run: Path, numbers: dict, n_latent: int) -> Path:
     return plot_calibration(curves, LEVELS, run / "calibration.png",
                             np.asarray(cal["tolerance"]),
                             f"±3 binomial s.e. ({cal['num_obs']} obs × {n_latent} latents)")
-
-
-def _html_parts(fitted, data, post: _Posterior, figures: dict, numbers: dict) -> dict:
-    """Section -> HTML of every section shown."""
-    metrics = fitted.metrics or {}
-    idata, obs = post.idata, post.obs
-    point = is_point_estimate(idata)
-    if point:
-        summ = latent_group(idata)["z"].sel(obs=obs[:4]).to_dataframe()[["z"]]
-    else:
-        summ = arviz_compat.summary_stats(idata, "z", {"obs": obs[:4]}, hdi_prob=0.9)
-    parts = {"summary": _summary_html(metrics, numbers, summ, idata, data, fitted)}
-    parts["loss"] = img(figures["loss"], "loss trace") + (
-        f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per observation '
-        f'{fmt(metrics.get("elbo_per_obs", float("nan")))}.</p>')
-    if "truth" in figures:
-        parts["truth"] = img(figures["truth"], "true vs posterior mean") + (
-            f'<p class="note">{len(obs)} observations kept in posterior.nc, '
-            + ("a point estimate each" if point else f"{len(post.draws)} guide draws each")
-            + ". Learned latents are matched to true ones (Hungarian on correlations), then "
-            "mapped by a per-dimension affine fit of the guide's mean on all data; "
-            + ("no bars: a point estimate z = h(x) has no interval.</p>" if point else
-               "bars are 90% equal-tailed intervals.</p>"))
-    crosses = "Crosses: true values. " if post.z_true is not None else ""
-    if "forest" in figures:
-        parts["forest"] = img(figures["forest"], "forest plot") + (
-            f'<p class="note">{crosses}Thick bars: interquartile range; thin: 90% HDI.</p>')
-    if "calibration" in figures:
-        parts["calibration"] = img(figures["calibration"], "calibration") + \
-            _calibration_html(numbers)
-    if "nuts" in numbers:
-        parts["nuts"] = _nuts_html(numbers["nuts"])
-    elif fitted.spec.config.get("flow_noise"):
-        parts["nuts"] = ("<p>Noisy flow model: its posterior over z is the guide's "
-                         "full-covariance Gaussian over the noise-free observation, pushed "
-                         "through the flow (z = h(w)). A NUTS reference for it (sampling w) is "
-                         "not built yet; NUTS runs on the variational models' z.</p>")
-    elif fitted.spec.config.get("flow"):
-        parts["nuts"] = ("<p>Exact-likelihood flow model: z = h(x) is a point estimate (the "
-                         "posterior is a point mass), so there is no posterior over z for NUTS "
-                         "to sample. The uncertainty of such a fit is in its parameters: compare "
-                         "fits with other seeds, or fit the variational model (--no-flow) for a "
-                         "posterior over z.</p>")
-    if "ppc" in figures:
-        parts["ppc"] = img(figures["ppc"], "posterior predictive check")
-        if "ppc" in numbers:
-            parts["ppc"] += _ppc_html(numbers["ppc"])
-        if point:
-            parts["ppc"] += ('<p class="note">Exact-likelihood flow model: x = h<sup>-1</sup>(z) '
-                             "gives back the data for its own z, so the replicated data sets "
-                             "are new data from the fitted model: z drawn from the learned "
-                             "prior p(z | u) of each kept row's u, then decoded. Where they "
-                             "miss the observed density, the flow or the factorial prior "
-                             "does not fit.</p>")
-    if point:
-        parts["calibration"] = ("<p>Exact-likelihood flow model: each observation's z = h(x) "
-                                "is a point estimate (stored in the <code>point_estimate</code> "
-                                "group of posterior.nc), so there are no intervals to "
-                                "calibrate and no forest plot.</p>")
-    parts["marginal"] = _marginal_html(numbers["marginal"])
-    for key, names in OPTIONAL.items():
-        shown = [img(figures[n], f"{SECTIONS[key]} ({n.replace('_', ' ')})") for n in names
-                 if n in figures]
-        if shown:
-            where = figures[next(n for n in names if n in figures)].parent
-            parts[key] = "".join(shown) + _check_html(key, where) + _optional_html(key, metrics)
-    return parts
 
 
 def _check_html(key: str, where: Path) -> str:
@@ -985,5 +785,285 @@ def _optional_html(key, metrics) -> str:
     return f"<p>{html.escape(json.dumps(value)[:400])}</p>"
 
 
-#: family name -> the builder of its report (a new family adds one line)
-REPORTS = {"iid": _iid_report, "sequence": _sequence_report}
+# --------------------------------------------------------------------------- sections
+#
+# Each builder takes the ReportContext and adds its numbers (report.json), figures and HTML
+# part; one with nothing to show adds no part, and the page leaves its section out. Builders
+# read what the posterior holds (a point estimate, latent paths, regime probabilities), never
+# the family's or the model's name.
+
+
+def _iid_posterior(ctx: ReportContext) -> Posterior:
+    post = _guide_posterior(ctx.run, ctx.fitted, ctx.data, ctx.options["calibration_draws"],
+                            ctx.options["seed"])
+    ctx.numbers["engine"] = latent_group(post.idata).attrs.get("engine", "guide")
+    return post
+
+
+#: the layout of a family's posterior (its ``obs_dims``) -> how the report reads it
+POSTERIORS = {("obs",): _iid_posterior, ("sequence", "time"): seq.sequence_posterior}
+
+
+def _nuts(ctx: ReportContext) -> None:
+    """NUTS on a few observations with the fitted model held fixed, against the guide."""
+    post, o, cfg = ctx.post, ctx.options, ctx.fitted.spec.config
+    # an exact-likelihood flow's posterior is a point mass: NUTS has nothing to sample
+    if o["nuts_obs"] > 0 and not cfg.get("flow"):
+        rows = post.obs[:o["nuts_obs"]]
+        nuts = _nuts_posterior(ctx.fitted, ctx.data, post, rows, o["nuts_warmup"],
+                               o["nuts_samples"], o["nuts_chains"], o["seed"])
+        ctx.idatas["NUTS"] = nuts
+        ctx.numbers["nuts"] = _nuts_numbers(post, nuts, rows, o["nuts_warmup"],
+                                            o["nuts_samples"], o["nuts_chains"])
+        ctx.parts["nuts"] = _nuts_html(ctx.numbers["nuts"])
+    elif cfg.get("flow_noise"):
+        ctx.parts["nuts"] = ("<p>Noisy flow model: its posterior over z is the guide's "
+                             "full-covariance Gaussian over the noise-free observation, pushed "
+                             "through the flow (z = h(w)). A NUTS reference for it (sampling w) "
+                             "is not built yet; NUTS runs on the variational models' z.</p>")
+    elif cfg.get("flow"):
+        ctx.parts["nuts"] = ("<p>Exact-likelihood flow model: z = h(x) is a point estimate (the "
+                             "posterior is a point mass), so there is no posterior over z for "
+                             "NUTS to sample. The uncertainty of such a fit is in its "
+                             "parameters: compare fits with other seeds, or fit the variational "
+                             "model (--no-flow) for a posterior over z.</p>")
+
+
+def _calibration(ctx: ReportContext) -> None:
+    """Coverage of the guide's aligned intervals (and NUTS's, when it ran)."""
+    post = ctx.post
+    if post.sequential:   # over every step of the kept sequences
+        seq.sequence_calibration(ctx)
+        return
+    if is_point_estimate(post.idata):
+        ctx.parts["calibration"] = (
+            "<p>Exact-likelihood flow model: each observation's z = h(x) is a point estimate "
+            "(stored in the <code>point_estimate</code> group of posterior.nc), so there are "
+            "no intervals to calibrate and no forest plot.</p>")
+        return
+    if post.z_true is None:
+        return
+    ctx.numbers.update(_calibration_numbers(post, ctx.idatas.get("NUTS")))
+    ctx.figures["calibration"] = _plot_calibration_numbers(ctx.run, ctx.numbers,
+                                                           post.z_true.shape[1])
+    ctx.parts["calibration"] = img(ctx.figures["calibration"], "calibration") + \
+        _calibration_html(ctx.numbers)
+
+
+def _marginal(ctx: ReportContext) -> None:
+    o = ctx.options
+    ctx.numbers["marginal"] = _marginal_numbers(ctx.fitted, ctx.data, o["heldout"],
+                                                o["marginal_obs"], o["marginal_samples"],
+                                                o["seed"], ctx.run)
+    ctx.parts["marginal"] = _marginal_html(ctx.numbers["marginal"])
+
+
+def _loss(ctx: ReportContext) -> None:
+    ctx.figures["loss"] = plot_loss(ctx.fitted.losses, ctx.run / "loss_trace.png")
+    elbo = ctx.metrics.get("elbo_per_obs")
+    unit = "time step" if ctx.post.sequential else "observation"
+    ctx.parts["loss"] = img(ctx.figures["loss"], "loss trace") + (
+        f'<p class="note">{len(ctx.fitted.losses)} steps; final full-data ELBO per {unit} '
+        f'{fmt(float("nan") if elbo is None else elbo)}.</p>')
+
+
+def _truth(ctx: ReportContext) -> None:
+    post = ctx.post
+    if post.z_true is None:
+        return
+    point = is_point_estimate(post.idata)
+    ctx.figures["truth"] = plot_truth(post.z_true, post.draws, post.alignment,
+                                      ctx.run / "posterior_vs_truth.png")
+    ctx.parts["truth"] = img(ctx.figures["truth"], "true vs posterior mean") + (
+        f'<p class="note">{len(post.obs)} observations kept in posterior.nc, '
+        + ("a point estimate each" if point else f"{len(post.draws)} guide draws each")
+        + ". Learned latents are matched to true ones (Hungarian on correlations), then "
+        "mapped by a per-dimension affine fit of the guide's mean on all data; "
+        + ("no bars: a point estimate z = h(x) has no interval.</p>" if point else
+           "bars are 90% equal-tailed intervals.</p>"))
+
+
+def _forest(ctx: ReportContext) -> None:
+    post, o = ctx.post, ctx.options
+    if is_point_estimate(post.idata):   # no draws of z: no forest plot
+        return
+    k = min(o["forest_obs"], len(post.obs) if "NUTS" not in ctx.idatas else
+            min(len(post.obs), o["nuts_obs"]))
+    ctx.figures["forest"] = plot_forest(ctx.idatas, post.obs[:k], post.var,
+                                        None if post.z_true is None else post.z_true[:k],
+                                        ctx.run / "forest.png")
+    crosses = "Crosses: true values. " if post.z_true is not None else ""
+    ctx.parts["forest"] = img(ctx.figures["forest"], "forest plot") + (
+        f'<p class="note">{crosses}Thick bars: interquartile range; thin: 90% HDI.</p>')
+
+
+def _ppc(ctx: ReportContext) -> None:
+    idata = ctx.post.idata
+    point = is_point_estimate(idata)
+    if point:
+        # the predictive check of a point estimate draws new data from the fitted model
+        if not arviz_compat.has_group(idata, "posterior_predictive"):
+            return
+        ctx.figures["ppc"] = plot_ppc(idata, ctx.run / "ppc.png", replicated="model")
+    else:
+        ctx.figures["ppc"] = plot_ppc(idata, ctx.run / "ppc.png")
+    ctx.numbers["ppc"] = ppc_numbers(idata)
+    ctx.parts["ppc"] = img(ctx.figures["ppc"], "posterior predictive check") + \
+        _ppc_html(ctx.numbers["ppc"])
+    if point:
+        ctx.parts["ppc"] += ('<p class="note">Exact-likelihood flow model: x = h<sup>-1</sup>(z) '
+                             "gives back the data for its own z, so the replicated data sets "
+                             "are new data from the fitted model: z drawn from the learned "
+                             "prior p(z | u) of each kept row's u, then decoded. Where they "
+                             "miss the observed density, the flow or the factorial prior "
+                             "does not fit.</p>")
+
+
+def _agreement(ctx: ReportContext) -> None:
+    from ppl_ident.reporting.dataset_view import agreement_section
+
+    path, ctx.parts["agreement"], agreement = agreement_section(ctx.run, ctx.metrics)
+    if path is not None:
+        ctx.figures["agreement"], ctx.numbers["seed_agreement"] = path, agreement
+
+
+def _prior(ctx: ReportContext) -> None:
+    """The learned prior per domain (a table of location and scale per domain)."""
+    from ppl_ident.families.iid.checks import learned_prior_table
+    from ppl_ident.reporting.dataset_view import plot_prior_table
+
+    fitted = ctx.fitted
+    prior = learned_prior_table(fitted.spec, fitted.params)
+    if prior is None:
+        ctx.parts["prior"] = ("<p>This model has no per-domain prior table (the VAE's prior "
+                              "is a standard normal that ignores u; a continuous u enters "
+                              "through a network).</p>")
+        return
+    names = _domain_names(fitted, config_columns(ctx.run))
+    checked = "variability" in ctx.figures   # the prior's caption points to that section
+    ctx.figures["prior"] = plot_prior_table(prior["loc"], prior["sd"],
+                                            names or range(len(prior["loc"])),
+                                            ctx.run / "learned_prior.png")
+    ctx.numbers["learned_prior"] = {"domains": names, "loc": prior["loc"].round(4).tolist(),
+                                    "sd": prior["sd"].round(4).tolist()}
+    n = prior["loc"].shape[1]
+    rows = [[d] + [f"{prior['loc'][i, j]:.3f} / {prior['sd'][i, j]:.3f}" for j in range(n)]
+            for i, d in enumerate(names or range(len(prior["loc"])))]
+    ctx.parts["prior"] = img(ctx.figures["prior"], "learned prior per domain") + (
+        "<p>Location / standard deviation of the learned p(z<sub>j</sub> | u) per domain. "
+        "Identifiability needs these to vary across domains ("
+        + ("the sufficient-variability section below checks it" if checked else
+           "<code>ppl-ident check RUN --out RUN</code> checks it, and the report shows it "
+           "then") + "); a latent whose scale is the same in every domain is not pinned "
+        "down by u.</p>") + table(rows, ["domain"] + [f"z{j}" for j in range(n)])
+
+
+def _row_summary(ctx: ReportContext) -> dict:
+    """The guide's mean and sd of every row (a seeded subset of large data), computed once
+    for the latents and posterior-sd sections."""
+    from ppl_ident.data.simulate import Dataset
+    from ppl_ident.families.base import EVAL_ROWS, evaluation_rows
+    from ppl_ident.workflow import latent_summary
+
+    if "rows" not in ctx.cache:
+        data = ctx.data
+        if data.x.shape[0] > EVAL_ROWS:
+            # large data: the views of every row are drawn from the evaluation rows (a seeded
+            # subset; every row's latents come from `ppl-ident encode`)
+            keep = evaluation_rows(data.x.shape[0], EVAL_ROWS, ctx.options["seed"])
+            data = Dataset(np.asarray(data.x[keep]),
+                           None if data.u is None else data.u[keep], None)
+        ctx.cache["rows"] = (latent_summary(ctx.fitted, data), data)
+    return ctx.cache["rows"]
+
+
+def _latents(ctx: ReportContext) -> None:
+    from ppl_ident.reporting.dataset_view import plot_latents_by_domain
+
+    summ, data = _row_summary(ctx)
+    u_model = model_inputs(ctx.fitted, data.u)
+    ctx.figures["latents"] = plot_latents_by_domain(
+        summ["mean"], None if u_model is None else np.asarray(u_model),
+        _domain_names(ctx.fitted, config_columns(ctx.run)), ctx.run / "latents_by_domain.png",
+        seed=ctx.options["seed"])
+    ctx.parts["latents"] = img(ctx.figures["latents"], "latents by domain") + (
+        "<p>Posterior means (a seeded subset of rows) of consecutive pairs of latents. For an "
+        "iVAE the domains' clouds differ in spread or position along single latents, as the "
+        "learned prior says.</p>")
+
+
+def _posterior_sd(ctx: ReportContext) -> None:
+    from ppl_ident.reporting.dataset_view import plot_posterior_sd
+
+    summ, _ = _row_summary(ctx)
+    if float(np.max(summ["sd"])) > 0:
+        ctx.figures["posterior_sd"] = plot_posterior_sd(summ["sd"], ctx.run / "posterior_sd.png")
+        ctx.numbers["posterior_sd_median"] = np.median(summ["sd"], axis=0).tolist()
+        ctx.parts["posterior_sd"] = img(ctx.figures["posterior_sd"], "posterior sd") + (
+            "<p>The guide's standard deviation of each latent for every row: where it is "
+            "spread widely, some rows are much less certain than others.</p>")
+    else:
+        ctx.parts["posterior_sd"] = ("<p>Exact-likelihood flow: every row's z = h(x) is a "
+                                     "point estimate (sd 0). Its uncertainty is over "
+                                     "parameters: see the agreement between seeds.</p>")
+
+
+def _check_section(key: str):
+    """The builder of a section of the check's figures (``OPTIONAL[key]``): those written
+    into the run (``ppl-ident check RUN --out RUN``, or the check the report ran), what the
+    check found, and the fit's own number of that name."""
+    def build(ctx: ReportContext) -> None:
+        names = [n for n in OPTIONAL[key] if n in ctx.figures]
+        if not names:
+            return
+        title = SECTIONS[key]
+        ctx.parts[key] = "".join(img(ctx.figures[n], f"{title} ({n.replace('_', ' ')})")
+                                 for n in names) \
+            + _check_html(key, ctx.figures[names[0]].parent) + _optional_html(key, ctx.metrics)
+    build.__doc__ = f"The {SECTIONS[key].lower()} of the run's check."
+    return build
+
+
+def _summary(ctx: ReportContext) -> None:
+    """The verdict first (the first lines answer "identified?"), then the run's numbers."""
+    fitted, family = ctx.fitted, ctx.family
+    if family.permutation_null:
+        verdict = verdict_html(ctx.run, ctx.metrics, fitted.settings.model,
+                               family.prior_depends_on_u(fitted.spec))
+    else:
+        verdict = seq.NOT_TESTED
+    if ctx.post.sequential:
+        body = seq.sequence_summary_html(ctx)
+    else:
+        idata, obs = ctx.post.idata, ctx.post.obs
+        if is_point_estimate(idata):
+            summ = latent_group(idata)["z"].sel(obs=obs[:4]).to_dataframe()[["z"]]
+        else:
+            summ = arviz_compat.summary_stats(idata, "z", {"obs": obs[:4]}, hdi_prob=0.9)
+        body = _summary_html(ctx.metrics, ctx.numbers, summ, idata, ctx.data, fitted)
+    ctx.parts["summary"] = verdict + body
+
+
+#: section -> its builder, in the order they run (a builder may read what an earlier one
+#: added: calibration reads NUTS, forest the NUTS rows, the summary every number); a family's
+#: ``report_sections`` choose among them and order the page
+BUILDERS = {
+    "nuts": _nuts,
+    "calibration": _calibration,
+    "marginal": _marginal,
+    "loss": _loss,
+    "truth": _truth,
+    "forest": _forest,
+    "ppc": _ppc,
+    "trajectories": seq.trajectories,
+    "regimes": seq.regimes,
+    "transitions": seq.transitions,
+    "agreement": _agreement,
+    "prior": _prior,
+    "latents": _latents,
+    "posterior_sd": _posterior_sd,
+    "jacobian": _check_section("jacobian"),
+    "variability": _check_section("variability"),
+    "skipped": seq.skipped,
+    "summary": _summary,
+}

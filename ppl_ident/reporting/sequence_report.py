@@ -1,9 +1,12 @@
-"""The run report of a sequence model: latent trajectories, interval coverage, regimes.
+"""The sections of a sequence model's report: latent trajectories, interval coverage, regimes.
 
-:func:`ppl_ident.reporting.report.build_report` hands runs of ``tivae``, ``regime`` and
-``stationary`` models to :func:`build_sequence_report`, which writes into the run directory:
+:func:`ppl_ident.reporting.report.build_report` builds every report; for a run whose
+posterior is over latent paths (``sequence, time``) it reads it with
+:func:`sequence_posterior`, and the sections the sequence family names
+(:attr:`~ppl_ident.families.base.ModelFamily.report_sections`) are built here, each a
+function of the :class:`~ppl_ident.reporting.context.ReportContext`. They write into the run
+directory:
 
-- ``loss_trace.png``: the training loss (as for i.i.d. runs);
 - ``trajectories.png``: for a few sequences, each latent's posterior mean over time with its
   90 % HDI (ArviZ), the true latent overlaid after the affine alignment of
   :mod:`ppl_ident.diagnostics.calibration` when the data hold ``z``;
@@ -21,7 +24,6 @@ and are shared with ``examples/sequences.py``.
 from __future__ import annotations
 
 import html
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,37 +40,22 @@ from ppl_ident.diagnostics.sequences import match_regimes, transition_matrix_err
 from ppl_ident.errors import InputError
 from ppl_ident.families.predict import encode
 from ppl_ident.families.sequence.idata import sequence_inference_data
-from ppl_ident.families.sequence.inputs import prepare_sequence_inputs
+from ppl_ident.reporting.context import Posterior, ReportContext
 from ppl_ident.reporting.inference_data import (POSTERIOR_FILE, flat_draws, is_point_estimate,
                                                 latent_group, read_posterior, write_posterior)
 from ppl_ident.reporting.page import (
-    ReportResult,
     fmt,
     img,
     plot_calibration,
-    plot_loss,
     pyplot,
     save_figure,
     table,
-    write_page,
 )
-from ppl_ident.reporting.plots import CHECK_SECTIONS, check_figures
 from ppl_ident.workflow import evaluate
 
-__all__ = ["SEQUENCE_SECTIONS", "build_sequence_report", "plot_trajectories", "plot_regimes"]
-
-SEQUENCE_SECTIONS = {
-    "summary": "Summary",
-    "loss": "Loss trace",
-    "agreement": "Agreement between seeds",
-    "trajectories": "Latent trajectories of a few sequences",
-    "calibration": "Calibration of posterior intervals",
-    "regimes": "Regime posterior",
-    "transitions": "Regime transition matrix",
-    "jacobian": "Jacobian heatmap",
-    "variability": "Sufficient-variability spectrum",
-    "skipped": "Not computed for sequence models",
-}
+__all__ = ["plot_trajectories", "plot_regimes", "regimes", "sequence_calibration",
+           "sequence_posterior", "sequence_summary_html", "skipped", "trajectories",
+           "transitions"]
 
 
 # --------------------------------------------------------------------------- figures
@@ -224,7 +211,7 @@ def _skip_reasons(nuts_obs: int, heldout) -> dict:
     return reasons
 
 
-def _sequence_posterior(run: Path, fitted, data, truth, calibration_draws: int, seed: int):
+def _sequence_idata(run: Path, fitted, data, truth, calibration_draws: int, seed: int):
     """The posterior of ``posterior.nc`` (built and written when absent), with fresh draws in
     memory when it holds fewer than ``calibration_draws``."""
     if (run / POSTERIOR_FILE).is_file():
@@ -258,229 +245,207 @@ def _sequence_posterior(run: Path, fitted, data, truth, calibration_draws: int, 
     return idata, regimes, fresh
 
 
-def build_sequence_report(run_dir, fitted, data, truth=None, *, heldout=None,
-                          nuts_obs: int = 0, show_sequences: int = 3,
-                          calibration_draws: int = 400, seed: int = 0) -> ReportResult:
-    """Write the figures, ``report.json`` and ``report.html`` of a sequence model's run.
-    Called by :func:`ppl_ident.reporting.report.build_report`, which loads the run and its
-    data.
+def _complete_metrics(ctx: ReportContext) -> dict:
+    """The fit's ``metrics.json``, completed by :func:`ppl_ident.workflow.evaluate` only where
+    the data given to the report allow numbers the fit could not compute: true latents
+    (``mcc``...) or a true regime path (``regime_accuracy``...) given after a fit without
+    them. A fit with them stored its own: those are used as they are."""
+    stored = dict(ctx.metrics)
+    missing_mcc = ctx.data.z is not None and "mcc" not in stored
+    missing_regimes = (getattr(ctx.truth, "regimes", None) is not None
+                       and "regime_probs" in latent_group(ctx.post.idata)
+                       and "regime_mapping" not in stored)
+    if missing_mcc or missing_regimes:
+        stored.update(evaluate(ctx.fitted, ctx.data, ctx.truth))
+    return stored
 
-    Parameters
-    ----------
-    run_dir : path
-    fitted : Fitted
-        A ``tivae``, ``regime`` or ``stationary`` model.
-    data : Dataset
-        The fitted sequences ``x`` ``(B, T, d)``.
-    truth : SequenceTruth, optional
-        The simulator's ground truth: regime path and transition matrix.
-    heldout : optional
-        Only noted: the marginal likelihood is not computed for sequences.
-    nuts_obs : int
-        Only noted when positive: no NUTS reference for sequences.
-    show_sequences : int
-        Sequences drawn in the figures (the first of those kept in ``posterior.nc``).
-    calibration_draws : int
-        When ``posterior.nc`` holds fewer guide draws, fresh draws for the same sequences are
-        taken (in memory) for every figure and number.
-    seed : int
 
-    Returns
-    -------
-    ReportResult
-        ``numbers`` (``report.json``) holds ``mcc`` (over every step of every sequence),
-        ``coverage_90`` (share of aligned true latents inside the 90 % intervals, HDI and
-        equal-tailed), ``calibration_guide`` (every level), ``regimes`` (accuracy after
-        label matching, transition-matrix error) and ``skipped`` (what is not computed, and
-        why).
-
-    Examples
-    --------
-    >>> build_report("runs/regime").sections                            # doctest: +SKIP
-    ['summary', 'loss', 'trajectories', 'calibration', 'regimes', 'transitions', 'skipped']
-    """
-    t_all = time.perf_counter()
-    timings = {}
-    run = Path(run_dir)
+def sequence_posterior(ctx: ReportContext) -> Posterior:
+    """The posterior of a sequence run (``posterior.nc``, written when absent), aligned onto
+    the true latents when the data hold them; puts the run's size and MCC into
+    ``ctx.numbers`` and completes ``ctx.metrics`` (:func:`_complete_metrics`)."""
+    run, fitted, data, opts = ctx.run, ctx.fitted, ctx.data, ctx.options
     cfg = fitted.spec.config
-    name = cfg["name"]
     B, T, d = data.x.shape
     if d != cfg["data_dim"]:
         raise InputError(f"The model of {run} was fitted on {cfg['data_dim']}-dimensional x; "
                          f"the data have d = {d}. Pass the fitted data with --data FILE.")
-
-    t0 = time.perf_counter()
-    idata, regimes_kept, fresh = _sequence_posterior(run, fitted, data, truth,
-                                                     calibration_draws, seed)
+    idata, regimes_kept, fresh = _sequence_idata(run, fitted, data, ctx.truth,
+                                                 opts["calibration_draws"], opts["seed"])
     draws = flat_draws(idata, "z")                                 # (S, b, T, n)
     num_seq = draws.shape[1]
-    timings["posterior"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    metrics = evaluate(fitted, data, truth)
-    numbers = {
-        "engine": "guide", "kind": "sequences", "model": name,
+    ctx.post = Posterior(idata, None, np.arange(num_seq), "z", draws, None, True, fresh,
+                         regimes_kept)
+    metrics = ctx.metrics = _complete_metrics(ctx)
+    ctx.numbers.update({
+        "engine": "guide", "kind": "sequences", "model": cfg["name"],
         "num_sequences": int(B), "length": int(T), "num_latents": int(cfg["n_latent"]),
         "posterior": {"sequences": int(num_seq), "draws": int(draws.shape[0]),
                       "fresh_draws": bool(fresh)},
-        "elbo_per_step": (fitted.metrics or {}).get("elbo_per_obs"),
+        "elbo_per_step": metrics.get("elbo_per_obs"),
         "mcc": metrics.get("mcc"), "mcc_spearman": metrics.get("mcc_spearman"),
         "mcc_per_dim": metrics.get("mcc_per_dim"), "mcc_raw_x": metrics.get("mcc_raw_x"),
-    }
-    notes = {}
-    if cfg.get("flow"):
-        notes["posterior"] = ("exact-likelihood flow model: z_t = h(x_t) is a point estimate, "
-                              "so it has no intervals to calibrate (posterior.nc holds it in "
-                              "its point_estimate group)")
+    })
+    if is_point_estimate(idata):
+        ctx.notes["posterior"] = ("exact-likelihood flow model: z_t = h(x_t) is a point "
+                                  "estimate, so it has no intervals to calibrate (posterior.nc "
+                                  "holds it in its point_estimate group)")
     z_true = alignment = None
     if data.z is not None:
-        u, _ = prepare_sequence_inputs(data.u, name, fitted.labels)
+        # the affine map is a property of the fitted model, fitted on the guide's mean of every
+        # step of every sequence (metrics.json keeps the MCC, not the map): one encode of all
+        # the data
+        u, _ = ctx.family.prepare_inputs(data.u, cfg["name"], fitted.labels)
         mean, _ = encode(fitted.spec, fitted.params, data.x, u)
         mean = np.asarray(mean)
         if np.all(np.isfinite(mean)) and np.all(np.isfinite(draws)):
             n_true = data.z.shape[-1]
-            # the map is a property of the fitted model: fit it on every step of every sequence
             alignment = fit_alignment(np.asarray(data.z).reshape(-1, n_true),
                                       mean.reshape(-1, mean.shape[-1]))
             z_true = np.asarray(data.z)[:num_seq]
             draws = apply_alignment(alignment, draws)
+            ctx.numbers["alignment"] = {"matching": alignment.matching.tolist(),
+                                        "slope": alignment.slope.tolist(),
+                                        "intercept": alignment.intercept.tolist(),
+                                        "r2": alignment.r2.tolist()}
         else:
-            notes["truth"] = "the posterior means are not finite (a diverged fit?)"
-    timings["metrics"] = time.perf_counter() - t0
+            ctx.notes["truth"] = "the posterior means are not finite (a diverged fit?)"
+    return ctx.post._replace(alignment=alignment, draws=draws, z_true=z_true)
 
-    figures, parts = {}, {}
-    t0 = time.perf_counter()
-    if z_true is not None:
-        numbers["alignment"] = {"matching": alignment.matching.tolist(),
-                                "slope": alignment.slope.tolist(),
-                                "intercept": alignment.intercept.tolist(),
-                                "r2": alignment.r2.tolist()}
-    if z_true is not None and not is_point_estimate(idata):   # a point has no intervals
-        n_true = z_true.shape[-1]
-        cal = calibration_summary(z_true.reshape(-1, n_true),
-                                  draws.reshape(draws.shape[0], -1, n_true))
-        k90 = cal["levels"].index(0.9)
-        numbers["coverage_90"] = {"hdi": cal["mean_coverage_hdi"][k90],
+
+# --------------------------------------------------------------------------- sections
+
+
+def sequence_calibration(ctx: ReportContext) -> None:
+    """Coverage of the aligned intervals over every step of the kept sequences."""
+    post = ctx.post
+    if post.z_true is None or is_point_estimate(post.idata):   # a point has no intervals
+        return
+    n_true = post.z_true.shape[-1]
+    draws = post.draws
+    cal = calibration_summary(post.z_true.reshape(-1, n_true),
+                              draws.reshape(draws.shape[0], -1, n_true))
+    k90 = cal["levels"].index(0.9)
+    ctx.numbers["coverage_90"] = {"hdi": cal["mean_coverage_hdi"][k90],
                                   "eti": cal["mean_coverage_eti"][k90],
                                   "steps": cal["num_obs"]}
-        numbers["calibration_guide"] = cal
-        figures["calibration"] = plot_calibration(
-            {"guide, equal-tailed": cal["mean_coverage_eti"],
-             "guide, HDI": cal["mean_coverage_hdi"]}, LEVELS, run / "calibration.png",
-            np.asarray(cal["tolerance"]),
-            f"±3 binomial s.e. ({cal['num_obs']} steps × {n_true} latents, not independent)")
-    timings["calibration"] = time.perf_counter() - t0
+    ctx.numbers["calibration_guide"] = cal
+    ctx.figures["calibration"] = plot_calibration(
+        {"guide, equal-tailed": cal["mean_coverage_eti"],
+         "guide, HDI": cal["mean_coverage_hdi"]}, LEVELS, ctx.run / "calibration.png",
+        np.asarray(cal["tolerance"]),
+        f"±3 binomial s.e. ({cal['num_obs']} steps × {n_true} latents, not independent)")
+    ctx.parts["calibration"] = img(ctx.figures["calibration"], "calibration") + \
+        _coverage_html(cal)
 
-    t0 = time.perf_counter()
-    shown = list(range(min(max(1, show_sequences), num_seq)))
-    figures["loss"] = plot_loss(fitted.losses, run / "loss_trace.png")
+
+def _shown_sequences(ctx: ReportContext) -> list:
+    return list(range(min(max(1, ctx.options["forest_obs"]), len(ctx.post.obs))))
+
+
+def trajectories(ctx: ReportContext) -> None:
+    """A few sequences' latent paths: posterior mean and 90 % HDI, the truth overlaid."""
+    post, numbers = ctx.post, ctx.numbers
+    point = is_point_estimate(post.idata)
     mcc_txt = "" if numbers["mcc"] is None else f" (MCC over all steps {numbers['mcc']:.2f})"
-    figures["trajectories"] = plot_trajectories(
-        draws, run / "trajectories.png", z_true=z_true, sequences=shown,
-        title=("Aligned latent paths" if z_true is not None else "Learned latent paths")
+    ctx.figures["trajectories"] = plot_trajectories(
+        post.draws, ctx.run / "trajectories.png", z_true=post.z_true,
+        sequences=_shown_sequences(ctx),
+        title=("Aligned latent paths" if post.z_true is not None else "Learned latent paths")
         + mcc_txt)
-    if "regime_probs" in latent_group(idata):  # hidden regimes: their posterior and chain
-        probs = flat_draws(idata, "regime_probs").mean(0)           # (b, T, K)
-        K = probs.shape[-1]
-        reg = {"num_regimes": int(K),
-               "learned_trans_matrix": metrics.get("learned_trans_matrix"),
-               "learned_init_probs": metrics.get("learned_init_probs")}
-        mapping = None
-        if "regime_mapping" in metrics:
-            mapping = np.asarray(metrics["regime_mapping"])
-            reg.update({
-                "accuracy": metrics["regime_accuracy"],
-                "accuracy_smoothed": metrics["regime_accuracy_smoothed"],
-                "mapping": metrics["regime_mapping"],
-                "trans_matrix_max_abs_error": metrics.get("trans_matrix_max_abs_error"),
-                "trans_matrix_frobenius_error": metrics.get("trans_matrix_frobenius_error"),
-            })
+    ctx.parts["trajectories"] = img(ctx.figures["trajectories"], "latent trajectories") + (
+        f'<p class="note">{len(post.obs)} sequences kept in posterior.nc, '
+        + ("the point estimate of each path (no band: no intervals). " if point else
+           f'{numbers["posterior"]["draws"]} guide draws of each path'
+           + (" (fresh draws: the file holds fewer)" if post.fresh else "") + ". Band: 90% HDI "
+           "(ArviZ) at each step; line: posterior mean. ")
+        + ("Learned latents are matched to the true ones (Hungarian on correlations) and "
+           "mapped by a per-dimension affine fit of the guide's mean on every step of every "
+           "sequence; dashed: the true latent.</p>" if post.z_true is not None else
+           "The data hold no true latents: the learned latents are shown as fitted.</p>"))
+
+
+def regimes(ctx: ReportContext) -> None:
+    """The regime posterior, when the posterior holds one (hidden regimes): the numbers of
+    ``metrics.json`` (accuracy over all sequences, transition-matrix error) and the accuracy
+    over the kept sequences' draws."""
+    idata, metrics, truth = ctx.post.idata, ctx.metrics, ctx.truth
+    if "regime_probs" not in latent_group(idata):
+        return
+    regimes_kept = ctx.post.regimes
+    probs = flat_draws(idata, "regime_probs").mean(0)           # (b, T, K)
+    K = probs.shape[-1]
+    reg = {"num_regimes": int(K),
+           "learned_trans_matrix": metrics.get("learned_trans_matrix"),
+           "learned_init_probs": metrics.get("learned_init_probs")}
+    mapping = None
+    if "regime_mapping" in metrics:
+        mapping = np.asarray(metrics["regime_mapping"])
+        reg.update({
+            "accuracy": metrics["regime_accuracy"],
+            "accuracy_smoothed": metrics["regime_accuracy_smoothed"],
+            "mapping": metrics["regime_mapping"],
+            "trans_matrix_max_abs_error": metrics.get("trans_matrix_max_abs_error"),
+            "trans_matrix_frobenius_error": metrics.get("trans_matrix_frobenius_error"),
+        })
+        if getattr(truth, "trans_matrix", None) is not None:
             true_P = np.asarray(truth.trans_matrix)
             reg["true_trans_matrix"] = true_P.tolist()
             if sorted(mapping.tolist()) == list(range(true_P.shape[0])):
                 reg["matched_trans_matrix"] = transition_matrix_error(
                     true_P, np.asarray(metrics["learned_trans_matrix"]), mapping
                 )["matched"].tolist()
-        elif regimes_kept is not None:
-            # regime path known for the kept sequences only (from posterior.nc)
-            mapping = match_regimes(regimes_kept, probs.argmax(-1),
-                                    int(regimes_kept.max()) + 1, K).mapping
-            reg["mapping"] = mapping.tolist()
-        if regimes_kept is not None and mapping is not None:
-            reg["accuracy_posterior_draws"] = float(
-                np.mean(mapping[probs.argmax(-1)] == regimes_kept))
-            reg["accuracy_posterior_draws_sequences"] = int(num_seq)
-        numbers["regimes"] = reg
-        acc = reg.get("accuracy")
-        figures["regimes"] = plot_regimes(
-            probs, run / "regimes.png", true_path=regimes_kept, mapping=mapping,
-            sequences=shown,
-            title="Regime posterior" + ("" if acc is None else
-                                        f" (accuracy over all sequences {acc:.2f})"))
-    timings["figures"] = time.perf_counter() - t0
+    elif regimes_kept is not None:
+        # regime path known for the kept sequences only (from posterior.nc)
+        mapping = match_regimes(regimes_kept, probs.argmax(-1),
+                                int(regimes_kept.max()) + 1, K).mapping
+        reg["mapping"] = mapping.tolist()
+    if regimes_kept is not None and mapping is not None:
+        reg["accuracy_posterior_draws"] = float(
+            np.mean(mapping[probs.argmax(-1)] == regimes_kept))
+        reg["accuracy_posterior_draws_sequences"] = int(len(ctx.post.obs))
+    ctx.numbers["regimes"] = reg
+    acc = reg.get("accuracy")
+    ctx.figures["regimes"] = plot_regimes(
+        probs, ctx.run / "regimes.png", true_path=regimes_kept, mapping=mapping,
+        sequences=_shown_sequences(ctx),
+        title="Regime posterior" + ("" if acc is None else
+                                    f" (accuracy over all sequences {acc:.2f})"))
+    ctx.parts["regimes"] = img(ctx.figures["regimes"], "regime posterior") + _regimes_html(
+        reg, regimes_kept is not None)
 
-    numbers["skipped"] = _skip_reasons(nuts_obs, heldout)
-    if notes:
-        numbers["notes"] = notes
 
-    t0 = time.perf_counter()
-    first = {"sequence": [0], "time": list(range(min(3, T)))}
+def transitions(ctx: ReportContext) -> None:
+    """The learned regime chain's transition matrix, against the true one when known."""
+    reg = ctx.numbers.get("regimes")
+    if reg is not None and reg.get("learned_trans_matrix") is not None:
+        ctx.parts["transitions"] = _transitions_html(reg)
+
+
+def skipped(ctx: ReportContext) -> None:
+    """What the report does not compute for sequences, and why."""
+    ctx.numbers["skipped"] = _skip_reasons(ctx.options["nuts_obs"], ctx.options["heldout"])
+    ctx.parts["skipped"] = "<ul>" + "".join(
+        f"<li>{html.escape(v)}</li>" for v in ctx.numbers["skipped"].values()) + "</ul>"
+
+
+#: the verdict block of a family without the permuted-label test
+NOT_TESTED = (
+    '<div class="verdict"><p><b>Identified? Not tested.</b> The verdict test against refits '
+    "with permuted labels is implemented for i.i.d. models only; for a sequence model read "
+    "the learned transition's check (<code>ppl-ident check RUN</code>) and the agreement "
+    "between seeds below.</p></div>")
+
+
+def sequence_summary_html(ctx: ReportContext) -> str:
+    """The summary table of a sequence run and ArviZ's summary of its first steps."""
+    idata = ctx.post.idata
+    first = {"sequence": [0], "time": list(range(min(3, ctx.data.x.shape[1])))}
     if is_point_estimate(idata):
         summ = latent_group(idata)["z"].sel(**first).to_dataframe()[["z"]]
     else:
         summ = summary_stats(idata, "z", first, hdi_prob=0.9)
-    parts["summary"] = (
-        '<div class="verdict"><p><b>Identified? Not tested.</b> The verdict test against refits '
-        "with permuted labels is implemented for i.i.d. models only; for a sequence model read "
-        "the learned transition's check (<code>ppl-ident check RUN</code>) and the agreement "
-        "between seeds below.</p></div>"
-        + _summary_html(numbers, fitted, summ, is_point_estimate(idata)))
-    elbo = numbers["elbo_per_step"]
-    parts["loss"] = img(figures["loss"], "loss trace") + (
-        f'<p class="note">{len(fitted.losses)} steps; final full-data ELBO per time step '
-        f'{fmt(float("nan") if elbo is None else elbo)}.</p>')
-    parts["trajectories"] = img(figures["trajectories"], "latent trajectories") + (
-        f'<p class="note">{num_seq} sequences kept in posterior.nc, '
-        + ("the point estimate of each path (no band: no intervals). "
-           if is_point_estimate(idata) else
-           f'{numbers["posterior"]["draws"]} guide draws of each path'
-           + (" (fresh draws: the file holds fewer)" if fresh else "") + ". Band: 90% HDI "
-           "(ArviZ) at each step; line: posterior mean. ")
-        + ("Learned latents are matched to the true ones (Hungarian on correlations) and "
-           "mapped by a per-dimension affine fit of the guide's mean on every step of every "
-           "sequence; dashed: the true latent.</p>" if z_true is not None else
-           "The data hold no true latents: the learned latents are shown as fitted.</p>"))
-    if "calibration" in figures:
-        parts["calibration"] = img(figures["calibration"], "calibration") + \
-            _coverage_html(numbers["calibration_guide"])
-    if "regimes" in figures:
-        parts["regimes"] = img(figures["regimes"], "regime posterior") + _regimes_html(
-            numbers["regimes"], regimes_kept is not None)
-        if numbers["regimes"].get("learned_trans_matrix") is not None:
-            parts["transitions"] = _transitions_html(numbers["regimes"])
-    from ppl_ident.reporting.dataset_view import agreement_section
-
-    path, parts["agreement"], agreement = agreement_section(run, fitted.metrics or {})
-    if path is not None:
-        figures["agreement"], numbers["seed_agreement"] = path, agreement
-    parts["skipped"] = "<ul>" + "".join(
-        f"<li>{html.escape(v)}</li>" for v in numbers["skipped"].values()) + "</ul>"
-    checked = check_figures(run)
-    figures.update(checked)
-    for key, names in CHECK_SECTIONS.items():
-        found = [n for n in names if n in checked]
-        if found:
-            where = html.escape(str(checked[found[0]].parent))
-            parts[key] = "".join(
-                img(checked[n], f"{SEQUENCE_SECTIONS[key]} ({n.replace('_', ' ')})")
-                for n in found) + (f'<p class="note">Written by <code>ppl-ident check RUN '
-                                   f"--out {where}</code>.</p>")
-    timings["html"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_all
-    numbers["timings_s"] = timings
-    out, sections = write_page(run, f"ppl-ident report: {run.name} ({name}, sequences)",
-                                SEQUENCE_SECTIONS, parts, numbers)
-    return ReportResult(out, figures, sections, numbers, timings, {"guide": idata})
+    return _summary_html(ctx.numbers, ctx.fitted, summ, is_point_estimate(idata))
 
 
 def _summary_html(numbers, fitted, summ, point: bool = False) -> str:

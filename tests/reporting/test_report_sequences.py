@@ -11,7 +11,7 @@ from ppl_ident.arviz_compat import groups
 from ppl_ident.cli import main
 from ppl_ident.reporting.plots import CHECK_FIGURES
 from ppl_ident.reporting.report import build_report
-from ppl_ident.reporting.sequence_report import SEQUENCE_SECTIONS
+from ppl_ident.families import FAMILIES
 
 TINY = dict(width=16, depth=1, seed=0)
 
@@ -54,7 +54,7 @@ def test_regime_report(regime_run):
     assert main(["check", str(regime_run), "--out", str(regime_run / "check"),
                  "--points", "16"]) == 0
     res = build_report(regime_run, calibration_draws=100, heldout=regime_run / "none.npz")
-    assert res.sections == list(SEQUENCE_SECTIONS)
+    assert res.sections == list(FAMILIES["sequence"].report_sections)
     for name, file in CHECK_FIGURES.items():
         if name == "jacobian_regression":  # only for files with z and no simulator mixing
             continue
@@ -88,7 +88,14 @@ def test_regime_report(regime_run):
     assert "regimes_true" in idata.constant_data
 
 
-def test_tivae_report_cli(tivae_run, capsys):
+def test_tivae_report_cli(tivae_run, capsys, monkeypatch):
+    # the fit stored the MCC in metrics.json: the report reads it and evaluates nothing again
+    import ppl_ident.reporting.sequence_report as seq
+
+    def no_evaluate(*args, **kwargs):
+        raise AssertionError("the report re-ran evaluate on numbers metrics.json holds")
+
+    monkeypatch.setattr(seq, "evaluate", no_evaluate)
     before = (tivae_run / "posterior.nc").read_bytes()
     code = main(["report", str(tivae_run), "--nuts-obs", "0", "--calibration-draws", "60"])
     out = capsys.readouterr()
@@ -107,6 +114,16 @@ def test_tivae_report_cli(tivae_run, capsys):
     assert "nuts" not in numbers["skipped"]  # not asked for, so not mentioned
     page = (tivae_run / "report.html").read_text()
     assert 'id="regimes"' not in page and 'id="trajectories"' in page
+
+
+def test_every_family_section_has_a_title_and_a_builder():
+    """One builder for every report: a family's report is the tuple of its sections."""
+    from ppl_ident.reporting.report import BUILDERS, SECTIONS
+
+    for family in FAMILIES.values():
+        assert family.report_sections and len(set(family.report_sections)) == len(
+            family.report_sections), family.name
+        assert set(family.report_sections) <= set(BUILDERS) & set(SECTIONS), family.name
 
 
 def _fail(argv, capsys, match):

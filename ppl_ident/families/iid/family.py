@@ -37,6 +37,9 @@ class IIDFamily(ModelFamily):
     label = "i.i.d."
     rank_hint = "simulate i.i.d. data with `ppl-ident simulate`"
     permutation_null = True
+    report_sections = ("summary", "loss", "agreement", "prior", "latents", "posterior_sd",
+                       "truth", "forest", "calibration", "nuts", "ppc", "marginal", "jacobian",
+                       "variability")
 
     def prior_depends_on_u(self, spec):
         return spec.config["name"] == "ivae"

@@ -34,6 +34,8 @@ class SequenceFamily(ModelFamily):
     data_shape = "(B, T, d)"
     obs_dims = ("sequence", "time")
     label = "sequence"
+    report_sections = ("summary", "loss", "agreement", "trajectories", "calibration", "regimes",
+                       "transitions", "jacobian", "variability", "skipped")
     rank_hint = "simulate sequences with `ppl-ident simulate --generator dynamics`"
 
     def prepare_inputs(self, u, model, labels=None):
