@@ -104,9 +104,9 @@ def run(settings, seeds, n_sequences, overrides=None, out=None):
                        run_time_s=m.get("run_time_s"), steps=len(fitted.losses),
                        stop_reason=m.get("stop_reason"),
                        sequences=int(data.x.shape[0]), length=int(data.x.shape[1]),
-                       settings=dict(generator=generator, **options, model=model,
-                                     **fit_kw, transition_prior=fitted.spec.config["transition"],
-                                     flow=fitted.spec.config["flow"], **(overrides or {})))
+                       settings={"generator": generator, **options, "model": model,
+                                 **fit_kw, "transition_prior": fitted.spec.config["transition"],
+                                 "flow": fitted.spec.config["flow"], **(overrides or {})})
             print(f"# {name} seed {seed} {model}: MCC {m['mcc']:.3f}"
                   + (f", regime acc {m['regime_accuracy']:.3f} (oracle {oracle:.3f}), driven "
                      f"{driven:.3f} (oracle {oracle_driven:.3f})" if hidden else "")
