@@ -96,6 +96,8 @@ def run(settings, seeds, n_sequences, overrides=None, out=None):
             rec = dict(benchmark=f"published_generators/{name}/{model}"
                                  + "".join(f"/{k}={v}" for k, v in (overrides or {}).items()),
                        seed=seed, mcc=m["mcc"], mcc_raw_x=m.get("mcc_raw_x"),
+                       mcc_spearman=m.get("mcc_spearman"), mcc_per_dim=m.get("mcc_per_dim"),
+                       learned_trans_matrix=m.get("learned_trans_matrix"),
                        regime_accuracy=m.get("regime_accuracy"),
                        oracle_regime_accuracy=oracle,
                        regime_accuracy_driven=driven,
