@@ -26,6 +26,11 @@ developing; the reported rows use seeds 1, 2, 3. Prints one JSON line per fit::
     python benchmarks/published_generators.py --settings nctrl5 --seeds 0
     python benchmarks/published_generators.py --sequences 16000      # smaller data
     python benchmarks/published_generators.py --set steps=1000 --out results.jsonl
+    python benchmarks/published_generators.py --linear-probe      # no fit: the linear reference
+
+``--linear-probe`` fits no model: it reports the MCC of the least-squares affine map from
+``x`` to the *true* ``z`` (a supervised reference for how far a linear unmixing gets, never a
+method or a selection rule).
 """
 
 from __future__ import annotations
@@ -70,6 +75,22 @@ def driven_accuracy(fitted, data, truth) -> float:
     K_true = int(np.asarray(truth.trans_matrix).shape[0])
     return match_regimes(np.asarray(truth.regimes)[:, L:], np.asarray(post.path)[:, L:],
                          K_true, K).accuracy
+
+
+def linear_probe(settings, seeds, n_sequences, out=None):
+    """MCC of the least-squares affine map x -> true z, over every sequence and step."""
+    from ppl_ident.diagnostics.sequences import sequence_mcc
+
+    for name in settings:
+        for seed in seeds:
+            data, _ = simulate(name, seed, n_sequences(name))
+            x = data.x.reshape(-1, data.x.shape[-1]).astype(np.float64)
+            X = np.c_[x, np.ones(len(x))]
+            A = np.linalg.lstsq(X, data.z.reshape(len(x), -1), rcond=None)[0]
+            score = sequence_mcc(data.z, (X @ A).reshape(data.z.shape)).score
+            _common.write_rows([dict(benchmark=f"published_generators/{name}/linear_probe",
+                                     seed=seed, mcc=score, sequences=int(data.x.shape[0]),
+                                     length=int(data.x.shape[1]))], out)
 
 
 def run(settings, seeds, n_sequences, overrides=None, out=None):
@@ -128,7 +149,13 @@ def main(argv=None):
                         "most 32,000 as the original)")
     p.add_argument("--set", nargs="*", help="other FitSettings of every fit, KEY=VALUE")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
+    p.add_argument("--linear-probe", action="store_true",
+                   help="fit nothing: the MCC of the least-squares map x -> true z")
     args = p.parse_args(argv)
+    if args.linear_probe:
+        linear_probe(args.settings, args.seeds, lambda name: min(args.sequences, 32_000)
+                     if name == "ctrlns" else args.sequences, args.out)
+        return
     for name in args.settings:
         n = min(args.sequences, 32_000) if name == "ctrlns" else args.sequences
         run([name], args.seeds, n, _common.pairs(args.set), args.out)
