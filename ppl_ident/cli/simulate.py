@@ -6,8 +6,11 @@ from ppl_ident.cli._args import nonneg_float, positive_float, positive_int, nonn
 
 NAME = "simulate"
 HELP = ("Simulate latents mixed by a random invertible MLP (domains, or sequences: segments, "
-        "dynamics, regimes); write a .npz.")
-GENERATORS = ("domains", "segments", "dynamics", "regimes")
+        "dynamics, regimes, or the published generators' ports); write a .npz.")
+#: The published temporal generators' ports (ppl_ident.data.published.PUBLISHED_GENERATORS,
+#: repeated here so that --help does not import JAX; tests/cli checks that they agree).
+PUBLISHED = ("tdrl_changing", "tdrl_stationary", "nctrl", "ctrlns")
+GENERATORS = ("domains", "segments", "dynamics", "regimes") + PUBLISHED
 
 
 def add_arguments(p):
@@ -21,7 +24,10 @@ def add_arguments(p):
                         "overwritten without --force")
     p.add_argument("--generator", choices=GENERATORS, default="domains",
                    help="domains: i.i.d. (N, d) data; segments/dynamics/regimes: sequences "
-                        "(B, T, d), see ppl_ident.data.sequences")
+                        "(B, T, d), see ppl_ident.data.sequences; tdrl_changing, "
+                        "tdrl_stationary, nctrl, ctrlns: ports of the published generators "
+                        "with their own settings (ppl_ident.data.published; only --seed, "
+                        "--sequences, --regimes and --domains apply)")
     p.add_argument("--seed", type=nonneg_int, default=0,
                    help="seed of the latents, the domain parameters and the mixing")
     p.add_argument("--latent-dim", type=positive_int, default=d.n_latent, help="n")
@@ -65,8 +71,8 @@ def add_arguments(p):
                    help="segments: steps per segment")
     g.add_argument("--domain-length", type=positive_int, default=None,
                    help="dynamics: switch domain every this many steps (default: per sequence)")
-    g.add_argument("--regimes", type=positive_int, default=3,
-                   help="number of hidden regimes K (>= 2)")
+    g.add_argument("--regimes", type=positive_int, default=None,
+                   help="number of hidden regimes K (>= 2; default 3, nctrl and ctrlns: 5)")
     g.add_argument("--stay-prob", type=nonneg_float, default=0.95,
                    help="regimes: probability of staying in a regime (< 1)")
     g.add_argument("--scale-gain", type=nonneg_float, default=0.0,
@@ -120,6 +126,8 @@ def run(args) -> int:
         raise InputError(f"{', '.join(seq_only)} set(s) the transition of the dynamics and "
                          f"regimes generators; the {args.generator} generator has none: use "
                          "--generator dynamics or regimes, or drop them.")
+    if args.generator in PUBLISHED:
+        return _run_published(args, out)
     if args.generator != "domains":
         return _run_sequences(args, out)
     from ppl_ident.data import SimulationConfig
@@ -179,11 +187,67 @@ def _run_sequences(args, out) -> int:
         domain_length=args.domain_length,
         scale_range=(d.scale_range[0] if args.scale_min is None else args.scale_min,
                      d.scale_range[1] if args.scale_max is None else args.scale_max),
-        n_regimes=args.regimes, stay_prob=args.stay_prob, scale_gain=args.scale_gain,
+        n_regimes=d.n_regimes if args.regimes is None else args.regimes,
+        stay_prob=args.stay_prob, scale_gain=args.scale_gain,
         transition=args.transition, pnl_slope=args.pnl_slope,
         domain_transitions=args.domain_transitions, noise=args.noise, style=args.style,
     )
     save_dataset(out, data, truth, overwrite=args.force)
     u = "hidden regimes (no u)" if data.u is None else f"u {data.u.shape}"
     print(f"wrote {out}: {args.generator}, x {data.x.shape}, {u}, {args.latent_dim} latents")
+    return 0
+
+
+def _package_flags():
+    """Flags of the package's own generators with their defaults: the published ports keep
+    their originals' settings, so a changed one is refused rather than silently ignored."""
+    from ppl_ident.data import SimulationConfig
+
+    d = SimulationConfig()
+    return (("--latent-dim", "latent_dim", d.n_latent), ("--data-dim", "data_dim", d.data_dim),
+            ("--points-per-domain", "points_per_domain", d.n_per_domain),
+            ("--mixing-layers", "mixing_layers", d.n_layers),
+            ("--activation", "activation", d.activation), ("--slope", "slope", d.slope),
+            ("--source", "source", d.source), ("--max-cond", "max_cond", d.max_cond),
+            ("--identical-domains", "identical_domains", False),
+            ("--noise-std", "noise_std", d.noise_std), ("--length", "length", 50),
+            ("--lag", "lag", 1), ("--stay-prob", "stay_prob", 0.95),
+            ("--scale-min", "scale_min", None), ("--scale-max", "scale_max", None),
+            ("--loc-range", "loc_range", None), ("--domain-length", "domain_length", None))
+
+
+def _run_published(args, out) -> int:
+    from ppl_ident.data import save_dataset
+    from ppl_ident.data.published import simulate_published
+    from ppl_ident.errors import InputError
+
+    changed = [flag for flag, name, default in _package_flags()
+               if getattr(args, name) != default]
+    if changed:
+        raise InputError(f"{', '.join(changed)} set(s) the package's own generators; the "
+                         f"{args.generator} port keeps the original's settings (8 latents, "
+                         "its lag, length and mixing): drop them, or choose --generator "
+                         "dynamics or regimes.")
+    g, opts = args.generator, {}
+    if args.regimes is not None:
+        if g not in ("nctrl", "ctrlns"):
+            raise InputError(f"--regimes counts hidden regimes; {g} has none: choose "
+                             "--generator nctrl or ctrlns, or drop --regimes.")
+        opts["n_regimes"] = args.regimes
+    if args.domains is not None:
+        if g != "tdrl_changing":
+            raise InputError(f"--domains counts observed domains; only tdrl_changing has "
+                             f"them, not {g}.")
+        opts["n_domains"] = args.domains
+    if args.sequences is not None:
+        per = {"tdrl_changing": ("n_per_domain", opts.get("n_domains", 5)),
+               "ctrlns": ("n_groups", 32)}.get(g, ("n_sequences", 1))
+        if args.sequences % per[1]:
+            raise InputError(f"--sequences {args.sequences}: {g} draws sequences in blocks "
+                             f"of {per[1]}; choose a multiple of {per[1]}.")
+        opts[per[0]] = args.sequences // per[1]
+    data, truth = simulate_published(g, args.seed, **opts)
+    save_dataset(out, data, truth, overwrite=args.force)
+    u = "hidden regimes (no u)" if data.u is None else f"u {data.u.shape}"
+    print(f"wrote {out}: {g} (port of the published generator), x {data.x.shape}, {u}")
     return 0

@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from ppl_ident.data.mixing import mixing_from_arrays, mixing_to_arrays
+from ppl_ident.data.published import (PublishedTruth, published_truth_from_arrays,
+                                      published_truth_to_arrays)
 from ppl_ident.data.sequences import (SequenceTruth, sequence_truth_from_arrays,
                                       sequence_truth_to_arrays)
 from ppl_ident.data.simulate import Dataset, GroundTruth
@@ -61,6 +63,8 @@ def truth_to_arrays(truth: GroundTruth) -> dict:
     """Flatten a :class:`GroundTruth` (without ``z``) into ``truth_*`` arrays."""
     if isinstance(truth, SequenceTruth):
         return sequence_truth_to_arrays(truth)
+    if isinstance(truth, PublishedTruth):
+        return published_truth_to_arrays(truth)
     return {
         "truth_domain_loc": np.asarray(truth.domain_loc),
         "truth_domain_scale": np.asarray(truth.domain_scale),
@@ -77,6 +81,8 @@ def truth_from_arrays(arrays, z) -> GroundTruth | SequenceTruth | None:
         return None
     if "truth_kind" in arrays:
         return sequence_truth_from_arrays(arrays, z)
+    if "truth_published" in arrays:
+        return published_truth_from_arrays(arrays, z)
     mixing = mixing_from_arrays(arrays)
     return GroundTruth(
         z=z,

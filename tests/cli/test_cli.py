@@ -177,6 +177,25 @@ def test_simulate_keeps_one_domain_for_dynamics(tmp_path):
                  "--sequences", "3", "--length", "5", *SMALL[:4]]) == 0
 
 
+def test_simulate_published_generator_ports(tmp_path, capsys):
+    """--generator nctrl|ctrlns|tdrl_* run the ports with their originals' settings; the
+    package generators' flags are refused, and the counts must fit the generator."""
+    out = tmp_path / "nctrl.npz"
+    assert main(["simulate", "--out", str(out), "--generator", "nctrl", "--sequences", "30",
+                 "--regimes", "3"]) == 0
+    npz = np.load(out)
+    assert npz["x"].shape == (30, 6, 8) and "u" not in npz
+    assert str(npz["truth_published"]) == "nctrl" and npz["truth_param_P"].shape == (3, 8, 8)
+    _fail(["simulate", "--out", str(tmp_path / "a.npz"), "--generator", "nctrl", "--length",
+           "9"], capsys, "--length set(s) the package's own generators")
+    _fail(["simulate", "--out", str(tmp_path / "b.npz"), "--generator", "tdrl_stationary",
+           "--regimes", "3"], capsys, "tdrl_stationary has none")
+    _fail(["simulate", "--out", str(tmp_path / "c.npz"), "--generator", "ctrlns",
+           "--sequences", "40"], capsys, "multiple of 32")
+    _fail(["simulate", "--out", str(tmp_path / "d.npz"), "--generator", "ctrlns",
+           "--style", "published"], capsys, "has none")
+
+
 def test_simulate_published_transition_kinds(tmp_path, capsys):
     """--transition post_nonlinear, --domain-transitions, --noise changing reach the simulator
     and its truth; on a generator without a transition they are refused."""
