@@ -198,22 +198,22 @@ def _run_sequences(args, out) -> int:
     return 0
 
 
-def _package_flags():
-    """Flags of the package's own generators with their defaults: the published ports keep
-    their originals' settings, so a changed one is refused rather than silently ignored."""
-    from ppl_ident.data import SimulationConfig
+#: Flags of the package's own generators, by destination: the published ports keep their
+#: originals' settings, so one changed from its default is refused rather than ignored.
+PACKAGE_ONLY = ("latent_dim", "data_dim", "points_per_domain", "mixing_layers", "activation",
+                "slope", "source", "max_cond", "identical_domains", "noise_std", "length",
+                "lag", "stay_prob", "scale_min", "scale_max", "loc_range", "domain_length")
 
-    d = SimulationConfig()
-    return (("--latent-dim", "latent_dim", d.n_latent), ("--data-dim", "data_dim", d.data_dim),
-            ("--points-per-domain", "points_per_domain", d.n_per_domain),
-            ("--mixing-layers", "mixing_layers", d.n_layers),
-            ("--activation", "activation", d.activation), ("--slope", "slope", d.slope),
-            ("--source", "source", d.source), ("--max-cond", "max_cond", d.max_cond),
-            ("--identical-domains", "identical_domains", False),
-            ("--noise-std", "noise_std", d.noise_std), ("--length", "length", 50),
-            ("--lag", "lag", 1), ("--stay-prob", "stay_prob", 0.95),
-            ("--scale-min", "scale_min", None), ("--scale-max", "scale_max", None),
-            ("--loc-range", "loc_range", None), ("--domain-length", "domain_length", None))
+
+def _changed_package_flags(args) -> list[str]:
+    """The :data:`PACKAGE_ONLY` flags ``args`` sets to other than their defaults (read from
+    the parser :func:`add_arguments` builds, so that they are declared once)."""
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return ["--" + dest.replace("_", "-") for dest in PACKAGE_ONLY
+            if getattr(args, dest) != p.get_default(dest)]
 
 
 def _run_published(args, out) -> int:
@@ -221,8 +221,7 @@ def _run_published(args, out) -> int:
     from ppl_ident.data.published import simulate_published
     from ppl_ident.errors import InputError
 
-    changed = [flag for flag, name, default in _package_flags()
-               if getattr(args, name) != default]
+    changed = _changed_package_flags(args)
     if changed:
         raise InputError(f"{', '.join(changed)} set(s) the package's own generators; the "
                          f"{args.generator} port keeps the original's settings (8 latents, "

@@ -41,8 +41,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import logsumexp
 
 from ppl_ident.data.mixing import Mixing, mix, mixing_from_arrays, mixing_to_arrays, unmix
+# the Haar-orthogonal draw and the inverse-CDF categorical draw of the package's simulators
+from ppl_ident.data.sequences import _categorical, _orthogonal
 from ppl_ident.data.simulate import Dataset
 from ppl_ident.errors import InputError
 
@@ -155,12 +158,6 @@ def _uniform_matrix(rng, n, threshold):
             return a
 
 
-def _orthogonal(rng, n):
-    """Haar-random orthogonal matrix (what ``scipy.stats.ortho_group`` draws)."""
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
-
-
 def _mixing(rng, n, layers):
     """``layers`` orthogonal matrices after a leading leaky ReLU: ``leaky(z) A1``,
     ``leaky(leaky(z) A1) A2``, ... as the package's MLP with an identity first layer."""
@@ -195,16 +192,10 @@ def _stationary(P):
 
 def _draw_chain(rng, init, P, B, T):
     path = np.zeros((B, T), np.int32)
-    path[:, 0] = _draw(rng, np.broadcast_to(init, (B, len(init))))
+    path[:, 0] = _categorical(rng, np.broadcast_to(init, (B, len(init))))
     for t in range(1, T):
-        path[:, t] = _draw(rng, P[path[:, t - 1]])
+        path[:, t] = _categorical(rng, P[path[:, t - 1]])
     return path
-
-
-def _draw(rng, probs):
-    cdf = np.cumsum(probs, axis=1)
-    r = rng.uniform(size=(probs.shape[0], 1)) * cdf[:, -1:]
-    return np.minimum((r > cdf).sum(axis=1), probs.shape[1] - 1).astype(np.int32)
 
 
 def _positive(**values):
@@ -657,19 +648,13 @@ def forward_backward(log_init, log_trans, log_lik):
     la = np.zeros((B, T, K))
     la[:, 0] = log_init + log_lik[:, 0]
     for t in range(1, T):
-        la[:, t] = _lse(la[:, t - 1, :, None] + log_trans[t - 1], 1) + log_lik[:, t]
+        la[:, t] = logsumexp(la[:, t - 1, :, None] + log_trans[t - 1], 1) + log_lik[:, t]
     lb = np.zeros((B, T, K))
     for t in range(T - 2, -1, -1):
-        lb[:, t] = _lse(log_trans[t] + (log_lik[:, t + 1] + lb[:, t + 1])[:, None, :], 2)
-    log_z = _lse(la[:, -1], 1)
+        lb[:, t] = logsumexp(log_trans[t] + (log_lik[:, t + 1] + lb[:, t + 1])[:, None, :], 2)
+    log_z = logsumexp(la[:, -1], 1)
     post = la + lb - log_z[:, None, None]
     return np.exp(post), log_z
-
-
-def _lse(a, axis):
-    m = np.max(a, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
 
 
 def regime_posterior(truth: PublishedTruth, z=None, *, pool_groups: bool = False):
