@@ -169,6 +169,15 @@ class IdentifiabilityReport(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 # The seed's condition
 
+#: The default ``rtol`` of each working precision: about four orders of magnitude above the
+#: round-off floor of the normalised singular values (float32: ~1e-7; float64: exact zeros
+#: for the structurally deficient densities, ~1e-16 otherwise, so 1e-9 keeps seven orders).
+#: Points where a condition that holds almost everywhere degenerates (e.g. ``z_k = 0`` of a
+#: zero-mean Student-t whose scales change: the first derivative vanishes in every domain)
+#: have normalised singular values that fall like ``z_k^2``; the lower floor of float64
+#: leaves only a set of points of vanishing measure below it.
+DEFAULT_RTOL = {False: 1e-3, True: 1e-9}
+
 #: memory bound (bytes) of one compiled evaluation of the derivatives and differences;
 #: the points are checked in chunks that fit it
 SPECTRUM_BYTES = 256 * 2**20
@@ -183,6 +192,15 @@ def _first_and_second(log_density, z, aux):
 
     hess, grad = jax.jacfwd(grad_twice, has_aux=True)(z)
     return grad, jnp.diagonal(hess)
+
+
+def _enable_x64():
+    """``jax.enable_x64(True)`` (JAX >= 0.6), or the older ``jax.experimental`` spelling."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64  # pragma: no cover -- older JAX
+
+    return enable_x64()  # pragma: no cover
 
 
 def _mode(x):
@@ -355,15 +373,18 @@ def _seed_reason(n, m, rank, share, passed, min_sv, n_bad, rtol, min_share, froz
                 f"the derivative changes are (nearly) linearly dependent across the {m} "
                 f"auxiliary values (median {req}-th normalised singular value {min_sv:.2g}, "
                 f"below rtol = {rtol:g})")
-    text = (f"rank {rank} < 2n = {req} at most points ({share:.0%} pass, {min_share:.0%} "
-            f"needed): " + "; ".join(causes) + ".")
+    text = ((f"rank {rank} < 2n = {req} at most points ({share:.0%} pass, {min_share:.0%} "
+             f"needed): " if rank < req else
+             f"rank 2n = {req} at only {share:.0%} of points ({min_share:.0%} needed); at the "
+             "others ") + "; ".join(causes) + ".")
     if n_bad:
         text += f" {n_bad} point(s) had non-finite derivatives and count as failing."
     return text
 
 
 def sufficient_variability(log_density, z_points, aux_values, *, reference: int = 0,
-                           rtol: float = 1e-3, min_share: float = 0.9) -> VariabilityReport:
+                           rtol: float | None = None, min_share: float = 0.9,
+                           x64: bool = False) -> VariabilityReport:
     """Check the seed's sufficient-variability condition at many points.
 
     Parameters
@@ -381,12 +402,19 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
         The auxiliary values to compare (``np.arange(U)`` for domain labels).
     reference : int
         Index of the auxiliary value the others are differenced against.
-    rtol : float
-        A singular value counts as non-zero when it exceeds ``rtol`` times the largest. The
-        default 1e-3 keeps a margin of about four orders of magnitude above float32 round-off,
-        so "passed" means clearly independent, not independent by rounding noise.
+    rtol : float, optional
+        A singular value counts as non-zero when it exceeds ``rtol`` times the largest.
+        Default :data:`DEFAULT_RTOL` of the precision: 1e-3 in float32, 1e-9 with ``x64``,
+        each about four orders of magnitude above that precision's round-off, so "passed"
+        means clearly independent, not independent by rounding noise.
     min_share : float
         Share of points that must reach rank ``2n`` for ``passed``.
+    x64 : bool
+        Compute the derivatives and their differences in float64 (inside
+        ``jax.enable_x64``; the function's tables are read in float64 too). For a known
+        density (a simulator's true prior) this separates a condition that fails on a set of
+        positive measure (exact zeros) from one that degenerates only near a null set (values
+        that fall like a power of the distance to it), which float32's floor cannot.
 
     Returns
     -------
@@ -408,6 +436,12 @@ def sufficient_variability(log_density, z_points, aux_values, *, reference: int 
     >>> r.rank, r.required, r.passed
     (4, 4, True)
     """
+    if x64:
+        with _enable_x64():
+            return sufficient_variability(log_density, np.asarray(z_points, np.float64),
+                                          aux_values, reference=reference, rtol=rtol,
+                                          min_share=min_share, x64=False)
+    rtol = DEFAULT_RTOL[bool(jax.config.jax_enable_x64)] if rtol is None else rtol
     z, m = _check_inputs(log_density, z_points, aux_values, reference, rtol, min_share)
     n = z.shape[1]
     aux = jax.tree_util.tree_map(jnp.asarray, aux_values)
@@ -577,14 +611,16 @@ def exponential_family_condition(prior: str, loc, scale, *, rtol: float = 1e-3) 
 
 
 def check_identifiability(log_density, z_points, aux_values, *, prior: str | None = None,
-                          loc=None, scale=None, reference: int = 0, rtol: float = 1e-3,
-                          min_share: float = 0.9) -> IdentifiabilityReport:
+                          loc=None, scale=None, reference: int = 0,
+                          rtol: float | None = None, min_share: float = 0.9,
+                          x64: bool = False) -> IdentifiabilityReport:
     """Run the seed's condition and (given a built-in prior) the exponential-family condition.
 
     Parameters
     ----------
-    log_density, z_points, aux_values, reference, rtol, min_share
-        As in :func:`sufficient_variability`.
+    log_density, z_points, aux_values, reference, rtol, min_share, x64
+        As in :func:`sufficient_variability` (the exponential-family condition uses the
+        same ``rtol``).
     prior : {"gaussian", "laplace", "student_t"}, optional
         The prior family, when ``log_density`` is a built-in factorial prior with per-domain
         tables ``loc`` and ``scale`` ``(U, n)`` (aligned with ``aux_values``); omit for other
@@ -608,7 +644,8 @@ def check_identifiability(log_density, z_points, aux_values, *, prior: str | Non
     ('exponential_family',)
     """
     seed = sufficient_variability(log_density, z_points, aux_values, reference=reference,
-                                  rtol=rtol, min_share=min_share)
+                                  rtol=rtol, min_share=min_share, x64=x64)
+    rtol = seed.rtol
     expf = None
     if prior is not None:
         if loc is None or scale is None:
