@@ -88,6 +88,9 @@ def main(argv=None):
     p.add_argument("--oracle-obs", type=int, default=300)
     p.add_argument("--no-oracle", action="store_true")
     p.add_argument("--steps", type=int, default=None, help="default: the fit's default")
+    p.add_argument("--data-dim", type=int, default=5,
+                   help="observed columns d (the latents stay n = 5): with d > n the noise has "
+                        "directions of its own")
     p.add_argument("--out", default=None, help="append the JSON lines to this file")
     args = p.parse_args(argv)
 
@@ -103,11 +106,12 @@ def main(argv=None):
     emit = Emitter("calibration", args.out)
     for level in args.noise:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            clean, _ = simulate_domains(seed)
+            clean, _ = simulate_domains(seed, data_dim=args.data_dim)
             sd_x = float(clean.x.std(0).mean())
-            data, truth = simulate_domains(seed, noise_std=level * sd_x)
+            data, truth = simulate_domains(seed, data_dim=args.data_dim, noise_std=level * sd_x)
             rows = select_obs(data.x.shape[0], args.oracle_obs, seed)
             base = {"noise": level, "noise_std": level * sd_x, "seed": seed,
+                    "data_dim": args.data_dim,
                     "rows": int(len(rows))}
             for name in args.models:
                 t0 = time.perf_counter()
@@ -133,6 +137,11 @@ def main(argv=None):
                 if "noise_fraction" in fitted.params:
                     emit("noise_fraction", np.asarray(fitted.params["noise_fraction"]).tolist(),
                          "learned noise sd / column sd", 1, settings)
+                    said = fitted.metrics.get("observation_noise") or {}
+                    emit("implied_recovery", said.get("implied_recovery"),
+                         "per latent, under the fitted model", 1, settings)
+                    emit("in_doubt", said.get("in_doubt"), "fit says the noise puts the "
+                         "identification in doubt", 1, settings)
                 emit("run_time", fitted.metrics["run_time_s"], "s (steps only)", 1, settings)
                 emit("wall_time", wall, "s (fit with compile and evaluation)", 1, settings)
             if not args.no_oracle and level > 0:

@@ -55,7 +55,7 @@ def checked_settings(dataset: Dataset, s: FitSettings):
     layers_given = s.flow_layers not in (None, FLOW_LAYERS)
     noise_given = bool(s.flow_noise)
     s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s), int(n),
-                         family=family.name)
+                         family=family.name, data_dim=d)
     if noise_given and not s.flow:
         raise InputError("--flow-noise adds observation noise to the exact flow, which this fit "
                          "does not use (--no-flow, or n and d that rule it out): drop "

@@ -34,3 +34,13 @@ def test_noise_report_says_doubt_only_below_the_bar(rng):
 def test_implied_recovery_checks_its_inputs():
     with pytest.raises(InputError, match="same"):
         implied_recovery(np.zeros((5, 2)), np.zeros((5, 3)))
+
+
+def test_noise_report_says_when_the_data_cannot_identify_the_noise(rng):
+    # d = n: the learned noise is a lower bound, and the report says so; d > n: it does not
+    mean, sd = rng.normal(size=(500, 2)), np.full((500, 2), 0.05)
+    square = noise_report([0.01, 0.02], mean, sd)
+    assert square["noise_identified"] is False
+    assert "d = n = 2" in square["message"] and "lower bound" in square["message"]
+    tall = noise_report([0.01, 0.02, 0.03], mean, sd)
+    assert tall["noise_identified"] is True and "lower bound" not in tall["message"]
