@@ -248,6 +248,11 @@ SETTINGS: tuple[Setting, ...] = (
             "the point z = h(x); --no-flow-noise: the noiseless flow. Default: on when the data "
             "have more columns than latents (d > n), where they identify the noise; off for d = n",
             IID, flag="--flow-noise", kind="optional_flag"),
+    Setting("flow_noise_sd", None, "the noisy flow with a known observation-noise sd (data "
+            "units, every column) instead of a learned one, e.g. an instrument's calibrated "
+            "noise; implies --flow-noise. With d = n the data cannot tell noise from signal, "
+            "so a known level is the way to honest intervals there", IID,
+            flag="--flow-noise-sd", kind="float"),
     Setting("flow_layers", None, "flow models: affine coupling layers, each with an LU linear "
             f"map (default: {FLOW_LAYERS} up to n = {LARGE_LATENTS}, {FLOW_LAYERS_LARGE} above)",
             flag="--flow-layers", kind="int"),
@@ -367,8 +372,9 @@ def resolve_defaults(s: FitSettings, flow: bool, n_latent: int | None = None, *,
         learning_rate=float(defaults["learning_rate"] if s.learning_rate is None
                             else s.learning_rate))
     family_defaults = {
-        "flow_noise": lambda: bool(flow and (default_flow_noise(n_latent, data_dim)
-                                             if s.flow_noise is None else s.flow_noise)),
+        "flow_noise": lambda: bool(flow and (
+            (s.flow_noise_sd is not None or default_flow_noise(n_latent, data_dim))
+            if s.flow_noise is None else s.flow_noise)),
         "prior": lambda: defaults["prior"] if s.prior is None else s.prior,
         "transition_width": lambda: int(defaults.get("transition_width", s.width)
                                         if s.transition_width is None else s.transition_width),

@@ -127,6 +127,8 @@ def test_a_setting_of_another_family_is_refused_not_dropped(setting):
         value = 2
     elif value is None and setting.kind == "optional_flag":  # --flag / --no-flag
         value = True
+    elif value is None and setting.kind == "float":  # unset means "not given" (learned)
+        value = 0.5
     elif value is None:  # decided from the data when unset: any of its choices is "given"
         from ppl_ident.settings import _choices
         value = _choices(setting.choices)[-1]

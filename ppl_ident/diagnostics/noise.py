@@ -54,7 +54,8 @@ def implied_recovery(mean, sd) -> np.ndarray:
     return np.sqrt(np.divide(between, total, out=np.zeros_like(total), where=total > 0))
 
 
-def noise_report(noise_fraction, mean, sd, doubt: float = RECOVERY_DOUBT) -> dict:
+def noise_report(noise_fraction, mean, sd, doubt: float = RECOVERY_DOUBT, *,
+                 known: bool = False) -> dict:
     """What the fitted noise leaves of the latents, in numbers and words.
 
     Parameters
@@ -65,6 +66,8 @@ def noise_report(noise_fraction, mean, sd, doubt: float = RECOVERY_DOUBT) -> dic
         Posterior means and sds (see :func:`implied_recovery`).
     doubt : float
         ``rho_k`` below which the identification is said to be in doubt.
+    known : bool
+        The noise was given (``--flow-noise-sd``), not learned.
 
     Returns
     -------
@@ -76,8 +79,9 @@ def noise_report(noise_fraction, mean, sd, doubt: float = RECOVERY_DOUBT) -> dic
     rho = implied_recovery(mean, sd)
     worst = int(np.argmin(rho))
     in_doubt = bool(rho[worst] < doubt)
-    text = (f"the fit attributes {100 * frac.min():.1f}-{100 * frac.max():.1f} % of each "
-            f"column's sd to observation noise; under the fitted model the posterior means "
+    text = (f"{'the given noise is' if known else 'the fit attributes'} "
+            f"{100 * frac.min():.1f}-{100 * frac.max():.1f} % of each "
+            f"column's sd{'' if known else ' to observation noise'}; under the fitted model the posterior means "
             f"correlate with the latents at most {rho.min():.3f}-{rho.max():.3f}")
     if in_doubt:
         text += (f" (latent {worst} below {doubt:g}): the noise drowns part of the latents, so "
@@ -87,14 +91,16 @@ def noise_report(noise_fraction, mean, sd, doubt: float = RECOVERY_DOUBT) -> dic
     else:
         text += "."
     identified = noise_identified(frac.size, rho.size)
-    if not identified:
+    if not identified and not known:
         text += (f" With as many observed columns as latents (d = n = {rho.size}) the data "
                  "cannot separate observation noise from the latents' own spread: a flexible "
                  "mixing absorbs it, so the learned noise is a lower bound and the intervals are "
-                 "too narrow on a noisy recording (more columns than latents let the fit learn "
-                 "it).")
+                 "too narrow on a noisy recording; give the noise sd if it is known "
+                 "(--flow-noise-sd), or measure more columns than latents, which let the fit "
+                 "learn it.")
     return {"noise_fraction": frac.tolist(), "implied_recovery": rho.tolist(),
-            "in_doubt": in_doubt, "noise_identified": identified, "message": text}
+            "in_doubt": in_doubt, "noise_identified": identified, "noise_given": bool(known),
+            "message": text}
 
 
 def noise_identified(data_dim: int, n_latent: int) -> bool:

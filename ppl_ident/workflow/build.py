@@ -56,6 +56,10 @@ def checked_settings(dataset: Dataset, s: FitSettings):
     noise_given = bool(s.flow_noise)
     s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s), int(n),
                          family=family.name, data_dim=d)
+    if s.flow_noise_sd is not None and s.flow_noise is False:
+        raise InputError("--flow-noise-sd gives the noisy flow's noise, but --no-flow-noise asks "
+                         "for the noiseless flow: drop one of them.")
+    noise_given = noise_given or s.flow_noise_sd is not None
     if noise_given and not s.flow:
         raise InputError("--flow-noise adds observation noise to the exact flow, which this fit "
                          "does not use (--no-flow, or n and d that rule it out): drop "

@@ -149,6 +149,49 @@ def test_flow_noise_without_the_flow_is_refused(small_data):
         fit_model(data, steps=5, flow=False, flow_noise=True)
 
 
+def test_a_known_noise_sd_is_held_not_learned(small_data, tmp_path):
+    """--flow-noise-sd: the noisy flow with the noise given in data units. Its noise_fraction
+    is that sd over each column's sd (as the whitening map records it) before and after
+    training, it survives save and load, and the report says the noise was given."""
+    from ppl_ident.workflow import fit_model, load_run, save_run
+
+    data, _ = small_data
+    fitted = fit_model(data, steps=40, width=8, depth=1, flow_noise_sd=0.2, seed=0)
+    assert fitted.settings.flow_noise and fitted.spec.config["flow_noise_sd"] == 0.2
+    expect = 0.2 / np.asarray(column_scale(tuple(map(jnp.asarray, whitening(data.x))), 2))
+    np.testing.assert_allclose(fitted.params["noise_fraction"], expect, rtol=1e-6)
+    noise = fitted.metrics["observation_noise"]
+    assert noise["noise_given"] and noise["message"].startswith("the given noise is")
+    assert "lower bound" not in noise["message"]
+    save_run(tmp_path / "run", fitted, data)
+    back = load_run(tmp_path / "run")
+    assert back.settings.flow_noise_sd == 0.2
+    np.testing.assert_allclose(back.params["noise_fraction"], expect, rtol=1e-6)
+    with pytest.raises(InputError, match="--no-flow-noise"):
+        fit_model(data, steps=5, flow_noise_sd=0.2, flow_noise=False)
+    with pytest.raises(InputError, match="--flow-noise"):
+        fit_model(data, steps=5, flow_noise_sd=0.2, flow=False)
+    with pytest.raises(InputError, match="flow_noise_sd must be > 0"):
+        fit_model(data, steps=5, flow_noise_sd=-1.0)
+
+
+def test_the_noisy_flow_is_the_default_only_where_the_data_identify_the_noise():
+    # d > n: the noise has directions of its own, and the flow learns it by default; d = n:
+    # the noiseless flow, unless asked
+    from ppl_ident.data import simulate_domains
+    from ppl_ident.settings import FitSettings
+    from ppl_ident.workflow import checked_settings
+
+    tall, _ = simulate_domains(0, n_latent=2, data_dim=3, n_domains=5, n_per_domain=10)
+    square, _ = simulate_domains(0, n_latent=2, data_dim=2, n_domains=5, n_per_domain=10)
+    assert checked_settings(tall, FitSettings())[1].flow_noise is True
+    assert checked_settings(tall, FitSettings(flow_noise=False))[1].flow_noise is False
+    assert checked_settings(square, FitSettings())[1].flow_noise is False
+    assert checked_settings(square, FitSettings(flow_noise=True))[1].flow_noise is True
+    # the variational model has no flow to add noise to
+    assert checked_settings(tall, FitSettings(flow=False))[1].flow_noise is False
+
+
 def test_seeds_are_chains_aligned_without_truth(small_data, tmp_path):
     """fit --seeds 3 with a posterior: posterior.nc holds one chain per seed, each seed's own
     draws mapped onto the kept fit; the kept fit's chain is its own posterior (its alignment

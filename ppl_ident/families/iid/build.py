@@ -26,7 +26,7 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                     width=64, depth=2, prior="gaussian", noise_scale=None,
                     learn_prior_loc=True, encoder_u=True, architecture="mlp", whiten=None,
                     noise_init=0.1, guide="encoder", flow=False, flow_layers=8,
-                    flow_noise=False):
+                    flow_noise=False, flow_noise_sd=None):
     """Build ``ivae`` or ``vae`` with fresh networks; see :func:`ppl_ident.families.build_model`.
 
     ``flow=True`` builds the exact-likelihood variant: an invertible coupling flow ``z = h(x)``
@@ -37,8 +37,14 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
     ``flow_noise=True`` (with ``flow``) adds learned Gaussian observation noise to the flow:
     the latent is the noise-free observation, and an encoder (``width`` x ``depth``, reading
     the whitened observation) gives its full-covariance Gaussian posterior
-    (:func:`ppl_ident.families.iid.guide.noisy_flow_guide`).
+    (:func:`ppl_ident.families.iid.guide.noisy_flow_guide`). ``flow_noise_sd`` (data units,
+    every column) fixes that noise at a known level instead of learning it.
     """
+    if flow_noise_sd is not None and not (flow and flow_noise):
+        raise InputError("flow_noise_sd is the noisy flow's known noise: pass it with "
+                         "flow=True, flow_noise=True.")
+    if flow_noise_sd is not None and not float(flow_noise_sd) > 0:
+        raise InputError(f"flow_noise_sd must be > 0 (data units), got {flow_noise_sd}.")
     identifiable = name == "ivae"
     if identifiable and n_domains is None and aux_dim is None:
         raise InputError("The iVAE needs an auxiliary variable u: give n_domains or aux_dim.")
@@ -91,7 +97,8 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                              f"{', residual variance' if len(white) == 3 else ''}); got shapes "
                              f"{white[0].shape} and {white[1].shape}.")
     common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale, whiten=white,
-                  noise_init=noise_init, flow=mods.get("flow"), flow_noise=bool(flow and flow_noise))
+                  noise_init=noise_init, flow=mods.get("flow"), flow_noise=bool(flow and flow_noise),
+                  flow_noise_sd=None if flow_noise_sd is None else float(flow_noise_sd))
     if identifiable:
         model = partial(ivae, decoder=mods.get("decoder"), n_domains=n_domains,
                         aux_net=mods.get("prior_net"), prior=prior,
@@ -121,5 +128,6 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                   architecture=architecture, noise_init=noise_init,
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white],
                   guide=guide, flow=bool(flow), flow_layers=int(flow_layers),
-                  flow_noise=bool(flow and flow_noise))
+                  flow_noise=bool(flow and flow_noise),
+                  flow_noise_sd=None if flow_noise_sd is None else float(flow_noise_sd))
     return ModelSpec(name, model, guide_fn, init_params, config, objective, modules=mods)

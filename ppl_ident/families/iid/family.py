@@ -66,6 +66,8 @@ class IIDFamily(ModelFamily):
         if "flow_noise" not in settings:
             # a run written before the noisy flow: noiseless
             settings["flow_noise"] = False
+        # a run written before the known-noise option learned its noise
+        settings.setdefault("flow_noise_sd", None)
         return settings
 
     def build(self, name, key, **config) -> ModelSpec:
@@ -79,7 +81,8 @@ class IIDFamily(ModelFamily):
                     whiten=whitening(dataset.x, s.latent_dim if s.flow else None)
                     if s.whiten else None,
                     noise_init=s.noise_init, guide=s.guide, flow=s.flow,
-                    flow_layers=s.flow_layers, flow_noise=bool(s.flow_noise))
+                    flow_layers=s.flow_layers, flow_noise=bool(s.flow_noise),
+                    flow_noise_sd=s.flow_noise_sd if s.flow_noise else None)
 
     def templates(self, config):
         x = jnp.zeros((2, config["data_dim"]))
@@ -111,8 +114,9 @@ class IIDFamily(ModelFamily):
                                   None if u is None else u[rows], 8192)
         if noisy and np.all(np.isfinite(mean)) and np.all(np.isfinite(sd)):
             # what the learned noise leaves of the latents (no ground truth)
-            checks["observation_noise"] = noise_report(fitted.params["noise_fraction"], mean,
-                                                       sd)
+            checks["observation_noise"] = noise_report(
+                fitted.params["noise_fraction"], mean, sd,
+                known=fitted.spec.config.get("flow_noise_sd") is not None)
         if dataset.z is None:
             return checks
         z = np.asarray(dataset.z[rows], np.float32)

@@ -139,7 +139,8 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
          aux_net=None, prior: str = "gaussian", noise_scale: float | None = None,
          learn_prior_loc: bool = True, subsample_size: int | None = None, n_obs=None,
          whiten=None, noise_init: float = 0.1, flow=None,
-         observe_latent: bool = False, flow_noise: bool = False):
+         observe_latent: bool = False, flow_noise: bool = False,
+         flow_noise_sd: float | None = None):
     """iVAE: factorial prior ``p(z | u)`` with learned parameters, MLP decoder.
 
     Parameters
@@ -186,10 +187,13 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
         ``noise_fraction`` of each column's sd). Its posterior over ``z = h(w)`` is a real
         one (:func:`ppl_ident.families.iid.guide.noisy_flow_guide`); as ``sigma -> 0`` it
         tends to the noiseless flow's point mass.
+    flow_noise_sd : float, optional
+        With ``flow_noise``: a known noise sd (data units, every column) instead of a learned
+        one; ``noise_fraction`` then holds it over each column's sd and is not trained.
     """
     n = _num_obs(x, u, n_obs)
     observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten,
-                           observe_latent and x is not None, flow_noise)
+                           observe_latent and x is not None, flow_noise, flow_noise_sd)
     shape = prior_shape(prior, n_latent)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         u_b = u[idx]
@@ -201,7 +205,7 @@ def ivae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, n_domains: in
 def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=None,
         subsample_size: int | None = None, n_obs=None, whiten=None,
         noise_init: float = 0.1, flow=None, observe_latent: bool = False,
-        flow_noise: bool = False, **_unused):
+        flow_noise: bool = False, flow_noise_sd: float | None = None, **_unused):
     """Plain VAE: ``z ~ Normal(0, I)`` whatever ``u`` is (the non-identifiable control).
 
     Accepts and ignores ``u`` so that it is a drop-in replacement for :func:`ivae`; with
@@ -209,7 +213,7 @@ def vae(x=None, u=None, *, decoder, n_latent: int, data_dim: int, noise_scale=No
     """
     n = _num_obs(x, u, n_obs)
     observe = _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten,
-                           observe_latent and x is not None, flow_noise)
+                           observe_latent and x is not None, flow_noise, flow_noise_sd)
     prior = dist.Normal(jnp.zeros(n_latent), 1.0).to_event(1)
     with numpyro.plate("obs", n, subsample_size=subsample_size) as idx:
         observe(prior, None if x is None else x[idx])
@@ -220,7 +224,7 @@ def _sample_z(prior, z_obs=None):
 
 
 def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten, observe_latent,
-                 flow_noise=False):
+                 flow_noise=False, flow_noise_sd=None):
     """Register the observation model's global sites (the decoder and its noise, or the flow,
     and with ``flow_noise`` the flow's noise) and return ``observe(prior, x_b)``:
     inside the ``obs`` plate, it draws the latent site from ``prior`` (``z``, or for the noisy
@@ -230,7 +234,9 @@ def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten, obser
     if flow is not None:
         fl = eqx_module("flow", flow)
         if flow_noise:
-            sigma = noise_fraction(data_dim) * column_scale(whiten, data_dim)
+            scale = column_scale(whiten, data_dim)
+            sigma = noise_fraction(data_dim, None if flow_noise_sd is None
+                                   else flow_noise_sd / scale) * scale
 
             def observe(prior, x_b):
                 w = numpyro.sample("w", FlowDensity(prior, fl))
@@ -261,12 +267,18 @@ def _observation(decoder, flow, noise_scale, data_dim, noise_init, whiten, obser
 NOISE_FRACTION_INIT = 0.1
 
 
-def noise_fraction(data_dim: int):
-    """The noisy flow's learned observation noise ``(d,)``: each column's noise sd as a
-    fraction of that column's sd (registered as ``noise_fraction``; the model's ``sigma`` is
-    it times :func:`~ppl_ident.ops.observation.column_scale`)."""
-    return numpyro.param("noise_fraction", jnp.full((data_dim,), NOISE_FRACTION_INIT),
-                         constraint=dist.constraints.positive)
+def noise_fraction(data_dim: int, known=None):
+    """The noisy flow's observation noise ``(d,)``: each column's noise sd as a fraction of
+    that column's sd (registered as ``noise_fraction``; the model's ``sigma`` is it times
+    :func:`~ppl_ident.ops.observation.column_scale`). Learned from
+    :data:`NOISE_FRACTION_INIT`, or with ``known`` ``(d,)`` held at that value: the parameter
+    is still registered, so every reader of a fit finds it, but no gradient reaches it."""
+    if known is None:
+        return numpyro.param("noise_fraction", jnp.full((data_dim,), NOISE_FRACTION_INIT),
+                             constraint=dist.constraints.positive)
+    init = jnp.broadcast_to(jnp.asarray(known, jnp.float32), (data_dim,))
+    return jax.lax.stop_gradient(numpyro.param("noise_fraction", init,
+                                               constraint=dist.constraints.positive))
 
 
 def flow_likelihood(fl, z, x_b, whiten):
