@@ -101,8 +101,9 @@ class SequenceFamily(ModelFamily):
         return x, u
 
     def evaluate(self, fitted, dataset, truth=None) -> dict:
-        """MCC (Pearson, Spearman), per-dimension correlations and R^2 over all time steps when
-        ``dataset.z`` is known; for the regime model the learned regime chain, and with a
+        """MCC (Pearson, Spearman), per-dimension correlations, R^2 and the affine alignment of
+        the learned latents onto the true ones (``alignment``, with the ``steps`` it was fitted
+        on) over all time steps when ``dataset.z`` is known; for the regime model the learned regime chain, and with a
         :class:`~ppl_ident.data.sequences.SequenceTruth` holding the regime path, the regime
         accuracy of the Viterbi path and of the smoothed marginals (after Hungarian matching)
         and the transition-matrix error."""
