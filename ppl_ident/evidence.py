@@ -76,17 +76,6 @@ def _prior_tables(family, spec, stack, u_points):
         lambda a: a[i], stack), u_points)) for i in range(k)]  # noqa: B023
 
 
-def _u_points(spec, u_model):
-    """The model inputs at which priors are compared: every domain, or quantiles of a
-    continuous u (rows of u in order of their first coordinate)."""
-    if spec.config.get("n_domains") is not None:
-        return np.arange(int(spec.config["n_domains"]), dtype=np.int32)
-    u = np.asarray(u_model)
-    order = np.argsort(u[:, 0], kind="stable")
-    pick = np.round(np.linspace(0, len(u) - 1, min(CONTINUOUS_POINTS, len(u)))).astype(int)
-    return u[order[pick]]
-
-
 def identifiability_evidence(fitted, dataset, *, permutations: int = NULL_PERMUTATIONS,
                              seeds: int = NULL_SEEDS, seed: int = 0, progress: bool = False
                              ) -> dict:
@@ -113,21 +102,18 @@ def identifiability_evidence(fitted, dataset, *, permutations: int = NULL_PERMUT
     """
     from ppl_ident.workflow import fit_model, model_inputs
 
-    family = family_of(fitted.spec.config["name"])
+    family = family_of(fitted.spec.name)
     if not family.permutation_null:
         return {"applicable": False,
-                "reason": "the permuted-label null is implemented for i.i.d. models only",
+                "reason": f"the permuted-label null is not implemented for {family.label} "
+                          "models",
                 "verdict": {"word": "not shown", "reason": "the permuted-label test is not "
                             f"implemented for {family.label} models yet.", "next": ""}}
     if permutations < 1 or seeds < 2:
         raise InputError(f"identifiability_evidence needs permutations >= 1 and seeds >= 2; got "
                          f"{permutations} and {seeds}.")
-    activity = None
-    if not fitted.spec.config.get("flow"):
-        from ppl_ident.families.iid.checks import run_activity
-
-        activity = run_activity(fitted, dataset, seed=seed)
-    collapsed = activity["message"] if activity and activity.get("collapsed") else None
+    activity = family.latent_activity(fitted, dataset, seed=seed)
+    collapsed = activity["message"] if activity.get("collapsed") else None
     noise = fitted.metrics.get("observation_noise") or {}
     doubt = noise.get("message") if noise.get("in_doubt") else None
     if not family.prior_depends_on_u(fitted.spec) or dataset.u is None:
@@ -138,7 +124,8 @@ def identifiability_evidence(fitted, dataset, *, permutations: int = NULL_PERMUT
     rows = evaluation_rows(dataset.x.shape[0], EVIDENCE_ROWS, seed)
     x_rows = np.asarray(dataset.x[rows], np.float32)
     u_rows = np.asarray(u_model)[rows]
-    points = _u_points(fitted.spec, u_model)
+    # every domain, or CONTINUOUS_POINTS quantiles of a continuous u
+    points = family.prior_points(fitted.spec, u_model, CONTINUOUS_POINTS)
     settings = fitted.settings
     blind = dataset._replace(z=None)
 

@@ -42,7 +42,8 @@ class Setting(NamedTuple):
         None means "the engine's own" or "derived from the data" (as the help says).
     help : str
     families : tuple of str
-        The families (:data:`ppl_ident.families.FAMILIES`) it applies to.
+        The families (:data:`ppl_ident.families.FAMILIES`) it applies to; :data:`ALL`: every
+        family, a family registered later included (:meth:`applies_to`).
     flag : str or None
         The ``ppl-ident fit`` flag; None: the setting is not a flag (``model`` is positional
         in spirit but a flag too, see below).
@@ -66,6 +67,10 @@ class Setting(NamedTuple):
     kind: str = "str"
     choices: str | None = None
     grid: bool = True
+
+    def applies_to(self, family: str) -> bool:
+        """Whether the setting applies to the models of ``family`` (a family's name)."""
+        return self.families == ALL or family in self.families
 
 
 #: Defaults of the settings a fit leaves unset (None) that depend on the model it runs: the
@@ -402,13 +407,13 @@ def check_applicable(settings: FitSettings, family) -> None:
 
     for s in SETTINGS:
         value = getattr(settings, s.name)
-        if family.name in s.families or value == s.default:
+        if s.applies_to(family.name) or value == s.default:
             continue
         models = [m for f in s.families for m in FAMILIES[f].models]
         # blamed on a preset only if every setting of the other family it sets is as it sets it
         presets = [p for p, kw in FIT_PRESETS.items() if s.name in kw and all(
             getattr(settings, k) == v for k, v in kw.items()
-            if family.name not in SETTINGS_BY_NAME[k].families)]
+            if not SETTINGS_BY_NAME[k].applies_to(family.name))]
         if presets:  # not given as a flag: it came with a preset of the other family
             raise InputError(
                 f"--preset {presets[0]} sets {s.name}={value!r}, a setting of the models "

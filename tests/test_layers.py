@@ -175,3 +175,67 @@ def test_the_checker_finds_a_circle_and_an_upward_import():
                "ppl_ident.cli": GRAPH["ppl_ident.cli"] | {"ppl_ident.data.io"}}
     assert any("ppl_ident.data.io" in c and "ppl_ident.cli" in c for c in _cycles(planted))
     assert layer("ppl_ident.cli") > layer("ppl_ident.data.io")
+
+
+#: The subpackages of the families (a family's internals); the shared modules beside them
+#: (``base``, ``guides``, ``predict``) and the registry are for everyone.
+FAMILY_INTERNALS = ("ppl_ident.families.iid", "ppl_ident.families.sequence")
+#: Modules outside ``ppl_ident.families`` that may import a family's internals: re-exports of
+#: release 0.1's public names, and the choices of the settings one family declares.
+FAMILY_INTERNALS_ALLOWED = {
+    "ppl_ident.workflow": {"ppl_ident.families.iid.inputs"},
+    "ppl_ident.inference": {"ppl_ident.families.iid.checks"},
+    "ppl_ident.settings": {"ppl_ident.families.sequence.build",
+                           "ppl_ident.families.sequence.model"},
+}
+
+
+def _outside_the_families() -> list[str]:
+    return sorted(m for m in MODULES if m != "ppl_ident.families"
+                  and not m.startswith("ppl_ident.families."))
+
+
+def test_nothing_outside_the_families_imports_a_familys_internals():
+    # the rest of the package asks the registry (family_of) and the ModelFamily methods
+    for module in _outside_the_families():
+        found = {t for t in GRAPH[module] if t.startswith(FAMILY_INTERNALS)}
+        assert found <= FAMILY_INTERNALS_ALLOWED.get(module, set()), \
+            f"{module} imports {sorted(found)}"
+
+
+def _is_spec_config(node) -> bool:
+    """``spec.config`` or ``<anything>.spec.config``."""
+    return (isinstance(node, ast.Attribute) and node.attr == "config" and (
+        (isinstance(node.value, ast.Name) and node.value.id == "spec")
+        or (isinstance(node.value, ast.Attribute) and node.value.attr == "spec")))
+
+
+def _spec_config_reads(path: Path) -> list[int]:
+    """Lines that read an entry of a model spec's ``config`` dict (``spec.config[...]``,
+    ``spec.config.get(...)``) or bind the dict to a name; passing it whole to the family
+    that wrote it (``family.templates(spec.config)``) is not a read."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Subscript) and _is_spec_config(node.value):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "get" and _is_spec_config(node.func.value):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Assign) and _is_spec_config(node.value):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_nothing_outside_the_families_reads_a_specs_config():
+    # a model's behaviour is asked of its ModelSpec's typed fields or of its family; the
+    # harness is left to its own rewrite (it reads the guide's name from the config)
+    reads = {m: _spec_config_reads(MODULES[m]) for m in _outside_the_families()
+             if not m.startswith("ppl_ident.harness")}
+    assert {m: lines for m, lines in reads.items() if lines} == {}
+
+
+def test_the_config_check_finds_a_read(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text("def f(fitted):\n    cfg = fitted.spec.config\n"
+                       "    return fitted.spec.config['flow'] or spec.config.get('flow')\n")
+    assert _spec_config_reads(planted) == [2, 3, 3]

@@ -50,7 +50,7 @@ def run(args) -> int:
     written = save_latents(out, fitted, data, chunk_size=args.chunk_size, columns=columns,
                            force=args.force)
     rows = int(np.prod(data.x.shape[:-1]))
-    n_latent = fitted.spec.config["n_latent"]
+    n_latent = fitted.spec.n_latent
     print(f"encoded {rows} rows of {data_path} ({n_latent} latents: mean, sd, 5% and 95% "
           f"quantiles) -> {written}")
     return 0

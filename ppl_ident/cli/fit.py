@@ -223,7 +223,7 @@ def _finish(out, fitted, data_path, args, data, truth, columns) -> int:
 def _testable(fitted) -> bool:
     from ppl_ident.families import family_of
 
-    return family_of(fitted.spec.config["name"]).permutation_null
+    return family_of(fitted.spec.name).permutation_null
 
 
 def _fmt(value) -> str:

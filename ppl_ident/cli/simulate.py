@@ -201,8 +201,9 @@ def _run_sequences(args, out) -> int:
 #: Flags of the package's own generators, by destination: the published ports keep their
 #: originals' settings, so one changed from its default is refused rather than ignored.
 PACKAGE_ONLY = ("latent_dim", "data_dim", "points_per_domain", "mixing_layers", "activation",
-                "slope", "source", "max_cond", "identical_domains", "noise_std", "length",
-                "lag", "stay_prob", "scale_min", "scale_max", "loc_range", "domain_length")
+                "slope", "source", "df", "max_cond", "identical_domains", "noise_std",
+                "length", "lag", "segments", "segment_length", "stay_prob", "scale_min",
+                "scale_max", "loc_range", "domain_length")
 
 
 def _changed_package_flags(args) -> list[str]:

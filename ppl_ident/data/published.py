@@ -57,6 +57,7 @@ __all__ = [
     "simulate_nctrl",
     "simulate_ctrlns",
     "simulate_published",
+    "generator_options",
     "transition_log_likelihoods",
     "regime_prior",
     "forward_backward",
@@ -200,8 +201,24 @@ def _draw_chain(rng, init, P, B, T):
 
 def _positive(**values):
     for name, v in values.items():
-        if int(v) != v or v < 1:
-            raise InputError(f"{name} must be a positive integer, got {v!r}.")
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer, float, np.floating)) \
+                or not np.isfinite(v) or int(v) != v or v < 1:
+            raise InputError(f"{name} must be a positive integer (1 or more), got {v!r}.")
+
+
+def _scale(name: str, v):
+    """Refuse a noise scale that is not a finite number >= 0 (0: noiseless transitions)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer, float, np.floating)) \
+            or not np.isfinite(v) or v < 0:
+        raise InputError(f"{name} must be a finite number >= 0 (0: noiseless transitions), "
+                         f"got {v!r}.")
+
+
+def _probability(name: str, v):
+    """Refuse a staying probability outside [0, 1)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer, float, np.floating)) \
+            or not 0 <= v < 1:
+        raise InputError(f"{name} must be in [0, 1), got {v!r}.")
 
 
 # --------------------------------------------------------------------------- TDRL
@@ -260,6 +277,7 @@ def simulate_tdrl_changing(seed: int = 0, *, n_per_domain: int = 40_000, n_domai
     """
     _positive(n_per_domain=n_per_domain, n_domains=n_domains, length=length, lag=lag,
               n_latent=n_latent)
+    _scale("noise_scale", noise_scale)
     if n_latent < 5:
         raise InputError(f"n_latent={n_latent}: TDRL's changing edges (1, 2) and (3, 4) need "
                          "at least 5 latents.")
@@ -321,6 +339,9 @@ def simulate_tdrl_stationary(seed: int = 0, *, n_sequences: int = 100_000, lengt
     ((6, 3, 3), (2, 3, 3))
     """
     _positive(n_sequences=n_sequences, length=length, lag=lag, n_latent=n_latent)
+    _scale("noise_scale", noise_scale)
+    if not isinstance(noise_coupled, (bool, np.bool_)):
+        raise InputError(f"noise_coupled must be True or False, got {noise_coupled!r}.")
     rng = np.random.default_rng(seed)
     n, L, B = n_latent, lag, n_sequences
     W = np.stack(_tdrl_weights(rng, n, L))
@@ -383,13 +404,13 @@ def simulate_nctrl(seed: int = 0, *, n_sequences: int = 40_000, n_regimes: int =
     """
     _positive(n_sequences=n_sequences, n_regimes=n_regimes, length=length, lag=lag,
               n_latent=n_latent)
+    _scale("noise_scale", noise_scale)
     if n_regimes < 2:
         raise InputError(f"n_regimes={n_regimes}: NCTRL switches between 2 or more regimes.")
     if n_regimes > np.prod(np.arange(1, n_latent + 1), dtype=float):
         raise InputError(f"n_regimes={n_regimes} exceeds the {n_latent}! distinct permutations "
                          f"of {n_latent} latents; choose fewer regimes or more latents.")
-    if not 0 <= stay_prob < 1:
-        raise InputError(f"stay_prob must be in [0, 1), got {stay_prob!r}.")
+    _probability("stay_prob", stay_prob)
     rng = np.random.default_rng(seed)
     n, L, K, B, T = n_latent, lag, n_regimes, n_sequences, lag + length
     thr = _cond_threshold(rng, n)
@@ -520,8 +541,8 @@ def simulate_ctrlns(seed: int = 0, *, n_groups: int = 1000, group_size: int = 32
               segment_length=segment_length, n_latent=n_latent, hidden=hidden)
     if n_regimes < 2:
         raise InputError(f"n_regimes={n_regimes}: CtrlNS switches between 2 or more regimes.")
-    if not 0 <= stay_prob < 1 or noise_level < 0:
-        raise InputError("stay_prob must be in [0, 1) and noise_level >= 0.")
+    _probability("stay_prob", stay_prob)
+    _scale("noise_level", noise_level)
     rng = np.random.default_rng(seed)
     K, n, S, G = n_regimes, n_latent, segment_length, n_groups
     chain1 = _cyclic_chain(K, stay_prob)
@@ -567,16 +588,44 @@ _SIMULATORS = {"tdrl_changing": simulate_tdrl_changing,
                "nctrl": simulate_nctrl, "ctrlns": simulate_ctrlns}
 
 
-def simulate_published(generator: str, seed: int = 0, **options):
-    """Run the ported generator named ``generator`` (one of :data:`PUBLISHED_GENERATORS`)
-    with its keyword ``options``."""
+def generator_options(generator: str) -> tuple:
+    """The keyword options of the ported generator ``generator``, with their defaults: a
+    tuple of ``(name, default)``."""
+    import inspect
+
     if generator not in _SIMULATORS:
         raise InputError(f"Unknown published generator {generator!r}; choose one of "
                          f"{', '.join(PUBLISHED_GENERATORS)}.")
+    return tuple((p.name, p.default)
+                 for p in inspect.signature(_SIMULATORS[generator]).parameters.values()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def simulate_published(generator: str, seed: int = 0, **options):
+    """Run the ported generator named ``generator`` (one of :data:`PUBLISHED_GENERATORS`)
+    with its keyword ``options`` (:func:`generator_options`; another name raises
+    :class:`~ppl_ident.errors.InputError` listing the valid ones)."""
+    valid = [name for name, _ in generator_options(generator)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise InputError(f"The {generator} generator has no option(s) "
+                         f"{', '.join(map(repr, unknown))}; its options are "
+                         f"{', '.join(valid)}.")
+    if int(seed) != seed or seed < 0:
+        raise InputError(f"seed must be an integer >= 0, got {seed!r}.")
     return _SIMULATORS[generator](seed, **options)
 
 
 # --------------------------------------------------------------------------- the true regimes
+
+
+def _transition_sd(truth: PublishedTruth, sd) -> float:
+    sd = float(sd)
+    if not sd > 0:
+        raise InputError(f"This {truth.generator} data was simulated without transition noise "
+                         "(noise 0): its steps have no likelihood under any regime. Simulate "
+                         "with a noise scale > 0 for the regime posterior.")
+    return sd
 
 
 def transition_log_likelihoods(truth: PublishedTruth, z=None) -> np.ndarray:
@@ -590,7 +639,7 @@ def transition_log_likelihoods(truth: PublishedTruth, z=None) -> np.ndarray:
     B, T, n = z.shape
     L, p = truth.lag, truth.params
     if truth.generator == "nctrl":
-        P, sd = np.asarray(p["P"], np.float64), float(p["noise_scale"])
+        P, sd = np.asarray(p["P"], np.float64), _transition_sd(truth, p["noise_scale"])
         K = P.shape[0]
         y = _leaky_inv(z[:, L:])
         rest = 0.0
@@ -600,7 +649,7 @@ def transition_log_likelihoods(truth: PublishedTruth, z=None) -> np.ndarray:
             rest, 2)
         ll = -0.5 * (((y[:, :, None] - mean) / sd) ** 2).sum(-1)
     elif truth.generator == "ctrlns":
-        sd = float(p["noise_sd"])
+        sd = _transition_sd(truth, p["noise_sd"])
         K = np.asarray(p["w1"]).shape[0]
         prev = z[:, :-1]
         ll = np.stack([-0.5 * (((z[:, 1:] - _ctrlns_mean(p, prev, k)) / sd) ** 2).sum(-1)

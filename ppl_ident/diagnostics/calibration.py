@@ -41,7 +41,8 @@ from ppl_ident.arviz_compat import hdi
 from ppl_ident.diagnostics.mcc import mcc
 from ppl_ident.errors import InputError
 
-__all__ = ["Alignment", "LEVELS", "fit_alignment", "apply_alignment", "intervals",
+__all__ = ["Alignment", "LEVELS", "fit_alignment", "apply_alignment", "alignment_to_dict",
+           "alignment_from_dict", "intervals",
            "interval_coverage", "sd_error_correlation", "calibration_summary",
            "coverage_tolerance"]
 
@@ -108,6 +109,22 @@ def fit_alignment(z_true, z_mean) -> Alignment:
         tot = np.sum((z_true[:, i] - z_true[:, i].mean()) ** 2)
         r2[i] = 1.0 - np.sum(resid**2) / tot if tot > 0 else 0.0
     return Alignment(res.matching, slope, intercept, r2)
+
+
+def alignment_to_dict(alignment: Alignment, **extra) -> dict:
+    """An alignment as JSON-able lists (``metrics.json``, ``report.json``), with ``extra``
+    entries (e.g. the number of rows it was fitted on)."""
+    return {**{k: np.asarray(getattr(alignment, k)).tolist() for k in Alignment._fields},
+            **extra}
+
+
+def alignment_from_dict(d) -> Alignment | None:
+    """The :class:`Alignment` written by :func:`alignment_to_dict`; None when ``d`` is None or
+    lacks a field (an older file)."""
+    if not isinstance(d, dict) or any(k not in d for k in Alignment._fields):
+        return None
+    return Alignment(np.asarray(d["matching"], int),
+                     *(np.asarray(d[k], np.float64) for k in Alignment._fields[1:]))
 
 
 def apply_alignment(alignment: Alignment, draws) -> np.ndarray:

@@ -32,14 +32,48 @@ from ppl_ident.families.sequence.family import SequenceFamily
 from ppl_ident.families.sequence.model import regime, stationary, tivae
 
 __all__ = ["ARCHITECTURES", "FAMILIES", "MODELS", "ModelFamily", "ModelSpec",
-           "build_model", "family_for_data", "family_of", "ivae", "vae", "prior_params",
-           "PRIORS", "tivae", "regime", "stationary"]
+           "build_model", "family_for_data", "family_of", "register_family", "ivae", "vae",
+           "prior_params", "PRIORS", "tivae", "regime", "stationary"]
 
-#: name -> family; a new family is one subpackage plus one line here.
+#: name -> family; a new family is one subpackage plus one line here (or, from outside the
+#: package, one call of :func:`register_family`).
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (IIDFamily(), SequenceFamily())}
 
 #: model name -> its family
 MODELS: dict[str, ModelFamily] = {m: f for f in FAMILIES.values() for m in f.models}
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Add ``family`` and its models to :data:`FAMILIES` and :data:`MODELS` (in place, so
+    every module that imported them sees it); returns it.
+
+    Raises
+    ------
+    InputError
+        ``family`` is not a :class:`ModelFamily`, or its name or one of its model names is
+        taken (the message names the registered one).
+
+    Examples
+    --------
+    >>> register_family(MyFamily())               # doctest: +SKIP
+    >>> family_of("my_model").name                 # doctest: +SKIP
+    'my_family'
+    """
+    if not isinstance(family, ModelFamily):
+        raise InputError(f"register_family takes a ModelFamily instance, got {family!r}: "
+                         "subclass ppl_ident.families.ModelFamily.")
+    if family.name in FAMILIES:
+        raise InputError(f"A family named {family.name!r} is registered already "
+                         f"({type(FAMILIES[family.name]).__name__}); give the new family "
+                         "another name.")
+    taken = [m for m in family.models if m in MODELS]
+    if taken:
+        raise InputError(f"The model name(s) {', '.join(map(repr, taken))} belong to the "
+                         f"{MODELS[taken[0]].name!r} family already; name the new family's "
+                         "models differently.")
+    FAMILIES[family.name] = family
+    MODELS.update({m: family for m in family.models})
+    return family
 
 
 

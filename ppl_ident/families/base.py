@@ -22,7 +22,8 @@ import numpy as np
 from ppl_ident.diagnostics.jacobian import jacobian_regression_route, score_routes
 from ppl_ident.errors import InputError
 
-__all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "ModelSpec", "ModelFamily", "module_params",
+__all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "LATENT_KINDS", "ModelSpec", "ModelFamily",
+           "module_params", "select_obs",
            "check_points", "relabel", "regression_jacobian", "REGRESSION_ROWS", "EVAL_ROWS",
            "evaluation_rows"]
 
@@ -57,6 +58,22 @@ class ModelSpec(NamedTuple):
         ``"encoder"``, ``"flow"``, ``"prior_net"``, ``"transition"``): the templates whose
         fitted arrays are ``params[f"{name}$params"]``
         (:func:`ppl_ident.families.predict.fitted_module` combines the two).
+    n_latent : int or None
+        Latents per observation (per time step of a sequence).
+    data_dim : int or None
+        Observed columns ``d`` of ``x``.
+    guide_name : str
+        The guide's name in :data:`ppl_ident.families.guides.GUIDES` (the engines look up its
+        family: which ELBOs it takes, whether it runs on all data at once).
+    latents : str
+        What the model's latent ``z`` is, one of :data:`LATENT_KINDS`: ``"posterior"`` (the
+        guide's posterior over the model's own latent site ``z``), ``"point"`` (``z = h(x)``,
+        a point estimate: no posterior, no interval, no importance proposal) or
+        ``"transformed"`` (the guide's posterior over another latent site, ``w``, of which
+        ``z = h(w)``).
+
+    The fields after ``modules`` are what the code outside the families asks of a model;
+    ``config`` is only read back by the family that wrote it.
     """
 
     name: str
@@ -68,6 +85,19 @@ class ModelSpec(NamedTuple):
     batch_plate: str = "obs"
     weight_plates: tuple = ()
     modules: dict | None = None
+    n_latent: int | None = None
+    data_dim: int | None = None
+    guide_name: str = "encoder"
+    latents: str = "posterior"
+
+
+#: What :attr:`ModelSpec.latents` may say about a model's latent ``z``.
+LATENT_KINDS = {
+    "posterior": "the guide's posterior over the model's latent site z",
+    "point": "z = h(x), a point estimate of an exact-likelihood flow",
+    "transformed": "the guide's posterior over the latent site w, of which z = h(w) (the "
+                   "noisy flow's noise-free observation)",
+}
 
 
 def module_params(module):
@@ -143,6 +173,14 @@ def evaluation_rows(n_total: int, max_rows: int = EVAL_ROWS, seed: int = 0) -> n
     return check_points(n_total, max(1, int(max_rows)), seed)
 
 
+def select_obs(num_total: int, max_obs: int, seed: int = 0) -> np.ndarray:
+    """A sorted random subset of ``min(max_obs, num_total)`` row indices (all rows if fewer)."""
+    if max_obs >= num_total:
+        return np.arange(num_total)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(num_total, size=max_obs, replace=False))
+
+
 def relabel(u, labels=None):
     """Re-index integer labels (any shape) to ``0..U-1``.
 
@@ -215,6 +253,24 @@ class ModelFamily(abc.ABC):
         ``u`` (for the permuted-label test); families with ``permutation_null`` implement it."""
         raise NotImplementedError(f"the {self.label} family has no learned prior table")
 
+    def prior_points(self, spec, u_model, max_points: int):
+        """The model inputs (at most ``max_points``) at which the permuted-label test compares
+        learned priors, from the fitted rows' inputs ``u_model``; families with
+        ``permutation_null`` implement it."""
+        raise NotImplementedError(f"the {self.label} family has no permuted-label test")
+
+    def learned_prior_table(self, spec, params) -> dict | None:
+        """The fitted prior per domain, ``{"loc": (U, n), "sd": (U, n)}`` (the report's
+        learned-prior section), or None for a model without one (default)."""
+        return None
+
+    def latent_activity(self, fitted, dataset, *, seed: int = 0) -> dict:
+        """Which latents of a fit have collapsed, without ground truth
+        (:func:`ppl_ident.diagnostics.latent_activity` as a dict with ``applicable``);
+        default: not applicable."""
+        return {"applicable": False,
+                "reason": f"not implemented for {self.label} models"}
+
     # -- data ------------------------------------------------------------------------------
     def n_obs(self, dataset) -> int:
         """Observations in ``dataset`` (time steps for sequences): the ELBO's per-obs unit."""
@@ -278,6 +334,30 @@ class ModelFamily(abc.ABC):
 
     @abc.abstractmethod
     def inference_data(self, fitted, dataset, *, num_draws: int, max_obs: int, seed: int,
-                       truth=None):
-        """The guide's posterior over ``z`` as an ArviZ InferenceData whose ``z`` has the dims
-        ``("chain", "draw", *obs_dims, "latent")``, for at most ``max_obs`` observations."""
+                       truth=None, obs_idx=None, alignment=None, sampler=None,
+                       **sampler_options):
+        """The posterior over ``z`` as an ArviZ InferenceData whose ``z`` has the dims
+        ``("chain", "draw", *obs_dims, "latent")`` (``posterior.nc``).
+
+        Parameters
+        ----------
+        fitted, dataset
+            A fit of this family and its data.
+        num_draws, max_obs, seed : int
+            Draws per observation, and at most ``max_obs`` observations kept (a seeded
+            subset).
+        truth : optional
+            The simulator's ground truth (the family says what it adds); False: no aligned
+            latents even when ``dataset.z`` is known.
+        obs_idx : int array, optional
+            Keep these entries of the first of ``obs_dims`` instead (the report's fresh draws
+            for the observations of ``posterior.nc``).
+        alignment : Alignment, optional
+            Reuse this map of the learned latents onto the true ones (families that store
+            aligned latents).
+        sampler : callable, optional
+            A latent sampler other than the guide (one of
+            :data:`ppl_ident.inference.latents.LATENT_SAMPLERS`, e.g. NUTS) with its
+            ``sampler_options``; a family whose latents only its guide draws refuses it with
+            :class:`InputError`.
+        """

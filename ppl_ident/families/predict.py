@@ -40,7 +40,7 @@ def point_latents(spec) -> bool:
     """Whether the fitted model's ``z`` is a function of ``x`` (the noiseless exact flow,
     ``z = h(x)``): a point estimate with no posterior, no interval and no importance
     proposal. The noisy flow and the variational models have a posterior over ``z``."""
-    return bool(spec.config.get("flow")) and not spec.config.get("flow_noise")
+    return spec.latents == "point"
 
 
 def split_draws(num_draws: int, max_chains: int = GUIDE_CHAINS) -> tuple[int, int]:
@@ -298,7 +298,7 @@ def guide_latents(spec, params, x, u, *, key, num_draws: int = 100, num_chains: 
 def model_latent_sites(spec) -> tuple:
     """The model's local latent sample sites: ``("w",)`` for the noisy flow (the noise-free
     observation, of which ``z = h(w)``), else ``("z",)``."""
-    return ("w",) if spec.config.get("flow_noise") else ("z",)
+    return ("w",) if spec.latents == "transformed" else ("z",)
 
 
 def posterior_predictive_x(spec, params, z, u, *, key) -> np.ndarray:

@@ -190,7 +190,7 @@ def svi_engine(spec: ModelSpec, *, elbo: str = "Trace_ELBO", num_particles: int 
         :mod:`ppl_ident.inference.sharding`); ``batch_size`` must be a multiple of its size.
     """
     check_batch_size(batch_size, mesh)
-    guide_name = spec.config.get("guide", "encoder")
+    guide_name = spec.guide_name
     family = guide_family(guide_name)
     if family.elbos is not None and elbo not in family.elbos:
         raise InputError(f"The {guide_name!r} guide works only with {', '.join(family.elbos)}; "

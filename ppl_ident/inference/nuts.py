@@ -103,7 +103,7 @@ def nuts_latents(spec, params, x, u, *, key, num_warmup: int = 300, num_samples:
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
     if num_chains < 2:
         raise InputError("Use num_chains >= 2 so that R-hat can detect chains that disagree.")
-    if spec.config.get("flow"):
+    if spec.latents != "posterior":
         raise InputError("NUTS samples the latents z of the variational models (--no-flow). The "
                          "noiseless flow's z = h(x) is a point with nothing to sample, and the "
                          "noisy flow's latent is its noise-free observation w, which this "
@@ -270,7 +270,7 @@ def nuts_engine(spec, *, params: dict | None = None, num_warmup: int = 300,
     if spec.batch_plate != "obs":
         raise InputError(f"The nuts engine samples the latents of i.i.d. models (ivae, vae); "
                          f"{spec.name!r} has sequence latents. Use ppl-ident report for it.")
-    guide = spec.config.get("guide", "encoder")
+    guide = spec.guide_name
     if not guide_family(guide).full_data:
         raise InputError(f"The nuts engine starts its chains from an amortised guide; the "
                          f"{guide!r} guide has none. Fit the base with guide 'encoder' or "

@@ -4,9 +4,9 @@ posterior standard deviations.
 
 These are the report's evidence on a user's own data (no ``z`` in the file): the figures are
 drawn from numbers computed elsewhere (:func:`ppl_ident.workflow.latent_summary`,
-:func:`ppl_ident.families.iid.checks.learned_prior_table`, ``metrics.json``). Every figure is
-sized to be read at the width the report shows it (about 900 px): fonts of 11 pt and more,
-axes named, legends with the names of what they show.
+:meth:`ppl_ident.families.base.ModelFamily.learned_prior_table`, ``metrics.json``). Every
+figure is sized to be read at the width the report shows it (about 900 px): fonts of 11 pt
+and more, axes named, legends with the names of what they show.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """ArviZ posteriors of fitted models (``InferenceData`` on ArviZ 0.23, ``xarray.DataTree`` on
-1.x): the families build them (:meth:`ppl_ident.families.base.ModelFamily.inference_data`; the
-i.i.d. layout in :mod:`ppl_ident.families.iid.idata`, the sequences' in
-:mod:`ppl_ident.families.sequence.idata`), this module adds the NUTS reference posterior and
-reads and writes ``posterior.nc``.
+1.x): the model's family builds them (:meth:`ppl_ident.families.base.ModelFamily.inference_data`,
+asked through :func:`ppl_ident.families.family_of`), this module names the latent sampler
+(the guide or NUTS), adds the NUTS reference posterior and reads and writes ``posterior.nc``.
 
 ArviZ has no converter for SVI results (``az.from_numpyro`` takes an ``MCMC`` object), so
 every posterior of ``z`` -- the guide's and NUTS's alike -- is built on ArviZ's ``from_dict``
-in those two family modules, through :mod:`ppl_ident.arviz_compat`, which owns every difference
-between the two ArviZ stacks. ``posterior.nc`` written on either stack is read on the other.
+in the families, through :mod:`ppl_ident.arviz_compat`, which owns every difference between the
+two ArviZ stacks. ``posterior.nc`` written on either stack is read on the other.
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.calibration import Alignment
 from ppl_ident.errors import InputError
 from ppl_ident.families import family_of
-from ppl_ident.families.base import DEFAULT_DRAWS, DEFAULT_OBS
-from ppl_ident.families.iid.idata import iid_inference_data, select_obs
+from ppl_ident.families.base import DEFAULT_DRAWS, DEFAULT_OBS, select_obs
 from ppl_ident.families.predict import POINT_ESTIMATE
 from ppl_ident.inference.latents import LATENT_SAMPLERS
 # posterior.nc is a run-directory file: save_run writes it, the report reads it
@@ -36,12 +34,18 @@ __all__ = ["posterior_inference_data", "DEFAULT_DRAWS", "DEFAULT_OBS", "select_o
 
 
 def to_inference_data(fitted, dataset: Dataset, *, engine: str = "guide",
-                      **options) -> IData:
-    """Posterior of the latents of a fitted i.i.d. model as an ArviZ posterior, drawn by
-    the latent sampler ``engine`` (``"guide"`` or ``"nuts"``, see
-    :data:`ppl_ident.inference.latents.LATENT_SAMPLERS`); ``options`` as in
-    :func:`ppl_ident.families.iid.idata.iid_inference_data` (``num_draws``, ``max_obs``,
-    ``seed``, ``truth``, ``obs_idx``, ``num_chains``, ``alignment``, the sampler's own).
+                      num_draws: int = DEFAULT_DRAWS, max_obs: int = DEFAULT_OBS,
+                      seed: int = 0, truth=None, **options) -> IData:
+    """Posterior of the latents of a fitted model as an ArviZ posterior in its family's
+    layout, drawn by the latent sampler ``engine`` (``"guide"`` or ``"nuts"``, see
+    :data:`ppl_ident.inference.latents.LATENT_SAMPLERS`; NUTS for models with one latent
+    vector per observation).
+
+    ``truth``: as the family reads it (i.i.d.: true latents ``(N, n)`` for the aligned
+    latents, None: ``dataset.z``, False: none; sequences: the simulator's record, for the true
+    regime path). ``options`` as in
+    :meth:`ppl_ident.families.base.ModelFamily.inference_data` (``obs_idx``, ``alignment``)
+    and the sampler's own (``num_chains``, ``num_warmup``, ...).
 
     Examples
     --------
@@ -52,7 +56,11 @@ def to_inference_data(fitted, dataset: Dataset, *, engine: str = "guide",
     if engine not in LATENT_SAMPLERS:
         raise InputError(f"Unknown latent sampler {engine!r}; valid: "
                          f"{', '.join(sorted(LATENT_SAMPLERS))}.")
-    return iid_inference_data(fitted, dataset, sampler=LATENT_SAMPLERS[engine], **options)
+    family = family_of(fitted.spec.name, dataset)
+    return family.inference_data(fitted, dataset, num_draws=num_draws, max_obs=max_obs,
+                                 seed=seed, truth=truth,
+                                 sampler=None if engine == "guide" else LATENT_SAMPLERS[engine],
+                                 **options)
 
 
 def posterior_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAULT_DRAWS,
@@ -60,7 +68,7 @@ def posterior_inference_data(fitted, dataset: Dataset, *, num_draws: int = DEFAU
     """The guide's posterior over ``z`` of any fitted model, in its family's ArviZ layout
     (``obs`` for i.i.d. models, ``sequence, time`` for sequence models; what ``ppl-ident fit``
     writes to ``posterior.nc``)."""
-    family = family_of(fitted.spec.config["name"], dataset)
+    family = family_of(fitted.spec.name, dataset)
     return family.inference_data(fitted, dataset, num_draws=num_draws, max_obs=max_obs,
                                  seed=seed, truth=truth)
 

@@ -51,7 +51,6 @@ from ppl_ident.diagnostics.calibration import LEVELS, calibration_summary, inter
 from ppl_ident.diagnostics.reference import chain_diagnostics, compare_to_reference
 from ppl_ident.errors import InputError
 from ppl_ident.families import family_of
-from ppl_ident.families.predict import point_latents
 from ppl_ident.inference.marginal import log_marginal_likelihood
 from ppl_ident.reporting import sequence_report as seq
 from ppl_ident.reporting.context import Posterior, ReportContext
@@ -79,7 +78,7 @@ from ppl_ident.reporting.page import (
     write_page,
 )
 from ppl_ident.reporting.plots import CHECK_DIR, CHECK_SECTIONS, check_figures
-from ppl_ident.reporting.verdict import verdict_html
+from ppl_ident.reporting.verdict import untestable_html, verdict_html
 from ppl_ident.workflow import load_run, model_inputs
 
 __all__ = ["BUILDERS", "SECTIONS", "OPTIONAL", "ReportResult", "build_report", "ensure_check",
@@ -383,7 +382,7 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     fitted = load_run(run)
     config = json.loads((run / "config.json").read_text())
     data, truth = _resolve_data(run, config, dataset, truth)
-    family = family_of(fitted.spec.config["name"])
+    family = family_of(fitted.spec.name)
     if np.ndim(data.x) != family.data_rank:
         raise InputError(f"{run} holds a fit of the {family.label} model "
                          f"{fitted.settings.model!r}, but the data's x has shape "
@@ -426,7 +425,7 @@ def build_report(run_dir, *, dataset=None, heldout=None, nuts_obs: int = 6,
     ctx.numbers["timings_s"] = ctx.timings
     titles = {k: SECTIONS[k].format(label=family.label) for k in family.report_sections}
     what = f"{fitted.settings.model}" if not ctx.post.sequential else \
-        f"{fitted.spec.config['name']}, sequences"
+        f"{fitted.spec.name}, sequences"
     out, sections = write_page(run, f"ppl-ident report: {run.name} ({what})", titles,
                                ctx.parts, ctx.numbers)
     return ReportResult(out, ctx.figures, sections, ctx.numbers, ctx.timings, ctx.idatas)
@@ -468,7 +467,7 @@ def ensure_verdict(run: Path, fitted, data, *, permutations: int = 2, seed: int 
     from ppl_ident.files import atomic_write_json
     from ppl_ident.reporting.verdict import stored_evidence
 
-    family = family_of(fitted.spec.config["name"])
+    family = family_of(fitted.spec.name)
     if not family.permutation_null or not family.prior_depends_on_u(fitted.spec) \
             or stored_evidence(run, fitted.metrics or {})[0] is not None:
         return
@@ -579,11 +578,11 @@ def _marginal_numbers(fitted, data, heldout, max_obs: int, num_samples: int,
     u_m = model_inputs(fitted, np.asarray(held.u)[m_idx])
     ml = log_marginal_likelihood(fitted.spec, fitted.params, np.asarray(held.x[m_idx]), u_m,
                                  num_samples=num_samples, key=jax.random.PRNGKey(seed))
-    cfg = fitted.spec.config
+    latents = fitted.spec.latents
     # the exact flow's guide is the point mass at h(x): every importance weight is the
     # change-of-variables density itself, so the estimate is exact (standard error 0)
-    method = ("exact" if point_latents(fitted.spec) else
-              "importance sampling, noisy-flow guide as proposal" if cfg.get("flow_noise")
+    method = ("exact" if latents == "point" else
+              "importance sampling, noisy-flow guide as proposal" if latents == "transformed"
               else "importance sampling, encoder as proposal")
     return {"data": where, "num_obs": int(len(m_idx)), "K": ml.num_samples, "method": method,
             "mean_log_px": ml.mean, "mean_log_px_se": ml.mean_se,
@@ -667,7 +666,7 @@ def _check_html(key: str, where: Path) -> str:
 
 def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
     rows = [("model", fitted.settings.model), ("observations", data.x.shape[0]),
-            ("latents", fitted.spec.config["n_latent"]),
+            ("latents", fitted.spec.n_latent),
             ("steps", len(fitted.losses)),
             ("ELBO per obs", metrics.get("elbo_per_obs", float("nan")))]
     if "mcc" in metrics:
@@ -697,8 +696,9 @@ def _summary_html(metrics, numbers, summ, idata, data, fitted) -> str:
     if "nuts" in numbers:
         rows.append(("guide/NUTS 90% width ratio (median)",
                      numbers["nuts"]["width_ratio_90_median"]))
-    ml = numbers["marginal"]
-    rows.append((f"log p(x|u) per obs ({ml['data'].split(' (')[0]})", log_px_text(ml)))
+    ml = numbers.get("marginal")
+    if ml is not None:
+        rows.append((f"log p(x|u) per obs ({ml['data'].split(' (')[0]})", log_px_text(ml)))
     return (table(rows, ["quantity", "value"]) +
             ("<p>The point estimate z = h(x) of four observations:</p>"
              if is_point_estimate(idata) else
@@ -806,9 +806,10 @@ POSTERIORS = {("obs",): _iid_posterior, ("sequence", "time"): seq.sequence_poste
 
 def _nuts(ctx: ReportContext) -> None:
     """NUTS on a few observations with the fitted model held fixed, against the guide."""
-    post, o, cfg = ctx.post, ctx.options, ctx.fitted.spec.config
-    # an exact-likelihood flow's posterior is a point mass: NUTS has nothing to sample
-    if o["nuts_obs"] > 0 and not cfg.get("flow"):
+    post, o, latents = ctx.post, ctx.options, ctx.fitted.spec.latents
+    # NUTS samples the model's own latent site z: an exact-likelihood flow's z is a point
+    # mass (nothing to sample), the noisy flow's site is w
+    if o["nuts_obs"] > 0 and latents == "posterior":
         rows = post.obs[:o["nuts_obs"]]
         nuts = _nuts_posterior(ctx.fitted, ctx.data, post, rows, o["nuts_warmup"],
                                o["nuts_samples"], o["nuts_chains"], o["seed"])
@@ -816,12 +817,12 @@ def _nuts(ctx: ReportContext) -> None:
         ctx.numbers["nuts"] = _nuts_numbers(post, nuts, rows, o["nuts_warmup"],
                                             o["nuts_samples"], o["nuts_chains"])
         ctx.parts["nuts"] = _nuts_html(ctx.numbers["nuts"])
-    elif cfg.get("flow_noise"):
+    elif latents == "transformed":
         ctx.parts["nuts"] = ("<p>Noisy flow model: its posterior over z is the guide's "
                              "full-covariance Gaussian over the noise-free observation, pushed "
                              "through the flow (z = h(w)). A NUTS reference for it (sampling w) "
                              "is not built yet; NUTS runs on the variational models' z.</p>")
-    elif cfg.get("flow"):
+    elif latents == "point":
         ctx.parts["nuts"] = ("<p>Exact-likelihood flow model: z = h(x) is a point estimate (the "
                              "posterior is a point mass), so there is no posterior over z for "
                              "NUTS to sample. The uncertainty of such a fit is in its "
@@ -929,11 +930,10 @@ def _agreement(ctx: ReportContext) -> None:
 
 def _prior(ctx: ReportContext) -> None:
     """The learned prior per domain (a table of location and scale per domain)."""
-    from ppl_ident.families.iid.checks import learned_prior_table
     from ppl_ident.reporting.dataset_view import plot_prior_table
 
     fitted = ctx.fitted
-    prior = learned_prior_table(fitted.spec, fitted.params)
+    prior = ctx.family.learned_prior_table(fitted.spec, fitted.params)
     if prior is None:
         ctx.parts["prior"] = ("<p>This model has no per-domain prior table (the VAE's prior "
                               "is a standard normal that ignores u; a continuous u enters "
@@ -1031,7 +1031,7 @@ def _summary(ctx: ReportContext) -> None:
         verdict = verdict_html(ctx.run, ctx.metrics, fitted.settings.model,
                                family.prior_depends_on_u(fitted.spec))
     else:
-        verdict = seq.NOT_TESTED
+        verdict = untestable_html(family.label)
     if ctx.post.sequential:
         body = seq.sequence_summary_html(ctx)
     else:

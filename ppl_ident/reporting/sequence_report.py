@@ -31,6 +31,8 @@ import numpy as np
 from ppl_ident.arviz_compat import group, has_group, summary_stats
 from ppl_ident.diagnostics.calibration import (
     LEVELS,
+    alignment_from_dict,
+    alignment_to_dict,
     apply_alignment,
     calibration_summary,
     fit_alignment,
@@ -38,8 +40,8 @@ from ppl_ident.diagnostics.calibration import (
 )
 from ppl_ident.diagnostics.sequences import match_regimes, transition_matrix_error
 from ppl_ident.errors import InputError
+from ppl_ident.families.base import DEFAULT_DRAWS, DEFAULT_OBS
 from ppl_ident.families.predict import encode
-from ppl_ident.families.sequence.idata import sequence_inference_data
 from ppl_ident.reporting.context import Posterior, ReportContext
 from ppl_ident.reporting.inference_data import (POSTERIOR_FILE, flat_draws, is_point_estimate,
                                                 latent_group, read_posterior, write_posterior)
@@ -211,9 +213,10 @@ def _skip_reasons(nuts_obs: int, heldout) -> dict:
     return reasons
 
 
-def _sequence_idata(run: Path, fitted, data, truth, calibration_draws: int, seed: int):
-    """The posterior of ``posterior.nc`` (built and written when absent), with fresh draws in
-    memory when it holds fewer than ``calibration_draws``."""
+def _sequence_idata(run: Path, family, fitted, data, truth, calibration_draws: int,
+                    seed: int):
+    """The posterior of ``posterior.nc`` (built by the run's family and written when absent),
+    with fresh draws in memory when it holds fewer than ``calibration_draws``."""
     if (run / POSTERIOR_FILE).is_file():
         idata = read_posterior(run)
         post = latent_group(idata)
@@ -228,7 +231,8 @@ def _sequence_idata(run: Path, fitted, data, truth, calibration_draws: int, seed
                 f"{data.x.shape[1]}; pass the fitted data with --data FILE, or delete "
                 f"{POSTERIOR_FILE} to rebuild it.")
     else:
-        idata = sequence_inference_data(fitted, data, seed=seed, truth=truth)
+        idata = family.inference_data(fitted, data, num_draws=DEFAULT_DRAWS,
+                                      max_obs=DEFAULT_OBS, seed=seed, truth=truth)
         write_posterior(run, idata)
     post = latent_group(idata)
     num_seq = post.sizes["sequence"]
@@ -238,8 +242,9 @@ def _sequence_idata(run: Path, fitted, data, truth, calibration_draws: int, seed
     n_draws = post.sizes.get("chain", 1) * post.sizes.get("draw", 1)
     fresh = n_draws < calibration_draws and not is_point_estimate(idata)
     if fresh:
-        idata = sequence_inference_data(fitted, data, num_draws=calibration_draws,
-                                        max_sequences=num_seq, seed=seed + 1, truth=truth)
+        idata = family.inference_data(fitted, data, num_draws=calibration_draws,
+                                      max_obs=DEFAULT_OBS, obs_idx=np.arange(num_seq),
+                                      seed=seed + 1, truth=truth)
     if getattr(truth, "regimes", None) is not None:
         regimes = np.asarray(truth.regimes)[:num_seq]
     return idata, regimes, fresh
@@ -265,12 +270,12 @@ def sequence_posterior(ctx: ReportContext) -> Posterior:
     the true latents when the data hold them; puts the run's size and MCC into
     ``ctx.numbers`` and completes ``ctx.metrics`` (:func:`_complete_metrics`)."""
     run, fitted, data, opts = ctx.run, ctx.fitted, ctx.data, ctx.options
-    cfg = fitted.spec.config
+    spec = fitted.spec
     B, T, d = data.x.shape
-    if d != cfg["data_dim"]:
-        raise InputError(f"The model of {run} was fitted on {cfg['data_dim']}-dimensional x; "
+    if d != spec.data_dim:
+        raise InputError(f"The model of {run} was fitted on {spec.data_dim}-dimensional x; "
                          f"the data have d = {d}. Pass the fitted data with --data FILE.")
-    idata, regimes_kept, fresh = _sequence_idata(run, fitted, data, ctx.truth,
+    idata, regimes_kept, fresh = _sequence_idata(run, ctx.family, fitted, data, ctx.truth,
                                                  opts["calibration_draws"], opts["seed"])
     draws = flat_draws(idata, "z")                                 # (S, b, T, n)
     num_seq = draws.shape[1]
@@ -278,8 +283,8 @@ def sequence_posterior(ctx: ReportContext) -> Posterior:
                          regimes_kept)
     metrics = ctx.metrics = _complete_metrics(ctx)
     ctx.numbers.update({
-        "engine": "guide", "kind": "sequences", "model": cfg["name"],
-        "num_sequences": int(B), "length": int(T), "num_latents": int(cfg["n_latent"]),
+        "engine": "guide", "kind": "sequences", "model": spec.name,
+        "num_sequences": int(B), "length": int(T), "num_latents": int(spec.n_latent),
         "posterior": {"sequences": int(num_seq), "draws": int(draws.shape[0]),
                       "fresh_draws": bool(fresh)},
         "elbo_per_step": metrics.get("elbo_per_obs"),
@@ -292,25 +297,34 @@ def sequence_posterior(ctx: ReportContext) -> Posterior:
                                   "holds it in its point_estimate group)")
     z_true = alignment = None
     if data.z is not None:
-        # the affine map is a property of the fitted model, fitted on the guide's mean of every
-        # step of every sequence (metrics.json keeps the MCC, not the map): one encode of all
-        # the data
-        u, _ = ctx.family.prepare_inputs(data.u, cfg["name"], fitted.labels)
-        mean, _ = encode(fitted.spec, fitted.params, data.x, u)
-        mean = np.asarray(mean)
-        if np.all(np.isfinite(mean)) and np.all(np.isfinite(draws)):
-            n_true = data.z.shape[-1]
-            alignment = fit_alignment(np.asarray(data.z).reshape(-1, n_true),
-                                      mean.reshape(-1, mean.shape[-1]))
+        alignment = _alignment(ctx) if np.all(np.isfinite(draws)) else None
+        if alignment is not None:
             z_true = np.asarray(data.z)[:num_seq]
             draws = apply_alignment(alignment, draws)
-            ctx.numbers["alignment"] = {"matching": alignment.matching.tolist(),
-                                        "slope": alignment.slope.tolist(),
-                                        "intercept": alignment.intercept.tolist(),
-                                        "r2": alignment.r2.tolist()}
+            ctx.numbers["alignment"] = alignment_to_dict(alignment)
         else:
             ctx.notes["truth"] = "the posterior means are not finite (a diverged fit?)"
     return ctx.post._replace(alignment=alignment, draws=draws, z_true=z_true)
+
+
+def _alignment(ctx: ReportContext):
+    """The affine map of the learned latents onto the true ones: a property of the fitted
+    model, fitted on the guide's mean of every step of every sequence. The fit stores it in
+    ``metrics.json`` (``alignment``, with the steps it was fitted on); a run written before,
+    or data of another size, is encoded once here. None when the means are not finite."""
+    data, fitted = ctx.data, ctx.fitted
+    n_true = data.z.shape[-1]
+    stored = ctx.metrics.get("alignment") or {}
+    alignment = alignment_from_dict(stored)
+    if (alignment is not None and len(alignment.matching) == n_true
+            and stored.get("steps") == int(np.prod(data.x.shape[:-1]))):
+        return alignment
+    u, _ = ctx.family.prepare_inputs(data.u, fitted.spec.name, fitted.labels)
+    mean = np.asarray(encode(fitted.spec, fitted.params, data.x, u)[0])
+    if not np.all(np.isfinite(mean)):
+        return None
+    return fit_alignment(np.asarray(data.z).reshape(-1, n_true),
+                         mean.reshape(-1, mean.shape[-1]))
 
 
 # --------------------------------------------------------------------------- sections
@@ -427,14 +441,6 @@ def skipped(ctx: ReportContext) -> None:
     ctx.numbers["skipped"] = _skip_reasons(ctx.options["nuts_obs"], ctx.options["heldout"])
     ctx.parts["skipped"] = "<ul>" + "".join(
         f"<li>{html.escape(v)}</li>" for v in ctx.numbers["skipped"].values()) + "</ul>"
-
-
-#: the verdict block of a family without the permuted-label test
-NOT_TESTED = (
-    '<div class="verdict"><p><b>Identified? Not tested.</b> The verdict test against refits '
-    "with permuted labels is implemented for i.i.d. models only; for a sequence model read "
-    "the learned transition's check (<code>ppl-ident check RUN</code>) and the agreement "
-    "between seeds below.</p></div>")
 
 
 def sequence_summary_html(ctx: ReportContext) -> str:

@@ -13,7 +13,7 @@ import html
 import json
 from pathlib import Path
 
-__all__ = ["stored_evidence", "verdict_html"]
+__all__ = ["stored_evidence", "untestable_html", "verdict_html"]
 
 
 def stored_evidence(run: Path, metrics: dict) -> tuple[dict | None, str]:
@@ -57,3 +57,13 @@ def verdict_html(run: Path, metrics: dict, model: str, prior_depends_on_u: bool)
     return (f'<div class="verdict"><p><b>Identified? {html.escape(word.capitalize())}.</b> '
             f"{html.escape(verdict['reason'])}</p><p class=\"note\">How: {html.escape(how)}."
             f"</p>{nxt}</div>")
+
+
+def untestable_html(label: str) -> str:
+    """HTML of the verdict block of a family without the permuted-label test
+    (:attr:`~ppl_ident.families.base.ModelFamily.permutation_null` false); ``label`` is the
+    family in words."""
+    return ('<div class="verdict"><p><b>Identified? Not tested.</b> The verdict test against '
+            f"refits with permuted labels is not implemented for {html.escape(label)} models; "
+            "read the check of the learned model (<code>ppl-ident check RUN</code>) and the "
+            "agreement between seeds below.</p></div>")

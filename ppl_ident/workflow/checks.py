@@ -20,7 +20,7 @@ def evaluate(fitted: Fitted, dataset: Dataset, truth=None) -> dict:
     ``dataset.z`` when present; with the simulator's ``truth`` also the identifiability checks
     (i.i.d.: ``jacobian`` and ``variability`` on 256 points; sequences: the regime metrics).
     The true latents are used for these numbers only, never for fitting or selection."""
-    family = family_of(fitted.spec.config["name"], dataset)
+    family = family_of(fitted.spec.name, dataset)
     return family.evaluate(fitted, dataset, truth)
 
 
@@ -36,7 +36,7 @@ def check_run(fitted: Fitted, dataset: Dataset, truth=None, **options) -> dict:
     variability and, with ground truth, the Jacobian structure (see
     :func:`ppl_ident.families.iid.checks.check_run`); for a fit with ``seeds > 1`` also
     ``seed_agreement`` (from its metrics)."""
-    name = fitted.spec.config["name"]
+    name = fitted.spec.name
     family = family_of(name)
     if np.ndim(dataset.x) != family.data_rank:
         raise InputError(f"The run is a {family.label} model ({name}) but the data's x has shape "

@@ -26,10 +26,9 @@ LATENT_FORMATS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet", ".npz"
 def _check_encodable(fitted: Fitted, dataset: Dataset, chunk_size):
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
-    name = fitted.spec.config["name"]
-    family = family_of(name, dataset)
-    guide = fitted.spec.config.get("guide")
-    if guide is not None and guide not in family.guides:
+    family = family_of(fitted.spec.name, dataset)
+    guide = fitted.spec.guide_name
+    if guide not in family.guides:
         raise InputError(f"The run's guide {guide!r} has parameters per training row, not an "
                          "encoder, so it cannot encode new rows; refit with --guide "
                          f"{' or '.join(family.guides)}.")

@@ -52,5 +52,5 @@ class Fitted(NamedTuple):
 def model_inputs(fitted: Fitted, u):
     """``u`` as the fitted model takes it (labels re-indexed to the fit's ``0..U-1``; None
     for models that ignore ``u``). Labels the fit has not seen raise :class:`InputError`."""
-    name = fitted.spec.config["name"]
+    name = fitted.spec.name
     return family_of(name).prepare_inputs(u, name, fitted.labels)[0]

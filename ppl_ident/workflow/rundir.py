@@ -158,17 +158,20 @@ def input_line(summary: dict) -> str:
     return f"{x}; {u}; latent dimension n = {summary['latent_dim']}"
 
 
-def _config_inputs(config: dict, columns=None) -> dict:
-    return input_summary(data_dim=config["data_dim"], latent_dim=config["n_latent"],
-                         n_domains=config.get("n_domains"),
-                         continuous_u=config.get("aux_dim") is not None, columns=columns)
+def _spec_inputs(spec, labels, columns=None) -> dict:
+    # the model's u: labels (the fit's domains) or a continuous variable (an input without
+    # labels), as the family's templates say
+    _, u = family_of(spec.name).templates(spec.config)
+    return input_summary(data_dim=spec.data_dim, latent_dim=spec.n_latent,
+                         n_domains=None if labels is None else len(labels),
+                         continuous_u=u is not None and labels is None, columns=columns)
 
 
 def run_config(spec, settings: FitSettings, labels, data_path, columns=None) -> dict:
     """The ``config.json`` of a run (format :data:`RUN_FORMAT`)."""
     return {
         # what was read: x columns, u and its kind, domains, n (also printed by `fit`)
-        "inputs": _config_inputs(spec.config, columns),
+        "inputs": _spec_inputs(spec, labels, columns),
         "format": RUN_FORMAT,
         "version": __version__,
         "settings": settings._asdict(),
@@ -241,7 +244,7 @@ def save_run(out_dir, fitted: Fitted, dataset: Dataset | None = None, *, force: 
                           "(save_run(out_dir, fitted, dataset)) or its data_path.", UserWarning,
                           stacklevel=2)
         else:
-            family = family_of(fitted.spec.config["name"], dataset)
+            family = family_of(fitted.spec.name, dataset)
             write_posterior(out, table_coords(family.inference_data(
                 fitted, dataset, num_draws=int(posterior_draws), max_obs=int(posterior_obs),
                 seed=fitted.settings.seed, truth=truth), columns))
@@ -275,7 +278,7 @@ def write_posterior(run_dir, idata) -> Path:
 
 
 def _templates(spec, settings: FitSettings):
-    family = family_of(spec.config["name"])
+    family = family_of(spec.name)
     x, u = family.templates(spec.config)
     engine = make_engine(spec, settings, 2)
     state = jax.eval_shape(engine.init, jax.random.PRNGKey(0), x, u)

@@ -394,6 +394,20 @@ def test_bad_simulate_arguments_exit_2(case, capsys):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.mark.parametrize("generator,flag,value", [
+    ("nctrl", "--df", "5"), ("ctrlns", "--segments", "3"),
+    ("tdrl_changing", "--segment-length", "7"), ("tdrl_stationary", "--df", "2.5"),
+])
+def test_published_ports_refuse_the_package_generators_flags(tmp_path, capsys, generator,
+                                                             flag, value):
+    # the ports keep their originals' settings: a flag they would ignore exits 2, naming it
+    out = tmp_path / "data.npz"
+    err = run_cli(["simulate", "--out", out, "--generator", generator, flag, value], capsys,
+                  "simulate arguments", tmp_path)
+    assert f"{flag} set(s) the package's own generators" in err and "drop them" in err
+    assert not out.exists()
+
+
 def test_existing_outputs_are_never_overwritten_without_force(good_file, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()

@@ -11,6 +11,7 @@ from ppl_ident.data.published import (
     PUBLISHED_GENERATORS,
     PublishedTruth,
     forward_backward,
+    generator_options,
     oracle_regime_accuracy,
     regime_posterior,
     regime_prior,
@@ -300,6 +301,44 @@ def test_bad_values_raise_input_errors():
         simulate_nctrl(0, n_regimes=7, n_latent=3)
     data, truth = simulate_tdrl_stationary(0, n_sequences=4)
     with pytest.raises(InputError, match="no hidden regimes"):
+        regime_posterior(truth)
+
+
+@pytest.mark.parametrize("generator,option,value,match", [
+    ("tdrl_changing", "noise_scale", -0.1, "noise_scale must be a finite number >= 0"),
+    ("tdrl_stationary", "noise_scale", float("nan"), "noise_scale must be a finite number"),
+    ("nctrl", "noise_scale", float("inf"), "noise_scale must be a finite number >= 0"),
+    ("ctrlns", "noise_level", -1.0, "noise_level must be a finite number >= 0"),
+    ("nctrl", "n_sequences", 0, r"n_sequences must be a positive integer \(1 or more\)"),
+    ("nctrl", "n_regimes", -2, "n_regimes must be a positive integer"),
+    ("ctrlns", "n_regimes", 2.5, "n_regimes must be a positive integer"),
+    ("tdrl_changing", "n_domains", 0, "n_domains must be a positive integer"),
+    ("tdrl_stationary", "length", True, "length must be a positive integer"),
+    ("nctrl", "stay_prob", -0.5, r"stay_prob must be in \[0, 1\)"),
+    ("ctrlns", "stay_prob", float("nan"), r"stay_prob must be in \[0, 1\)"),
+    ("tdrl_stationary", "noise_coupled", "yes", "noise_coupled must be True or False"),
+])
+def test_invalid_numbers_raise_input_errors_naming_the_range(generator, option, value, match):
+    with pytest.raises(InputError, match=match):
+        simulate_published(generator, 0, **{**TINY[generator], option: value})
+
+
+@pytest.mark.parametrize("generator", PUBLISHED_GENERATORS)
+def test_unknown_options_raise_input_errors_listing_the_valid_ones(generator):
+    valid = [name for name, _ in generator_options(generator)]
+    assert valid and "seed" not in valid and all(k in valid for k in TINY[generator])
+    with pytest.raises(InputError) as err:
+        simulate_published(generator, 0, noise_sacle=0.2)
+    assert "has no option(s) 'noise_sacle'" in str(err.value)
+    assert ", ".join(valid) in str(err.value)
+    with pytest.raises(InputError, match="seed must be an integer >= 0"):
+        simulate_published(generator, -1, **TINY[generator])
+
+
+def test_noiseless_data_simulate_but_have_no_regime_likelihood():
+    # noise 0 is a valid simulation (deterministic transitions), but no regime posterior
+    _, truth = simulate_nctrl(0, n_sequences=4, n_regimes=2, n_latent=3, noise_scale=0.0)
+    with pytest.raises(InputError, match="without transition noise"):
         regime_posterior(truth)
 
 

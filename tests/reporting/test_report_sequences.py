@@ -95,7 +95,11 @@ def test_tivae_report_cli(tivae_run, capsys, monkeypatch):
     def no_evaluate(*args, **kwargs):
         raise AssertionError("the report re-ran evaluate on numbers metrics.json holds")
 
+    def no_encode(*args, **kwargs):
+        raise AssertionError("the report encoded the data for an alignment metrics.json holds")
+
     monkeypatch.setattr(seq, "evaluate", no_evaluate)
+    monkeypatch.setattr(seq, "encode", no_encode)
     before = (tivae_run / "posterior.nc").read_bytes()
     code = main(["report", str(tivae_run), "--nuts-obs", "0", "--calibration-draws", "60"])
     out = capsys.readouterr()
@@ -114,6 +118,30 @@ def test_tivae_report_cli(tivae_run, capsys, monkeypatch):
     assert "nuts" not in numbers["skipped"]  # not asked for, so not mentioned
     page = (tivae_run / "report.html").read_text()
     assert 'id="regimes"' not in page and 'id="trajectories"' in page
+    # the draws are aligned by the map the fit stored, fitted on all 30 x 20 steps
+    stored = json.loads((tivae_run / "metrics.json").read_text())["alignment"]
+    assert stored["steps"] == 30 * 20
+    assert numbers["alignment"] == {k: stored[k] for k in ("matching", "slope", "intercept",
+                                                           "r2")}
+
+
+def test_sequence_report_of_a_run_without_a_stored_alignment_fits_the_same_one(tivae_run,
+                                                                               tmp_path):
+    """A run written before the fit stored its alignment: the report encodes every step once
+    and fits the same map (the fit's means were encoded in chunks, the report's at once)."""
+    copy = tmp_path / "run_copy"
+    copy.mkdir()
+    for f in tivae_run.iterdir():
+        if f.is_file():
+            (copy / f.name).write_bytes(f.read_bytes())
+    metrics = json.loads((copy / "metrics.json").read_text())
+    stored = metrics.pop("alignment")
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    res = build_report(copy, calibration_draws=40, check_points=0)
+    got = res.numbers["alignment"]
+    assert got["matching"] == stored["matching"]
+    for k in ("slope", "intercept", "r2"):
+        assert got[k] == pytest.approx(stored[k], rel=1e-4, abs=1e-5), k
 
 
 def test_every_family_section_has_a_title_and_a_builder():

@@ -50,14 +50,14 @@ def test_the_report_tests_the_verdict_once_and_keeps_the_check(tmp_path, monkeyp
     monkeypatch.setattr(ppl_ident.evidence, "identifiability_evidence", fake_evidence)
     (tmp_path / "check").mkdir()
     (tmp_path / "check" / "check.json").write_text(json.dumps({"kind": "run", "model": "ivae"}))
-    ivae = SimpleNamespace(spec=SimpleNamespace(config={"name": "ivae"}), metrics={})
+    ivae = SimpleNamespace(spec=SimpleNamespace(name="ivae", config={"name": "ivae"}), metrics={})
     ensure_verdict(tmp_path, ivae, None, permutations=2)
     stored = json.loads((tmp_path / "check" / "check.json").read_text())
     assert stored["model"] == "ivae" and stored["evidence"] == EVIDENCE and calls == [2]
     ensure_verdict(tmp_path, ivae, None, permutations=2)  # stored: not tested again
     assert calls == [2]
     # a VAE's verdict needs no refit; a fit --verdict run has its own
-    vae = SimpleNamespace(spec=SimpleNamespace(config={"name": "vae"}), metrics={})
+    vae = SimpleNamespace(spec=SimpleNamespace(name="vae", config={"name": "vae"}), metrics={})
     ensure_verdict(tmp_path / "other", vae, None)
     tested = SimpleNamespace(spec=ivae.spec, metrics={"evidence": EVIDENCE})
     ensure_verdict(tmp_path / "other", tested, None)

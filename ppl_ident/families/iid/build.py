@@ -130,4 +130,6 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                   guide=guide, flow=bool(flow), flow_layers=int(flow_layers),
                   flow_noise=bool(flow and flow_noise),
                   flow_noise_sd=None if flow_noise_sd is None else float(flow_noise_sd))
-    return ModelSpec(name, model, guide_fn, init_params, config, objective, modules=mods)
+    latents = ("transformed" if flow_noise else "point") if flow else "posterior"
+    return ModelSpec(name, model, guide_fn, init_params, config, objective, modules=mods,
+                     n_latent=n_latent, data_dim=data_dim, guide_name=guide, latents=latents)

@@ -11,10 +11,11 @@ from ppl_ident.diagnostics.noise import noise_report
 from ppl_ident.errors import InputError, warn_identifiability
 from ppl_ident.families.base import EVAL_ROWS, ModelFamily, ModelSpec, evaluation_rows
 from ppl_ident.families.iid.build import build_iid_model
-from ppl_ident.families.iid.checks import check_data, check_run, run_activity
+from ppl_ident.families.iid.checks import (check_data, check_run, learned_prior_at,
+                                           learned_prior_table, run_activity)
 from ppl_ident.families.iid.idata import iid_inference_data
 from ppl_ident.families.iid.inputs import prepare_inputs
-from ppl_ident.families.predict import encode_chunked
+from ppl_ident.families.predict import encode_chunked, guide_latents
 from ppl_ident.files import check_memory
 from ppl_ident.ops.observation import whitening
 
@@ -45,9 +46,22 @@ class IIDFamily(ModelFamily):
         return spec.config["name"] == "ivae"
 
     def learned_prior_at(self, spec, params, u):
-        from ppl_ident.families.iid.checks import learned_prior_at
-
         return learned_prior_at(spec, params, u)
+
+    def prior_points(self, spec, u_model, max_points):
+        # every domain, or quantiles of a continuous u (rows in order of their first column)
+        if spec.config.get("n_domains") is not None:
+            return np.arange(int(spec.config["n_domains"]), dtype=np.int32)
+        u = np.asarray(u_model)
+        order = np.argsort(u[:, 0], kind="stable")
+        pick = np.round(np.linspace(0, len(u) - 1, min(int(max_points), len(u)))).astype(int)
+        return u[order[pick]]
+
+    def learned_prior_table(self, spec, params):
+        return learned_prior_table(spec, params)
+
+    def latent_activity(self, fitted, dataset, *, seed=0):
+        return run_activity(fitted, dataset, seed=seed)
 
     def prepare_inputs(self, u, model, labels=None):
         return prepare_inputs(u, labels)
@@ -141,10 +155,15 @@ class IIDFamily(ModelFamily):
     def check_run(self, fitted, dataset, truth=None, **options) -> dict:
         return check_run(fitted, dataset, truth, **options)
 
-    def inference_data(self, fitted, dataset, *, num_draws, max_obs, seed, truth=None):
-        # z_aligned comes from dataset.z (the simulator's truth adds nothing here)
+    def inference_data(self, fitted, dataset, *, num_draws, max_obs, seed, truth=None,
+                       obs_idx=None, alignment=None, sampler=None, **sampler_options):
+        # z_aligned comes from dataset.z: the simulator's record adds nothing here (an array
+        # of true latents replaces dataset.z; False: no aligned latents)
+        if truth is not False and not isinstance(truth, np.ndarray):
+            truth = None
         return iid_inference_data(fitted, dataset, num_draws=num_draws, max_obs=max_obs,
-                                  seed=seed)
+                                  seed=seed, truth=truth, obs_idx=obs_idx, alignment=alignment,
+                                  sampler=sampler or guide_latents, **sampler_options)
 
 
 def _check_fit_memory(dataset, s):

@@ -63,7 +63,8 @@ from ppl_ident.data.simulate import Dataset
 from ppl_ident.diagnostics.agreement import apply_monotone_alignment, fit_monotone_alignment
 from ppl_ident.diagnostics.calibration import Alignment, apply_alignment, fit_alignment
 from ppl_ident.errors import InputError
-from ppl_ident.families.base import DEFAULT_DRAWS, DEFAULT_OBS, EVAL_ROWS, evaluation_rows
+from ppl_ident.families.base import (DEFAULT_DRAWS, DEFAULT_OBS, EVAL_ROWS, evaluation_rows,
+                                     select_obs)
 from ppl_ident.families.iid.inputs import prepare_inputs
 from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, LatentDraws,
                                         encode_chunked, guide_latents,
@@ -71,14 +72,6 @@ from ppl_ident.families.predict import (GUIDE_CHAINS, POINT_ESTIMATE, LatentDraw
                                         posterior_predictive_x, split_draws)
 
 __all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "iid_inference_data", "select_obs"]
-
-
-def select_obs(num_total: int, max_obs: int, seed: int = 0) -> np.ndarray:
-    """A sorted random subset of ``min(max_obs, num_total)`` row indices (all rows if fewer)."""
-    if max_obs >= num_total:
-        return np.arange(num_total)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(num_total, size=max_obs, replace=False))
 
 
 def _true_latents(truth, dataset):

@@ -165,4 +165,6 @@ def build_sequence_model(name, key, *, n_latent, data_dim, n_domains=None, lag=1
                   whiten=None if white is None else [np.asarray(a).tolist() for a in white])
     # the engines minibatch whole sequences; a sequence's steps share one importance weight
     return ModelSpec(name, model, guide_fn, init_params, config, objective,
-                     batch_plate="sequence", weight_plates=("time",), modules=mods)
+                     batch_plate="sequence", weight_plates=("time",), modules=mods,
+                     n_latent=n_latent, data_dim=data_dim, guide_name=guide,
+                     latents="point" if flow else "posterior")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from ppl_ident.diagnostics.calibration import alignment_to_dict, fit_alignment
 from ppl_ident.diagnostics.mcc import matched_r2
 from ppl_ident.diagnostics.sequences import match_regimes, sequence_mcc, transition_matrix_error
 from ppl_ident.errors import InputError, warn_identifiability
@@ -100,13 +101,14 @@ class SequenceFamily(ModelFamily):
         return x, u
 
     def evaluate(self, fitted, dataset, truth=None) -> dict:
-        """MCC (Pearson, Spearman), per-dimension correlations and R^2 over all time steps when
-        ``dataset.z`` is known; for the regime model the learned regime chain, and with a
+        """MCC (Pearson, Spearman), per-dimension correlations, R^2 and the affine alignment of
+        the learned latents onto the true ones (``alignment``, with the ``steps`` it was fitted
+        on) over all time steps when ``dataset.z`` is known; for the regime model the learned regime chain, and with a
         :class:`~ppl_ident.data.sequences.SequenceTruth` holding the regime path, the regime
         accuracy of the Viterbi path and of the smoothed marginals (after Hungarian matching)
         and the transition-matrix error."""
         out = {}
-        name = fitted.spec.config["name"]
+        name = fitted.spec.name
         u, _ = prepare_sequence_inputs(dataset.u, name, fitted.labels)
         if dataset.z is not None:
             # whole sequences, in chunks of about 4096 steps (memory bounded by one chunk)
@@ -127,6 +129,13 @@ class SequenceFamily(ModelFamily):
                 "mcc_raw_x": sequence_mcc(dataset.z, dataset.x).score
                 if dataset.x.shape[-1] >= n else None,
             })
+            if np.all(np.isfinite(mean)):
+                # the affine map of the learned latents onto the true ones over every step, so
+                # that the report aligns its draws without encoding the data again
+                out["alignment"] = alignment_to_dict(
+                    fit_alignment(np.asarray(dataset.z).reshape(-1, n),
+                                  mean.reshape(-1, mean.shape[-1])),
+                    steps=int(np.prod(dataset.x.shape[:-1])))
         if name == "regime":
             tables = transition_tables(fitted.params)
             out["learned_trans_matrix"] = np.asarray(tables.trans_matrix).tolist()
@@ -154,7 +163,17 @@ class SequenceFamily(ModelFamily):
     def check_run(self, fitted, dataset, truth=None, **options) -> dict:
         return check_sequence_run(fitted, dataset, truth, **options)
 
-    def inference_data(self, fitted, dataset, *, num_draws, max_obs, seed, truth=None):
-        # whole sequences are kept: the first DEFAULT_SEQUENCES (max_obs counts i.i.d. rows)
+    def inference_data(self, fitted, dataset, *, num_draws, max_obs, seed, truth=None,
+                       obs_idx=None, alignment=None, sampler=None, **sampler_options):
+        """Whole sequences: the first 20 (``max_obs`` counts i.i.d. rows and is not read),
+        or those of ``obs_idx``; ``truth`` (a :class:`~ppl_ident.data.sequences.SequenceTruth`)
+        adds the true regime path. No aligned latents are stored (``alignment`` is not read):
+        the report aligns the draws it shows."""
+        if sampler is not None:
+            raise InputError("The latents of a sequence model are coupled along time by the "
+                             "transition prior; only its guide draws them here (the NUTS "
+                             "reference is implemented for models with one latent vector per "
+                             "observation). Drop the sampler, or use the guide's posterior.")
         return sequence_inference_data(fitted, dataset, num_draws=num_draws, seed=seed,
-                                       truth=truth)
+                                       truth=None if truth is False else truth,
+                                       sequences=obs_idx)

@@ -53,7 +53,7 @@ def _regime_probs(spec, params, x, z_draws):
 
 
 def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequences: int = 20,
-                            seed: int = 0, truth=None) -> IData:
+                            seed: int = 0, truth=None, sequences=None) -> IData:
     """Posterior latent paths (and regime probabilities) of a fitted sequence model.
 
     Parameters
@@ -62,6 +62,8 @@ def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequen
         A sequence model (``tivae``, ``regime``, ``stationary``).
     dataset : Dataset
         ``x`` ``(B, T, d)``; the first ``max_sequences`` sequences are kept.
+    sequences : int array, optional
+        Keep these sequences instead (the coordinate ``sequence`` holds their indices).
     num_draws : int
         Guide draws per position, split into chains (:func:`split_draws`); ignored for flow
         models (a point estimate).
@@ -86,22 +88,25 @@ def sequence_inference_data(fitted, dataset, *, num_draws: int = 100, max_sequen
         if int(value) != value or value < 1:
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
     spec, params = fitted.spec, fitted.params
-    keep = slice(0, min(max_sequences, dataset.x.shape[0]))
+    total = dataset.x.shape[0]
+    keep = np.arange(min(max_sequences, total)) if sequences is None else np.asarray(sequences)
+    if keep.ndim != 1 or keep.size == 0 or keep.min() < 0 or keep.max() >= total:
+        raise InputError(f"sequences must be a non-empty list of sequences in [0, {total}).")
     x = np.asarray(dataset.x[keep], np.float32)
-    u_all, _ = prepare_sequence_inputs(dataset.u, spec.config["name"], fitted.labels)
+    u_all, _ = prepare_sequence_inputs(dataset.u, spec.name, fitted.labels)
     u = None if u_all is None else u_all[keep]
     mean, std = encode(spec, params, x, u)
-    point_mass = bool(spec.config.get("flow"))   # z_t = h(x_t): one value per position
+    point_mass = spec.latents == "point"   # z_t = h(x_t): one value per position
     chains, per_chain = (1, 1) if point_mass else split_draws(num_draws)
     eps = jax.random.normal(jax.random.PRNGKey(seed), (chains * per_chain,) + mean.shape)
     z = mean[None] + (0.0 if point_mass else std[None] * eps)
     B, T, n = mean.shape
-    coords = {"sequence": np.arange(B), "time": np.arange(T), "latent": np.arange(n),
+    coords = {"sequence": keep, "time": np.arange(T), "latent": np.arange(n),
               "x_dim": np.arange(x.shape[-1])}
     dims = {"z": ["sequence", "time", "latent"], "x": ["sequence", "time", "x_dim"],
             "u": ["sequence", "time"]}
     latents, point = {"z": np.asarray(z, np.float32)}, {}
-    if spec.config["name"] == "regime":
+    if spec.name == "regime":
         K = spec.config["n_regimes"]
         coords["regime"] = np.arange(K)
         coords["regime_to"] = np.arange(K)
