@@ -91,8 +91,10 @@ def flow_guide(x=None, u=None, *, flow, whiten=None, subsample_size: int | None 
         numpyro.sample("z", dist.Delta(z, event_dim=1))
 
 
-#: The noisy flow guide's initial posterior sd of the noise-free observation (whitened units):
-#: the model's initial noise fraction (:data:`ppl_ident.families.iid.model.NOISE_FRACTION_INIT`).
+#: The noisy flow guide's initial posterior sd of the noise-free observation (whitened units),
+#: wider than the model's initial noise fraction
+#: (:data:`ppl_ident.families.iid.model.NOISE_FRACTION_INIT`, 0.02) so that the first steps'
+#: draws explore.
 NOISY_FLOW_SCALE_INIT = 0.1
 
 
