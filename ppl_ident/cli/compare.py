@@ -19,7 +19,8 @@ def add_arguments(p):
     p.add_argument("--data", default=None, metavar="FILE",
                    help="compare on your own data file (.npz, or a .csv / .parquet table read "
                         "with --u-col / --x-cols / --z-cols) instead of simulated settings; "
-                        "20%% of each domain's rows are held out; MCC needs z in the file")
+                        "i.i.d. data: 20%% of each domain's rows are held out; MCC needs z in "
+                        "the file")
     p.add_argument("--scheduler", default="local",
                    help="'local' (embedded Dask LocalCluster, default), 'none' (in-process), "
                         "or a Dask scheduler address tcp://HOST:PORT")
