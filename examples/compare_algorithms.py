@@ -32,7 +32,8 @@ What you should see
   seeds) both encoders identify the latents (MCC 0.947 +- 0.004 diagonal, 0.952 +- 0.002
   full-covariance); the full-covariance one has the higher ELBO (-2.59 against -2.61 per
   observation) and its 90 % intervals cover the true latents 0.96 of the time (diagonal:
-  0.92). Every cell fits as ``ppl-ident fit`` does (its seed 0 is ``fit``'s fit). On the harder default setting (n = 5, 40 domains) the engines separate clearly:
+  0.92). Every cell fits as ``ppl-ident fit`` does (its seed 0 is ``fit``'s fit). On the
+  harder default setting (n = 5, 40 domains) the engines separate clearly:
   see "Example: the default grid" on the documentation's Benchmarks page
   (``docs/benchmarks/index.md``).
 

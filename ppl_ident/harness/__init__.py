@@ -3,7 +3,8 @@ in-process or Dask execution, one result file per cell, tidy tables and plots.
 
 Every cell fits through ``ppl-ident fit``'s own path (checked settings, ``build_fit``,
 ``inference.fit`` with its divergence policy), on the data of any model family's simulator
-(i.i.d. domains or sequences), and its metrics read the workflow's :class:`~ppl_ident.workflow.Fitted`.
+(i.i.d. domains or sequences), and its metrics read the workflow's
+:class:`~ppl_ident.workflow.Fitted`.
 
     grid = make_grid(data=dict(domains=[5, 11, 40]), engines=["svi", "iwae"], seeds=3)
     table = run_grid(grid, "runs/compare", scheduler="none")

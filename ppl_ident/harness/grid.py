@@ -64,8 +64,6 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-
 from ppl_ident.errors import InputError
 from ppl_ident.settings import GRID_KEYS, SETTINGS_BY_NAME
 

@@ -24,7 +24,8 @@ from ppl_ident.inference.hostdata import host_rows
 from ppl_ident.inference.sharding import batch_mesh, replicate
 
 __all__ = ["DivergencePolicy", "FitResult", "chunk_schedule", "divergence_reason", "fit",
-           "fit_batched", "fit_keys", "seed_list", "selection_rows", "selection_loss", "SELECTION_ROWS",
+           "fit_batched", "fit_keys", "seed_list", "selection_rows", "selection_loss",
+           "SELECTION_ROWS",
            "SELECTION_CHUNK"]
 
 #: Rows (at most) on which the restart-selecting ELBO is estimated: a seeded random subset

@@ -51,7 +51,8 @@ from ppl_ident.families.iid.inputs import prepare_inputs  # the i.i.d. labels (0
 
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
-           "check_run", "checked_settings", "resolved_settings", "model_inputs", "prepare_inputs", "build_fit",
+           "check_run", "checked_settings", "resolved_settings", "model_inputs", "prepare_inputs",
+           "build_fit",
            "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
            "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS",
            "seed_metrics", "seed_fits", "SEED_PARAMS_FILE", "input_summary", "input_line",
