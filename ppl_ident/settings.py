@@ -426,7 +426,9 @@ def check_applicable(settings: FitSettings, family) -> None:
 
 
 def check_values(s: FitSettings) -> None:
-    """Refuse values of the wrong kind (a non-positive step count, learning rate, ...)."""
+    """Refuse values of the wrong kind (a non-positive step count, learning rate, ...); the
+    message names every such value, so that one correction fixes them all."""
+    problems = []
     for row in SETTINGS:
         value = getattr(s, row.name)
         if value is None:
@@ -435,10 +437,12 @@ def check_values(s: FitSettings) -> None:
             low = 1 if row.kind == "int" else 0
             if isinstance(value, bool) or int(value) != value or value < low:
                 what = "a positive integer" if low else "an integer >= 0"
-                raise InputError(f"{row.name} must be {what}, got {value!r}.")
+                problems.append(f"{row.name} must be {what}, got {value!r}")
         elif row.kind == "float" and not value > 0:
             hint = " (or omitted to learn it)" if row.name == "noise_scale" else ""
-            raise InputError(f"{row.name} must be > 0{hint}, got {value}.")
+            problems.append(f"{row.name} must be > 0{hint}, got {value}")
+    if problems:
+        raise InputError("; ".join(problems) + ".")
 
 
 # -- the `ppl-ident fit` flags ---------------------------------------------------------------

@@ -227,10 +227,8 @@ def _spec_config_reads(path: Path) -> list[int]:
 
 
 def test_nothing_outside_the_families_reads_a_specs_config():
-    # a model's behaviour is asked of its ModelSpec's typed fields or of its family; the
-    # harness is left to its own rewrite (it reads the guide's name from the config)
-    reads = {m: _spec_config_reads(MODULES[m]) for m in _outside_the_families()
-             if not m.startswith("ppl_ident.harness")}
+    # a model's behaviour is asked of its ModelSpec's typed fields or of its family
+    reads = {m: _spec_config_reads(MODULES[m]) for m in _outside_the_families()}
     assert {m: lines for m, lines in reads.items() if lines} == {}
 
 

@@ -6,8 +6,9 @@ from ppl_ident.cli._args import (add_table_arguments, nonneg_float, nonneg_int, 
                                  table_columns)
 
 NAME = "compare"
-HELP = ("Compare inference engines over a grid of data settings and seeds (seeds vectorised, "
-        "cells in-process or on Dask); write a tidy table (CSV, NetCDF) and plots.")
+HELP = ("Compare inference engines over a grid of data settings (i.i.d. or sequences), models "
+        "and seeds, every cell fitted as `fit` fits (seeds vectorised, cells in-process or on "
+        "Dask); write a tidy table (CSV, NetCDF) and plots.")
 
 
 def add_arguments(p):
@@ -18,7 +19,8 @@ def add_arguments(p):
     p.add_argument("--data", default=None, metavar="FILE",
                    help="compare on your own data file (.npz, or a .csv / .parquet table read "
                         "with --u-col / --x-cols / --z-cols) instead of simulated settings; "
-                        "20%% of each domain's rows are held out; MCC needs z in the file")
+                        "i.i.d. data: 20%% of each domain's rows are held out; MCC needs z in "
+                        "the file")
     p.add_argument("--scheduler", default="local",
                    help="'local' (embedded Dask LocalCluster, default), 'none' (in-process), "
                         "or a Dask scheduler address tcp://HOST:PORT")
@@ -26,8 +28,11 @@ def add_arguments(p):
                    help="workers of the embedded cluster (default: min(cores, cells))")
     g = p.add_argument_group("grid axes (override the TOML file; lists give a product; default: "
                              "the TOML file's, else the default grid's)")
-    g.add_argument("--engines", nargs="+", help="engine presets, e.g. svi iwae svi_fullcov")
-    g.add_argument("--models", nargs="+", help="i.i.d. models, e.g. ivae vae")
+    g.add_argument("--engines", nargs="+", help="engine presets, e.g. svi iwae svi_fullcov "
+                   "default (what `fit` runs: the exact flow when n = d)")
+    g.add_argument("--models", nargs="+", help="models of the data's family, e.g. ivae vae "
+                   "(i.i.d. data) or tivae stationary (sequences; default: the family's "
+                   "default model)")
     g.add_argument("--seeds", type=positive_int, help="number of seeds 0..k-1")
     g.add_argument("--steps", type=positive_int, help="optimisation steps of every engine")
     g.add_argument("--eval-every", type=positive_int, help="steps between MCC evaluations")
@@ -45,6 +50,16 @@ def add_arguments(p):
     g.add_argument("--noise-std", type=nonneg_float, nargs="+",
                    help="observation noise standard deviations")
     g.add_argument("--data-seed", type=nonneg_int, nargs="+", help="seeds of the simulated data")
+    g.add_argument("--generator", nargs="+",
+                   help="simulator of the data settings: domains (i.i.d., default), or "
+                        "segments, dynamics, regimes (sequences; their settings as in "
+                        "`simulate`, more in a grid file's [data])")
+    g.add_argument("--sequences", type=positive_int, nargs="+",
+                   help="sequence generators: number of sequences B")
+    g.add_argument("--length", type=positive_int, nargs="+",
+                   help="dynamics, regimes: steps T per sequence")
+    g.add_argument("--regimes", type=positive_int, nargs="+",
+                   help="regimes: number of hidden regimes K")
     add_table_arguments(p)
     p.add_argument("--jax-cache", default=None,
                    help="persistent JAX compilation cache directory (shared with local "
@@ -53,8 +68,9 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
 
 
-_DATA_FLAGS = ["latent_dim", "data_dim", "domains", "points_per_domain", "mixing_layers",
-               "source", "noise_std", "data_seed"]
+_DATA_FLAGS = ["generator", "latent_dim", "data_dim", "domains", "points_per_domain",
+               "mixing_layers", "source", "noise_std", "data_seed", "sequences", "length",
+               "regimes"]
 
 
 def grid_from_args(args):
@@ -78,6 +94,10 @@ def grid_from_args(args):
     elif cols is not None:
         raise InputError("--u-col, --x-cols and --z-cols map the columns of a --data table; "
                          "add --data FILE or drop them.")
+    changed = args.data is None and args.generator is not None and \
+        args.generator != _as_list(data.get("generator"))
+    if changed:
+        data = {}  # another simulator: the grid's settings were those of its own
     for k in _DATA_FLAGS if args.data is None else ():
         v = getattr(args, k)
         if v is not None:
@@ -89,10 +109,17 @@ def grid_from_args(args):
         engines = {name: {**(e or {}), "steps": args.steps} for name, e in
                    (engines.items() if isinstance(engines, dict) else
                     [(n, None) for n in engines])}
-    return make_grid(data=data, models=tuple(args.models or base["models"]), engines=engines,
+    # without --models: the grid file's, else the default model of the data's family
+    models = args.models or (base["models"] if args.grid and not changed else None)
+    return make_grid(data=data, models=None if models is None else tuple(models),
+                     engines=engines,
                      seeds=args.seeds if args.seeds else base["seeds"],
                      eval_every=args.eval_every or base["eval_every"],
                      metrics=args.metrics or base["metrics"])
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def run(args) -> int:

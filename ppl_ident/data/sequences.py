@@ -74,6 +74,7 @@ __all__ = [
     "GENERATORS",
     "SequenceTruth",
     "SequenceConfig",
+    "check_config",
     "simulate_segments",
     "simulate_dynamics",
     "simulate_regimes",
@@ -280,7 +281,10 @@ NOISE_KINDS = ("gaussian", "changing")
 STYLES = ("package", "published")
 
 
-def _check(c: SequenceConfig, kind: str) -> SequenceConfig:
+def check_config(c: SequenceConfig, kind: str) -> SequenceConfig:
+    """``c`` with ``n_sequences`` resolved for the simulator ``kind`` (``"segments"``,
+    ``"dynamics"``, ``"regimes"``): 10 long series of segments, else 200; raises InputError,
+    naming the fix, for settings that simulator cannot take."""
     if c.n_sequences is None:
         c = c._replace(n_sequences=10 if kind == "segments" else 200)
     ints = dict(n_latent=c.n_latent, data_dim=c.data_dim, n_sequences=c.n_sequences,
@@ -513,7 +517,7 @@ def simulate_segments(seed: int = 0, config: SequenceConfig | None = None, **ove
     ((2, 12, 2), [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
     """
     c = (config or SequenceConfig())._replace(**overrides)
-    c = _check(c, "segments")
+    c = check_config(c, "segments")
     rng = np.random.default_rng(seed)
     n, S = c.n_latent, c.n_segments
     mixing = random_mixing(rng, n, c.data_dim, c.n_layers, c.activation, c.slope, c.max_cond)
@@ -564,7 +568,7 @@ def simulate_dynamics(seed: int = 0, config: SequenceConfig | None = None, **ove
     ((3, 5, 2), (3, 5), (5, 2))
     """
     c = (config or SequenceConfig())._replace(**overrides)
-    c = _check(c, "dynamics")
+    c = check_config(c, "dynamics")
     rng = np.random.default_rng(seed)
     n, U, B = c.n_latent, c.n_domains, c.n_sequences
     start = None
@@ -631,7 +635,7 @@ def simulate_regimes(seed: int = 0, config: SequenceConfig | None = None, **over
     (True, (2, 6), (3, 3))
     """
     c = (config or SequenceConfig())._replace(**overrides)
-    c = _check(c, "regimes")
+    c = check_config(c, "regimes")
     rng = np.random.default_rng(seed)
     n, K, B = c.n_latent, c.n_regimes, c.n_sequences
     start = None

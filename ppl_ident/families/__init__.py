@@ -2,8 +2,10 @@
 
 A family (:class:`~ppl_ident.families.base.ModelFamily`) is a kind of data and the models that
 fit it; each is one subpackage. :data:`FAMILIES` is the one place that lists them, and
-:func:`family_of` / :func:`family_for_data` are the only questions the rest of the package
-asks: "which family fits this model?" and "which family takes data of this shape?".
+:func:`family_of` / :func:`family_for_data` / :func:`family_of_generator` are the only
+questions the rest of the package asks: "which family fits this model?", "which family takes
+data of this shape?" and "which family's data does this simulator make?" (a comparison grid's
+data setting).
 
 =============== ============================ ==============================================
 family          data                          models
@@ -31,9 +33,10 @@ from ppl_ident.families.iid.model import PRIORS, ivae, prior_params, vae
 from ppl_ident.families.sequence.family import SequenceFamily
 from ppl_ident.families.sequence.model import regime, stationary, tivae
 
-__all__ = ["ARCHITECTURES", "FAMILIES", "MODELS", "ModelFamily", "ModelSpec",
-           "build_model", "family_for_data", "family_of", "register_family", "ivae", "vae",
-           "prior_params", "PRIORS", "tivae", "regime", "stationary"]
+__all__ = ["ARCHITECTURES", "DEFAULT_GENERATOR", "FAMILIES", "GENERATORS", "MODELS",
+           "ModelFamily", "ModelSpec", "build_model", "family_for_data", "family_of",
+           "family_of_generator", "register_family", "ivae", "vae", "prior_params", "PRIORS",
+           "tivae", "regime", "stationary"]
 
 #: name -> family; a new family is one subpackage plus one line here (or, from outside the
 #: package, one call of :func:`register_family`).
@@ -42,16 +45,22 @@ FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (IIDFamily(), SequenceFam
 #: model name -> its family
 MODELS: dict[str, ModelFamily] = {m: f for f in FAMILIES.values() for m in f.models}
 
+#: simulator name (a comparison grid's ``[data] generator``) -> the family whose data it makes
+GENERATORS: dict[str, ModelFamily] = {g: f for f in FAMILIES.values() for g in f.generators}
+#: The simulator of a grid's data setting that names none: the package's default data.
+DEFAULT_GENERATOR = FAMILIES["iid"].generators[0]
+
 
 def register_family(family: ModelFamily) -> ModelFamily:
-    """Add ``family`` and its models to :data:`FAMILIES` and :data:`MODELS` (in place, so
+    """Add ``family`` and its models to :data:`FAMILIES` and :data:`MODELS`, and its data
+    generators to :data:`GENERATORS` (in place, so
     every module that imported them sees it); returns it.
 
     Raises
     ------
     InputError
-        ``family`` is not a :class:`ModelFamily`, or its name or one of its model names is
-        taken (the message names the registered one).
+        ``family`` is not a :class:`ModelFamily`, or its name, one of its model names or
+        one of its generators is taken (the message names the registered one).
 
     Examples
     --------
@@ -71,8 +80,14 @@ def register_family(family: ModelFamily) -> ModelFamily:
         raise InputError(f"The model name(s) {', '.join(map(repr, taken))} belong to the "
                          f"{MODELS[taken[0]].name!r} family already; name the new family's "
                          "models differently.")
+    clash = [g for g in family.generators if g in GENERATORS]
+    if clash:
+        raise InputError(f"The data generator(s) {', '.join(map(repr, clash))} belong to the "
+                         f"{GENERATORS[clash[0]].name!r} family already; name the new family's "
+                         "generators differently.")
     FAMILIES[family.name] = family
     MODELS.update({m: family for m in family.models})
+    GENERATORS.update({g: family for g in family.generators})
     return family
 
 
@@ -121,6 +136,15 @@ def family_for_data(dataset, required: bool = True) -> ModelFamily | None:
         return None
     shapes = " or ".join(f.data_shape for f in FAMILIES.values())
     raise InputError(f"x has shape {np.shape(dataset.x)}; the models take {shapes}.")
+
+
+def family_of_generator(generator: str) -> ModelFamily:
+    """The family whose data the simulator ``generator`` makes (a comparison grid's data
+    setting); an unknown name lists the valid ones."""
+    if generator not in GENERATORS:
+        raise InputError(f"Unknown generator {generator!r}; valid generators: "
+                         f"{', '.join(GENERATORS)}.")
+    return GENERATORS[generator]
 
 
 def build_model(name: str, key=None, **config) -> ModelSpec:

@@ -20,6 +20,7 @@ import equinox as eqx
 import numpy as np
 
 from ppl_ident.diagnostics.jacobian import jacobian_regression_route, score_routes
+from ppl_ident.diagnostics.mcc import mcc
 from ppl_ident.errors import InputError
 
 __all__ = ["DEFAULT_DRAWS", "DEFAULT_OBS", "LATENT_KINDS", "ModelSpec", "ModelFamily",
@@ -228,6 +229,20 @@ class ModelFamily(abc.ABC):
         The sections of a run's report, in page order (keys of
         :data:`ppl_ident.reporting.report.SECTIONS`): the reporting layer builds each
         section it names and shows those that have content.
+    titles : dict
+        Model name -> the model in words, for legends (``"iVAE"``).
+    generators : tuple of str
+        The simulators whose settings a comparison grid's ``[data]`` may give
+        (``generator = NAME``; the ``ppl-ident simulate --generator`` names), for
+        :meth:`data_axes`, :meth:`simulate_setting` and :meth:`setting_label`.
+    compare_guides : tuple of str
+        The guides a comparison cell may fit with: :attr:`guides` plus those only the harness
+        runs (default: :attr:`guides`).
+    row_latents : bool
+        Whether the latents of different observations are independent given the fitted
+        parameters (i.i.d. rows): a sampler can then run per observation (the harness's
+        ``nuts`` cells) and importance weights are per observation (PSIS k-hat, held-out
+        likelihood). Sequences' latents depend on each other along time.
     """
 
     name: str
@@ -242,6 +257,13 @@ class ModelFamily(abc.ABC):
     #: ``u`` permuted across rows (it reads :meth:`learned_prior_at`)
     permutation_null: bool = False
     report_sections: tuple = ("summary", "loss", "agreement", "jacobian", "variability")
+    titles: dict = {}
+    generators: tuple = ()
+    row_latents: bool = False
+
+    @property
+    def compare_guides(self) -> tuple:
+        return self.guides
 
     def prior_depends_on_u(self, spec) -> bool:
         """Whether the model's prior changes with ``u`` (False: nothing makes its latents
@@ -323,6 +345,47 @@ class ModelFamily(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, fitted, dataset, truth=None) -> dict:
         """Metrics of a fit: MCC and friends when ``dataset.z`` is known (evaluation only)."""
+
+    def score_latents(self, z_true, z_hat, method: str = "pearson"):
+        """MCC (:class:`~ppl_ident.diagnostics.mcc.MCCResult`) of learned latents ``z_hat``
+        against true ones, over every observation as :meth:`evaluate` scores them (arrays of
+        the data's leading shape plus ``latent``)."""
+        return mcc(z_true, z_hat, method)
+
+    # -- comparison grids (ppl_ident.harness) ----------------------------------------------
+    def data_axes(self, generator: str) -> dict:
+        """The settings a grid's ``[data]`` may give for ``generator`` (one of
+        :attr:`generators`), with their defaults; ``latent_dim`` and ``data_dim`` (None: the
+        latent dimension) are among them."""
+        raise NotImplementedError(f"the {self.label} family simulates no grid data")
+
+    def check_setting(self, setting: dict, model: str) -> None:
+        """Refuse, naming the fix, a data setting (every key of :meth:`data_axes` given) that
+        the simulator or ``model`` cannot take; called when a grid is made."""
+        if setting["data_dim"] < setting["latent_dim"]:
+            raise InputError(f"data_dim={setting['data_dim']} < latent_dim="
+                             f"{setting['latent_dim']}; the mixing must be injective.")
+
+    def setting_label(self, setting: dict) -> str:
+        """A short, file-name-safe label of a data setting (a comparison cell's ID starts with
+        it)."""
+        raise NotImplementedError(f"the {self.label} family simulates no grid data")
+
+    def simulate_setting(self, setting: dict, heldout_fraction: float):
+        """``(train, heldout, truth)`` of a data setting: the simulator's data, split into
+        the rows a cell fits and held-out rows (None when the family scores none,
+        :attr:`row_latents`), and its ground truth."""
+        raise NotImplementedError(f"the {self.label} family simulates no grid data")
+
+    def default_model(self, setting: dict) -> str:
+        """The model a grid fits on ``setting`` when it names none."""
+        return self.models[0]
+
+    def heldout_rows(self, dataset, fraction: float):
+        """A boolean mask of the rows of a user's data file that a comparison holds out (a
+        fixed seeded choice), or None when the family holds none out; raises InputError for
+        data it cannot split."""
+        return None
 
     @abc.abstractmethod
     def check_data(self, dataset, truth, **options) -> dict:

@@ -2,20 +2,33 @@
 
 A grid expands into :class:`Cell` objects, one per (data setting, model, engine). A cell holds
 *all* seeds: they share every array shape, so they run as one vectorised fit (``vmap`` over
-PRNG keys in :func:`ppl_ident.inference.fit_batched`). Cells are the unit of scheduling (a Dask
-task) and of storage (one result file each).
+PRNG keys in :func:`ppl_ident.inference.fit`). Cells are the unit of scheduling (a Dask task)
+and of storage (one result file each).
+
+Every cell's fit settings are those ``ppl-ident fit`` would run with: a cell's
+:class:`~ppl_ident.settings.FitSettings` (the engine entry's options, the model, the data
+setting's latent dimension) pass through
+:func:`~ppl_ident.workflow.build.resolved_settings`, the check and the defaults of
+:func:`~ppl_ident.workflow.checked_settings`, when the grid is made; a bad value is refused
+then, naming every bad option, not cell by cell when the grid runs.
+
+The data settings are those of one model family's simulators (``generator``: ``domains``, the
+default, for i.i.d. data; ``segments``, ``dynamics`` or ``regimes`` for sequences): the
+family (:data:`ppl_ident.families.GENERATORS`) says which settings apply, their defaults and
+which models take its data; a model paired with another family's data is refused.
 
 A grid file (TOML)::
 
     [grid]
     seeds = [0, 1, 2]          # fit seeds, vectorised inside each cell
-    models = ["ivae"]
+    models = ["ivae"]          # default: the data family's default model
     engines = ["svi", "iwae"]  # names in ENGINE_PRESETS, or tables under [engines.NAME]
     steps = 4000
     eval_every = 500           # periodic MCC evaluations (recorded, never used to select)
     metrics = ["mcc", "elbo", "timing", "time_to_mcc", "psis_khat"]   # default: all METRICS
 
     [data]                     # every value may be a list: the settings are the product
+    generator = "domains"      # the default; its settings: see data_axes("domains")
     latent_dim = 5
     domains = [5, 11, 40]
     points_per_domain = 1000
@@ -29,6 +42,18 @@ A grid file (TOML)::
     base = "svi_fullcov"       # the base fit: a preset; the entry's other fit options apply
     sample_obs = 100           # to it (steps, learning_rate, ...)
     num_samples = 500
+
+A sequence grid names a sequence generator and its settings (``ppl-ident simulate``'s flags)::
+
+    [grid]
+    models = ["tivae", "stationary"]
+    engines = ["default", "svi"]
+
+    [data]
+    generator = "dynamics"
+    latent_dim = 2
+    sequences = 200
+    length = 20
 """
 
 from __future__ import annotations
@@ -39,17 +64,11 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-
 from ppl_ident.errors import InputError
-from ppl_ident.settings import SETTINGS
+from ppl_ident.settings import GRID_KEYS, SETTINGS_BY_NAME
 
-__all__ = ["DATA_DEFAULTS", "FILE_KEYS", "ENGINE_PRESETS", "FIT_KEYS", "SAMPLER_KEYS", "SAMPLE_OBS",
-           "Cell", "Grid", "base_entry", "load_grid", "make_grid"]
-
-#: Data-setting axes and their defaults (the package's default simulator setting).
-DATA_DEFAULTS = dict(latent_dim=5, data_dim=None, domains=40, points_per_domain=1000,
-                     mixing_layers=3, source="gaussian", noise_std=0.0, data_seed=0)
+__all__ = ["FILE_KEYS", "ENGINE_PRESETS", "FIT_KEYS", "HELDOUT_FRACTION", "SAMPLER_KEYS",
+           "SAMPLE_OBS", "Cell", "Grid", "base_entry", "data_axes", "load_grid", "make_grid"]
 
 #: Options of a sampler entry (``nuts``): its base fit (a preset name), how many observations
 #: of the training data it samples, and the sampler's own options (see
@@ -58,14 +77,14 @@ SAMPLER_KEYS = ("base", "sample_obs", "num_warmup", "num_samples", "num_chains",
                 "target_accept_prob", "max_tree_depth", "dense_mass")
 #: Training observations whose latents a sampler entry samples, unless it sets ``sample_obs``.
 SAMPLE_OBS = 200
+#: Held-out points per training point of a data setting (never used for fitting), for the
+#: held-out likelihood; a family that scores none holds none out.
+HELDOUT_FRACTION = 0.2
 
-#: The model family the harness compares on: it simulates i.i.d. domain data.
-FAMILY = "iid"
-
-#: Options an engine entry may set (the fit settings of :data:`ppl_ident.settings.SETTINGS`
-#: that a grid may set and that apply to the i.i.d. models); the rest of the fit uses
-#: FitSettings' defaults.
-FIT_KEYS = tuple(s.name for s in SETTINGS if s.grid and FAMILY in s.families) + SAMPLER_KEYS
+#: Options an engine entry may set: the fit settings of :data:`ppl_ident.settings.SETTINGS`
+#: that a grid may set (a cell refuses those that do not apply to its model, as ``fit``
+#: does), and a sampler's own; the rest of the fit uses ``ppl-ident fit``'s defaults.
+FIT_KEYS = GRID_KEYS + SAMPLER_KEYS
 
 #: Named engine configurations the harness compares (one inference algorithm each).
 ENGINE_PRESETS: dict[str, dict] = {
@@ -83,12 +102,27 @@ ENGINE_PRESETS: dict[str, dict] = {
     # and settings) fixed: the reference posterior of the model that fit found.
     "nuts": dict(engine="nuts", base="svi", sample_obs=SAMPLE_OBS, num_warmup=300,
                  num_samples=300, num_chains=4),
-    # the package's default model (`ppl-ident fit` with n = d): the exact-likelihood flow,
-    # fitted by maximum likelihood with the flow's own defaults (prior, learning rate, depth).
-    # Its z is a point estimate (no calibration or PSIS: they say "not applicable"); its ELBO
-    # is the exact log-likelihood of its parameters
-    "flow": dict(engine="svi", elbo="Trace_ELBO", flow=True),
+    # the exact-likelihood flow, fitted by maximum likelihood with the flow's own defaults
+    # (prior, learning rate, depth). Its z is a point estimate (no calibration or PSIS: they
+    # say "not applicable"); its ELBO is the exact log-likelihood of its parameters
+    "flow": dict(flow=True),
+    # what `ppl-ident fit` runs with no flags: the exact flow where the family chooses it for
+    # the setting's n and d (n = d), else the variational model, each with its defaults
+    "default": dict(),
 }
+
+
+def _engine_kind(entry: dict) -> str:
+    """The engine of an entry (``ppl-ident fit``'s default where it names none)."""
+    return entry.get("engine", SETTINGS_BY_NAME["engine"].default)
+
+
+def data_axes(generator: str) -> dict:
+    """The settings a grid's ``[data]`` may give for ``generator`` and their defaults (asked of
+    the family whose data it simulates)."""
+    from ppl_ident.families import family_of_generator
+
+    return family_of_generator(generator).data_axes(generator)
 
 
 class Cell(NamedTuple):
@@ -97,13 +131,16 @@ class Cell(NamedTuple):
     Attributes
     ----------
     data : dict
-        Data-setting values (keys of :data:`DATA_DEFAULTS`, ``data_dim`` resolved).
+        Data-setting values: ``generator`` and the keys of :func:`data_axes` (``data_dim``
+        resolved), or a data file's :data:`FILE_KEYS`.
     model : str
     engine : str
         The engine's label in the grid.
     fit : dict
         Engine options (keys of :data:`FIT_KEYS`).
     seeds : tuple of int
+        The fit's seeds (:func:`ppl_ident.inference.fit_keys`: seed ``k`` of a cell is seed
+        ``k`` of ``ppl-ident fit --seeds K``; seed 0 is ``ppl-ident fit``'s own fit).
     eval_every : int
     metrics : tuple of str
         Names in :data:`ppl_ident.harness.metrics.METRICS` computed for every seed.
@@ -120,13 +157,15 @@ class Cell(NamedTuple):
     @property
     def setting(self) -> str:
         """A readable label of the data setting, e.g. ``n5-d5-U40x1000-L3-gaussian-s0-ds0``
-        (a user's data file: ``file-NAME-n5``)."""
+        (the family's, :meth:`~ppl_ident.families.ModelFamily.setting_label`; a user's data
+        file: ``file-NAME-n5``)."""
+        from ppl_ident.families import family_of_generator
+
         d = self.data
         if "file" in d:
             stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(d["file"]).stem)
             return f"file-{stem}-n{d['latent_dim']}"
-        return (f"n{d['latent_dim']}-d{d['data_dim']}-U{d['domains']}x{d['points_per_domain']}"
-                f"-L{d['mixing_layers']}-{d['source']}-s{d['noise_std']:g}-ds{d['data_seed']}")
+        return family_of_generator(d["generator"]).setting_label(d)
 
     @property
     def cell_id(self) -> str:
@@ -137,9 +176,44 @@ class Cell(NamedTuple):
         digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
         return f"{self.setting}__{self.model}__{self.engine}__{digest}"
 
+    @property
+    def is_sampler(self) -> bool:
+        """Whether the cell samples z under a base fit (``nuts``) rather than fitting."""
+        from ppl_ident.inference import SAMPLER_ENGINES
+
+        return _engine_kind(self.fit) in SAMPLER_ENGINES
+
+    def fit_settings(self):
+        """The :class:`~ppl_ident.settings.FitSettings` the cell's fit starts from, before
+        :func:`~ppl_ident.workflow.checked_settings` decides its defaults: the engine entry's
+        fit options (a sampler's: its base fit's, :func:`base_entry`), the model, the data
+        setting's latent dimension and the number of seeds."""
+        from ppl_ident.settings import FitSettings
+
+        entry = base_entry(self.fit) if self.is_sampler else self.fit
+        fields = {k: v for k, v in entry.items() if k in FitSettings._fields}
+        return FitSettings(model=self.model, latent_dim=self.data["latent_dim"],
+                           seeds=len(self.seeds), **fields)
+
+    def resolved_settings(self):
+        """The resolved settings of the cell's fit (:func:`resolved_settings` with the data
+        setting's dimensions: the flow decided, the model's defaults filled in), without its
+        data; the fit itself checks them against the data
+        (:func:`~ppl_ident.workflow.checked_settings`)."""
+        from ppl_ident.families import family_of
+        from ppl_ident.workflow import resolved_settings
+
+        family = family_of(self.model)
+        return resolved_settings(self.fit_settings(), family, self.data["data_dim"],
+                                 guides=family.compare_guides)
+
 
 class Grid(NamedTuple):
-    """A comparison grid: the product of data settings, models and engines; seeds inside."""
+    """A comparison grid: the product of data settings, models and engines; seeds inside.
+
+    ``data`` holds the values the grid was given (``generator`` always; list values are
+    axes); :meth:`settings` fills in the defaults.
+    """
 
     data: dict
     models: tuple
@@ -149,16 +223,18 @@ class Grid(NamedTuple):
     metrics: tuple = ()
 
     def settings(self) -> list[dict]:
-        """Every data setting (product of the list-valued axes), ``data_dim`` resolved."""
+        """Every data setting (product of the list-valued axes), defaults filled in and
+        ``data_dim`` resolved."""
         if "file" in self.data:  # a user's data file: one setting
             return [dict(self.data)]
-        keys = list(DATA_DEFAULTS)
-        axes = [v if isinstance(v, list) else [v] for v in (self.data[k] for k in keys)]
         out = []
-        for values in itertools.product(*axes):
-            d = dict(zip(keys, values))
-            d["data_dim"] = d["latent_dim"] if d["data_dim"] is None else d["data_dim"]
-            out.append(d)
+        for generator in _as_list(self.data["generator"]):
+            axes = data_axes(generator)
+            values = [_as_list(self.data.get(k, default)) for k, default in axes.items()]
+            for combo in itertools.product(*values):
+                d = {"generator": generator, **dict(zip(axes, combo))}
+                d["data_dim"] = d["latent_dim"] if d["data_dim"] is None else d["data_dim"]
+                out.append(d)
         return out
 
     def cells(self) -> list[Cell]:
@@ -172,6 +248,10 @@ class Grid(NamedTuple):
                     metrics=list(self.metrics))
 
 
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
 def _engine_entry(name: str, table: dict | None, steps: int | None) -> dict:
     table = dict(table or {})
     preset = table.pop("preset", name if name in ENGINE_PRESETS else None)
@@ -182,12 +262,6 @@ def _engine_entry(name: str, table: dict | None, steps: int | None) -> dict:
     if preset is not None and preset not in ENGINE_PRESETS:
         raise InputError(f"Unknown preset {preset!r} for engine {name!r}; valid presets: "
                          f"{', '.join(ENGINE_PRESETS)}.")
-    other = sorted(s.name for s in SETTINGS if s.name in table and FAMILY not in s.families)
-    if other:
-        raise InputError(f"Engine {name!r} sets {', '.join(other)}, which apply to sequence "
-                         "models only; the comparison harness fits i.i.d. models on simulated "
-                         "domain data (compare sequence models with "
-                         "benchmarks/sequence_accuracy.py).")
     unknown = set(table) - set(FIT_KEYS)
     if unknown:
         raise InputError(f"Engine {name!r} has unknown option(s) {sorted(unknown)}; valid "
@@ -198,18 +272,13 @@ def _engine_entry(name: str, table: dict | None, steps: int | None) -> dict:
     return entry
 
 
-def _check_registries(engines: dict, models) -> None:
+def _check_registries(engines: dict) -> None:
+    from ppl_ident.families import PRIORS
     from ppl_ident.families.guides import GUIDES
     from ppl_ident.inference import ELBOS, ENGINES
-    from ppl_ident.families import FAMILIES, PRIORS, family_of
 
-    for m in models:
-        if family_of(m).name != FAMILY:
-            raise InputError(f"Model {m!r} takes sequences; the comparison harness fits the "
-                             f"i.i.d. models ({', '.join(FAMILIES[FAMILY].models)}) on "
-                             "simulated domain data.")
     for name, e in engines.items():
-        if e["engine"] not in ENGINES:
+        if _engine_kind(e) not in ENGINES:
             raise InputError(f"Engine {name!r}: unknown engine {e['engine']!r}; valid engines: "
                              f"{', '.join(sorted(ENGINES))}.")
         if "elbo" in e and e["elbo"] not in ELBOS:
@@ -221,21 +290,7 @@ def _check_registries(engines: dict, models) -> None:
         if "prior" in e and e["prior"] not in PRIORS:
             raise InputError(f"Engine {name!r}: unknown prior {e['prior']!r}; valid priors: "
                              f"{', '.join(PRIORS)}.")
-        _check_fit_values(name, e)
         _check_sampler_entry(name, e)
-
-
-def _check_fit_values(name: str, e: dict) -> None:
-    """The entry's fit options pass the checks `fit` applies to them (positive step counts,
-    learning rates, widths, ...), so that a grid is refused when it is made, not cell by cell
-    when it runs."""
-    from ppl_ident.settings import FitSettings, check_values
-
-    fields = {k: v for k, v in e.items() if k in FitSettings._fields and k != "engine"}
-    try:
-        check_values(FitSettings(**fields))
-    except InputError as err:
-        raise InputError(f"Engine {name!r}: {err}") from None
 
 
 def base_entry(entry: dict) -> dict:
@@ -245,24 +300,33 @@ def base_entry(entry: dict) -> dict:
     return {**ENGINE_PRESETS[entry.get("base", "svi")], **own}
 
 
+def _sampler_bases() -> list[str]:
+    """The presets that fit the variational model (a posterior over z for a sampler to
+    sample; the exact flow's z = h(x) is a point)."""
+    from ppl_ident.inference import SAMPLER_ENGINES
+    from ppl_ident.settings import FitSettings, variational_settings
+
+    return [p for p, v in ENGINE_PRESETS.items() if _engine_kind(v) not in SAMPLER_ENGINES
+            and not v.get("flow") and variational_settings(FitSettings(
+                **{k: x for k, x in v.items() if k in FitSettings._fields}))]
+
+
 def _check_sampler_entry(name: str, e: dict) -> None:
     from ppl_ident.families.guides import guide_family
     from ppl_ident.inference import SAMPLER_ENGINES
 
     given = sorted(set(e) & set(SAMPLER_KEYS))
-    if e["engine"] not in SAMPLER_ENGINES:
+    if _engine_kind(e) not in SAMPLER_ENGINES:
         if given:
             raise InputError(f"Engine {name!r}: option(s) {given} apply only to the sampler "
                              f"engines ({', '.join(sorted(SAMPLER_ENGINES))}).")
         return
     base = e.get("base", "svi")
-    # a base fit has a posterior over z to sample (the exact flow's z = h(x) is a point)
-    fitters = [p for p, v in ENGINE_PRESETS.items()
-               if v["engine"] not in SAMPLER_ENGINES and not v.get("flow")]
+    fitters = _sampler_bases()
     if base not in fitters or base_entry(e).get("flow"):
         raise InputError(f"Engine {name!r}: base {base!r} is not a preset that fits a model with "
                          f"a posterior over z to sample; valid bases: {', '.join(fitters)}.")
-    guide = base_entry(e).get("guide", "encoder")
+    guide = base_entry(e).get("guide", SETTINGS_BY_NAME["guide"].default)
     if not guide_family(guide).full_data:
         raise InputError(f"Engine {name!r}: its base fit uses the {guide!r} guide, which has "
                          "no amortised encoder to start the chains; use a base with guide "
@@ -282,17 +346,59 @@ def _check_sampler_entry(name: str, e: dict) -> None:
         raise InputError(f"Engine {name!r}: {err}") from None
 
 
+def _check_cells(grid: "Grid", data_family) -> None:
+    """Refuse, when the grid is made, every cell that could not run: a model of another family
+    than the data's, a data setting its family or model refuses, a sampler on latents that are
+    not independent per observation, and fit settings that ``ppl-ident fit`` would refuse
+    (checked as it checks them, every bad value named)."""
+    from ppl_ident.families import family_of
+
+    for m in grid.models:
+        family = family_of(m)
+        if family is not data_family:
+            source = "a data file" if "file" in grid.data else (
+                f"the {', '.join(_as_list(grid.data['generator']))} generator")
+            raise InputError(
+                f"Model {m!r} ({family.label} family) takes the data of the generator(s) "
+                f"{', '.join(family.generators)}; this grid's data come from {source} "
+                f"({data_family.label} data): compare the models "
+                f"{', '.join(data_family.models)} on them, or set [data] generator to one of "
+                f"{', '.join(family.generators)} for {m!r}.")
+    seen = set()
+    for cell in grid.cells():
+        family = family_of(cell.model)
+        if "file" not in cell.data:
+            family.check_setting(cell.data, cell.model)
+        if cell.is_sampler and not family.row_latents:
+            raise InputError(
+                f"Engine {cell.engine!r}: the {_engine_kind(cell.fit)} sampler runs one chain "
+                f"per observation, whose latents are independent given the fitted parameters; "
+                f"model {cell.model!r}'s latents depend on each other along the sequence, so "
+                f"it has no sampler cell: drop {cell.engine!r} from the engines of a grid of "
+                f"{family.label} models.")
+        key = (cell.model, cell.engine, cell.data["latent_dim"], cell.data["data_dim"])
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            cell.resolved_settings()
+        except InputError as err:
+            raise InputError(f"Engine {cell.engine!r}: {err}") from None
+
+
 #: Keys of a data setting that is a user's data file (``compare --data FILE``): the file, its
 #: SHA-256 (a changed file never reuses a stale result), a table's column mapping, the latent
 #: dimension, the data dimension.
 FILE_KEYS = ("file", "sha256", "columns", "latent_dim", "data_dim")
 
 
-def _file_setting(data: dict) -> dict:
+def _file_setting(data: dict):
     """Validate a data-file setting: read the file once (the same checks and messages as
-    ``fit``), record its hash and resolve the latent dimension (default: z's, else x's)."""
+    ``fit``), check that its family can hold rows out, record its hash and resolve the latent
+    dimension (default: z's, else x's). Returns the setting and the data's family."""
     from ppl_ident.data import read_data
     from ppl_ident.data.tables import Columns
+    from ppl_ident.families import family_for_data
     from ppl_ident.inference.checkpoint import file_sha256
 
     unknown = set(data) - set(FILE_KEYS)
@@ -301,42 +407,70 @@ def _file_setting(data: dict) -> dict:
                          f"{sorted(unknown)} set the simulator: drop them with --data.")
     path = Path(data["file"]).resolve()
     dataset, _, columns = read_data(path, Columns.from_dict(data.get("columns")))
-    if np.ndim(dataset.x) != 2:
-        raise InputError(f"compare fits i.i.d. models; {path} holds sequences (x of shape "
-                         f"{np.shape(dataset.x)}): fit them with `ppl-ident fit`.")
-    if dataset.u is None or np.ndim(dataset.u) != 1:
-        raise InputError(f"compare needs domain labels u (N,) in {path}; a continuous or "
-                         "missing u is not supported by the grid's models.")
-    d = int(dataset.x.shape[1])
-    n = data.get("latent_dim") or (dataset.z.shape[1] if dataset.z is not None else d)
+    family = family_for_data(dataset)
+    family.heldout_rows(dataset, HELDOUT_FRACTION)
+    d = int(dataset.x.shape[-1])
+    n = data.get("latent_dim") or (dataset.z.shape[-1] if dataset.z is not None else d)
     if int(n) > d:
         raise InputError(f"latent_dim={n} is larger than the data dimension d={d}; choose "
                          f"--latent-dim <= {d}.")
     return {"file": str(path), "sha256": file_sha256(path),
             "columns": None if columns is None else columns.to_dict(), "latent_dim": int(n),
-            "data_dim": d}
+            "data_dim": d}, family
 
 
-def make_grid(*, data: dict | None = None, models=("ivae",), engines=("svi",), seeds=(0, 1, 2),
+def _simulated_setting(data: dict):
+    """Check a simulated data setting's keys against its generator's settings; returns the
+    setting (with ``generator``) and the family of its data."""
+    from ppl_ident.families import DEFAULT_GENERATOR, family_of_generator
+
+    data = {"generator": DEFAULT_GENERATOR, **data}
+    generators = _as_list(data["generator"])
+    families = {family_of_generator(g) for g in generators}
+    if len(families) > 1:
+        raise InputError(f"The generators {', '.join(generators)} simulate the data of "
+                         "different model families, which no model takes both of; make one "
+                         "grid per family.")
+    for g in generators:
+        valid = data_axes(g)
+        unknown = set(data) - set(valid) - {"generator"}
+        if unknown:
+            raise InputError(f"Unknown data setting(s) {sorted(unknown)} for the {g} "
+                             f"generator; valid: generator, {', '.join(valid)}.")
+    return data, families.pop()
+
+
+def make_grid(*, data: dict | None = None, models=None, engines=("svi",), seeds=(0, 1, 2),
               steps: int | None = None, eval_every: int = 500, metrics=None) -> Grid:
     """Build and validate a grid.
 
     Parameters
     ----------
     data : dict, optional
-        Data-setting values (keys of :data:`DATA_DEFAULTS`); a list value is an axis.
-    models : sequence of str
+        Data-setting values: ``generator`` (default ``"domains"``, i.i.d. data) and the
+        settings of :func:`data_axes` for it; a list value is an axis. Or a data file
+        (:data:`FILE_KEYS`).
+    models : sequence of str, optional
+        Models of the data's family (default: the family's default model for the first
+        setting).
     engines : sequence of str, or dict name -> options
         Names in :data:`ENGINE_PRESETS`, or a mapping from a label to options (``preset`` plus
         any of :data:`FIT_KEYS`).
     seeds : sequence of int, or int
         Fit seeds (an int ``k`` means ``0..k-1``).
     steps : int, optional
-        Optimisation steps for engines that do not set their own.
+        Optimisation steps for engines that do not set their own (default: ``ppl-ident
+        fit``'s for the cell's model).
     eval_every : int
         Steps between periodic MCC evaluations (for time-to-MCC-0.9 only).
     metrics : sequence of str, optional
         Names in :data:`ppl_ident.harness.metrics.METRICS` (default: all).
+
+    Raises
+    ------
+    InputError
+        For a grid with a cell that could not run: unknown names, a model of another family
+        than the data's, and every fit option ``ppl-ident fit`` would refuse.
 
     Examples
     --------
@@ -346,13 +480,9 @@ def make_grid(*, data: dict | None = None, models=("ivae",), engines=("svi",), s
     """
     data = dict(data or {})
     if "file" in data:
-        data = _file_setting(data)
-    unknown = set(data) - set(DATA_DEFAULTS) - set(FILE_KEYS if "file" in data else ())
-    if unknown:
-        raise InputError(f"Unknown data setting(s) {sorted(unknown)}; valid: "
-                         f"{', '.join(DATA_DEFAULTS)}.")
-    if "file" not in data:
-        data = {**DATA_DEFAULTS, **data}
+        data, data_family = _file_setting(data)
+    else:
+        data, data_family = _simulated_setting(data)
     if isinstance(seeds, int):
         seeds = range(seeds)
     seeds = tuple(int(s) for s in seeds)
@@ -362,21 +492,21 @@ def make_grid(*, data: dict | None = None, models=("ivae",), engines=("svi",), s
         raise InputError(f"eval_every must be a positive integer, got {eval_every!r}.")
     if isinstance(engines, (list, tuple)):
         engines = {name: None for name in engines}
-    if not engines or not models:
+    if not engines or (models is not None and not models):
         raise InputError("A grid needs at least one engine and one model.")
     engines = {name: _engine_entry(name, table, steps) for name, table in engines.items()}
-    _check_registries(engines, models)
+    _check_registries(engines)
     from ppl_ident.harness.metrics import METRICS
 
     metrics = tuple(METRICS) if metrics is None else tuple(metrics)
     if set(metrics) - set(METRICS) or not metrics:
         raise InputError(f"Unknown metric(s) {sorted(set(metrics) - set(METRICS))}; valid "
                          f"metrics: {', '.join(METRICS)}.")
-    grid = Grid(data, tuple(models), engines, seeds, int(eval_every), metrics)
-    for d in grid.settings():
-        if d["data_dim"] < d["latent_dim"]:
-            raise InputError(f"data_dim={d['data_dim']} < latent_dim={d['latent_dim']}; the "
-                             "mixing must be injective.")
+    grid = Grid(data, (), engines, seeds, int(eval_every), metrics)
+    if models is None:
+        models = (data_family.default_model(grid.settings()[0]),)
+    grid = grid._replace(models=tuple(models))
+    _check_cells(grid, data_family)
     return grid
 
 
@@ -404,7 +534,8 @@ def load_grid(path) -> Grid:
     if set(g) - allowed:
         raise InputError(f"{path}: unknown [grid] key(s) {sorted(set(g) - allowed)}; valid: "
                          f"engines, {', '.join(sorted(allowed))}.")
+    models = g.get("models")
     return make_grid(data=doc.get("data", {}), engines=engines,
-                     models=tuple(g.get("models", ["ivae"])), seeds=g.get("seeds", (0, 1, 2)),
-                     steps=g.get("steps"), eval_every=g.get("eval_every", 500),
-                     metrics=g.get("metrics"))
+                     models=None if models is None else tuple(models),
+                     seeds=g.get("seeds", (0, 1, 2)), steps=g.get("steps"),
+                     eval_every=g.get("eval_every", 500), metrics=g.get("metrics"))

@@ -25,12 +25,20 @@ __all__ = ["plot_all", "series_labels", "setting_labels"]
 #: figure size (inches) and resolution: legible at the README's 32 % width and on a screen
 WIDTH, HEIGHT, DPI = 6.4, 4.2, 120
 
-_MODEL_WORDS = {"ivae": "iVAE", "vae": "VAE"}
-#: data-setting column -> how one value reads in a legend
-_SETTING_WORDS = [("latent_dim", "n = {}"), ("data_dim", "d = {}"), ("domains", "{} domains"),
-                  ("points_per_domain", "{} points per domain"),
-                  ("mixing_layers", "{} mixing layers"), ("source", "{} sources"),
-                  ("noise_std", "noise sd {}"), ("data_seed", "data seed {}")]
+#: data-setting column -> how one value reads in a legend (another column: "NAME = value")
+_SETTING_WORDS = [("generator", "{} data"), ("latent_dim", "n = {}"), ("data_dim", "d = {}"),
+                  ("domains", "{} domains"), ("points_per_domain", "{} points per domain"),
+                  ("sequences", "{} sequences"), ("length", "{} steps"),
+                  ("regimes", "{} regimes"), ("mixing_layers", "{} mixing layers"),
+                  ("source", "{} sources"), ("noise_std", "noise sd {}"),
+                  ("data_seed", "data seed {}")]
+
+
+def _model_words(model: str) -> str:
+    """The model in words (its family's ``titles``)."""
+    from ppl_ident.families import MODELS
+
+    return MODELS[model].titles.get(model, model) if model in MODELS else model
 
 
 def _series(df) -> list:
@@ -42,15 +50,19 @@ def series_labels(df) -> dict:
     """(model, engine) -> its legend label in words: ``"svi engine"``, or
     ``"iVAE, svi engine"`` when the table holds several models."""
     several = df["model"].nunique() > 1
-    return {(m, e): f"{_MODEL_WORDS.get(m, m)}, {e} engine" if several else f"{e} engine"
+    return {(m, e): f"{_model_words(m)}, {e} engine" if several else f"{e} engine"
             for m, e in _series(df)}
 
 
 def setting_labels(df) -> dict:
     """Setting ID -> the data-setting values that tell it from the table's other settings,
     in words (``"40 domains, 3 mixing layers"``), instead of the cell ID."""
+    from ppl_ident.harness.table import SETTING_COORDS
+
     first = df.drop_duplicates("setting")
-    varying = [(c, fmt) for c, fmt in _SETTING_WORDS
+    words = dict(_SETTING_WORDS)
+    columns = list(words) + [c for c in SETTING_COORDS if c not in words]
+    varying = [(c, words.get(c, c.replace("_", " ") + " = {}")) for c in columns
                if c in first.columns and first[c].nunique() > 1]
     return {row["setting"]: ", ".join(fmt.format(_plain(row[c])) for c, fmt in varying)
             or "the one data setting" for _, row in first.iterrows()}
@@ -173,7 +185,7 @@ def plot_all(df, out_dir, traces=None) -> list[str]:
         ax.set_title("Calibration by engine", fontsize=10)
         save(fig, "calibration_by_engine.png")
 
-    if df["domains"].nunique() > 1:
+    if "domains" in df.columns and df["domains"].nunique() > 1:
         fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
         for se in _series(df):
             sub = _of(df, se).groupby("domains")["mcc"]

@@ -14,17 +14,22 @@ from pathlib import Path
 from ppl_ident.files import atomic_write_bytes
 from ppl_ident.harness.run import cell_path, read_cell
 
-__all__ = ["assemble_table", "to_dataset", "write_results", "summarise", "ID_COLUMNS"]
+__all__ = ["assemble_table", "to_dataset", "write_results", "summarise", "ID_COLUMNS",
+           "SETTING_COORDS"]
 
 ID_COLUMNS = ["setting", "model", "engine", "seed"]
 
 
 def _describe(cell) -> dict:
+    """The cell's columns: its data setting's values and the settings its fit runs with
+    (resolved as ``ppl-ident fit`` resolves them: ``flow`` says whether it is the exact
+    flow)."""
     d = {"setting": cell.setting, "model": cell.model, "engine": cell.engine}
     d.update({k: v for k, v in cell.data.items()})
-    d.update({"engine_kind": cell.fit.get("engine"), "elbo": cell.fit.get("elbo"),
-              "guide": cell.fit.get("guide"), "num_particles": cell.fit.get("num_particles", 1),
-              "base": cell.fit.get("base")})
+    s = cell.resolved_settings()
+    d.update({"engine_kind": cell.fit.get("engine", s.engine), "elbo": s.elbo,
+              "guide": None if s.flow else s.guide, "num_particles": s.num_particles or 1,
+              "flow": s.flow, "base": cell.fit.get("base")})
     return d
 
 
@@ -55,9 +60,9 @@ def to_dataset(df):
 
     skip = set(ID_COLUMNS) | {"cell_id", "status"}
     numeric = [c for c in df.columns if c not in skip
-               and pd.api.types.is_numeric_dtype(df[c]) and c not in _SETTING_COORDS]
+               and pd.api.types.is_numeric_dtype(df[c]) and c not in SETTING_COORDS]
     ds = df.set_index(ID_COLUMNS)[numeric].astype(float).to_xarray()
-    for name, dim in [(c, "setting") for c in _SETTING_COORDS] + \
+    for name, dim in [(c, "setting") for c in SETTING_COORDS] + \
             [(c, "engine") for c in _ENGINE_COORDS]:
         if name in df.columns:
             first = df.drop_duplicates(dim).set_index(dim)[name]
@@ -71,9 +76,19 @@ def to_dataset(df):
     return ds
 
 
-_SETTING_COORDS = ["latent_dim", "data_dim", "domains", "points_per_domain", "mixing_layers",
-                   "source", "noise_std", "data_seed"]
-_ENGINE_COORDS = ["engine_kind", "elbo", "guide", "num_particles", "base"]
+def _setting_coords() -> list[str]:
+    """Every data-setting column of every family's simulators (coordinates along
+    ``setting``)."""
+    from ppl_ident.families import GENERATORS
+
+    keys = {"generator": None}
+    for name, family in GENERATORS.items():
+        keys.update(dict.fromkeys(family.data_axes(name)))
+    return list(keys)
+
+
+SETTING_COORDS = _setting_coords()
+_ENGINE_COORDS = ["engine_kind", "elbo", "guide", "num_particles", "flow", "base"]
 
 
 def summarise(df):

@@ -24,7 +24,8 @@ from ppl_ident.inference.hostdata import host_rows
 from ppl_ident.inference.sharding import batch_mesh, replicate
 
 __all__ = ["DivergencePolicy", "FitResult", "chunk_schedule", "divergence_reason", "fit",
-           "fit_batched", "fit_keys", "selection_rows", "selection_loss", "SELECTION_ROWS",
+           "fit_batched", "fit_keys", "seed_list", "selection_rows", "selection_loss",
+           "SELECTION_ROWS",
            "SELECTION_CHUNK"]
 
 #: Rows (at most) on which the restart-selecting ELBO is estimated: a seeded random subset
@@ -150,8 +151,9 @@ class FitResult(NamedTuple):
     selection_time : float
         Seconds spent computing the restart-selecting ELBO (not in ``run_time``).
     seed_selected : int array ``(K,)``
-        With ``seeds = K``: the batch index of each seed's best restart (the restarts of seed
-        ``k`` are ``k * R_s .. (k + 1) * R_s - 1``); ``selected`` is the best of these.
+        With ``K`` seeds: the batch index of each seed's best restart (the restarts of the
+        ``k``-th seed given are ``k * R_s .. (k + 1) * R_s - 1``); ``selected`` is the best of
+        these.
     """
 
     params: dict
@@ -219,15 +221,25 @@ def selection_loss(engine: Engine, n_rows: int, chunk: int = SELECTION_CHUNK):
     return jax.jit(loss)
 
 
-def fit_keys(key, restarts: int = 1, seeds: int = 1):
-    """The ``(seeds * restarts, 2)`` initialisation keys of :func:`fit` from its ``key``.
+def fit_keys(key, restarts: int = 1, seeds=1):
+    """The ``(len(seeds) * restarts, 2)`` initialisation keys of :func:`fit` from its ``key``.
 
-    Seed 0's restarts are those of a fit with ``seeds=1``, so adding seeds never changes the
-    first fit; seed ``k > 0`` folds ``k`` into the key.
+    ``seeds`` is a number ``K`` (the seeds ``0..K-1``) or the seeds themselves (distinct
+    integers >= 0). Seed ``k > 0`` folds ``k`` into the key and seed 0 uses it as it is, so a
+    seed's restarts never depend on the other seeds: seed 0's are those of a fit with
+    ``seeds=1``, and seed ``k`` of ``seeds=(0, k)`` is seed ``k`` of ``seeds=k + 1``.
     """
     k_fit = jax.random.split(key)[0]
     return jnp.concatenate([jax.random.split(k_fit if k == 0 else jax.random.fold_in(k_fit, k),
-                                             restarts) for k in range(seeds)])
+                                             restarts) for k in seed_list(seeds)])
+
+
+def seed_list(seeds) -> tuple:
+    """The seeds of :func:`fit`'s ``seeds`` argument: ``0..K-1`` for a number ``K``, else the
+    given integers."""
+    if isinstance(seeds, (int, np.integer)):
+        return tuple(range(int(seeds)))
+    return tuple(int(k) for k in seeds)
 
 
 def _vmapped_step(engine: Engine, restarts: int):
@@ -353,7 +365,7 @@ def fit_batched(engine: Engine, keys, x, u, num_steps: int, *, chunk_size: int =
 
 
 def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: int = 1,
-        seeds: int = 1, chunk_size: int = 500, progress: bool = True, state=None,
+        seeds=1, chunk_size: int = 500, progress: bool = True, state=None,
         start_step: int = 0,
         history=None, on_chunk=None, divergence: DivergencePolicy | None = DivergencePolicy(),
         checkpoint_every: int | None = None) -> FitResult:
@@ -370,10 +382,13 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
         Independent initialisations run together (vectorised); the one with the lowest
         negative ELBO is returned (over all rows, or a subset of :data:`SELECTION_ROWS` rows
         of larger data, in chunks: :func:`selection_loss`). True latents are never used.
-    seeds : int
+    seeds : int or sequence of int
         Independent fits (each with ``restarts`` restarts), all run in the same vectorised
-        program and all kept (``FitResult.seed_selected``), for the agreement between seeds;
-        the returned fit is still the best by full-data ELBO over all of them.
+        program and all kept (``FitResult.seed_selected``, in the order given), for the
+        agreement between seeds; the returned fit is still the best by full-data ELBO over all
+        of them. A number ``K`` means the seeds ``0..K-1``; seed ``k``'s fit is the same in
+        every fit that has it (:func:`fit_keys`), so the comparison harness can name its
+        seeds.
     state, start_step, history : optional
         Resume from a batched state (``FitResult.states`` or a checkpoint) after
         ``start_step`` steps with their ``(R, start_step)`` records ``(losses, finite)``. The
@@ -404,6 +419,7 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
         num_steps = engine.num_steps or 1000
     k_eval = jax.random.split(key)[1]
     keys = fit_keys(key, restarts, seeds)
+    n_seeds = len(seed_list(seeds))
     states, losses, finite, compile_time, run_time = fit_batched(
         engine, keys, x, u, num_steps, chunk_size=chunk_size, progress=progress, state=state,
         start_step=start_step, history=history, on_chunk=on_chunk, divergence=divergence,
@@ -435,8 +451,8 @@ def fit(engine: Engine, key, x, u, num_steps: int | None = None, *, restarts: in
     selection_time = time.perf_counter() - t0
     final = np.where(np.isfinite(final), final, np.inf)
     best = int(np.argmin(final))
-    groups = final.reshape(seeds, -1)
-    seed_selected = np.argmin(groups, axis=1) + groups.shape[1] * np.arange(seeds)
+    groups = final.reshape(n_seeds, -1)
+    seed_selected = np.argmin(groups, axis=1) + groups.shape[1] * np.arange(n_seeds)
     pick = lambda tree: jax.tree_util.tree_map(lambda a: a[best], tree)  # noqa: E731
     return FitResult(
         params=pick(params), state=pick(states), losses=losses[best],

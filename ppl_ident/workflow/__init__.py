@@ -17,7 +17,8 @@ The names below are re-exported from one module per job, each importing only tho
 it:
 
 - :mod:`~ppl_ident.workflow.fitted`: the result type :class:`Fitted`, :func:`model_inputs`;
-- :mod:`~ppl_ident.workflow.build`: :func:`checked_settings`, :func:`build_fit`,
+- :mod:`~ppl_ident.workflow.build`: :func:`checked_settings`, :func:`resolved_settings`,
+  :func:`build_fit`,
   :func:`engine_optim`;
 - :mod:`~ppl_ident.workflow.rundir`: run directories (:func:`save_run`, :func:`load_run`,
   :func:`load_run_data`, :data:`RUN_FORMAT` and the reading of earlier formats);
@@ -35,7 +36,7 @@ from ppl_ident.settings import FIT_PRESETS, FitSettings
 from ppl_ident.workflow.fitted import Fitted
 from ppl_ident.settings import fit_settings
 from ppl_ident.workflow.fitted import model_inputs
-from ppl_ident.workflow.build import checked_settings
+from ppl_ident.workflow.build import checked_settings, resolved_settings
 from ppl_ident.workflow.fitting import fit_model
 from ppl_ident.workflow.build import build_fit, engine_optim
 from ppl_ident.workflow.fitting import (seed_fits, seed_metrics, divergence_message,
@@ -50,7 +51,8 @@ from ppl_ident.families.iid.inputs import prepare_inputs  # the i.i.d. labels (0
 
 __all__ = ["FitSettings", "FIT_PRESETS", "fit_settings", "Fitted", "fit_model", "evaluate",
            "save_run", "load_run", "resume_run", "divergence_message", "check_data",
-           "check_run", "checked_settings", "model_inputs", "prepare_inputs", "build_fit",
+           "check_run", "checked_settings", "resolved_settings", "model_inputs", "prepare_inputs",
+           "build_fit",
            "engine_optim", "interrupted_message", "POSTERIOR_FILE", "write_posterior",
            "load_run_data", "latent_summary", "encode_rows", "save_latents", "LATENT_FORMATS",
            "seed_metrics", "seed_fits", "SEED_PARAMS_FILE", "input_summary", "input_line",

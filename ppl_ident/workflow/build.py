@@ -2,7 +2,9 @@
 
 :func:`checked_settings` checks a fit's settings against its data (the CLI,
 :func:`~ppl_ident.workflow.fitting.fit_model` and :func:`~ppl_ident.workflow.fitting.resume_run`
-call it); :func:`build_fit` derives the model, the engine and the restarts' key from resolved
+call it), through :func:`resolved_settings`, the part that needs only the data's dimensions
+(the comparison harness checks every cell of a grid with it when the grid is made);
+:func:`build_fit` derives the model, the engine and the restarts' key from resolved
 settings, so that those and the comparison harness build the same fit from the same settings;
 :func:`make_engine` builds the engine alone (a loaded run's templates).
 """
@@ -19,18 +21,61 @@ from ppl_ident.inference.sharding import batch_mesh
 from ppl_ident.settings import (FLOW_LAYERS, SETTINGS_BY_NAME, FitSettings, check_applicable,
                                 check_values, resolve_defaults, variational_settings)
 
-__all__ = ["checked_settings", "build_fit", "engine_optim", "make_engine"]
+__all__ = ["checked_settings", "resolved_settings", "build_fit", "engine_optim", "make_engine"]
 
 
-def checked_settings(dataset: Dataset, s: FitSettings):
+def checked_settings(dataset: Dataset, s: FitSettings, *, guides: tuple | None = None):
     """The family of a fit and the settings it runs with (the latent dimension and batch size
-    resolved against the data); raises InputError, naming the fix, for what cannot work."""
+    resolved against the data); raises InputError, naming the fix, for what cannot work.
+
+    The settings themselves are checked by :func:`resolved_settings` (which the comparison
+    harness also calls when a grid is made, before any data exist); this adds what needs the
+    data: its shape, the default latent dimension, the batch size and the family's own checks.
+    ``guides`` as in :func:`resolved_settings`.
+    """
     family = family_of(s.model, dataset)
-    check_values(s)
     d = dataset.x.shape[-1]
     n = s.latent_dim
     if n is None:
         n = dataset.z.shape[-1] if dataset.z is not None else d
+    s = resolved_settings(s._replace(latent_dim=n), family, d, guides=guides)
+    s = s._replace(batch_size=int(min(s.batch_size, family.n_obs(dataset))))
+    return family, family.check_settings(dataset, s)
+
+
+def resolved_settings(s: FitSettings, family, data_dim: int, *,
+                      guides: tuple | None = None) -> FitSettings:
+    """The settings a fit of ``s.latent_dim`` latents on ``data_dim`` columns runs with, decided
+    before the data are read: every value checked (:func:`~ppl_ident.settings.check_values`,
+    all bad values named at once), the settings of another family and the variational
+    settings of an exact flow refused, and the model's defaults resolved (the exact flow where
+    ``flow`` is unset and the family chooses it for ``n`` and ``d``: what ``ppl-ident fit``
+    does). :func:`checked_settings` calls it with the data's dimensions; the comparison harness
+    calls it for every cell of a grid when the grid is made.
+
+    Parameters
+    ----------
+    s : FitSettings
+        With ``latent_dim`` given.
+    family : ModelFamily
+        The family of ``s.model``.
+    data_dim : int
+        The columns of ``x`` (``d``).
+    guides : tuple of str, optional
+        The guides the fit may use (default: the family's ``guides``, those
+        :func:`~ppl_ident.workflow.fit_model` fits with; the comparison harness passes the
+        family's ``compare_guides``).
+
+    Raises
+    ------
+    InputError
+        For settings that cannot work (the message names the fix).
+    """
+    check_values(s)
+    n, d = s.latent_dim, int(data_dim)
+    if n is None:
+        raise ValueError("resolved_settings needs latent_dim; checked_settings reads it from the "
+                         "data")
     if n > d:
         raise InputError(
             f"latent_dim={n} is larger than the data dimension d={d}; the decoder must be "
@@ -41,9 +86,12 @@ def checked_settings(dataset: Dataset, s: FitSettings):
                          "fit with engine 'svi' or 'iwae', then sample with `ppl-ident report "
                          "RUN --nuts-obs K` or compare with `ppl-ident compare --engines svi "
                          f"{s.engine}`.")
-    if s.guide not in family.guides:
-        raise InputError(f"Unknown guide {s.guide!r} for fit; choose one of "
-                         f"{', '.join(family.guides)} (ppl-ident compare runs the others).")
+    allowed = family.guides if guides is None else tuple(guides)
+    if s.guide not in allowed:
+        more = " (ppl-ident compare runs the others)" if guides is None and set(
+            family.compare_guides) - set(allowed) else ""
+        raise InputError(f"Unknown guide {s.guide!r} for model {s.model!r}; choose one of "
+                         f"{', '.join(allowed)}{more}.")
     check_applicable(s, family)
     variational = variational_settings(s)
     if s.flow and variational:
@@ -53,13 +101,12 @@ def checked_settings(dataset: Dataset, s: FitSettings):
             "drop them, or fit the variational model with --no-flow.")
     # FLOW_LAYERS is what every variational run records (a resumed one gives it back)
     layers_given = s.flow_layers not in (None, FLOW_LAYERS)
-    noise_given = bool(s.flow_noise)
-    s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s), int(n),
-                         family=family.name, data_dim=d)
+    noise_given = bool(s.flow_noise) or s.flow_noise_sd is not None
     if s.flow_noise_sd is not None and s.flow_noise is False:
         raise InputError("--flow-noise-sd gives the noisy flow's noise, but --no-flow-noise asks "
                          "for the noiseless flow: drop one of them.")
-    noise_given = noise_given or s.flow_noise_sd is not None
+    s = resolve_defaults(s, not variational and family.auto_flow(int(n), d, s), int(n),
+                         family=family.name, data_dim=d)
     if noise_given and not s.flow:
         raise InputError("--flow-noise adds observation noise to the exact flow, which this fit "
                          "does not use (--no-flow, or n and d that rule it out): drop "
@@ -67,23 +114,19 @@ def checked_settings(dataset: Dataset, s: FitSettings):
     if layers_given and not s.flow:
         raise InputError("--flow-layers sets the depth of the exact-likelihood flow model; add "
                          "--flow (or --preset exact), or drop --flow-layers.")
-    s = s._replace(latent_dim=int(n), batch_size=int(min(s.batch_size, family.n_obs(dataset))))
-    return family, family.check_settings(dataset, s)
+    return s._replace(latent_dim=int(n))
 
 
-def build_fit(dataset: Dataset, s: FitSettings, u, labels, *, guide: str | None = None):
+def build_fit(dataset: Dataset, s: FitSettings, u, labels):
     """The model, the engine and the restarts' key of a fit with checked settings ``s``.
 
     Everything is derived from ``s.seed``, so :func:`fit_model`, :func:`resume_run` and the
-    comparison harness build the same model and engine from the same settings. ``guide``
-    overrides ``s.guide`` (the harness compares non-amortised guides too).
+    comparison harness build the same model and engine from the same settings.
     """
     family = family_of(s.model)
     _require_resolved(s, family.name)
     k_model, k_fit = jax.random.split(jax.random.PRNGKey(s.seed))
     config = family.spec_config(s, dataset, u, labels)
-    if guide is not None:
-        config["guide"] = guide
     spec = family.build(s.model, k_model, **config)
     return spec, make_engine(spec, s, family.engine_batch(s, dataset)), k_fit
 

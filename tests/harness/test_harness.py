@@ -11,6 +11,7 @@ import pytest
 from ppl_ident.errors import InputError
 from ppl_ident.harness import ENGINE_PRESETS, load_grid, make_grid, to_dataset
 from ppl_ident.harness.metrics import time_to_threshold
+from ppl_ident.harness.run import build_cell
 from ppl_ident.inference import ELBOS, build_engine, fit_batched
 from ppl_ident.families import build_model
 
@@ -23,19 +24,21 @@ def tiny(small_data):
     return jnp.asarray(data.x), jnp.asarray(data.u)
 
 
-# One row per engine preset (NUTS lives in another module): every engine fits two seeds as one
+# One row per engine preset (NUTS lives in another module; "default" is the flow on n = d):
+# every engine, built as a cell builds it (checked settings, build_fit), fits two seeds as one
 # vectorised program and its loss falls. Width 16 keeps compilation short.
-@pytest.mark.parametrize("preset", [p for p in ENGINE_PRESETS if p != "nuts"])
-def test_engine_table_fits_and_loss_falls(tiny, preset):
-    x, u = tiny
-    opts = dict(ENGINE_PRESETS[preset])
-    spec = build_model("ivae", n_latent=2, data_dim=2, n_domains=5, width=16, depth=1,
-                       guide=opts.get("guide", "encoder"))
-    kw = {k: opts[k] for k in ("elbo", "num_particles") if k in opts}
-    engine = build_engine(opts["engine"], spec, batch_size=64, **kw)
+@pytest.mark.parametrize("preset", [p for p in ENGINE_PRESETS if p not in ("nuts", "default")])
+def test_engine_table_fits_and_loss_falls(small_data, preset):
+    data, _ = small_data
+    small = dict(width=16, depth=1, batch_size=64, **({"flow_layers": 2}
+                                                      if preset == "flow" else {}))
+    grid = make_grid(data=dict(latent_dim=2, domains=5), engines={preset: small}, seeds=2,
+                     steps=120)
+    b = build_cell(grid.cells()[0], data)
+    assert b.settings.flow == (preset == "flow")
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    states, losses, finite, _, _ = fit_batched(engine, keys, x, u, 120, chunk_size=120,
-                                               progress=False)
+    states, losses, finite, _, _ = fit_batched(b.engine, keys, data.x, b.u, 120,
+                                               chunk_size=120, progress=False)
     assert losses.shape == (2, 120) and finite.all()
     # Minibatch losses are noisy: compare means of the first and last 30 steps. Every engine
     # starts from random networks, so the fall is large (x2 or more) in 120 steps.
@@ -43,7 +46,7 @@ def test_engine_table_fits_and_loss_falls(tiny, preset):
     if preset == "autonormal":
         # Non-amortised: one (loc, scale) per observation at the full data size, though every
         # step sees a subsample of 64 (NumPyro indexes the parameters by the plate's subsample).
-        params = jax.vmap(engine.get_params)(states)
+        params = jax.vmap(b.engine.get_params)(states)
         assert params["z_auto_loc"].shape == (2, 300, 2) and "encoder$params" not in params
 
 
@@ -299,3 +302,90 @@ def test_a_cell_whose_seeds_diverge_stops_and_says_so(tmp_path):
     for row in rec["rows"]:
         assert row["stop_reason"].startswith("diverged: ") and row["num_steps"] < 400
         assert np.isfinite(row["mcc"])
+
+
+def test_grid_checks_every_cell_as_fit_does():
+    """Every cell's settings pass `ppl-ident fit`'s own check when the grid is made: every bad
+    value is named at once, a setting of the other family and the variational settings of an
+    exact flow are refused, and an unset `flow` is decided as `fit` decides it."""
+    with pytest.raises(InputError, match="Engine 'svi': learning_rate must be > 0, got -1.0; "
+                                         "width must be a positive integer, got 0"):
+        make_grid(engines={"svi": {"learning_rate": -1.0, "width": 0}})
+    with pytest.raises(InputError, match=r"--lag \(lag=2\) applies to the models tivae"):
+        make_grid(engines={"svi": {"lag": 2}})
+    with pytest.raises(InputError, match="--elbo, --guide set the variational model"):
+        make_grid(engines={"svi": {"flow": True}})
+    with pytest.raises(InputError, match="Unknown guide 'autonormal' for model 'tivae'"):
+        make_grid(data=dict(generator="dynamics"), models=["tivae"], engines=["autonormal"])
+    # `default` is what `fit` runs: the exact flow for n = d, the variational model for n < d
+    grid = make_grid(data=dict(latent_dim=2, data_dim=[2, 3]), engines=["default", "svi"])
+    assert [(c.data["data_dim"], c.engine, c.resolved_settings().flow)
+            for c in grid.cells()] == [(2, "default", True), (2, "svi", False),
+                                       (3, "default", True), (3, "svi", False)]
+    assert make_grid(data=dict(latent_dim=2, data_dim=3), engines={"default": {"whiten": False}}
+                     ).cells()[0].resolved_settings().flow is False
+
+
+def test_a_model_on_another_familys_data_is_refused():
+    with pytest.raises(InputError, match="Model 'tivae' \\(sequence family\\) takes the data of "
+                                         "the generator\\(s\\) segments, dynamics, regimes"):
+        make_grid(models=["tivae"])
+    with pytest.raises(InputError, match="compare the models tivae, regime, stationary"):
+        make_grid(data=dict(generator="dynamics"), models=["ivae"])
+    with pytest.raises(InputError, match="labels u are hidden"):
+        make_grid(data=dict(generator="regimes"), models=["tivae"])
+    with pytest.raises(InputError, match="'nuts': the nuts sampler runs one chain per "
+                                         "observation"):
+        make_grid(data=dict(generator="dynamics"), models=["stationary"], engines=["nuts"])
+    with pytest.raises(InputError, match="Unknown data setting\\(s\\) \\['points_per_domain'\\] "
+                                         "for the dynamics generator"):
+        make_grid(data=dict(generator="dynamics", points_per_domain=10), models=["tivae"])
+    with pytest.raises(InputError, match="different model families"):
+        make_grid(data=dict(generator=["domains", "dynamics"]))
+    # without models, the data family's default model
+    assert make_grid(data=dict(generator="regimes")).models == ("regime",)
+    assert make_grid(data=dict(generator="dynamics")).models == ("tivae",)
+
+
+def test_a_default_model_cell_is_fit_models_fit(tmp_path):
+    """One fit path: a cell of the default engine on n = d data is the exact flow, and its
+    seed 0 is `fit_model`'s fit with the same settings (same MCC and ELBO)."""
+    from ppl_ident.harness.run import cell_data, run_cell
+    from ppl_ident.workflow import fit_model
+
+    grid = make_grid(data=TINY, engines={"default": dict(
+        width=8, flow_layers=2)}, seeds=[0], steps=40, eval_every=40,
+        metrics=["mcc", "elbo", "calibration_90"])
+    cell = grid.cells()[0]
+    assert cell.resolved_settings().flow
+    row = json.loads(Path(run_cell(cell, tmp_path)).read_text())["rows"][0]
+    train, _, _ = cell_data(cell.data)
+    fitted = fit_model(train, cell.fit_settings())
+    assert fitted.settings.flow and fitted.metrics["stop_reason"] == "completed"
+    np.testing.assert_allclose(row["mcc"], fitted.metrics["mcc"], atol=1e-5)
+    np.testing.assert_allclose(row["elbo_per_obs"], fitted.metrics["elbo_per_obs"], rtol=1e-5)
+    assert row["calibration_90_status"].startswith("not applicable: the exact flow's z")
+
+
+def test_a_sequence_cell_scores_every_step(tmp_path):
+    """A cell of the temporal iVAE on simulated sequences (64 sequences x 4 steps): the cell's
+    MCC is `fit_model`'s (over every step of every sequence); the per-observation importance
+    weights say why they do not apply."""
+    from ppl_ident.harness.run import cell_data, run_cell
+    from ppl_ident.workflow import fit_model
+
+    grid = make_grid(data=dict(generator="dynamics", latent_dim=2, sequences=64, length=4),
+                     models=["tivae"], engines={"svi": dict(width=8, depth=1)}, seeds=[0],
+                     steps=30, eval_every=30, metrics=["mcc", "elbo", "psis_khat"])
+    cell = grid.cells()[0]
+    assert cell.setting == "dynamics-n2-d2-B64-T4-ds0"
+    row = json.loads(Path(run_cell(cell, tmp_path)).read_text())["rows"][0]
+    train, heldout, truth = cell_data(cell.data)
+    assert train.x.shape == (64, 4, 2) and heldout is None
+    fitted = fit_model(train, cell.fit_settings())
+    np.testing.assert_allclose(row["mcc"], fitted.metrics["mcc"], atol=1e-5)
+    assert 0 < row["mcc"] < 1 and {"mcc_dim0", "mcc_dim1"} <= set(row)
+    # the ELBO per observation is per time step: fit_model's
+    np.testing.assert_allclose(row["elbo_per_obs"], fitted.metrics["elbo_per_obs"], rtol=1e-5)
+    assert row["psis_khat_status"].startswith("not applicable: its importance weights are "
+                                              "one per independent observation")

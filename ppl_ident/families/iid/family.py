@@ -10,6 +10,7 @@ from ppl_ident.diagnostics.mcc import matched_r2, mcc
 from ppl_ident.diagnostics.noise import noise_report
 from ppl_ident.errors import InputError, warn_identifiability
 from ppl_ident.families.base import EVAL_ROWS, ModelFamily, ModelSpec, evaluation_rows
+from ppl_ident.families.iid import cells
 from ppl_ident.families.iid.build import build_iid_model
 from ppl_ident.families.iid.checks import (check_data, check_run, learned_prior_at,
                                            learned_prior_table, run_activity)
@@ -41,6 +42,12 @@ class IIDFamily(ModelFamily):
     report_sections = ("summary", "loss", "agreement", "prior", "latents", "posterior_sd",
                        "truth", "forest", "calibration", "nuts", "ppc", "marginal", "jacobian",
                        "variability")
+    titles = {"ivae": "iVAE", "vae": "VAE"}
+    generators = (cells.GENERATOR,)
+    #: the amortised encoders, and the non-amortised guides whose gap to them a comparison
+    #: measures (AutoNormal: the amortisation gap; AutoSemiDAIS)
+    compare_guides = guides + ("autonormal", "semidais")
+    row_latents = True
 
     def prior_depends_on_u(self, spec):
         return spec.config["name"] == "ivae"
@@ -148,6 +155,18 @@ class IIDFamily(ModelFamily):
             "evaluation_rows": int(len(rows)),
             **checks,
         }
+
+    def data_axes(self, generator):
+        return cells.data_axes()
+
+    def setting_label(self, setting):
+        return cells.setting_label(setting)
+
+    def simulate_setting(self, setting, heldout_fraction):
+        return cells.simulate_setting(setting, heldout_fraction)
+
+    def heldout_rows(self, dataset, fraction):
+        return cells.heldout_rows(dataset, fraction)
 
     def check_data(self, dataset, truth, **options) -> dict:
         return check_data(dataset, truth, **options)

@@ -16,6 +16,7 @@ from ppl_ident.diagnostics.sequences import match_regimes, sequence_mcc, transit
 from ppl_ident.errors import InputError, warn_identifiability
 from ppl_ident.families.base import ModelFamily, ModelSpec
 from ppl_ident.families.predict import encode_chunked
+from ppl_ident.families.sequence import cells
 from ppl_ident.families.sequence.build import SEQUENCE_GUIDES, build_sequence_model
 from ppl_ident.families.sequence.checks import check_sequence_data, check_sequence_run
 from ppl_ident.families.sequence.idata import sequence_inference_data
@@ -38,6 +39,9 @@ class SequenceFamily(ModelFamily):
     report_sections = ("summary", "loss", "agreement", "trajectories", "calibration", "regimes",
                        "transitions", "jacobian", "variability", "skipped")
     rank_hint = "simulate sequences with `ppl-ident simulate --generator dynamics`"
+    titles = {"tivae": "temporal iVAE", "regime": "hidden-regime model",
+              "stationary": "stationary model"}
+    generators = tuple(cells.FIELDS)
 
     def prepare_inputs(self, u, model, labels=None):
         return prepare_sequence_inputs(u, model, labels)
@@ -116,11 +120,11 @@ class SequenceFamily(ModelFamily):
             mean, _ = encode_chunked(fitted.spec, fitted.params, dataset.x, u,
                                      max(1, 4096 // steps))
             mean = np.asarray(mean)
-            pear = sequence_mcc(dataset.z, mean)
+            pear = self.score_latents(dataset.z, mean)
             n = dataset.z.shape[-1]
             out.update({
                 "mcc": pear.score,
-                "mcc_spearman": sequence_mcc(dataset.z, mean, method="spearman").score,
+                "mcc_spearman": self.score_latents(dataset.z, mean, method="spearman").score,
                 "mcc_per_dim": np.abs(pear.per_dim).tolist(),
                 "matching": pear.matching.tolist(),
                 "r2_per_dim": matched_r2(dataset.z.reshape(-1, n),
@@ -156,6 +160,27 @@ class SequenceFamily(ModelFamily):
                     out["trans_matrix_max_abs_error"] = err["max_abs"]
                     out["trans_matrix_frobenius_error"] = err["frobenius"]
         return out
+
+    def score_latents(self, z_true, z_hat, method="pearson"):
+        return sequence_mcc(z_true, z_hat, method)
+
+    def data_axes(self, generator):
+        return cells.data_axes(generator)
+
+    def check_setting(self, setting, model):
+        cells.check_setting(setting, model, self.prepare_inputs)
+
+    def setting_label(self, setting):
+        return cells.setting_label(setting)
+
+    def simulate_setting(self, setting, heldout_fraction):
+        # no rows are held out: the held-out likelihood is per i.i.d. row (row_latents)
+        data, truth = cells.simulate_setting(setting)
+        return data, None, truth
+
+    def default_model(self, setting):
+        # the temporal iVAE needs the labels u that the hidden-regime generator hides
+        return "tivae" if setting.get("generator") in cells.OBSERVED_U else "regime"
 
     def check_data(self, dataset, truth, **options) -> dict:
         return check_sequence_data(dataset, truth, **options)
