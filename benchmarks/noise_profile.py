@@ -9,8 +9,8 @@ true sd (``fit --flow-noise-sd``) and once learning it, and scored on 250 held-o
 domain (same domains, mixing and noise) by the importance-sampled ``log p(x | u)``
 (:func:`ppl_ident.inference.marginal.log_marginal_likelihood`, 256 draws of the fit's own
 posterior per row). Where the likelihood peaks near factor 1 the data identify the noise; where
-it is flat or falls towards factor 1, a flexible mixing absorbs the noise and no
-likelihood-based fit can learn it. Also written: the learned noise over the truth (per column),
+it is flat or falls towards factor 1, a flexible mixing absorbs the noise and maximum
+likelihood does not recover it. Also written: the learned noise over the truth (per column),
 and the MCC of the posterior mean (evaluation only).
 
 Usage::

@@ -97,8 +97,8 @@ def build_iid_model(name, key, *, n_latent, data_dim, n_domains=None, aux_dim=No
                              f"{', residual variance' if len(white) == 3 else ''}); got shapes "
                              f"{white[0].shape} and {white[1].shape}.")
     common = dict(n_latent=n_latent, data_dim=data_dim, noise_scale=noise_scale, whiten=white,
-                  noise_init=noise_init, flow=mods.get("flow"), flow_noise=bool(flow and flow_noise),
-                  flow_noise_sd=None if flow_noise_sd is None else float(flow_noise_sd))
+                  noise_init=noise_init, flow=mods.get("flow"),
+                  flow_noise=bool(flow and flow_noise), flow_noise_sd=None if flow_noise_sd is None else float(flow_noise_sd))
     if identifiable:
         model = partial(ivae, decoder=mods.get("decoder"), n_domains=n_domains,
                         aux_net=mods.get("prior_net"), prior=prior,
